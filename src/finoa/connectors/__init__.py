@@ -1,0 +1,1 @@
+"""Connectors: plug-ins that speak to OA and finance systems (F4)."""

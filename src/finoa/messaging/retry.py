@@ -1,0 +1,122 @@
+"""Error classes and the retry policy (F5).
+
+One table maps what went wrong (an HTTP status or an exception) to an error class; the class
+decides whether a delivery is retried, and when. Connectors never invent their own rules.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+
+class ErrorClass(StrEnum):
+    """Why a delivery failed, and so what happens next."""
+
+    TRANSIENT = "transient"  # retry with capped exponential backoff + jitter
+    RATE_LIMITED = "rate_limited"  # retry after the peer's Retry-After
+    AUTH = "auth"  # refresh credentials, then retry
+    PERMANENT = "permanent"  # dead-letter at once
+    CONFIG = "config"  # dead-letter at once: fix the configuration, then replay
+
+
+RETRYABLE = frozenset({ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH})
+
+# The one table from HTTP status to error class. Anything not listed: 5xx transient, 4xx permanent.
+HTTP_STATUS_CLASSES: dict[int, ErrorClass] = {
+    401: ErrorClass.AUTH,
+    403: ErrorClass.AUTH,
+    404: ErrorClass.CONFIG,
+    405: ErrorClass.CONFIG,
+    408: ErrorClass.TRANSIENT,
+    409: ErrorClass.TRANSIENT,
+    425: ErrorClass.TRANSIENT,
+    429: ErrorClass.RATE_LIMITED,
+}
+
+# Exceptions raised by the HTTP client, most specific first.
+EXCEPTION_CLASSES: tuple[tuple[type[BaseException], ErrorClass], ...] = (
+    (httpx.TimeoutException, ErrorClass.TRANSIENT),
+    (httpx.NetworkError, ErrorClass.TRANSIENT),
+    (httpx.RemoteProtocolError, ErrorClass.TRANSIENT),
+    (httpx.UnsupportedProtocol, ErrorClass.CONFIG),
+    (httpx.InvalidURL, ErrorClass.CONFIG),
+    (ConnectionError, ErrorClass.TRANSIENT),
+    (TimeoutError, ErrorClass.TRANSIENT),
+)
+
+
+def classify_status(status: int) -> ErrorClass:
+    """Error class of an HTTP status that is not a success."""
+    if status in HTTP_STATUS_CLASSES:
+        return HTTP_STATUS_CLASSES[status]
+    if status >= 500:
+        return ErrorClass.TRANSIENT
+    return ErrorClass.PERMANENT
+
+
+def classify_exception(exc: BaseException) -> ErrorClass:
+    """Error class of an exception raised while talking to a peer."""
+    for exc_type, error_class in EXCEPTION_CLASSES:
+        if isinstance(exc, exc_type):
+            return error_class
+    return ErrorClass.PERMANENT
+
+
+class DeliveryError(Exception):
+    """A delivery failed; `error_class` says what happens next."""
+
+    def __init__(
+        self, error_class: ErrorClass, reason: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+        self.reason = reason
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> DeliveryError:
+        retry_after: float | None = None
+        header = response.headers.get("retry-after")
+        if header:
+            try:
+                retry_after = max(0.0, float(header))
+            except ValueError:
+                retry_after = None
+        body = response.text[:300]
+        return cls(
+            classify_status(response.status_code),
+            f"HTTP {response.status_code} from {response.request.url.path}: {body}",
+            retry_after=retry_after,
+        )
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> DeliveryError:
+        return cls(classify_exception(exc), f"{type(exc).__name__}: {exc}".strip())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter."""
+
+    base_seconds: float = 0.2
+    cap_seconds: float = 60.0
+    max_attempts: int = 8
+
+    def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+    def next_step(
+        self, error: DeliveryError, attempts: int, *, rng: random.Random | None = None
+    ) -> float | None:
+        """Seconds until the next try, or None to dead-letter now."""
+        if error.error_class not in RETRYABLE or attempts >= self.max_attempts:
+            return None
+        if error.error_class is ErrorClass.RATE_LIMITED and error.retry_after is not None:
+            return min(self.cap_seconds, error.retry_after)
+        return self.delay(attempts, rng=rng)

@@ -1,0 +1,1 @@
+"""Security: webhook signatures, system tokens, the tamper-evident audit chain (F12)."""
