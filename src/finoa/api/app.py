@@ -1,0 +1,59 @@
+"""The FastAPI application: routes under /api/v1, problem+json errors, the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from finoa import __version__
+from finoa.api import problems
+from finoa.api.limits import BodySizeLimit
+from finoa.api.routes import auth, claims, operations, tasks, webhooks
+from finoa.config import Settings
+from finoa.runtime import build_dispatcher, ensure_chart, new_http_client, prepare_database
+from finoa.services.context import Hub
+
+
+def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = True) -> FastAPI:
+    """The hub's HTTP application. `dispatch` runs the outbox dispatcher in-process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(prepare_database, settings)
+        hub = Hub.create(settings, pool_size=20)
+        await asyncio.to_thread(ensure_chart, hub)
+        app.state.hub = hub
+        http = new_http_client(settings)
+        dispatcher = build_dispatcher(hub, http) if dispatch else None
+        app.state.dispatcher = dispatcher
+        runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
+        try:
+            yield
+        finally:
+            if dispatcher and runner:
+                dispatcher.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(runner, 10)
+            await http.aclose()
+            hub.close()
+
+    app = FastAPI(
+        title="finoa",
+        version=__version__,
+        description="The open finance ⇄ OA integration hub (财务-OA 一体化集成中台).",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    api = "/api/v1"
+    app.include_router(auth.router, prefix=api)
+    app.include_router(claims.router, prefix=api)
+    app.include_router(tasks.router, prefix=api)
+    app.include_router(webhooks.router, prefix=api)
+    app.include_router(operations.router, prefix=api)
+    app.include_router(operations.health_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

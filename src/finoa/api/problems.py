@@ -1,0 +1,131 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from finoa.domain.errors import DomainError
+
+PROBLEM_TYPE = "https://finoa.dev/problems/"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+class ApiProblem(Exception):
+    """Raised by routes and dependencies to answer with a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        kind: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.kind, self.field, self.headers = kind, field, headers
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += ("." if name else "") + str(part)
+    return name or "body"
+
+
+def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        msg = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {})
+        return problem(
+            400,
+            "Malformed JSON",
+            f"the request body is not valid JSON: {msg.get('error', 'parse error')}",
+            kind="malformed-json",
+            field="body",
+        )
+    items = []
+    for e in errors:
+        field = _field_name(tuple(e.get("loc", ())))
+        message = str(e.get("msg", "invalid"))
+        if e.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        elif message.startswith("Value error, "):
+            # model-level checks say "field: reason"
+            message = message[len("Value error, ") :]
+            if ": " in message and field == "body":
+                field, message = message.split(": ", 1)
+        items.append({"field": field, "message": message})
+    first = items[0]
+    return problem(
+        422,
+        "Invalid request",
+        f"{first['field']}: {first['message']}",
+        kind="validation",
+        field=first["field"],
+        errors=items,
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ProblemResponse:
+        return _validation_problem(exc)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> ProblemResponse:
+        detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        kind = type(exc).__name__.replace("Invalid", "invalid-").lower().strip("-")
+        return problem(exc.status, exc.title, detail, kind=kind, field=exc.field)
+
+    @app.exception_handler(ApiProblem)
+    async def _api(_: Request, exc: ApiProblem) -> ProblemResponse:
+        return problem(
+            exc.status, exc.title, exc.detail, kind=exc.kind, field=exc.field, headers=exc.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        return problem(
+            exc.status_code,
+            "Not found" if exc.status_code == 404 else "HTTP error",
+            str(exc.detail),
+            kind=f"http-{exc.status_code}",
+            headers=getattr(exc, "headers", None),
+        )

@@ -1,0 +1,77 @@
+"""Expense claims: submit, read, list."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from finoa.api.deps import HubDep, require
+from finoa.domain.claim import ClaimStatus
+from finoa.schemas import ClaimOut, ClaimPage, ClaimSubmission
+from finoa.security.tokens import Principal
+from finoa.services.claims import submit_claim
+from finoa.services.queries import ClaimFilter, get_claim, list_claims
+
+router = APIRouter(prefix="/claims", tags=["claims"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClaimOut,
+    summary="Submit an expense claim",
+    responses={200: {"description": "Already received: the first claim is returned"}},
+)
+def post_claim(
+    submission: ClaimSubmission,
+    response: Response,
+    hub: HubDep,
+    principal: Annotated[Principal, Depends(require("claims:write"))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ClaimOut:
+    result = submit_claim(
+        hub,
+        submission,
+        source=principal.client_id,
+        actor=f"client:{principal.client_id}",
+        message_id=idempotency_key,
+    )
+    if result.duplicate:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Finoa-Duplicate"] = "true"
+    response.headers["Location"] = f"/api/v1/claims/{result.claim_id}"
+    return get_claim(hub.db, result.claim_id)
+
+
+@router.get("/{claim_id}", response_model=ClaimOut, summary="Read one claim")
+def read_claim(
+    claim_id: str,
+    hub: HubDep,
+    _: Annotated[Principal, Depends(require("claims:read"))],
+) -> ClaimOut:
+    return get_claim(hub.db, claim_id)
+
+
+@router.get("", response_model=ClaimPage, summary="List claims")
+def read_claims(
+    hub: HubDep,
+    _: Annotated[Principal, Depends(require("claims:read"))],
+    status_: Annotated[ClaimStatus | None, Query(alias="status")] = None,
+    applicant_id: str | None = None,
+    department_id: str | None = None,
+    submitted_from: date | None = None,
+    submitted_to: date | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ClaimPage:
+    flt = ClaimFilter(
+        status=status_.value if status_ else None,
+        applicant_id=applicant_id,
+        department_id=department_id,
+        submitted_from=submitted_from,
+        submitted_to=submitted_to,
+    )
+    items, total = list_claims(hub.db, flt, page, page_size)
+    return ClaimPage(items=items, total=total, page=page, page_size=page_size)

@@ -1,0 +1,75 @@
+"""Health, readiness, loop statistics, dead letters and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import text
+
+from finoa.api.deps import HubDep, require
+from finoa.api.problems import ApiProblem
+from finoa.security.tokens import Principal
+from finoa.services.operations import replay_dead_letters
+from finoa.services.queries import dead_letters, loop_stats
+from finoa.store.db import current_revision
+
+router = APIRouter(tags=["operations"])
+health_router = APIRouter(tags=["operations"])
+
+
+@health_router.get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health_router.get("/ready", summary="Readiness: database reachable and migrated")
+def ready(hub: HubDep) -> dict[str, Any]:
+    try:
+        with hub.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        revision = current_revision(hub.settings.effective_database_url)
+    except Exception as exc:
+        raise ApiProblem(
+            503, "Not ready", f"database: {type(exc).__name__}", kind="not-ready", field="database"
+        ) from None
+    if revision is None:
+        raise ApiProblem(
+            503,
+            "Not ready",
+            "database: not migrated (finoa db upgrade)",
+            kind="not-ready",
+            field="database",
+        )
+    return {"status": "ready", "schema_revision": revision}
+
+
+@router.get("/stats", summary="Counts along the loop and submit→written-back latency")
+def stats(hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]) -> dict[str, Any]:
+    return loop_stats(hub.db)
+
+
+@router.get("/dead-letters", summary="Messages that could not be delivered, with the reason")
+def list_dead_letters(
+    hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]
+) -> list[dict[str, Any]]:
+    return dead_letters(hub.db)
+
+
+@router.post("/dead-letters/{letter_id}/replay", summary="Send one dead letter again")
+async def replay_one(
+    letter_id: int, hub: HubDep, p: Annotated[Principal, Depends(require("ops:replay"))]
+) -> dict[str, Any]:
+    ids = await run_in_threadpool(
+        replay_dead_letters, hub.db, [letter_id], actor=f"client:{p.client_id}"
+    )
+    return {"replayed": ids}
+
+
+@router.post("/dead-letters/replay", summary="Send every dead letter again")
+async def replay_all(
+    hub: HubDep, p: Annotated[Principal, Depends(require("ops:replay"))]
+) -> dict[str, Any]:
+    ids = await run_in_threadpool(replay_dead_letters, hub.db, None, actor=f"client:{p.client_id}")
+    return {"replayed": ids}

@@ -1,0 +1,36 @@
+"""Approval tasks: decide."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from finoa.api.deps import HubDep, require
+from finoa.schemas import DecisionIn
+from finoa.security.tokens import Principal
+from finoa.services.approvals import decide_task
+
+router = APIRouter(prefix="/tasks", tags=["approvals"])
+
+
+@router.post("/{task_id}/decision", summary="Approve or reject an approval task")
+def post_decision(
+    task_id: str,
+    decision: DecisionIn,
+    hub: HubDep,
+    principal: Annotated[Principal, Depends(require("tasks:decide"))],
+) -> dict[str, str]:
+    result = decide_task(
+        hub,
+        task_id,
+        decision.approver_id,
+        decision.decision == "approve",
+        decision.comment,
+        actor=f"employee:{decision.approver_id} via client:{principal.client_id}",
+    )
+    return {
+        "task_id": result.task_id,
+        "claim_id": result.claim_id,
+        "claim_status": result.claim_status,
+    }

@@ -1,0 +1,322 @@
+"""The `finoa` command line (F17)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finoa.config import Settings, load_settings
+
+app = typer.Typer(help="finoa — the open finance ⇄ OA integration hub.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and migrations.", no_args_is_help=True)
+sim_app = typer.Typer(help="Vendor simulators, each its own HTTP server.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+masterdata_app = typer.Typer(help="Master data: org, employees, accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sim_app, name="sim")
+app.add_typer(audit_app, name="audit")
+app.add_typer(masterdata_app, name="masterdata")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _settings(config: Path | None, data_dir: Path | None = None, **overrides: object) -> Settings:
+    if config is not None and not config.exists():
+        _fail(f"--config: {config} does not exist")
+    try:
+        return load_settings(config, data_dir=data_dir, **overrides)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"configuration: {exc}")
+        raise  # unreachable
+
+
+def _uvicorn_options() -> dict[str, object]:
+    options: dict[str, object] = {"log_level": "warning", "access_log": False}
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    try:
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    except ImportError:
+        pass
+    return options
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    no_dispatch: Annotated[
+        bool, typer.Option("--no-dispatch", help="Do not deliver the outbox in this process")
+    ] = False,
+) -> None:
+    """Run the hub: API, webhooks and the outbox dispatcher."""
+    import uvicorn
+
+    from finoa.api.app import create_app
+
+    settings = _settings(config, data_dir, host=host, port=port)
+    console.print(f"finoa serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run(
+        create_app(settings, dispatch=not no_dispatch),
+        host=settings.host,
+        port=settings.port,
+        **_uvicorn_options(),  # type: ignore[arg-type]
+    )
+
+
+@app.command()
+def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Deliver the outbox (for deployments that run the API and delivery apart)."""
+    from finoa.runtime import build_dispatcher, new_http_client, prepare_database
+    from finoa.services.context import Hub
+
+    settings = _settings(config, data_dir)
+    prepare_database(settings)
+
+    async def main() -> None:
+        hub = Hub.create(settings)
+        http = new_http_client(settings)
+        try:
+            await build_dispatcher(hub, http).run()
+        finally:
+            await http.aclose()
+            hub.close()
+
+    console.print("finoa worker delivering the outbox (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply database migrations."""
+    from finoa.store.db import current_revision, upgrade
+
+    settings = _settings(config, data_dir)
+    upgrade(settings.effective_database_url, revision)
+    console.print(f"database at revision {current_revision(settings.effective_database_url)}")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Show the database's migration revision."""
+    from finoa.store.db import current_revision
+
+    settings = _settings(config, data_dir)
+    console.print(current_revision(settings.effective_database_url) or "not migrated")
+
+
+@masterdata_app.command("load")
+def masterdata_load(
+    file: Annotated[
+        Path | None, typer.Argument(help="YAML file; the sample company if absent")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Load org units, employees, cost centers, projects and the chart of accounts."""
+    from finoa.runtime import prepare_database
+    from finoa.services.masterdata import load_masterdata
+    from finoa.store.uow import Database
+
+    if file is not None and not file.exists():
+        _fail(f"file: {file} does not exist")
+    settings = _settings(config, data_dir)
+    prepare_database(settings)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        counts = load_masterdata(db, file)
+    except KeyError as exc:
+        _fail(f"file: a record lacks the field {exc}")
+        raise
+    finally:
+        db.dispose()
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(help="One type, e.g. ExpenseClaim")] = None,
+) -> None:
+    """Print the data dictionary: JSON Schemas of the public types, with Chinese labels."""
+    from finoa.schemas import PUBLIC_TYPES, data_dictionary
+
+    if name is None:
+        document = data_dictionary()
+    elif name in PUBLIC_TYPES:
+        document = PUBLIC_TYPES[name].model_json_schema()
+    else:
+        _fail(f"name: unknown type {name!r}; one of {', '.join(PUBLIC_TYPES)}")
+        return
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Recompute the audit hash chain; name the first broken link."""
+    from finoa.services.audit_trail import verify_audit_chain
+    from finoa.store.uow import Database
+
+    settings = _settings(config, data_dir)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        report = verify_audit_chain(db)
+    finally:
+        db.dispose()
+    if report.ok:
+        console.print(f"audit chain intact: {report.checked} events verified")
+        return
+    err.print(
+        f"[red]audit chain broken[/red] at event {report.first_broken_seq}: {report.reason} "
+        f"({report.checked} events before it verified)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    letter_id: Annotated[list[int] | None, typer.Option("--id", help="Dead letter id")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Send dead letters again (the running hub delivers them)."""
+    from finoa.domain.errors import DomainError
+    from finoa.services.operations import replay_dead_letters
+    from finoa.services.queries import dead_letters
+    from finoa.store.uow import Database
+
+    settings = _settings(config, data_dir)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        if not letter_id and not all_:
+            letters = dead_letters(db)
+            table = Table("id", "destination", "action", "document", "class", "reason")
+            for d in letters:
+                table.add_row(
+                    str(d["id"]),
+                    d["destination"],
+                    d["action"],
+                    d["aggregate_id"],
+                    d["error_class"] or "",
+                    (d["reason"] or "")[:80],
+                )
+            console.print(table)
+            console.print("replay with --id N or --all")
+            return
+        try:
+            ids = replay_dead_letters(db, None if all_ else letter_id, actor="cli")
+        except DomainError as exc:
+            _fail(str(exc))
+            return
+    finally:
+        db.dispose()
+    console.print(f"replayed {len(ids)} dead letter(s): {', '.join(map(str, ids)) or '-'}")
+
+
+@app.command()
+def connectors() -> None:
+    """List installed connectors and their manifests."""
+    from finoa.connectors.registry import available_connectors
+
+    table = Table("name", "kind", "direction", "actions", "auth", "batch")
+    for name, factory in sorted(available_connectors().items()):
+        m = factory.manifest
+        table.add_row(name, m.kind, m.direction, ", ".join(m.actions), m.auth, str(m.max_batch))
+    console.print(table)
+
+
+@sim_app.command("oa")
+def sim_oa(
+    port: Annotated[int, typer.Option(help="Listen port")] = 8701,
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    hub_url: Annotated[str | None, typer.Option(help="The hub to send webhooks to")] = None,
+    reject_rate: Annotated[float, typer.Option(help="Share of todos the approvers reject")] = 0.1,
+    auto_decide: Annotated[bool, typer.Option(help="Simulated approvers decide todos")] = True,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the generic OA simulator (todos, status write-back, simulated approvers)."""
+    from finoa.connectors.generic_rest.oa_simulator import run_oa_simulator
+
+    if not 0 <= reject_rate <= 1:
+        _fail("--reject-rate: must be between 0 and 1")
+    settings = _settings(config, data_dir)
+    console.print(f"OA simulator on http://{host}:{port}")
+    run_oa_simulator(
+        host,
+        port,
+        settings.data_dir / "sim-oa",
+        settings.oa_api_key,
+        hub_url or f"http://{settings.host}:{settings.port}",
+        settings.oa_webhook_secret,
+        reject_rate,
+        auto_decide,
+    )
+
+
+@sim_app.command("erp")
+def sim_erp(
+    port: Annotated[int, typer.Option(help="Listen port")] = 8702,
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the generic ERP simulator (vouchers with idempotency keys)."""
+    from finoa.connectors.generic_rest.erp_simulator import run_erp_simulator
+
+    settings = _settings(config, data_dir)
+    console.print(f"ERP simulator on http://{host}:{port}")
+    run_erp_simulator(host, port, settings.data_dir / "sim-erp", settings.erp_api_key)
+
+
+@app.command()
+def demo(
+    claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,
+    exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when done")] = False,
+    data_dir: DataDirOpt = None,
+    port: Annotated[int, typer.Option(help="Hub port")] = 8700,
+    seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
+) -> None:
+    """Run the whole loop on the embedded default: hub, simulators, claims, approvals."""
+    from finoa.demo import run_demo
+
+    if claims < 1:
+        _fail("--claims: must be at least 1")
+    raise typer.Exit(
+        run_demo(claims, exit_when_done, data_dir or Path("finoa-data/demo"), port, seed, console)
+    )
+
+
+if __name__ == "__main__":
+    app()

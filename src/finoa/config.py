@@ -1,0 +1,160 @@
+"""Settings: embedded defaults, overridden by `finoa.yaml` and `FINOA_*` environment variables.
+
+Secrets (token signing key, webhook secret, API keys, client secrets) come from the
+environment or from `<data_dir>/secrets.json`, which is created with random values on first
+use so the embedded default needs no file at all. Secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finoa.security.signatures import new_secret
+
+DEFAULT_DATA_DIR = Path("finoa-data")
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """A system allowed to call the API with OAuth 2.0 client credentials."""
+
+    client_id: str
+    secret: str
+    scopes: tuple[str, ...]
+
+
+ALL_SCOPES = (
+    "claims:read",
+    "claims:write",
+    "tasks:decide",
+    "ops:replay",
+    "ops:read",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8700
+    token_secret: str = ""
+    token_ttl_seconds: int = 900
+    oa_webhook_secret: str = ""
+    oa_base_url: str = "http://127.0.0.1:8701"
+    oa_api_key: str = ""
+    erp_base_url: str = "http://127.0.0.1:8702"
+    erp_api_key: str = ""
+    max_body_bytes: int = 1_048_576
+    webhook_tolerance_seconds: int = 300
+    clients: tuple[ApiClient, ...] = ()
+    connector_timeout_seconds: float = 5.0
+    dispatcher_batch: int = 500
+    dispatcher_concurrency: int = 16
+    max_attempts: int = 8
+    retry_base_seconds: float = 0.2
+    retry_cap_seconds: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'finoa.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def client(self, client_id: str) -> ApiClient | None:
+        return next((c for c in self.clients if c.client_id == client_id), None)
+
+
+def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "secrets.json"
+    wanted = {
+        "token_secret": lambda: secrets.token_urlsafe(48),
+        "oa_webhook_secret": new_secret,
+        "oa_api_key": lambda: secrets.token_urlsafe(24),
+        "erp_api_key": lambda: secrets.token_urlsafe(24),
+        "admin_client_secret": lambda: secrets.token_urlsafe(24),
+    }
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    missing = {k: make() for k, make in wanted.items() if k not in stored}
+    if missing:
+        stored.update(missing)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    return stored
+
+
+def _parse_clients(raw: str) -> tuple[ApiClient, ...]:
+    """`id:secret:scope1,scope2;id2:secret2:*` -> clients."""
+    clients = []
+    for item in filter(None, (part.strip() for part in raw.split(";"))):
+        client_id, secret, scopes = (item.split(":", 2) + ["*"])[:3]
+        scope_tuple = ALL_SCOPES if scopes in ("", "*") else tuple(scopes.split(","))
+        clients.append(ApiClient(client_id, secret, scope_tuple))
+    return tuple(clients)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings: defaults < finoa.yaml < FINOA_* environment < explicit overrides."""
+    env = os.environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["FINOA_CONFIG"]) if env.get("FINOA_CONFIG") else None)
+    if path is None and Path("finoa.yaml").exists():
+        path = Path("finoa.yaml")
+    if path is not None:
+        values.update(yaml.safe_load(path.read_text()) or {})
+    simple = {
+        "data_dir": Path,
+        "database_url": str,
+        "host": str,
+        "port": int,
+        "token_secret": str,
+        "oa_webhook_secret": str,
+        "oa_base_url": str,
+        "oa_api_key": str,
+        "erp_base_url": str,
+        "erp_api_key": str,
+        "max_body_bytes": int,
+        "connector_timeout_seconds": float,
+        "max_attempts": int,
+    }
+    for name, cast in simple.items():
+        env_value = env.get(f"FINOA_{name.upper()}")
+        if env_value:
+            values[name] = cast(env_value)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "data_dir" in values:
+        values["data_dir"] = Path(values["data_dir"])
+    data_dir = values.get("data_dir", DEFAULT_DATA_DIR)
+    stored = _load_or_create_secrets(data_dir)
+    for key in ("token_secret", "oa_webhook_secret", "oa_api_key", "erp_api_key"):
+        if not values.get(key):
+            values[key] = stored[key]
+    clients = list(_parse_clients(env.get("FINOA_CLIENTS", "")))
+    for spec in values.pop("clients", []) or []:
+        if isinstance(spec, ApiClient):
+            clients.append(spec)
+        else:
+            clients.append(
+                ApiClient(spec["client_id"], spec["secret"], tuple(spec.get("scopes", ALL_SCOPES)))
+            )
+    if not any(c.client_id == "finoa-admin" for c in clients):
+        clients.append(ApiClient("finoa-admin", stored["admin_client_secret"], ALL_SCOPES))
+    known = set(Settings.__dataclass_fields__)
+    extra = {k: v for k, v in values.items() if k not in known}
+    settings_values = {k: v for k, v in values.items() if k in known}
+    return Settings(clients=tuple(clients), extra=extra, **settings_values)

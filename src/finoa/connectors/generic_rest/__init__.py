@@ -1,0 +1,70 @@
+"""Generic REST connectors (`generic-oa`, `generic-erp`) and their simulators.
+
+This module holds what both connector clients share: the config schema and its parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "base_url": {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^https?://",
+            "description": "Root URL of the peer, e.g. https://oa.example.com",
+        },
+        "api_key": {
+            "type": "string",
+            "minLength": 1,
+            "writeOnly": True,
+            "description": "Sent as `Authorization: Bearer <api_key>`",
+        },
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 5,
+            "description": "Per-request timeout",
+        },
+    },
+    "required": ["base_url", "api_key"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class RestConfig:
+    """Validated connector config."""
+
+    base_url: str
+    api_key: str
+    timeout_seconds: float = 5.0
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any]) -> RestConfig:
+        """Check a config dict against CONFIG_SCHEMA; raise ValueError naming the bad field."""
+        unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]))
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        base_url = config.get("base_url")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url: required, an http(s) URL")
+        api_key = config.get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise ValueError("api_key: required, a non-empty string")
+        timeout = config.get("timeout_seconds", 5)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError("timeout_seconds: must be a positive number")
+        return cls(base_url.rstrip("/"), api_key, float(timeout))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "authorization": f"Bearer {self.api_key}",
+            "content-type": "application/json",
+            "accept": "application/json",
+        }

@@ -1,0 +1,108 @@
+"""The hub's client to a generic REST ERP: posts vouchers with an Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+
+from finoa.connectors.base import (
+    ConnectorKind,
+    ConnectorManifest,
+    DeliveryResult,
+    Direction,
+    OutboundMessage,
+)
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig
+from finoa.messaging.retry import DeliveryError, ErrorClass
+
+ACTION = "voucher.post"
+
+
+class GenericERPConnector:
+    """Posts one voucher per message to `POST /api/vouchers`."""
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        name="generic-erp",
+        kind=ConnectorKind.ERP,
+        direction=Direction.OUTBOUND,
+        actions=(ACTION,),
+        config_schema=CONFIG_SCHEMA,
+        auth="bearer",
+        max_batch=1,
+        description="Generic REST ERP: vouchers posted with an Idempotency-Key.",
+    )
+
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._config: RestConfig | None = None
+        self._config_error = ""
+        try:
+            self._config = RestConfig.parse(config)
+        except ValueError as exc:
+            self._config_error = f"generic-erp config: {exc}"
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        """Post each voucher in turn; one result per message, in order."""
+        return [await self._post(message) for message in messages]
+
+    async def _post(self, message: OutboundMessage) -> DeliveryResult:
+        if self._config is None:
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, self._config_error))
+        if message.action != ACTION:
+            reason = f"generic-erp has no action {message.action!r}; it knows {ACTION!r}"
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
+        config = self._config
+        try:
+            response = await self._http.post(
+                f"{config.base_url}/api/vouchers",
+                content=orjson.dumps(message.payload),
+                headers={**config.headers(), "idempotency-key": message.idempotency_key},
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            return DeliveryResult(error=DeliveryError.from_exception(exc))
+        if not response.is_success:
+            return DeliveryResult(error=DeliveryError.from_response(response))
+        try:
+            return DeliveryResult(response=_json_object(response))
+        except ValueError as exc:
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, str(exc)))
+
+    async def query_voucher(self, idempotency_key: str) -> dict[str, Any] | None:
+        """The voucher posted under a key, or None; raises DeliveryError when the ERP fails."""
+        if self._config is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        config = self._config
+        try:
+            response = await self._http.get(
+                f"{config.base_url}/api/vouchers",
+                params={"idempotency_key": idempotency_key},
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            raise DeliveryError.from_exception(exc) from exc
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise DeliveryError.from_response(response)
+        try:
+            return _json_object(response)
+        except ValueError as exc:
+            raise DeliveryError(ErrorClass.PERMANENT, str(exc)) from exc
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"malformed answer from {response.request.url.path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"malformed answer from {response.request.url.path}: not an object")
+    return data

@@ -1,0 +1,534 @@
+"""ERP simulator: a Kingdee-style voucher API over SQLite, with injectable faults.
+
+It also holds the machinery the OA simulator shares: faults, SQLite, problem answers, serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib.util
+import random
+import re
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+import yaml
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+# ---------------------------------------------------------------------------------------------
+# Shared simulator machinery (also used by oa_simulator)
+# ---------------------------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HANG_SECONDS = 60.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_response(
+    data: Any,
+    status: int = 200,
+    *,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> Response:
+    return Response(
+        orjson.dumps(data),
+        status_code=status,
+        media_type=media_type,
+        headers=headers,
+        background=background,
+    )
+
+
+class Problem(Exception):
+    """Raised by a handler; answered as `application/problem+json`."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def response(self) -> Response:
+        body = {"status": self.status, "title": self.title, "detail": self.detail, **self.extra}
+        return json_response(
+            body, self.status, media_type="application/problem+json", headers=self.headers
+        )
+
+
+async def _problem_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+def install_problems(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _problem_handler)
+
+
+def bearer_guard(api_key: str) -> Callable[[Request], Awaitable[None]]:
+    """A FastAPI dependency refusing requests without `Authorization: Bearer <api_key>`."""
+    expected = f"Bearer {api_key}".encode()
+
+    async def check(request: Request) -> None:
+        got = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(got, expected):
+            problem = Problem(401, "Unauthorized", "missing or wrong bearer api key")
+            problem.headers["www-authenticate"] = "Bearer"
+            raise problem
+
+    return check
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "Bad request", f"body is not JSON: {exc}") from None
+
+
+class FaultSpec(BaseModel):
+    """The body of `POST /_sim/faults`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int = Field(0, ge=0, le=600_000)
+    error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    error_status: int = Field(503, ge=400, le=599)
+    timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
+    drop_rate: float = Field(0.0, ge=0.0, le=1.0)
+    count: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+
+class FaultState:
+    """The active faults and what they did; drawn once per `/api/*` request."""
+
+    def __init__(self) -> None:
+        self.spec: FaultSpec | None = None
+        self.remaining: int | None = None
+        self.rng = random.Random()
+        self.counts = {"requests": 0, "errors": 0, "timeouts": 0, "drops": 0}
+
+    def set(self, spec: FaultSpec) -> None:
+        self.spec = spec
+        self.remaining = spec.count
+        self.rng = random.Random(spec.seed)
+
+    def clear(self) -> None:
+        self.spec = None
+        self.remaining = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "active": self.spec.model_dump() if self.spec else None,
+            "remaining": self.remaining,
+            "injected": {k: v for k, v in self.counts.items() if k != "requests"},
+        }
+
+    def draw(self) -> tuple[float, str | None]:
+        """Seconds of latency and the fault (`error`, `timeout`, `drop` or None) for a request."""
+        self.counts["requests"] += 1
+        spec = self.spec
+        if spec is None:
+            return 0.0, None
+        if self.remaining is not None:
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.clear()
+        fault: str | None = None
+        # Always draw all three so a seed gives the same sequence whatever the rates.
+        e, t, d = self.rng.random(), self.rng.random(), self.rng.random()
+        if e < spec.error_rate:
+            fault = "error"
+        elif t < spec.timeout_rate:
+            fault = "timeout"
+        elif d < spec.drop_rate:
+            fault = "drop"
+        if fault is not None:
+            self.counts[fault + "s"] += 1
+        return spec.latency_ms / 1000, fault
+
+
+class FaultMiddleware:
+    """Pure ASGI middleware applying FaultState to `/api/*` requests."""
+
+    def __init__(self, app: ASGIApp, state: FaultState, hang_seconds: float = HANG_SECONDS):
+        self.app = app
+        self.state = state
+        self.hang_seconds = hang_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        spec = self.state.spec
+        latency, fault = self.state.draw()
+        if latency:
+            await asyncio.sleep(latency)
+        if fault == "error":
+            status = spec.error_status if spec else 503
+            problem = Problem(status, "Injected fault", f"simulated HTTP {status}")
+            if status in (429, 503):
+                problem.headers["retry-after"] = "1"
+            await problem.response()(scope, receive, send)
+        elif fault == "timeout":
+            await self._hang_then_504(scope, receive, send)
+        elif fault == "drop":
+
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await self._hang_then_504(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _hang_then_504(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Never answer while the client waits; give up after hang_seconds."""
+
+        async def until_disconnect() -> bool:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return True
+
+        try:
+            await asyncio.wait_for(until_disconnect(), self.hang_seconds)
+        except TimeoutError:
+            problem = Problem(504, "Injected fault", "simulated hang")
+            await problem.response()(scope, receive, send)
+
+
+def add_sim_routes(app: FastAPI, faults: FaultState) -> None:
+    """`/_sim/faults` routes for a simulator app."""
+
+    @app.post("/_sim/faults")
+    async def set_faults(spec: FaultSpec) -> Response:
+        faults.set(spec)
+        return json_response(faults.snapshot())
+
+    @app.get("/_sim/faults")
+    async def get_faults() -> Response:
+        return json_response(faults.snapshot())
+
+    @app.delete("/_sim/faults")
+    async def clear_faults() -> Response:
+        faults.clear()
+        return json_response(faults.snapshot())
+
+
+def open_database(path: Path, schema: str) -> sqlite3.Connection:
+    """A WAL-mode SQLite connection in autocommit mode (use `transaction` to write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.executescript(schema)
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run an app with uvicorn: uvloop and httptools when available, quiet logs."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The ERP
+# ---------------------------------------------------------------------------------------------
+
+PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+ERP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vouchers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    erp_id TEXT NOT NULL UNIQUE,
+    erp_voucher_no TEXT NOT NULL,
+    voucher_word TEXT NOT NULL,
+    period TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    digest TEXT NOT NULL,
+    body TEXT NOT NULL,
+    result TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (period, voucher_word, seq)
+);
+CREATE INDEX IF NOT EXISTS vouchers_no ON vouchers (erp_voucher_no);
+"""
+
+
+def load_chart() -> dict[str, str]:
+    """The chart of accounts: code -> Chinese name (finoa.domain/chart_of_accounts.yaml)."""
+    text = resources.files("finoa.domain").joinpath("chart_of_accounts.yaml").read_text("utf-8")
+    accounts = yaml.safe_load(text)["accounts"]
+    return {str(code): str(row[0]) for code, row in accounts.items()}
+
+
+def request_digest(body: Any) -> str:
+    """sha256 of the canonical JSON of a request body."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_voucher(body: Any, chart: dict[str, str]) -> list[str]:
+    """What a real ERP would refuse in a voucher; empty when it posts."""
+    if not isinstance(body, dict):
+        return ["the voucher must be a JSON object"]
+    errors: list[str] = []
+    period = body.get("period")
+    period_ok = isinstance(period, str) and PERIOD_RE.match(period) is not None
+    if not period_ok:
+        errors.append(f"period {period!r} is not 'YYYY-MM'")
+    word = body.get("voucher_word", "记")
+    if not isinstance(word, str) or not 1 <= len(word) <= 4:
+        errors.append(f"voucher_word {word!r} is not a voucher word such as '记'")
+    raw_date = body.get("date")
+    try:
+        voucher_date = date.fromisoformat(raw_date) if isinstance(raw_date, str) else None
+    except ValueError:
+        voucher_date = None
+    if voucher_date is None:
+        errors.append(f"date {raw_date!r} is not 'YYYY-MM-DD'")
+    elif period_ok and voucher_date.isoformat()[:7] != period:
+        errors.append(f"date {raw_date} is outside period {period}")
+    currency = body.get("currency", "CNY")
+    if not isinstance(currency, str) or not CURRENCY_RE.match(currency):
+        errors.append(f"currency {currency!r} is not an ISO 4217 code")
+    entries = body.get("entries")
+    if not isinstance(entries, list) or not entries:
+        errors.append("entries must be a non-empty list")
+        return errors
+    total_debit = total_credit = 0
+    amounts_ok = True
+    for index, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            errors.append(f"entry {index}: not an object")
+            amounts_ok = False
+            continue
+        label = f"entry {entry.get('line', index)}"
+        code = entry.get("account_code")
+        if not isinstance(code, str) or code not in chart:
+            errors.append(f"{label}: account {code!r} does not exist in the chart of accounts")
+        debit, credit = entry.get("debit_fen", 0), entry.get("credit_fen", 0)
+        sides_ok = True
+        for name, value in (("debit_fen", debit), ("credit_fen", credit)):
+            if not _is_int(value):
+                errors.append(f"{label}: {name} must be an integer number of fen, got {value!r}")
+                sides_ok = False
+            elif value < 0:
+                errors.append(f"{label}: {name} must not be negative, got {value}")
+                sides_ok = False
+        if not sides_ok:
+            amounts_ok = False
+            continue
+        if (debit > 0) == (credit > 0):
+            errors.append(f"{label}: exactly one of debit_fen and credit_fen must be positive")
+            amounts_ok = False
+        total_debit += debit
+        total_credit += credit
+    if amounts_ok and total_debit != total_credit:
+        errors.append(f"unbalanced: debits {total_debit} fen != credits {total_credit} fen")
+    return errors
+
+
+def _voucher_view(row: sqlite3.Row) -> dict[str, Any]:
+    body = orjson.loads(row["body"])
+    return {
+        **orjson.loads(row["result"]),
+        "idempotency_key": row["idempotency_key"],
+        "source_ref": body.get("source_ref"),
+        "hub_voucher_no": body.get("hub_voucher_no"),
+        "created_at": row["created_at"],
+        "voucher": body,
+    }
+
+
+def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
+    """The ERP simulator app; its vouchers live in `data_dir/erp.sqlite3`."""
+    conn = open_database(Path(data_dir) / "erp.sqlite3", ERP_SCHEMA)
+    chart = load_chart()
+    faults = FaultState()
+    counts = {"duplicates": 0, "rejected": 0}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        conn.close()
+
+    app = FastAPI(title="finoa ERP simulator", lifespan=lifespan)
+    install_problems(app)
+    app.add_middleware(FaultMiddleware, state=faults)
+    api = APIRouter(prefix="/api", dependencies=[Depends(bearer_guard(api_key))])
+
+    def stored(key: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM vouchers WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return row
+
+    def replay(row: sqlite3.Row, digest: str) -> Response:
+        if row["digest"] != digest:
+            counts["rejected"] += 1
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                f"Idempotency-Key {row['idempotency_key']!r} was used for a different voucher "
+                f"({row['erp_voucher_no']})",
+            )
+        counts["duplicates"] += 1
+        return json_response(orjson.loads(row["result"]), 200)
+
+    @api.post("/vouchers")
+    async def post_voucher(request: Request) -> Response:
+        key = request.headers.get("idempotency-key", "").strip()
+        if not key or len(key) > 255:
+            raise Problem(400, "Bad request", "an Idempotency-Key header (1-255 chars) is required")
+        body = await read_json(request)
+        digest = request_digest(body)
+        # No await from here on: one event loop serialises posts; the UNIQUE key guards the rest.
+        row = stored(key)
+        if row is not None:
+            return replay(row, digest)
+        errors = validate_voucher(body, chart)
+        if errors:
+            counts["rejected"] += 1
+            raise Problem(422, "Voucher rejected", "; ".join(errors), errors=errors)
+        period, word = body["period"], body.get("voucher_word", "记")
+        with transaction(conn):
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM vouchers"
+                " WHERE period = ? AND voucher_word = ?",
+                (period, word),
+            ).fetchone()
+            erp_id = uuid.uuid4().hex
+            number = f"{word}-{seq:04d}"
+            result = {"erp_voucher_no": number, "erp_id": erp_id, "period": period}
+            inserted = conn.execute(
+                "INSERT INTO vouchers (erp_id, erp_voucher_no, voucher_word, period, seq,"
+                " idempotency_key, digest, body, result, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (
+                    erp_id,
+                    number,
+                    word,
+                    period,
+                    seq,
+                    key,
+                    digest,
+                    orjson.dumps(body).decode(),
+                    orjson.dumps(result).decode(),
+                    now_iso(),
+                ),
+            ).rowcount
+        if not inserted:  # another writer won the race for this key
+            row = stored(key)
+            assert row is not None
+            return replay(row, digest)
+        return json_response(result, 201)
+
+    @api.get("/vouchers")
+    async def find_voucher(idempotency_key: str | None = None) -> Response:
+        if not idempotency_key:
+            raise Problem(400, "Bad request", "query parameter idempotency_key is required")
+        row = stored(idempotency_key)
+        if row is None:
+            raise Problem(404, "Not found", f"no voucher under key {idempotency_key!r}")
+        return json_response(_voucher_view(row))
+
+    @api.get("/vouchers/{erp_voucher_no}")
+    async def get_voucher(erp_voucher_no: str, period: str | None = None) -> Response:
+        rows = conn.execute(
+            "SELECT * FROM vouchers WHERE (erp_voucher_no = ? OR erp_id = ?)"
+            " AND (? IS NULL OR period = ?) ORDER BY id",
+            (erp_voucher_no, erp_voucher_no, period, period),
+        ).fetchall()
+        if not rows:
+            raise Problem(404, "Not found", f"no voucher {erp_voucher_no}")
+        if len(rows) > 1:
+            periods = [r["period"] for r in rows]
+            raise Problem(
+                409,
+                "Ambiguous voucher number",
+                f"{erp_voucher_no} exists in periods {periods}; add ?period=YYYY-MM",
+                periods=periods,
+            )
+        return json_response(_voucher_view(rows[0]))
+
+    app.include_router(api)
+    add_sim_routes(app, faults)
+
+    @app.get("/_sim/stats")
+    async def stats() -> Response:
+        (vouchers,) = conn.execute("SELECT COUNT(*) FROM vouchers").fetchone()
+        return json_response(
+            {
+                "vouchers": vouchers,
+                "duplicates": counts["duplicates"],
+                "requests": faults.counts["requests"],
+                "rejected": counts["rejected"],
+                "faults": faults.snapshot(),
+            }
+        )
+
+    @app.get("/_sim/vouchers")
+    async def all_vouchers() -> Response:
+        rows = conn.execute("SELECT * FROM vouchers ORDER BY id").fetchall()
+        return json_response([_voucher_view(row) for row in rows])
+
+    return app
+
+
+def run_erp_simulator(host: str, port: int, data_dir: Path | str, api_key: str) -> None:
+    """Serve the ERP simulator until interrupted."""
+    serve(create_erp_app(Path(data_dir), api_key), host, port)

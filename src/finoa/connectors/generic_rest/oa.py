@@ -1,0 +1,127 @@
+"""The hub's client to a generic REST OA: pushes approval todos and writes claim status back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+
+from finoa.connectors.base import (
+    ConnectorKind,
+    ConnectorManifest,
+    DeliveryResult,
+    Direction,
+    OutboundMessage,
+)
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig
+from finoa.messaging.retry import DeliveryError, ErrorClass
+
+ACTION_PATHS: dict[str, str] = {
+    "todo.push": "/api/todos:batch",
+    "status.writeback": "/api/status:batch",
+}
+
+
+class GenericOAConnector:
+    """Batches outbox messages into `POST /api/todos:batch` or `POST /api/status:batch`."""
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        name="generic-oa",
+        kind=ConnectorKind.OA,
+        direction=Direction.BOTH,
+        actions=tuple(ACTION_PATHS),
+        config_schema=CONFIG_SCHEMA,
+        auth="bearer",
+        max_batch=100,
+        description="Generic REST OA: approval todos and status write-back; signed webhooks in.",
+    )
+
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._config: RestConfig | None = None
+        self._config_error = ""
+        try:
+            self._config = RestConfig.parse(config)
+        except ValueError as exc:
+            self._config_error = f"generic-oa config: {exc}"
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        """Send messages sharing one action; one result per message, in order."""
+        if not messages:
+            return []
+        if self._config is None:
+            return _fail_all(messages, DeliveryError(ErrorClass.CONFIG, self._config_error))
+        actions = {m.action for m in messages}
+        if len(actions) != 1:
+            reason = f"one batch must share one action, got {sorted(actions)}"
+            return _fail_all(messages, DeliveryError(ErrorClass.CONFIG, reason))
+        action = actions.pop()
+        path = ACTION_PATHS.get(action)
+        if path is None:
+            reason = f"generic-oa has no action {action!r}; it knows {list(ACTION_PATHS)}"
+            return _fail_all(messages, DeliveryError(ErrorClass.CONFIG, reason))
+        results: list[DeliveryResult] = []
+        size = self.manifest.max_batch
+        for start in range(0, len(messages), size):
+            results.extend(await self._post(self._config, path, messages[start : start + size]))
+        return results
+
+    async def _post(
+        self, config: RestConfig, path: str, messages: Sequence[OutboundMessage]
+    ) -> list[DeliveryResult]:
+        try:
+            items = [{**m.payload, "idempotency_key": m.idempotency_key} for m in messages]
+            response = await self._http.post(
+                config.base_url + path,
+                content=orjson.dumps({"items": items}),
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            return _fail_all(messages, DeliveryError.from_exception(exc))
+        if not response.is_success:
+            return _fail_all(messages, DeliveryError.from_response(response))
+        try:
+            results = orjson.loads(response.content)["results"]
+            if not isinstance(results, list):
+                raise TypeError("results is not a list")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            reason = f"malformed answer from {path}: {type(exc).__name__}: {exc}"
+            return _fail_all(messages, DeliveryError(ErrorClass.PERMANENT, reason))
+        by_key = {
+            r["idempotency_key"]: r
+            for r in results
+            if isinstance(r, dict) and isinstance(r.get("idempotency_key"), str)
+        }
+        out: list[DeliveryResult] = []
+        for index, message in enumerate(messages):
+            item = by_key.get(message.idempotency_key)
+            if item is None and index < len(results) and isinstance(results[index], dict):
+                item = results[index]
+            out.append(_item_result(message, item))
+        return out
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""
+
+
+def _item_result(message: OutboundMessage, item: dict[str, Any] | None) -> DeliveryResult:
+    key = message.idempotency_key
+    if item is None:
+        return DeliveryResult(
+            error=DeliveryError(ErrorClass.PERMANENT, f"the OA answered no result for {key}")
+        )
+    status = item.get("status")
+    if status in ("ok", "duplicate"):
+        return DeliveryResult(response=item)
+    if status == "error":
+        reason = f"the OA refused {key}: {item.get('error') or 'no reason given'}"
+    else:
+        reason = f"the OA answered status {status!r} for {key}"
+    return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+
+
+def _fail_all(messages: Sequence[OutboundMessage], error: DeliveryError) -> list[DeliveryResult]:
+    return [DeliveryResult(error=error) for _ in messages]

@@ -1,0 +1,1 @@
+"""The pure core: money, claims, vouchers, approvers. No I/O, no frameworks."""

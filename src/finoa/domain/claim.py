@@ -1,0 +1,133 @@
+"""Expense claims (报销单): categories, lines, and the status machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from finoa.domain.errors import Conflict, InvalidInput
+
+
+class ExpenseCategory(StrEnum):
+    """Expense categories; each maps to a 6602 sub-account in the voucher rules."""
+
+    TRAVEL = "travel"  # 差旅费
+    LODGING = "lodging"  # 住宿费
+    ENTERTAINMENT = "entertainment"  # 业务招待费
+    TRANSPORT = "transport"  # 交通费
+    OFFICE = "office"  # 办公费
+    COMMUNICATION = "communication"  # 通讯费
+    TRAINING = "training"  # 培训费
+    MEETING = "meeting"  # 会议费
+
+
+CATEGORY_LABELS: dict[ExpenseCategory, str] = {
+    ExpenseCategory.TRAVEL: "差旅费",
+    ExpenseCategory.LODGING: "住宿费",
+    ExpenseCategory.ENTERTAINMENT: "业务招待费",
+    ExpenseCategory.TRANSPORT: "交通费",
+    ExpenseCategory.OFFICE: "办公费",
+    ExpenseCategory.COMMUNICATION: "通讯费",
+    ExpenseCategory.TRAINING: "培训费",
+    ExpenseCategory.MEETING: "会议费",
+}
+
+
+class ClaimStatus(StrEnum):
+    SUBMITTED = "submitted"  # 已提交
+    IN_APPROVAL = "in_approval"  # 审批中
+    APPROVED = "approved"  # 已审批
+    REJECTED = "rejected"  # 已驳回
+    POSTED = "posted"  # 已记账 (voucher in the ERP)
+
+
+STATUS_LABELS: dict[ClaimStatus, str] = {
+    ClaimStatus.SUBMITTED: "已提交",
+    ClaimStatus.IN_APPROVAL: "审批中",
+    ClaimStatus.APPROVED: "已审批",
+    ClaimStatus.REJECTED: "已驳回",
+    ClaimStatus.POSTED: "已记账",
+}
+
+FINAL_STATUSES = frozenset({ClaimStatus.REJECTED, ClaimStatus.POSTED})
+
+ALLOWED_TRANSITIONS: dict[ClaimStatus, frozenset[ClaimStatus]] = {
+    ClaimStatus.SUBMITTED: frozenset({ClaimStatus.IN_APPROVAL}),
+    ClaimStatus.IN_APPROVAL: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED}),
+    ClaimStatus.APPROVED: frozenset({ClaimStatus.POSTED}),
+    ClaimStatus.REJECTED: frozenset(),
+    ClaimStatus.POSTED: frozenset(),
+}
+
+
+def transition(current: ClaimStatus, new: ClaimStatus) -> ClaimStatus:
+    """Return `new` if the claim may move there from `current`, else raise Conflict."""
+    if new not in ALLOWED_TRANSITIONS[current]:
+        raise Conflict("status", f"a claim cannot go from {current} to {new}")
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """One expense line. `amount_fen` is the gross amount paid; `tax_fen` the deductible
+    input VAT included in it (0 when the invoice allows no deduction)."""
+
+    category: ExpenseCategory
+    amount_fen: int
+    tax_fen: int
+    expense_date: date
+    description: str = ""
+    invoice_refs: tuple[str, ...] = ()
+
+    @property
+    def net_fen(self) -> int:
+        return self.amount_fen - self.tax_fen
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    sha256: str
+    size: int
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The canonical expense claim, as finoa holds it."""
+
+    claim_id: str
+    source: str
+    external_id: str
+    version: int
+    applicant_id: str
+    department_id: str
+    currency: str
+    title: str
+    lines: tuple[ClaimLine, ...]
+    cost_center_id: str | None = None
+    project_id: str | None = None
+    attachments: tuple[Attachment, ...] = field(default=())
+
+    @property
+    def total_fen(self) -> int:
+        return sum(line.amount_fen for line in self.lines)
+
+    @property
+    def tax_fen(self) -> int:
+        return sum(line.tax_fen for line in self.lines)
+
+
+def check_lines(lines: tuple[ClaimLine, ...]) -> None:
+    """Business checks beyond types: positive amounts, tax within amount."""
+    if not lines:
+        raise InvalidInput("lines", "a claim needs at least one line")
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        if line.amount_fen <= 0:
+            raise InvalidInput(f"{where}.amount", "must be greater than zero")
+        if line.tax_fen < 0:
+            raise InvalidInput(f"{where}.tax", "must not be negative")
+        if line.tax_fen >= line.amount_fen:
+            raise InvalidInput(f"{where}.tax", "must be less than the line amount")

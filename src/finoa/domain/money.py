@@ -1,0 +1,69 @@
+"""Money as integer 分 (fen) plus currency. Never floats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from finoa.domain.errors import InvalidInput
+
+FEN_PER_YUAN = 100
+MAX_FEN = 10**15  # one trillion yuan per line: far above any claim, far below overflow
+
+
+def yuan_to_fen(value: Decimal | int | str, *, field: str = "amount") -> int:
+    """Convert a yuan amount with at most two decimals to integer fen, exactly."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(field, f"{value!r} is not a decimal number") from None
+    if not amount.is_finite():
+        raise InvalidInput(field, "must be a finite number")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(field, "has more than 2 decimal places")
+    fen = int((amount * FEN_PER_YUAN).to_integral_value())
+    if abs(fen) > MAX_FEN:
+        raise InvalidInput(field, "is too large")
+    return fen
+
+
+def fen_to_yuan(fen: int) -> Decimal:
+    return (Decimal(fen) / FEN_PER_YUAN).quantize(Decimal("0.01"))
+
+
+def format_fen(fen: int) -> str:
+    """1234550 -> '12,345.50'."""
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), FEN_PER_YUAN)
+    return f"{sign}{yuan:,}.{cents:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in fen and its ISO 4217 currency."""
+
+    fen: int
+    currency: str = "CNY"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fen, int) or isinstance(self.fen, bool):
+            raise TypeError("Money.fen must be an int")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.fen + other.fen, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.fen - other.fen, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.fen, self.currency)
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"currency mismatch: {self.currency} vs {other.currency}")
+
+    def __str__(self) -> str:
+        return f"{format_fen(self.fen)} {self.currency}"

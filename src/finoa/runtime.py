@@ -1,0 +1,45 @@
+"""Composition root: builds the hub, its connectors and its dispatcher for a process."""
+
+from __future__ import annotations
+
+import httpx
+
+from finoa.config import Settings
+from finoa.connectors.registry import build_connectors
+from finoa.messaging.dispatcher import Dispatcher
+from finoa.messaging.retry import RetryPolicy
+from finoa.services.context import Hub
+from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
+from finoa.services.vouchers import record_voucher_posted
+from finoa.store.db import upgrade
+
+
+def prepare_database(settings: Settings) -> None:
+    """Embedded default: migrate automatically and make sure the chart of accounts exists."""
+    upgrade(settings.effective_database_url)
+
+
+def ensure_chart(hub: Hub) -> None:
+    if count_accounts(hub.db) < len(chart_of_accounts()):
+        load_masterdata(hub.db, {})
+
+
+def new_http_client(settings: Settings) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    return httpx.AsyncClient(timeout=settings.connector_timeout_seconds, limits=limits)
+
+
+def build_dispatcher(hub: Hub, http: httpx.AsyncClient) -> Dispatcher:
+    settings = hub.settings
+    return Dispatcher(
+        hub.db,
+        build_connectors(settings, http),
+        policy=RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_cap_seconds,
+            max_attempts=settings.max_attempts,
+        ),
+        handlers={("erp", "voucher.post"): record_voucher_posted},
+        batch_size=settings.dispatcher_batch,
+        concurrency=settings.dispatcher_concurrency,
+    )

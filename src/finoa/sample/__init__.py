@@ -1,0 +1,1 @@
+"""Sample master data for the demo and the tests."""

@@ -1,0 +1,281 @@
+"""The published data dictionary (数据字典) and API bodies, as pydantic models.
+
+Field titles carry the Chinese label, descriptions the English meaning; `finoa schema` prints
+the JSON Schemas. Money travels as integer fen (`*_fen`) on the way out; on the way in, amounts
+are decimal yuan with at most two decimals and are converted to fen exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from finoa.domain.claim import ClaimStatus, ExpenseCategory
+
+ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AttachmentIn(_In):
+    name: str = Field(min_length=1, max_length=255, title="附件名称", description="File name")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", title="哈希值", description="SHA-256 of the file, hex"
+    )
+    size: int = Field(ge=0, le=100 * 1024 * 1024, title="大小", description="Size in bytes")
+    content_type: str = Field(
+        default="application/octet-stream", max_length=100, title="类型", description="MIME type"
+    )
+
+
+class ClaimLineIn(_In):
+    category: ExpenseCategory = Field(title="费用类别", description="Expense category")
+    amount: Decimal = Field(
+        gt=0,
+        max_digits=15,
+        decimal_places=2,
+        title="金额",
+        description="Gross amount in yuan, at most 2 decimals, tax included",
+    )
+    tax: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        max_digits=15,
+        decimal_places=2,
+        title="可抵扣进项税额",
+        description="Deductible input VAT included in the amount, in yuan",
+    )
+    expense_date: date = Field(title="费用日期", description="Date the expense was incurred")
+    description: str = Field(default="", max_length=500, title="说明", description="Description")
+    invoice_refs: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        title="发票号码",
+        description="Invoice numbers (数电票 20 digits, or code+number)",
+    )
+
+
+class ClaimSubmission(_In):
+    """An expense claim as submitted by an OA system or a person (报销单)."""
+
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=ID,
+        title="外部单号",
+        description="The claim's id in the submitting system",
+    )
+    version: int = Field(default=1, ge=1, le=1000, title="版本", description="Document version")
+    applicant_id: str = Field(
+        min_length=1, max_length=32, title="申请人", description="Employee id"
+    )
+    department_id: str = Field(
+        min_length=1, max_length=32, title="部门", description="Org unit charged"
+    )
+    cost_center_id: str | None = Field(
+        default=None, max_length=32, title="成本中心", description="Cost center"
+    )
+    project_id: str | None = Field(default=None, max_length=32, title="项目", description="Project")
+    currency: Literal["CNY"] = Field(default="CNY", title="币种", description="ISO 4217 currency")
+    title: str = Field(min_length=1, max_length=200, title="事由", description="Purpose")
+    lines: list[ClaimLineIn] = Field(
+        min_length=1, max_length=200, title="费用明细", description="Expense lines"
+    )
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, max_length=50, title="附件", description="Attachments"
+    )
+
+
+class DecisionIn(_In):
+    """A decision on an approval task (审批意见)."""
+
+    approver_id: str = Field(min_length=1, max_length=32, title="审批人", description="Employee id")
+    decision: Literal["approve", "reject"] = Field(title="审批结果", description="approve / reject")
+    comment: str | None = Field(default=None, max_length=1000, title="意见", description="Comment")
+
+    @model_validator(mode="after")
+    def _reason_for_rejection(self) -> DecisionIn:
+        if self.decision == "reject" and not (self.comment and self.comment.strip()):
+            raise ValueError("comment: a rejection needs a reason")
+        return self
+
+
+class ClaimLineOut(_Out):
+    line_no: int = Field(title="行号")
+    category: ExpenseCategory = Field(title="费用类别")
+    amount_fen: int = Field(title="金额(分)")
+    tax_fen: int = Field(title="进项税额(分)")
+    expense_date: date = Field(title="费用日期")
+    description: str = Field(title="说明")
+    invoice_refs: list[str] = Field(title="发票号码")
+
+
+class AttachmentOut(_Out):
+    name: str = Field(title="附件名称")
+    sha256: str = Field(title="哈希值")
+    size: int = Field(title="大小")
+    content_type: str = Field(title="类型")
+
+
+class ApprovalTaskOut(_Out):
+    """An approval task (审批任务)."""
+
+    id: str = Field(title="任务号")
+    claim_id: str = Field(title="报销单号")
+    role: str = Field(title="审批环节", description="manager / finance_director / cfo")
+    label: str = Field(title="环节名称")
+    assignee_id: str = Field(title="审批人")
+    status: Literal["pending", "approved", "rejected"] = Field(title="状态")
+    comment: str | None = Field(default=None, title="意见")
+    created_at: datetime = Field(title="创建时间")
+    decided_at: datetime | None = Field(default=None, title="审批时间")
+
+
+class VoucherEntryOut(_Out):
+    line: int = Field(title="分录号")
+    account_code: str = Field(title="科目编码")
+    summary: str = Field(title="摘要")
+    debit_fen: int = Field(title="借方金额(分)")
+    credit_fen: int = Field(title="贷方金额(分)")
+    aux_department: str | None = Field(default=None, title="辅助核算-部门")
+    aux_employee: str | None = Field(default=None, title="辅助核算-职员")
+    aux_project: str | None = Field(default=None, title="辅助核算-项目")
+
+
+class VoucherOut(_Out):
+    """An accounting voucher (记账凭证)."""
+
+    id: str = Field(title="凭证ID")
+    claim_id: str = Field(title="报销单号")
+    period: str = Field(title="会计期间", description="YYYY-MM")
+    voucher_no: str = Field(title="凭证号", description="Word and number in the period, 记-0001")
+    voucher_date: date = Field(title="凭证日期")
+    summary: str = Field(title="摘要")
+    currency: str = Field(title="币种")
+    total_fen: int = Field(title="金额(分)")
+    status: Literal["posting", "posted", "reversed"] = Field(title="状态")
+    erp_voucher_no: str | None = Field(default=None, title="ERP凭证号")
+    reversal_of: str | None = Field(default=None, title="冲销凭证")
+    entries: list[VoucherEntryOut] = Field(title="分录")
+
+
+class ClaimOut(_Out):
+    """An expense claim as finoa holds it (报销单)."""
+
+    id: str = Field(title="报销单号")
+    source: str = Field(title="来源系统")
+    external_id: str = Field(title="外部单号")
+    version: int = Field(title="版本")
+    applicant_id: str = Field(title="申请人")
+    department_id: str = Field(title="部门")
+    cost_center_id: str | None = Field(default=None, title="成本中心")
+    project_id: str | None = Field(default=None, title="项目")
+    currency: str = Field(title="币种")
+    title: str = Field(title="事由")
+    total_fen: int = Field(title="金额(分)")
+    tax_fen: int = Field(title="进项税额(分)")
+    status: ClaimStatus = Field(title="状态")
+    reason: str | None = Field(default=None, title="驳回原因")
+    submitted_at: datetime = Field(title="提交时间")
+    updated_at: datetime = Field(title="更新时间")
+    lines: list[ClaimLineOut] = Field(default_factory=list, title="费用明细")
+    attachments: list[AttachmentOut] = Field(default_factory=list, title="附件")
+    tasks: list[ApprovalTaskOut] = Field(default_factory=list, title="审批任务")
+    voucher: VoucherOut | None = Field(default=None, title="凭证")
+
+
+class ClaimPage(BaseModel):
+    items: list[ClaimOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class OrgUnit(_Out):
+    """An org unit (部门)."""
+
+    id: str = Field(title="部门编码")
+    name: str = Field(title="部门名称")
+    parent_id: str | None = Field(default=None, title="上级部门")
+    manager_id: str | None = Field(default=None, title="负责人")
+
+
+class EmployeeOut(_Out):
+    """An employee (员工)."""
+
+    id: str = Field(title="工号")
+    name: str = Field(title="姓名")
+    department_id: str = Field(title="部门")
+    manager_id: str | None = Field(default=None, title="直属上级")
+    role: Literal["employee", "finance_director", "cfo"] = Field(title="角色")
+    email: str | None = Field(default=None, title="邮箱")
+    active: bool = Field(title="在职")
+
+
+class CostCenter(_Out):
+    id: str = Field(title="成本中心编码")
+    name: str = Field(title="成本中心名称")
+    department_id: str | None = Field(default=None, title="所属部门")
+
+
+class Project(_Out):
+    id: str = Field(title="项目编码")
+    name: str = Field(title="项目名称")
+
+
+class Account(_Out):
+    """An account in the chart of accounts (会计科目)."""
+
+    code: str = Field(title="科目编码")
+    name_zh: str = Field(title="科目名称")
+    name_en: str = Field(title="English name")
+    balance_side: Literal["debit", "credit"] = Field(title="余额方向")
+
+
+class AuditEventOut(_Out):
+    """One link of the audit chain (审计事件)."""
+
+    seq: int = Field(title="序号")
+    at: datetime = Field(title="时间")
+    actor: str = Field(title="操作人")
+    action: str = Field(title="动作")
+    object_type: str = Field(title="对象类型")
+    object_id: str = Field(title="对象")
+    data_digest: str = Field(title="数据摘要", description="SHA-256 of the canonical event data")
+    prev_hash: str = Field(title="前一哈希")
+    hash: str = Field(title="哈希值")
+
+
+PUBLIC_TYPES: dict[str, type[BaseModel]] = {
+    "ExpenseClaimSubmission": ClaimSubmission,
+    "ExpenseClaim": ClaimOut,
+    "ApprovalDecision": DecisionIn,
+    "ApprovalTask": ApprovalTaskOut,
+    "Voucher": VoucherOut,
+    "Employee": EmployeeOut,
+    "OrgUnit": OrgUnit,
+    "CostCenter": CostCenter,
+    "Project": Project,
+    "Account": Account,
+    "AuditEvent": AuditEventOut,
+}
+
+
+def data_dictionary() -> dict[str, Any]:
+    """JSON Schemas of every public type, keyed by name."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "finoa data dictionary (数据字典)",
+        "money": "Amounts are integer fen (分) with an ISO 4217 currency; never floats.",
+        "types": {name: model.model_json_schema() for name, model in PUBLIC_TYPES.items()},
+    }

@@ -1,0 +1,158 @@
+"""Approval tasks (审批): open them for the right people, take decisions, route the claim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from finoa.domain.claim import ClaimStatus, transition
+from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from finoa.domain.org import ApprovalRole, resolve_approver
+from finoa.messaging import inbox
+from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
+from finoa.services.context import Hub
+from finoa.services.vouchers import create_claim_voucher
+from finoa.store import repositories as repo
+from finoa.store.tables import approval_tasks, workflow_instances
+from finoa.store.uow import UnitOfWork
+from finoa.workflow.engine import PendingStep, StepNotPending
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    task_id: str
+    claim_id: str
+    claim_status: str
+    duplicate: bool = False
+
+
+def open_tasks(
+    uow: UnitOfWork, claim: dict[str, Any], applicant_id: str, steps: Sequence[PendingStep]
+) -> None:
+    """Create a task per ready step, assigned by role, and push each to the OA todo list."""
+    if not steps:
+        return
+    directory = repo.EmployeeDirectory(uow.conn)
+    applicant = directory.get(applicant_id)
+    if applicant is None:
+        raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
+    holders = directory.role_holders()
+    for step in steps:
+        assignee = resolve_approver(ApprovalRole(step.role), applicant, directory, holders)
+        task = {
+            "id": step.step_id,
+            "claim_id": claim["id"],
+            "role": step.role,
+            "label": step.label,
+            "assignee_id": assignee,
+            "status": "pending",
+            "created_at": uow.now,
+        }
+        uow.conn.execute(insert(approval_tasks).values(**task))
+        uow.audit(
+            "task.opened",
+            "task",
+            step.step_id,
+            {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee},
+        )
+        push_todo(uow, "create", task, claim)
+
+
+def decide_task(
+    hub: Hub,
+    task_id: str,
+    approver_id: str,
+    approve: bool,
+    comment: str | None,
+    *,
+    actor: str,
+    source: str | None = None,
+    message_id: str | None = None,
+) -> DecisionResult:
+    """Record a decision on a pending task and move the claim on."""
+    with hub.db.uow(actor) as uow:
+        conn = uow.conn
+        if source is not None and message_id is not None:
+            earlier = inbox.seen(uow, source, message_id)
+            if earlier is not None:
+                return DecisionResult(
+                    task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
+                )
+        task = repo.task_row(conn, task_id)
+        if task is None:
+            raise NotFound("task_id", f"unknown task {task_id}")
+        claim = repo.claim_row(conn, task.claim_id, lock=True)
+        task = repo.task_row(conn, task_id, lock=True)
+        if task.status != "pending":
+            raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
+        if task.assignee_id != approver_id:
+            raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
+        instance = conn.execute(
+            workflow_instances.select().where(workflow_instances.c.claim_id == claim.id)
+        ).first()
+        try:
+            state = hub.engine.decide(instance.state, task_id, approve, comment)
+        except StepNotPending:
+            raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
+        decision = "approved" if approve else "rejected"
+        conn.execute(
+            update(approval_tasks)
+            .where(approval_tasks.c.id == task_id)
+            .values(status=decision, comment=comment, decided_at=uow.now)
+        )
+        uow.audit(
+            f"task.{decision}",
+            "task",
+            task_id,
+            {"claim_id": claim.id, "approver_id": approver_id, "comment": comment},
+        )
+        ref = claim_ref(claim)
+        push_todo(
+            uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
+        )
+        open_tasks(uow, ref, claim.applicant_id, state.pending)
+        conn.execute(
+            update(workflow_instances)
+            .where(workflow_instances.c.claim_id == claim.id)
+            .values(state=state.state, outcome=state.outcome, updated_at=uow.now)
+        )
+        status = ClaimStatus(claim.status)
+        seq = claim.status_seq
+        if state.outcome == "approved":
+            status = transition(status, ClaimStatus.APPROVED)
+            seq += 1
+            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now)
+            uow.audit("claim.status_changed", "claim", claim.id, {"status": status.value})
+            write_back_status(uow, ref, status.value, seq)
+            create_claim_voucher(hub, uow, claim.id)
+        elif state.outcome == "rejected":
+            status = transition(status, ClaimStatus.REJECTED)
+            seq += 1
+            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
+            uow.audit(
+                "claim.status_changed",
+                "claim",
+                claim.id,
+                {"status": status.value, "reason": comment},
+            )
+            write_back_status(uow, ref, status.value, seq, reason=comment)
+        result = DecisionResult(task_id, claim.id, status.value)
+        if source is not None and message_id is not None:
+            inbox.record(
+                uow,
+                source,
+                message_id,
+                "decision",
+                {
+                    "task_id": task_id,
+                    "approver_id": approver_id,
+                    "approve": approve,
+                    "comment": comment,
+                },
+                {"claim_id": claim.id, "claim_status": status.value},
+            )
+        uow.commit()
+        return result

@@ -1,0 +1,59 @@
+"""What every use case needs: the database, settings, the approval engine and the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from finoa.config import Settings
+from finoa.domain.claim import ExpenseCategory
+from finoa.domain.errors import InvalidInput
+from finoa.domain.voucher import VoucherRules
+from finoa.store.uow import Database
+from finoa.workflow.engine import ApprovalEngine
+
+
+def load_voucher_rules(path: Path | None = None) -> VoucherRules:
+    """Voucher rules from YAML; the shipped defaults when no path is given."""
+    text = (
+        path.read_text(encoding="utf-8")
+        if path
+        else resources.files("finoa.rules").joinpath("voucher_rules.yaml").read_text("utf-8")
+    )
+    raw = yaml.safe_load(text)
+    try:
+        expense = {ExpenseCategory(k): str(v) for k, v in raw["expense_accounts"].items()}
+    except ValueError as exc:
+        raise InvalidInput("expense_accounts", str(exc)) from None
+    return VoucherRules(
+        expense_accounts=expense,
+        input_vat_account=str(raw.get("input_vat_account", "2221.01.01")),
+        payable_account=str(raw.get("payable_account", "2241")),
+        word=str(raw.get("word", "记")),
+    )
+
+
+@dataclass
+class Hub:
+    """The application's services bundle, built once per process."""
+
+    settings: Settings
+    db: Database
+    engine: ApprovalEngine
+    rules: VoucherRules
+
+    @classmethod
+    def create(cls, settings: Settings, *, pool_size: int = 10) -> Hub:
+        rules_path = settings.extra.get("voucher_rules")
+        return cls(
+            settings=settings,
+            db=Database.connect(settings.effective_database_url, pool_size=pool_size),
+            engine=ApprovalEngine(),
+            rules=load_voucher_rules(Path(rules_path) if rules_path else None),
+        )
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,162 @@
+"""Read-side queries: claims with their tasks and voucher, dead letters, loop statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import String, cast, func, literal, select
+
+from finoa.domain.errors import NotFound
+from finoa.schemas import (
+    ApprovalTaskOut,
+    AttachmentOut,
+    ClaimLineOut,
+    ClaimOut,
+    VoucherEntryOut,
+    VoucherOut,
+)
+from finoa.store import repositories as repo
+from finoa.store.tables import attachments, claim_lines, claims, outbox
+from finoa.store.uow import Database
+
+
+@dataclass(frozen=True)
+class ClaimFilter:
+    status: str | None = None
+    applicant_id: str | None = None
+    department_id: str | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+
+
+def get_claim(db: Database, claim_id: str) -> ClaimOut:
+    with db.engine.connect() as conn:
+        row = repo.claim_row(conn, claim_id)
+        if row is None:
+            raise NotFound("claim_id", f"unknown claim {claim_id}")
+        return _claims_out(conn, [row])[0]
+
+
+def list_claims(
+    db: Database, flt: ClaimFilter, page: int, page_size: int
+) -> tuple[list[ClaimOut], int]:
+    stmt = select(claims)
+    if flt.status:
+        stmt = stmt.where(claims.c.status == flt.status)
+    if flt.applicant_id:
+        stmt = stmt.where(claims.c.applicant_id == flt.applicant_id)
+    if flt.department_id:
+        stmt = stmt.where(claims.c.department_id == flt.department_id)
+    if flt.submitted_from:
+        stmt = stmt.where(claims.c.submitted_at >= datetime.combine(flt.submitted_from, time.min))
+    if flt.submitted_to:
+        stmt = stmt.where(claims.c.submitted_at <= datetime.combine(flt.submitted_to, time.max))
+    with db.engine.connect() as conn:
+        total = repo.count(conn, stmt)
+        rows = list(
+            conn.execute(
+                stmt.order_by(claims.c.submitted_at.desc(), claims.c.id.desc())
+                .limit(page_size)
+                .offset((page - 1) * page_size)
+            )
+        )
+        return _claims_out(conn, rows), total
+
+
+def _claims_out(conn: Any, rows: list[Any]) -> list[ClaimOut]:
+    ids = [r.id for r in rows]
+    lines: dict[str, list[ClaimLineOut]] = {i: [] for i in ids}
+    files: dict[str, list[AttachmentOut]] = {i: [] for i in ids}
+    if ids:
+        for line in conn.execute(
+            select(claim_lines)
+            .where(claim_lines.c.claim_id.in_(ids))
+            .order_by(claim_lines.c.line_no)
+        ):
+            lines[line.claim_id].append(ClaimLineOut.model_validate(line))
+        for f in conn.execute(select(attachments).where(attachments.c.claim_id.in_(ids))):
+            files[f.claim_id].append(AttachmentOut.model_validate(f))
+    tasks = repo.tasks_for_claims(conn, ids)
+    result = []
+    for row in rows:
+        voucher = repo.voucher_for_claim(conn, row.id) if row.voucher_id else None
+        result.append(
+            ClaimOut.model_validate(
+                {
+                    **row._mapping,
+                    "lines": lines[row.id],
+                    "attachments": files[row.id],
+                    "tasks": [ApprovalTaskOut.model_validate(t) for t in tasks[row.id]],
+                    "voucher": _voucher_out(*voucher) if voucher else None,
+                }
+            )
+        )
+    return result
+
+
+def _voucher_out(row: Any, entries: list[Any]) -> VoucherOut:
+    return VoucherOut.model_validate(
+        {**row._mapping, "entries": [VoucherEntryOut.model_validate(e) for e in entries]}
+    )
+
+
+def dead_letters(db: Database, limit: int = 100) -> list[dict[str, Any]]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id).limit(limit)
+        )
+        return [
+            {
+                "id": r.id,
+                "destination": r.destination,
+                "action": r.action,
+                "aggregate_type": r.aggregate_type,
+                "aggregate_id": r.aggregate_id,
+                "idempotency_key": r.idempotency_key,
+                "attempts": r.attempts,
+                "error_class": r.error_class,
+                "reason": r.last_error,
+                "payload": r.payload,
+            }
+            for r in rows
+        ]
+
+
+def loop_stats(db: Database) -> dict[str, Any]:
+    """Counts along the loop and submit→written-back latency of claims in a final state."""
+    with db.engine.connect() as conn:
+        by_status = dict(
+            conn.execute(select(claims.c.status, func.count()).group_by(claims.c.status)).all()
+        )
+        by_outbox = dict(
+            conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+        )
+        final_key = (
+            literal("status:") + claims.c.id + literal(":") + cast(claims.c.status_seq, String)
+        )
+        latencies = [
+            float(r[0])
+            for r in conn.execute(
+                select(outbox.c.done_epoch - claims.c.submitted_epoch)
+                .select_from(claims.join(outbox, outbox.c.idempotency_key == final_key))
+                .where(
+                    claims.c.status.in_(["posted", "rejected"]),
+                    outbox.c.status == "done",
+                )
+            )
+        ]
+    latencies.sort()
+    return {
+        "claims": by_status,
+        "outbox": by_outbox,
+        "written_back_final": len(latencies),
+        "latency_p50_ms": _percentile(latencies, 50) * 1000 if latencies else None,
+        "latency_p99_ms": _percentile(latencies, 99) * 1000 if latencies else None,
+    }
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values) + 0.5) - 1))
+    return values[index]

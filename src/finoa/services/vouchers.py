@@ -1,0 +1,211 @@
+"""Vouchers (凭证): generate from an approved claim, post exactly once, reverse (红冲)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from finoa.domain.claim import ClaimStatus, transition
+from finoa.domain.errors import Conflict, NotFound
+from finoa.domain.voucher import (
+    Aux,
+    VoucherDraft,
+    VoucherEntry,
+    build_claim_voucher,
+    format_voucher_no,
+    reversal_of,
+)
+from finoa.messaging.outbox import claim_ref, post_voucher, write_back_status
+from finoa.services.context import Hub
+from finoa.store import repositories as repo
+from finoa.store.tables import claims, voucher_entries, vouchers
+from finoa.store.uow import UnitOfWork
+
+
+def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_id: str) -> str:
+    """Generate, number and queue the posting of an approved claim's voucher."""
+    claim = repo.load_claim(uow.conn, claim_id)
+    applicant = repo.load_employee(uow.conn, claim.applicant_id)
+    draft = build_claim_voucher(
+        claim, hub.rules, uow.now.date(), applicant.name if applicant else ""
+    )
+    voucher_id = f"V{claim_id[2:]}"
+    voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, reversal=None)
+    uow.conn.execute(update(claims).where(claims.c.id == claim_id).values(voucher_id=voucher_id))
+    key = f"finoa-voucher-{voucher_id}"
+    post_voucher(uow, voucher_id, key, erp_body(claim_id, voucher_no, draft))
+    return voucher_id
+
+
+def _store_voucher(
+    uow: UnitOfWork, voucher_id: str, claim_id: str, draft: VoucherDraft, reversal: str | None
+) -> str:
+    number = repo.next_voucher_number(uow.conn, draft.period, draft.word)
+    voucher_no = format_voucher_no(draft.word, number)
+    uow.conn.execute(
+        insert(vouchers).values(
+            id=voucher_id,
+            claim_id=claim_id,
+            period=draft.period,
+            word=draft.word,
+            number=number,
+            voucher_no=voucher_no,
+            voucher_date=draft.voucher_date,
+            summary=draft.summary,
+            currency=draft.currency,
+            total_fen=draft.total_fen,
+            status="posting",
+            idempotency_key=f"finoa-voucher-{voucher_id}",
+            reversal_of=reversal,
+            created_at=uow.now,
+        )
+    )
+    uow.conn.execute(
+        insert(voucher_entries),
+        [
+            {
+                "voucher_id": voucher_id,
+                "line": e.line,
+                "account_code": e.account_code,
+                "summary": e.summary,
+                "debit_fen": e.debit_fen,
+                "credit_fen": e.credit_fen,
+                "aux_department": e.aux.department,
+                "aux_employee": e.aux.employee,
+                "aux_project": e.aux.project,
+            }
+            for e in draft.entries
+        ],
+    )
+    uow.audit(
+        "voucher.created",
+        "voucher",
+        voucher_id,
+        {
+            "claim_id": claim_id,
+            "voucher_no": voucher_no,
+            "period": draft.period,
+            "total_fen": draft.total_fen,
+            "reversal_of": reversal,
+        },
+    )
+    return voucher_no
+
+
+def erp_body(claim_id: str, voucher_no: str, draft: VoucherDraft) -> dict[str, Any]:
+    """The voucher as the generic ERP connector posts it."""
+    return {
+        "source_ref": f"finoa:{claim_id}",
+        "voucher_word": draft.word,
+        "hub_voucher_no": voucher_no,
+        "period": draft.period,
+        "date": draft.voucher_date.isoformat(),
+        "summary": draft.summary,
+        "currency": draft.currency,
+        "entries": [
+            {
+                "line": e.line,
+                "account_code": e.account_code,
+                "summary": e.summary,
+                "debit_fen": e.debit_fen,
+                "credit_fen": e.credit_fen,
+                "aux": {
+                    "department": e.aux.department,
+                    "employee": e.aux.employee,
+                    "project": e.aux.project,
+                },
+            }
+            for e in draft.entries
+        ],
+    }
+
+
+def record_voucher_posted(uow: UnitOfWork, voucher_id: str, response: dict[str, Any]) -> None:
+    """The ERP accepted the voucher: keep its number, mark the claim posted, tell the OA."""
+    voucher = uow.conn.execute(vouchers.select().where(vouchers.c.id == voucher_id)).first()
+    if voucher is None or voucher.status != "posting":
+        return  # already recorded: a replayed delivery changes nothing
+    erp_no = str(response.get("erp_voucher_no") or "")
+    uow.conn.execute(
+        update(vouchers)
+        .where(vouchers.c.id == voucher_id)
+        .values(
+            status="posted",
+            erp_voucher_no=erp_no or None,
+            erp_id=response.get("erp_id"),
+            posted_at=uow.now,
+        )
+    )
+    uow.audit(
+        "voucher.posted",
+        "voucher",
+        voucher_id,
+        {"voucher_no": voucher.voucher_no, "erp_voucher_no": erp_no},
+    )
+    if voucher.reversal_of is not None:
+        return
+    claim = repo.claim_row(uow.conn, voucher.claim_id, lock=True)
+    status = transition(ClaimStatus(claim.status), ClaimStatus.POSTED)
+    seq = claim.status_seq + 1
+    repo.set_claim_status(uow.conn, claim.id, status.value, seq, uow.now)
+    uow.audit(
+        "claim.status_changed",
+        "claim",
+        claim.id,
+        {"status": status.value, "voucher_no": voucher.voucher_no, "erp_voucher_no": erp_no},
+    )
+    write_back_status(
+        uow,
+        claim_ref(claim),
+        status.value,
+        seq,
+        voucher_no=voucher.voucher_no,
+        erp_voucher_no=erp_no,
+    )
+
+
+def reverse_voucher(hub: Hub, voucher_id: str, *, actor: str, on: date | None = None) -> str:
+    """Correct a posted voucher by a red-ink reversal (红字冲销); nothing is deleted."""
+    with hub.db.uow(actor) as uow:
+        row = uow.conn.execute(vouchers.select().where(vouchers.c.id == voucher_id)).first()
+        if row is None:
+            raise NotFound("voucher_id", f"unknown voucher {voucher_id}")
+        if row.reversal_of is not None:
+            raise Conflict("voucher_id", "a reversal cannot itself be reversed")
+        if row.status != "posted":
+            raise Conflict("voucher_id", f"voucher {row.voucher_no} is {row.status}, not posted")
+        original = VoucherDraft(
+            period=row.period,
+            voucher_date=row.voucher_date,
+            word=row.word,
+            summary=row.summary,
+            currency=row.currency,
+            entries=tuple(
+                VoucherEntry(
+                    e.line,
+                    e.account_code,
+                    e.summary,
+                    debit_fen=e.debit_fen,
+                    credit_fen=e.credit_fen,
+                    aux=Aux(e.aux_department, e.aux_employee, e.aux_project),
+                )
+                for e in repo.voucher_lines(uow.conn, voucher_id)
+            ),
+        )
+        draft = reversal_of(original, row.voucher_no, on or uow.now.date())
+        reversal_id = f"R{voucher_id[1:]}"
+        voucher_no = _store_voucher(uow, reversal_id, row.claim_id, draft, reversal=voucher_id)
+        uow.conn.execute(
+            update(vouchers).where(vouchers.c.id == voucher_id).values(status="reversed")
+        )
+        uow.audit("voucher.reversed", "voucher", voucher_id, {"reversal_id": reversal_id})
+        post_voucher(
+            uow,
+            reversal_id,
+            f"finoa-voucher-{reversal_id}",
+            erp_body(row.claim_id, voucher_no, draft),
+        )
+        uow.commit()
+        return reversal_id

@@ -1,0 +1,1 @@
+"""Storage: tables, migrations, the unit of work. SQLite (embedded) or PostgreSQL."""

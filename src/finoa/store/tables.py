@@ -1,0 +1,263 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; keep them in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Money = BigInteger  # integer fen
+
+org_units = Table(
+    "org_units",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("parent_id", String(32)),
+    Column("manager_id", String(32)),
+)
+
+employees = Table(
+    "employees",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("department_id", String(32), ForeignKey("org_units.id"), nullable=False),
+    Column("manager_id", String(32)),
+    Column("role", String(32), nullable=False, default="employee"),
+    Column("email", String(200)),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+cost_centers = Table(
+    "cost_centers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("department_id", String(32)),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name_zh", String(200), nullable=False),
+    Column("name_en", String(200), nullable=False),
+    Column("balance_side", String(8), nullable=False),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("applicant_id", String(32), ForeignKey("employees.id"), nullable=False),
+    Column("department_id", String(32), ForeignKey("org_units.id"), nullable=False),
+    Column("cost_center_id", String(32)),
+    Column("project_id", String(32)),
+    Column("currency", String(3), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("total_fen", Money, nullable=False),
+    Column("tax_fen", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("voucher_id", String(40)),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_epoch", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("status_seq", Integer, nullable=False, default=0),
+    UniqueConstraint("source", "external_id", "version"),
+    Index("ix_claims_status_submitted", "status", "submitted_at"),
+    Index("ix_claims_applicant", "applicant_id"),
+    Index("ix_claims_department", "department_id"),
+)
+
+claim_lines = Table(
+    "claim_lines",
+    metadata,
+    Column("claim_id", String(40), ForeignKey("claims.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("category", String(32), nullable=False),
+    Column("amount_fen", Money, nullable=False),
+    Column("tax_fen", Money, nullable=False),
+    Column("expense_date", Date, nullable=False),
+    Column("description", String(500), nullable=False, default=""),
+    Column("invoice_refs", JSON, nullable=False),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("claim_id", String(40), ForeignKey("claims.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(100), nullable=False),
+)
+
+workflow_instances = Table(
+    "workflow_instances",
+    metadata,
+    Column("claim_id", String(40), ForeignKey("claims.id"), primary_key=True),
+    Column("spec_version", String(64), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("outcome", String(16)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+approval_tasks = Table(
+    "approval_tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("claim_id", String(40), ForeignKey("claims.id"), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("assignee_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / approved / rejected
+    Column("comment", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Index("ix_approval_tasks_claim", "claim_id"),
+    Index("ix_approval_tasks_assignee_status", "assignee_id", "status"),
+)
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("claim_id", String(40), ForeignKey("claims.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("word", String(8), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("voucher_no", String(32), nullable=False),
+    Column("voucher_date", Date, nullable=False),
+    Column("summary", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_fen", Money, nullable=False),
+    Column("status", String(16), nullable=False),  # posting / posted / reversed
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("erp_voucher_no", String(64)),
+    Column("erp_id", String(64)),
+    Column("reversal_of", String(40)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True)),
+    UniqueConstraint("period", "word", "number"),
+    Index("ix_vouchers_claim", "claim_id"),
+)
+
+voucher_entries = Table(
+    "voucher_entries",
+    metadata,
+    Column("voucher_id", String(40), ForeignKey("vouchers.id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("account_code", String(32), nullable=False),
+    Column("summary", String(200), nullable=False),
+    Column("debit_fen", Money, nullable=False),
+    Column("credit_fen", Money, nullable=False),
+    Column("aux_department", String(32)),
+    Column("aux_employee", String(32)),
+    Column("aux_project", String(32)),
+)
+
+voucher_sequences = Table(
+    "voucher_sequences",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("word", String(8), primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("source", String(64), nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("business_key", String(300)),
+    Column("digest", String(64), nullable=False),
+    Column("result", JSON),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "message_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("aggregate_type", String(32), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("ordering_key", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / inflight / done / dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("error_class", String(16)),
+    Column("response", JSON),
+    Column("created_epoch", Float, nullable=False),
+    Column("done_epoch", Float),
+    Index("ix_outbox_due", "status", "next_attempt_at", "id"),
+    Index("ix_outbox_ordering", "ordering_key", "id"),
+    Index("ix_outbox_aggregate", "aggregate_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("data_digest", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_object", "object_type", "object_id"),
+)

@@ -1,0 +1,198 @@
+"""The unit of work: one use case = one transaction that writes the state change, its audit
+events and its outbox messages together. Side effects on other systems happen only later,
+from the outbox, after commit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from finoa.security.audit import GENESIS, digest, link_hash
+from finoa.store.db import make_engine, write_lock
+from finoa.store.tables import audit_events, outbox
+
+AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Database:
+    """An engine plus the hooks to run after a commit that queued outbox messages."""
+
+    engine: Engine
+    after_outbox_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+        return cls(make_engine(url, pool_size=pool_size))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def uow(self, actor: str = "system") -> UnitOfWork:
+        return UnitOfWork(self, actor)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    destination: str
+    action: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    idempotency_key: str
+
+
+class UnitOfWork:
+    """`with db.uow(actor) as uow: ...; uow.commit()` — rolled back unless committed."""
+
+    def __init__(self, db: Database, actor: str) -> None:
+        self.db = db
+        self.actor = actor
+        self._conn: Connection | None = None
+        self._lock = write_lock(db.engine)
+        self._audit: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        self._outbox: list[OutboxMessage] = []
+        self._committed = False
+        self._outbox_changed = False
+        self.now = utcnow()
+
+    def __enter__(self) -> UnitOfWork:
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._conn = self.db.engine.connect()
+            self._conn.begin()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._conn is not None:
+                if not self._committed:
+                    self._conn.rollback()
+                self._conn.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        if self._committed and (self._outbox or self._outbox_changed):
+            for hook in self.db.after_outbox_commit:
+                hook()
+
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "unit of work not entered"
+        return self._conn
+
+    def audit(
+        self,
+        action: str,
+        object_type: str,
+        object_id: str,
+        data: dict[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> None:
+        """Record an audit event; it is chained and written at commit."""
+        self._audit.append((actor or self.actor, action, object_type, object_id, data))
+
+    def enqueue(self, message: OutboxMessage) -> None:
+        """Queue an outbound message; written at commit, delivered after it."""
+        self._outbox.append(message)
+
+    def mark_outbox_changed(self) -> None:
+        """Rows were made due again (a replay): wake the dispatcher after commit."""
+        self._outbox_changed = True
+
+    def commit(self) -> None:
+        self._flush_outbox()
+        self._flush_audit()
+        self.conn.commit()
+        self._committed = True
+
+    def _flush_outbox(self) -> None:
+        if not self._outbox:
+            return
+        now = time.time()
+        rows = [
+            {
+                "aggregate_type": m.aggregate_type,
+                "aggregate_id": m.aggregate_id,
+                "destination": m.destination,
+                "action": m.action,
+                "ordering_key": f"{m.destination}:{m.action}:{m.aggregate_id}",
+                "payload": m.payload,
+                "idempotency_key": m.idempotency_key,
+                "digest": digest(m.payload),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_epoch": now,
+            }
+            for m in self._outbox
+        ]
+        self.conn.execute(insert(outbox), rows)
+
+    def _flush_audit(self) -> None:
+        if not self._audit:
+            return
+        conn = self.conn
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+        head = conn.execute(
+            select(audit_events.c.seq, audit_events.c.hash)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
+        rows = []
+        for actor, action, object_type, object_id, data in self._audit:
+            seq += 1
+            data_digest = digest(data)
+            event_hash = link_hash(
+                prev_hash,
+                seq=seq,
+                at=self.now,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                data_digest=data_digest,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": self.now,
+                    "actor": actor,
+                    "action": action,
+                    "object_type": object_type,
+                    "object_id": object_id,
+                    "data": data,
+                    "data_digest": data_digest,
+                    "prev_hash": prev_hash,
+                    "hash": event_hash,
+                }
+            )
+            prev_hash = event_hash
+        conn.execute(insert(audit_events), rows)
