@@ -7,15 +7,23 @@ are decimal yuan with at most two decimals and are converted to fen exactly.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from finoa.domain.claim import ClaimStatus, ExpenseCategory
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Stored times are UTC; some databases hand them back without a zone.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _In(BaseModel):
@@ -137,8 +145,8 @@ class ApprovalTaskOut(_Out):
     assignee_id: str = Field(title="审批人")
     status: Literal["pending", "approved", "rejected"] = Field(title="状态")
     comment: str | None = Field(default=None, title="意见")
-    created_at: datetime = Field(title="创建时间")
-    decided_at: datetime | None = Field(default=None, title="审批时间")
+    created_at: UtcDatetime = Field(title="创建时间")
+    decided_at: UtcDatetime | None = Field(default=None, title="审批时间")
 
 
 class VoucherEntryOut(_Out):
@@ -186,8 +194,8 @@ class ClaimOut(_Out):
     tax_fen: int = Field(title="进项税额(分)")
     status: ClaimStatus = Field(title="状态")
     reason: str | None = Field(default=None, title="驳回原因")
-    submitted_at: datetime = Field(title="提交时间")
-    updated_at: datetime = Field(title="更新时间")
+    submitted_at: UtcDatetime = Field(title="提交时间")
+    updated_at: UtcDatetime = Field(title="更新时间")
     lines: list[ClaimLineOut] = Field(default_factory=list, title="费用明细")
     attachments: list[AttachmentOut] = Field(default_factory=list, title="附件")
     tasks: list[ApprovalTaskOut] = Field(default_factory=list, title="审批任务")
@@ -246,7 +254,7 @@ class AuditEventOut(_Out):
     """One link of the audit chain (审计事件)."""
 
     seq: int = Field(title="序号")
-    at: datetime = Field(title="时间")
+    at: UtcDatetime = Field(title="时间")
     actor: str = Field(title="操作人")
     action: str = Field(title="动作")
     object_type: str = Field(title="对象类型")

@@ -247,38 +247,41 @@ class _ClaimWorkflow(BpmnWorkflow):  # type: ignore[misc]
 class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
     """Serializes a top-level workflow *without* its spec and restores it onto a given spec.
 
-    The task tree is written in SpiffWorkflow's own layout (ids, parent/children, state, spec
-    name, data delta against the parent), but each task id is converted between ``UUID`` and
-    ``str`` once instead of three times, which is where SpiffWorkflow's converter spends most
-    of its time. Subprocesses (none in the default process) use SpiffWorkflow's converters.
+    Each task is written as in SpiffWorkflow (id, parent, children, state, spec name, data as
+    a delta against the parent's), but as a JSON *list* in creation order, so the state
+    survives stores that reorder object keys (e.g. PostgreSQL ``jsonb``), and each id is
+    converted between ``UUID`` and ``str`` once instead of three times (the main cost of
+    SpiffWorkflow's converter). Subprocesses (none in the default process) use
+    SpiffWorkflow's own converters.
     """
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         convert = self.registry.convert
-        ids = {task_id: str(task_id) for task_id in workflow.tasks}
-        tasks: dict[str, Any] = {}
-        for task_id, task in workflow.tasks.items():
+        clean = self.registry.clean
+        all_tasks = workflow.tasks
+        ids = {task_id: str(task_id) for task_id in all_tasks}
+        tasks: list[dict[str, Any]] = []
+        for task_id, task in all_tasks.items():
+            parent = all_tasks.get(task._parent) if task._parent is not None else None
             entry: dict[str, Any] = {
-                "parent": None,
+                "id": ids[task_id],
+                "parent": ids[parent.id] if parent is not None else None,
                 "children": [ids.get(child) or str(child) for child in task._children],
-                "last_state_change": task.last_state_change,
                 "state": task.state,
                 "task_spec": task.task_spec.name,
                 "triggered": task.triggered,
+                "last_state_change": task.last_state_change,
                 "internal_data": convert(task.internal_data) if task.internal_data else {},
             }
-            parent = workflow.tasks.get(task._parent) if task._parent is not None else None
             if parent is None:
-                entry["data"] = convert(self.registry.clean(task.data))
+                entry["data"] = convert(clean(task.data))
             else:
-                entry["parent"] = ids[parent.id]
-                entry["delta"] = {
-                    "updates": DeepMerge.get_updated_keys(parent.data, task.data),
-                    "deletions": DeepMerge.get_deleted_keys(parent.data, task.data),
-                }
-            tasks[ids[task_id]] = entry
+                updates = DeepMerge.get_updated_keys(parent.data, task.data)
+                deletions = DeepMerge.get_deleted_keys(parent.data, task.data)
+                entry["delta"] = {"updates": clean(updates), "deletions": deletions}
+            tasks.append(entry)
         return {
-            "data": convert(self.registry.clean(workflow.data)),
+            "data": convert(clean(workflow.data)),
             "correlations": workflow.correlations,
             "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
             "success": workflow.success,
@@ -296,15 +299,16 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
             raise ValueError("a workflow spec is required to restore a workflow")
         restore = self.registry.restore
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
-        raw_tasks: dict[str, Any] = dct["tasks"]
-        ids = {key: UUID(key) for key in raw_tasks}
+        raw_tasks: list[dict[str, Any]] = dct["tasks"]
+        ids = {entry["id"]: UUID(entry["id"]) for entry in raw_tasks}
         tasks: dict[UUID, Task] = {}
         workflow.tasks = tasks
-        for key, entry in raw_tasks.items():
+        entries: dict[UUID, dict[str, Any]] = {}
+        for entry in raw_tasks:
             task_spec = spec.task_specs.get(entry["task_spec"])
             if task_spec is None:
                 raise ValueError(f"state refers to unknown task spec {entry['task_spec']!r}")
-            task = Task(workflow, task_spec, state=entry["state"], id=ids[key])
+            task = Task(workflow, task_spec, state=entry["state"], id=ids[entry["id"]])
             parent_key = entry["parent"]
             task._parent = (ids.get(parent_key) or UUID(parent_key)) if parent_key else None
             task._children = [ids.get(child) or UUID(child) for child in entry["children"]]
@@ -314,17 +318,34 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
             task.internal_data = restore(internal) if internal else {}
             if isinstance(task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
                 workflow.event_manager.add_task(task)
-            parent = tasks.get(task._parent) if task._parent is not None else None
-            if parent is None:
-                task.data = restore(entry.get("data", {}))
-            else:
-                delta = entry.get("delta") or {}
-                data = DeepMerge.merge({}, parent.data)
-                data.update(restore(delta.get("updates", {})))
-                for name in delta.get("deletions", ()):
-                    data.pop(name, None)
-                task.data = data
-        workflow.task_tree = tasks[UUID(dct["root"])]
+            entries[task.id] = entry
+
+        # Data is stored as a delta against the parent's: rebuild parents first.
+        done: set[UUID] = set()
+        for task_id in entries:
+            chain: list[UUID] = []
+            current: UUID | None = task_id
+            while current is not None and current not in done:
+                chain.append(current)
+                current = tasks[current]._parent
+                if current is not None and current not in tasks:
+                    current = None
+            for chained_id in reversed(chain):
+                task = tasks[chained_id]
+                entry = entries[chained_id]
+                parent = tasks.get(task._parent) if task._parent is not None else None
+                if parent is None or "delta" not in entry:
+                    task.data = restore(entry.get("data", {}))
+                else:
+                    delta = entry["delta"]
+                    data = DeepMerge.merge({}, parent.data)
+                    data.update(restore(delta.get("updates", {})))
+                    for name in delta.get("deletions", ()):
+                        data.pop(name, None)
+                    task.data = data
+                done.add(chained_id)
+
+        workflow.task_tree = tasks[ids.get(dct["root"]) or UUID(dct["root"])]
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dct["subprocesses"], workflow)
         workflow.bpmn_events = restore(dct.pop("bpmn_events", []))

@@ -97,9 +97,13 @@ class GenericOAConnector:
         }
         out: list[DeliveryResult] = []
         for index, message in enumerate(messages):
-            item = by_key.get(message.idempotency_key)
-            if item is None and index < len(results) and isinstance(results[index], dict):
-                item = results[index]
+            # Results come in order; the key only rescues a peer that reorders them.
+            item = results[index] if index < len(results) else None
+            if not isinstance(item, dict) or item.get("idempotency_key") not in (
+                None,
+                message.idempotency_key,
+            ):
+                item = by_key.get(message.idempotency_key)
             out.append(_item_result(message, item))
         return out
 

@@ -1,0 +1,5 @@
+"""`python -m finoa` runs the CLI."""
+
+from finoa.cli import app
+
+app()
