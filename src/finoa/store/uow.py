@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from finoa.security.audit import GENESIS, digest, link_hash
-from finoa.store.db import make_engine, write_lock
+from finoa.store.db import WRITE_OPTION, make_engine, write_lock
 from finoa.store.tables import audit_events, outbox
 
 AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
@@ -74,7 +74,7 @@ class UnitOfWork:
         if self._lock is not None:
             self._lock.acquire()
         try:
-            self._conn = self.db.engine.connect()
+            self._conn = self.db.engine.connect().execution_options(**{WRITE_OPTION: True})
             self._conn.begin()
         except BaseException:
             if self._lock is not None:

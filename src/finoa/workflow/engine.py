@@ -17,32 +17,42 @@ Process conventions (see the comment at the top of the BPMN file): each userTask
 role with a ``camunda:property name="role"`` (or sits in a lane named after the role), its
 ``name`` is the human label, the approver's decision is stored in the task data as ``approved``
 (and ``comment``), and the process ends in an end event whose id is ``approved`` or
-``rejected``. Expressions are evaluated by SpiffWorkflow's Python engine; FEEL-style ``true``
-and ``false`` are accepted, so the DMN table stays standard for bpmn.io / Camunda Modeler.
+``rejected``. Definitions that break these rules are refused when loaded (``ValueError``).
+Expressions (DMN entries, gateway conditions) are evaluated as Python over the task data, with
+FEEL-style ``true``/``false`` and a few harmless builtins only, so the DMN table stays
+standard for bpmn.io / Camunda Modeler. A process that stops without a pending user task and
+without reaching an end raises ``RuntimeError`` instead of leaving a claim stuck silently.
 
 Performance design
 ------------------
 * Parsing BPMN+DMN costs milliseconds, so it happens once per process: specs are cached at
   module level by file path (re-validated by a cheap ``stat``) and by ``spec_version``
-  (a SHA-256 over the BPMN and DMN bytes).
+  (SHA-256 over the BPMN and DMN bytes, 64 hex chars).
 * SpiffWorkflow's default serializer writes the whole process spec into every state and
-  rebuilds it on every restore (about half of the restore time). Here the workflow is
-  serialized *without* its spec and restored onto the cached, already-parsed spec for the
-  state's ``spec_version``. JSON is produced and parsed with orjson.
-* Expressions (DMN rules, gateway conditions) are compiled once and cached.
+  rebuilds it on every restore. Here the workflow is serialized *without* its spec and
+  restored onto the cached, already-parsed spec of the state's ``spec_version``; the task tree
+  is written by a leaner converter (each id converted once, tasks as a JSON list so stores that
+  reorder object keys, like PostgreSQL ``jsonb``, do no harm). JSON is done with orjson.
+* Expressions are compiled once and cached; tree walks SpiffWorkflow repeats after every task
+  are replaced by dict scans for flat processes (see ``_ClaimWorkflow``).
+  Measured (CPU time, 5 x 1000 runs): ``start`` and ``decide`` take about 0.35 ms each;
+  stock SpiffWorkflow with its JSON serializer takes about 0.85 ms and 1.5 ms.
 
 Versioning: running instances keep their definition
 ---------------------------------------------------
 A state records the ``spec_version`` it was started with, and ``decide`` always continues on
-that version, whatever files the engine instance was built from. To keep the state
+that version, whatever files the engine instance was built from. To keep states
 self-contained (no separate "process definitions" table that callers must remember to
-persist, and no breakage after a deployment changes the BPMN), every state also carries the
-exact BPMN and DMN sources of its version, gzip-compressed and base64-encoded (about 5 kB;
-precomputed once per version, so embedding costs a string copy). When ``decide`` meets a
-version that this process has not loaded yet (e.g. after a restart with new files), it checks
-the embedded sources against ``spec_version``, parses them once and registers them; later
-decisions on that version use the cache. Definitions are trusted input: state must only come
+persist, and no breakage when a deployment changes the BPMN), every state also carries the
+exact BPMN and DMN sources of its version, gzip-compressed and base64-encoded (about 4 kB of
+an ~8 kB state; computed once per version, so embedding costs a string copy). When ``decide``
+meets a version this process has not loaded yet (e.g. after a restart with new files), it
+checks the embedded sources against ``spec_version``, parses them once and caches them; later
+decisions on that version use the cache. Definitions are trusted input: states must only come
 from the hub's own store.
+
+Task data holds only the facts given to ``start``, the DMN outputs and the decisions; these are
+JSON scalars, so they round-trip exactly.
 
 Thread-safety: engines may be shared between threads; each call works on its own workflow
 object, parsed specs are read-only, and cache updates are guarded by a lock.
@@ -69,6 +79,7 @@ import orjson
 from lxml import etree
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
@@ -99,6 +110,9 @@ ROLES: Final = ("manager", "finance_director", "cfo")
 
 OUTCOMES: Final = ("approved", "rejected")
 """Ids of the end events; the one reached is the process outcome."""
+
+MAX_AMOUNT_FEN: Final = 2**53 - 1
+"""Largest accepted amount (exact in every JSON reader, incl. JavaScript)."""
 
 STATE_FORMAT: Final = "finoa.workflow/1"
 
@@ -293,12 +307,18 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         }
 
     def from_dict(
-        self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None
+        self,
+        dct: dict[str, Any],
+        spec: Any = None,
+        subprocess_specs: Any = None,
+        script_engine: Any = None,
     ) -> BpmnWorkflow:
         if spec is None:
             raise ValueError("a workflow spec is required to restore a workflow")
         restore = self.registry.restore
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow = self.target_class(
+            spec, subprocess_specs, script_engine=script_engine, deserializing=True
+        )
         raw_tasks: list[dict[str, Any]] = dct["tasks"]
         ids = {entry["id"]: UUID(entry["id"]) for entry in raw_tasks}
         tasks: dict[UUID, Task] = {}
@@ -413,14 +433,17 @@ def _unpack(text: str) -> bytes:
 
 
 def _parse(bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str) -> _LoadedSpec:
-    """Parse and validate BPMN+DMN (expensive: call through the caches)."""
-    parser = CamundaParser(validator=BpmnValidator())
-    parser.add_dmn_xml(_xml(dmn), filename=dmn_name)
-    parser.add_bpmn_xml(_xml(bpmn), filename=bpmn_name)
-    if PROCESS_ID not in parser.get_process_ids():
-        raise ValueError(f"{bpmn_name}: no process with id {PROCESS_ID!r}")
-    spec = parser.get_spec(PROCESS_ID)
-    subprocess_specs = parser.get_subprocess_specs(PROCESS_ID)
+    """Parse and validate BPMN+DMN (expensive: call through the caches); ValueError if bad."""
+    try:
+        parser = CamundaParser(validator=BpmnValidator())
+        parser.add_dmn_xml(_xml(dmn), filename=dmn_name)
+        parser.add_bpmn_xml(_xml(bpmn), filename=bpmn_name)
+        if PROCESS_ID not in parser.get_process_ids():
+            raise ValueError(f"{bpmn_name}: no process with id {PROCESS_ID!r}")
+        spec = parser.get_spec(PROCESS_ID)
+        subprocess_specs = parser.get_subprocess_specs(PROCESS_ID)
+    except (ValidationException, etree.XMLSyntaxError) as exc:
+        raise ValueError(f"invalid process definition ({bpmn_name}, {dmn_name}): {exc}") from exc
 
     steps: dict[str, _StepInfo] = {}
     for name, task_spec in spec.task_specs.items():
@@ -480,15 +503,20 @@ def _load_files(bpmn_path: Path, dmn_path: Path) -> _LoadedSpec:
 
 
 def _spec_for_state(envelope: Mapping[str, Any]) -> _LoadedSpec:
-    version = envelope["spec_version"]
+    version = envelope.get("spec_version")
+    if not isinstance(version, str):
+        raise ValueError("workflow state has no spec_version")
     loaded = _SPECS_BY_VERSION.get(version)
     if loaded is not None:
         return loaded
     # First time this process sees the version: rebuild it from the embedded sources.
-    definitions = envelope["definitions"]
-    if definitions.get("encoding") != "gzip+base64":
-        raise ValueError(f"unsupported definitions encoding {definitions.get('encoding')!r}")
-    bpmn, dmn = _unpack(definitions["bpmn"]), _unpack(definitions["dmn"])
+    definitions = envelope.get("definitions")
+    if not isinstance(definitions, dict) or definitions.get("encoding") != "gzip+base64":
+        raise ValueError(f"workflow state has no usable definitions for spec {version!r}")
+    try:
+        bpmn, dmn = _unpack(definitions["bpmn"]), _unpack(definitions["dmn"])
+    except (KeyError, TypeError, ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"workflow state has corrupt definitions for spec {version!r}") from exc
     if _spec_version(bpmn, dmn) != version:
         raise ValueError("embedded process definitions do not match the state's spec_version")
     return _register(bpmn, dmn, f"<state {version[:12]}>.bpmn", f"<state {version[:12]}>.dmn")
@@ -517,9 +545,8 @@ def _validate_facts(facts: Mapping[str, object]) -> dict[str, object]:
             raise TypeError(f"fact {key!r} must be {expected.__name__}, got {type(value).__name__}")
         data[key] = value
     amount = data["amount_fen"]
-    assert isinstance(amount, int)
-    if amount <= 0:
-        raise ValueError(f"amount_fen must be positive, got {amount}")
+    if not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT_FEN:
+        raise ValueError(f"amount_fen must be in 1..{MAX_AMOUNT_FEN}, got {amount}")
     return data
 
 
@@ -528,8 +555,8 @@ class ApprovalEngine:
 
     def __init__(self, bpmn_path: Path | None = None, dmn_path: Path | None = None) -> None:
         """Load (or reuse) the process definition; defaults are the shipped files."""
-        self._bpmn_path = Path(bpmn_path) if bpmn_path is not None else DEFAULT_BPMN
-        self._dmn_path = Path(dmn_path) if dmn_path is not None else DEFAULT_DMN
+        self._bpmn_path = Path(bpmn_path).resolve() if bpmn_path is not None else DEFAULT_BPMN
+        self._dmn_path = Path(dmn_path).resolve() if dmn_path is not None else DEFAULT_DMN
         self._loaded = _load_files(self._bpmn_path, self._dmn_path)
 
     @property
@@ -540,8 +567,9 @@ class ApprovalEngine:
     def start(self, facts: dict[str, object]) -> EngineState:
         """Start an instance for a claim and run it to the first approval step.
 
-        ``facts`` holds exactly ``claim_id`` (str), ``amount_fen`` (positive int, in 分),
-        ``department`` (str) and ``category`` (str) -- ids and amounts, never documents.
+        ``facts`` holds exactly ``claim_id`` (str), ``amount_fen`` (int in 分, 1 to
+        ``MAX_AMOUNT_FEN``), ``department`` (str) and ``category`` (str) -- ids and amounts,
+        never documents. Raises ``ValueError``/``TypeError`` for anything else.
         """
         data = _validate_facts(facts)
         loaded = self._loaded
@@ -592,10 +620,17 @@ def _restore(state: str) -> tuple[_ClaimWorkflow, _LoadedSpec]:
             f"{envelope.get('serializer_version')!r}; this build reads {SPIFF_SERIALIZER_VERSION!r}"
         )
     loaded = _spec_for_state(envelope)
-    workflow = _REGISTRY.restore(
-        envelope["workflow"], spec=loaded.spec, subprocess_specs=loaded.subprocess_specs
-    )
-    workflow.script_engine = _SCRIPT_ENGINE
+    try:
+        workflow = _REGISTRY.restore(
+            envelope["workflow"],
+            spec=loaded.spec,
+            subprocess_specs=loaded.subprocess_specs,
+            script_engine=_SCRIPT_ENGINE,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"workflow state is corrupt: {exc!r}") from exc
+    if not isinstance(workflow, _ClaimWorkflow):
+        raise ValueError("workflow state does not hold a claim workflow")
     return workflow, loaded
 
 

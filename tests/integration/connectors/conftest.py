@@ -84,7 +84,10 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float) -
 
 
 def _spawn(module: str, func: str, kwargs: dict[str, Any], data_dir: Path) -> SimServer:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC_DIR, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [SRC_DIR, os.environ.get("PYTHONPATH")])),
+    }
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"{func}.log"
     for _ in range(3):  # a free port can be taken between probe and bind: retry

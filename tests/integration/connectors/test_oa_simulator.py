@@ -228,9 +228,7 @@ async def test_a_todo_closed_before_deciding_is_skipped(
     assert receiver.snapshot() == []
 
 
-async def test_manual_decision(
-    start_oa: Any, receiver: Any, http: httpx.AsyncClient
-) -> None:
+async def test_manual_decision(start_oa: Any, receiver: Any, http: httpx.AsyncClient) -> None:
     oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, auto_decide=False)
     await connector(oa, http).deliver([todo("T1")])
     url = f"{oa.url}/_sim/todos/T1/decide"
@@ -268,9 +266,7 @@ async def test_seeded_approvers_decide_the_same_way(
     start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
 ) -> None:
     async def decisions() -> list[str]:
-        oa = start_oa(
-            hub_url=receiver.url, webhook_secret=receiver.secret, reject_rate=0.5, seed=7
-        )
+        oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, reject_rate=0.5, seed=7)
         await connector(oa, http).deliver([todo(f"T{i:02d}") for i in range(20)])
         await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(20))
         return [d["decision"] for d in await get(http, oa, "/_sim/decisions")]

@@ -116,12 +116,12 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: int = Field(0, ge=0, le=600_000)
-    error_rate: float = Field(0.0, ge=0.0, le=1.0)
-    error_status: int = Field(503, ge=400, le=599)
-    timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
-    drop_rate: float = Field(0.0, ge=0.0, le=1.0)
-    count: int | None = Field(None, ge=1)
+    latency_ms: int = Field(default=0, ge=0, le=600_000)
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    error_status: int = Field(default=503, ge=400, le=599)
+    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    count: int | None = Field(default=None, ge=1)
     seed: int | None = None
 
 

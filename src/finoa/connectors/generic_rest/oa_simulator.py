@@ -45,6 +45,8 @@ APPROVE_COMMENT = "同意"
 REJECT_COMMENT = "预算不足 / over budget"
 MAX_BATCH_ITEMS = 1000
 SENDERS = 32
+# httpcore's pool slows sharply past ~8 busy connections, so the senders share 4 clients of 8.
+SENDER_CLIENTS = 4
 MAX_ATTEMPTS = 5
 BACKOFF_CAP_SECONDS = 2.0
 RETRY_CLASSES = frozenset({ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED})
@@ -138,7 +140,7 @@ class OASimulator:
         self.duplicates = 0
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.senders: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
 
     # -- items ---------------------------------------------------------------------------
 
@@ -285,14 +287,16 @@ class OASimulator:
 
     # -- approvers -----------------------------------------------------------------------
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(10.0),
-                limits=httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS),
-            )
-        return self._client
+    def client(self, index: int = 0) -> httpx.AsyncClient:
+        """One of SENDER_CLIENTS keep-alive clients, each with SENDERS / SENDER_CLIENTS slots."""
+        if not self._clients:
+            size = SENDERS // SENDER_CLIENTS
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            self._clients = [
+                httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
+                for _ in range(SENDER_CLIENTS)
+            ]
+        return self._clients[index % SENDER_CLIENTS]
 
     async def enqueue_later(self, task_ids: list[str]) -> None:
         """Async so that Starlette runs it on the event loop, after the answer is sent."""
@@ -302,21 +306,24 @@ class OASimulator:
         if not task_ids:
             return
         if not self.senders:
-            self.senders = [asyncio.create_task(self._sender()) for _ in range(SENDERS)]
+            self.senders = [asyncio.create_task(self._sender(i)) for i in range(SENDERS)]
         for task_id in task_ids:
             self.queue.put_nowait(task_id)
 
-    async def _sender(self) -> None:
+    async def _sender(self, index: int) -> None:
+        client = self.client(index)
         while True:
             task_id = await self.queue.get()
             try:
-                await self.send_decision(task_id)
+                await self.send_decision(task_id, client)
             except Exception:
                 log.exception("decision for %s could not be sent", task_id)
             finally:
                 self.queue.task_done()
 
-    async def send_decision(self, task_id: str) -> sqlite3.Row | None:
+    async def send_decision(
+        self, task_id: str, client: httpx.AsyncClient | None = None
+    ) -> sqlite3.Row | None:
         """Send one pending decision with capped retries; return its final row."""
         row: sqlite3.Row | None = self.conn.execute(
             "SELECT d.*, t.state AS todo_state FROM decisions d"
@@ -339,6 +346,7 @@ class OASimulator:
                 },
             }
         )
+        client = client or self.client()
         attempts = row["attempts"]
         status: int | None = None
         error: str | None = None
@@ -346,7 +354,7 @@ class OASimulator:
             attempts += 1
             retry_after: float | None = None
             try:
-                response = await self.client.post(
+                response = await client.post(
                     self.hub_url + WEBHOOK_PATH,
                     content=body,
                     headers=signed_headers(self.webhook_secret, row["webhook_id"], body),
@@ -397,7 +405,7 @@ class OASimulator:
         webhook_id = f"claim-{external_id}-{claim.get('version') or 1}"
         body = orjson.dumps({"type": "claim.submitted", "data": claim})
         try:
-            response = await self.client.post(
+            response = await self.client().post(
                 self.hub_url + WEBHOOK_PATH,
                 content=body,
                 headers=signed_headers(self.webhook_secret, webhook_id, body),
@@ -423,8 +431,8 @@ class OASimulator:
             task.cancel()
         await asyncio.gather(*self.senders, return_exceptions=True)
         self.senders = []
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
         self.conn.close()
 
     def stats(self) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+# finoa — two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+CLAIMS ?= 200
+
+.PHONY: demo test lint bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## Run the whole loop on the embedded default (SQLite): hub, OA and ERP simulators, N claims.
+demo: $(STAMP)
+	$(BIN)/finoa demo --claims $(CLAIMS) $(DEMO_ARGS)
+
+## Run the whole test suite (SQLite and the PostgreSQL at 127.0.0.1:5432).
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## ruff and mypy.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## Benchmarks: throughput and latency of the loop through the simulators.
+bench: $(STAMP)
+	$(BIN)/python bench/loop.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) finoa-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,215 @@
+"""Real processes for tests: the hub and the simulators, each its own server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from finoa.security.signatures import new_secret
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Shared secrets, passed to every process through the environment."""
+
+    token_secret: str
+    oa_webhook_secret: str
+    oa_api_key: str
+    erp_api_key: str
+    client_id: str = "test-client"
+    client_secret: str = "test-client-secret"
+
+    @classmethod
+    def fresh(cls) -> Secrets:
+        return cls(
+            token_secret=os.urandom(24).hex(),
+            oa_webhook_secret=new_secret(),
+            oa_api_key=os.urandom(12).hex(),
+            erp_api_key=os.urandom(12).hex(),
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "FINOA_TOKEN_SECRET": self.token_secret,
+            "FINOA_OA_WEBHOOK_SECRET": self.oa_webhook_secret,
+            "FINOA_OA_API_KEY": self.oa_api_key,
+            "FINOA_ERP_API_KEY": self.erp_api_key,
+            "FINOA_CLIENTS": f"{self.client_id}:{self.client_secret}:*",
+        }
+
+
+def start(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    ready_path: str,
+    port: int,
+    log_dir: Path,
+    deadline_s: float = 60.0,
+) -> Server:
+    """Run `python -m finoa ARGS` and wait until GET ready_path answers below 500."""
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "finoa", *args],
+        env=full_env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=log_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    server = Server(name, url, process, log_path)
+    deadline = time.monotonic() + deadline_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{server.log()}")
+        try:
+            if httpx.get(url + ready_path, timeout=1.0).status_code < 500:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{name} not ready in {deadline_s}s:\n{server.log()}")
+        time.sleep(0.05)  # readiness polling with a deadline
+
+
+@dataclass
+class Stack:
+    """The hub with its OA and ERP simulators."""
+
+    hub: Server | None
+    oa: Server
+    erp: Server
+    secrets: Secrets
+    data_dir: Path
+
+    def token(self) -> str:
+        assert self.hub is not None
+        response = httpx.post(
+            f"{self.hub.url}/api/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.secrets.client_id,
+                "client_secret": self.secrets.client_secret,
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+@contextmanager
+def simulators(
+    data_dir: Path, secrets: Secrets, hub_port: int, *, auto_decide: bool, reject_rate: float = 0
+) -> Iterator[tuple[Server, Server]]:
+    """The ERP and OA simulators as real processes."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**secrets.env(), "FINOA_DATA_DIR": str(data_dir)}
+    erp_port, oa_port = free_port(), free_port()
+    erp = start(
+        "erp", ["sim", "erp", "--port", str(erp_port)], env, "/_sim/stats", erp_port, data_dir
+    )
+    try:
+        oa_args = [
+            "sim",
+            "oa",
+            "--port",
+            str(oa_port),
+            "--hub-url",
+            f"http://127.0.0.1:{hub_port}",
+            "--reject-rate",
+            str(reject_rate),
+        ]
+        if not auto_decide:
+            oa_args.append("--no-auto-decide")
+        oa = start("oa", oa_args, env, "/_sim/stats", oa_port, data_dir)
+        try:
+            yield oa, erp
+        finally:
+            oa.stop()
+    finally:
+        erp.stop()
+
+
+@contextmanager
+def stack(
+    data_dir: Path,
+    database_url: str,
+    *,
+    auto_decide: bool = True,
+    reject_rate: float = 0.0,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Hub + simulators, all real processes; the hub uses `database_url`."""
+    secrets = Secrets.fresh()
+    hub_port = free_port()
+    with simulators(
+        data_dir, secrets, hub_port, auto_decide=auto_decide, reject_rate=reject_rate
+    ) as (oa, erp):
+        env = {
+            **secrets.env(),
+            "FINOA_DATA_DIR": str(data_dir),
+            "FINOA_DATABASE_URL": database_url,
+            "FINOA_OA_BASE_URL": oa.url,
+            "FINOA_ERP_BASE_URL": erp.url,
+            "FINOA_CONNECTOR_TIMEOUT_SECONDS": "2",
+            **(extra_env or {}),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "finoa", "masterdata", "load"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        hub = start("hub", ["serve", "--port", str(hub_port)], env, "/ready", hub_port, data_dir)
+        try:
+            yield Stack(hub, oa, erp, secrets, data_dir)
+        finally:
+            hub.stop()
+
+
+def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.05)

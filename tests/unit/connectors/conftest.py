@@ -1,0 +1,10 @@
+"""Unit-test fixtures for the connectors."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

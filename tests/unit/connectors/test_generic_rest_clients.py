@@ -1,0 +1,338 @@
+"""The generic REST connector clients against scripted answers (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from finoa.connectors.base import (
+    Connector,
+    ConnectorKind,
+    Direction,
+    OutboundMessage,
+)
+from finoa.connectors.generic_rest import RestConfig
+from finoa.connectors.generic_rest.erp import GenericERPConnector
+from finoa.connectors.generic_rest.oa import GenericOAConnector
+from finoa.messaging.retry import DeliveryError, ErrorClass
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = {"base_url": "http://peer.test/", "api_key": "secret", "timeout_seconds": 2.5}
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def todo(n: int, action: str = "todo.push") -> OutboundMessage:
+    return OutboundMessage(
+        n, action, "CL-1", f"todo:T{n}:create", {"op": "create", "task_id": f"T{n}"}
+    )
+
+
+def ok_results(request: httpx.Request) -> httpx.Response:
+    items = json.loads(request.content)["items"]
+    return httpx.Response(
+        200,
+        json={
+            "results": [{"idempotency_key": i["idempotency_key"], "status": "ok"} for i in items]
+        },
+    )
+
+
+def classes(results: list[Any]) -> list[ErrorClass | None]:
+    return [r.error.error_class if r.error else None for r in results]
+
+
+def test_manifests() -> None:
+    oa, erp = GenericOAConnector.manifest, GenericERPConnector.manifest
+    assert (oa.name, oa.kind, oa.direction, oa.max_batch, oa.auth) == (
+        "generic-oa",
+        ConnectorKind.OA,
+        Direction.BOTH,
+        100,
+        "bearer",
+    )
+    assert oa.actions == ("todo.push", "status.writeback")
+    assert (erp.name, erp.kind, erp.direction, erp.max_batch, erp.actions) == (
+        "generic-erp",
+        ConnectorKind.ERP,
+        Direction.OUTBOUND,
+        1,
+        ("voucher.post",),
+    )
+    for manifest in (oa, erp):
+        schema = manifest.config_schema
+        assert schema["required"] == ["base_url", "api_key"]
+        assert schema["properties"]["timeout_seconds"]["default"] == 5
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"api_key": "k"}, "base_url"),
+        ({"base_url": "ftp://x", "api_key": "k"}, "base_url"),
+        ({"base_url": "http://x"}, "api_key"),
+        ({"base_url": "http://x", "api_key": "k", "timeout_seconds": 0}, "timeout_seconds"),
+        ({"base_url": "http://x", "api_key": "k", "timeout_seconds": True}, "timeout_seconds"),
+        ({"base_url": "http://x", "api_key": "k", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_config_is_named(config: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RestConfig.parse(config)
+
+
+def test_config_defaults() -> None:
+    parsed = RestConfig.parse({"base_url": "https://oa.example.com/", "api_key": "k"})
+    assert (parsed.base_url, parsed.timeout_seconds) == ("https://oa.example.com", 5.0)
+
+
+async def test_oa_request_shape() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok_results(request)
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(1), todo(2)])
+    assert [r.ok for r in results] == [True, True]
+    (request,) = seen
+    assert str(request.url) == "http://peer.test/api/todos:batch"
+    assert request.headers["authorization"] == "Bearer secret"
+    assert request.headers["content-type"] == "application/json"
+    assert request.extensions["timeout"]["read"] == 2.5
+    assert json.loads(request.content) == {
+        "items": [
+            {"op": "create", "task_id": "T1", "idempotency_key": "todo:T1:create"},
+            {"op": "create", "task_id": "T2", "idempotency_key": "todo:T2:create"},
+        ]
+    }
+
+
+async def test_oa_status_writeback_path() -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return ok_results(request)
+
+    async with client(handler) as http:
+        await GenericOAConnector(CONFIG, http).deliver([todo(1, "status.writeback")])
+    assert paths == ["/api/status:batch"]
+
+
+async def test_oa_item_results_map_in_order() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "results": [
+                    {"idempotency_key": "todo:T1:create", "status": "ok"},
+                    {"idempotency_key": "todo:T2:create", "status": "duplicate"},
+                    {"idempotency_key": "todo:T3:create", "status": "error", "error": "no user"},
+                    {"idempotency_key": "todo:T4:create", "status": "weird"},
+                ]
+            },
+        )
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(n) for n in (1, 2, 3, 4)])
+    assert [r.response.get("status") for r in results[:2]] == ["ok", "duplicate"]
+    assert classes(results) == [None, None, ErrorClass.PERMANENT, ErrorClass.PERMANENT]
+    assert results[2].error is not None and "no user" in results[2].error.reason
+
+
+async def test_oa_reordered_or_missing_results_match_by_key() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "results": [
+                    {"idempotency_key": "todo:T2:create", "status": "duplicate"},
+                    {"idempotency_key": "todo:T1:create", "status": "ok"},
+                ]
+            },
+        )
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(1), todo(2), todo(3)])
+    assert [r.response.get("status") for r in results[:2]] == ["ok", "duplicate"]
+    assert classes(results)[2] is ErrorClass.PERMANENT
+
+
+async def test_oa_splits_batches_at_max_batch() -> None:
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sizes.append(len(json.loads(request.content)["items"]))
+        return ok_results(request)
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(n) for n in range(230)])
+    assert sizes == [100, 100, 30]
+    assert len(results) == 230 and all(r.ok for r in results)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (503, ErrorClass.TRANSIENT),
+        (429, ErrorClass.RATE_LIMITED),
+        (401, ErrorClass.AUTH),
+        (404, ErrorClass.CONFIG),
+        (400, ErrorClass.PERMANENT),
+    ],
+)
+async def test_oa_http_errors_fail_every_message(status: int, expected: ErrorClass) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers={"retry-after": "3"}, text="nope")
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(1), todo(2)])
+    assert classes(results) == [expected, expected]
+    assert results[0].error is not None and results[0].error.retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("eof"),
+    ],
+)
+async def test_oa_network_failures_are_transient(exc: Exception) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(1), todo(2)])
+    assert classes(results) == [ErrorClass.TRANSIENT, ErrorClass.TRANSIENT]
+
+
+@pytest.mark.parametrize("body", [b"<html>", b'{"results": 3}', b"[]", b'{"items": []}'])
+async def test_oa_malformed_answer_is_permanent(body: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    async with client(handler) as http:
+        results = await GenericOAConnector(CONFIG, http).deliver([todo(1)])
+    assert classes(results) == [ErrorClass.PERMANENT]
+
+
+async def test_oa_config_problems_are_config_errors_without_a_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request expected")
+
+    async with client(handler) as http:
+        unknown = await GenericOAConnector(CONFIG, http).deliver([todo(1, "todo.explode")])
+        mixed = await GenericOAConnector(CONFIG, http).deliver(
+            [todo(1), todo(2, "status.writeback")]
+        )
+        no_url = await GenericOAConnector({"api_key": "k"}, http).deliver([todo(1)])
+        empty = await GenericOAConnector(CONFIG, http).deliver([])
+    assert classes(unknown) == [ErrorClass.CONFIG]
+    assert classes(mixed) == [ErrorClass.CONFIG, ErrorClass.CONFIG]
+    assert classes(no_url) == [ErrorClass.CONFIG]
+    assert empty == []
+
+
+def voucher(key: str = "voucher:CL-1:1") -> OutboundMessage:
+    return OutboundMessage(1, "voucher.post", "CL-1", key, {"period": "2026-11", "entries": []})
+
+
+async def test_erp_request_shape_and_success() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"erp_voucher_no": "记-0012", "erp_id": "x"})
+
+    async with client(handler) as http:
+        (result,) = await GenericERPConnector(CONFIG, http).deliver([voucher()])
+    assert result.ok and result.response["erp_voucher_no"] == "记-0012"
+    (request,) = seen
+    assert (request.method, str(request.url)) == ("POST", "http://peer.test/api/vouchers")
+    assert request.headers["idempotency-key"] == "voucher:CL-1:1"
+    assert request.headers["authorization"] == "Bearer secret"
+    assert request.extensions["timeout"]["connect"] == 2.5
+    assert json.loads(request.content) == {"period": "2026-11", "entries": []}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (httpx.Response(422, json={"detail": "account 9999"}), ErrorClass.PERMANENT),
+        (httpx.Response(503), ErrorClass.TRANSIENT),
+        (httpx.Response(401), ErrorClass.AUTH),
+        (httpx.Response(201, content=b"not json"), ErrorClass.PERMANENT),
+        (httpx.Response(201, json=["not", "an", "object"]), ErrorClass.PERMANENT),
+    ],
+)
+async def test_erp_failures(answer: httpx.Response, expected: ErrorClass) -> None:
+    async with client(lambda request: answer) as http:
+        (result,) = await GenericERPConnector(CONFIG, http).deliver([voucher()])
+    assert classes([result]) == [expected]
+
+
+async def test_erp_one_request_per_message_and_config_errors() -> None:
+    keys: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["idempotency-key"])
+        return httpx.Response(201, json={"erp_voucher_no": "记-0001"})
+
+    async with client(handler) as http:
+        results = await GenericERPConnector(CONFIG, http).deliver([voucher("a"), voucher("b")])
+        (wrong_action,) = await GenericERPConnector(CONFIG, http).deliver([todo(1)])
+        (no_key,) = await GenericERPConnector({"base_url": "http://x"}, http).deliver([voucher()])
+    assert keys == ["a", "b"] and all(r.ok for r in results)
+    assert classes([wrong_action, no_key]) == [ErrorClass.CONFIG, ErrorClass.CONFIG]
+
+
+async def test_erp_query_voucher() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.url.params["idempotency_key"]
+        if key == "known":
+            return httpx.Response(200, json={"erp_voucher_no": "记-0003"})
+        if key == "boom":
+            return httpx.Response(500)
+        return httpx.Response(404, json={"detail": "absent"})
+
+    async with client(handler) as http:
+        erp = GenericERPConnector(CONFIG, http)
+        assert await erp.query_voucher("known") == {"erp_voucher_no": "记-0003"}
+        assert await erp.query_voucher("unknown") is None
+        with pytest.raises(DeliveryError) as caught:
+            await erp.query_voucher("boom")
+    assert caught.value.error_class is ErrorClass.TRANSIENT
+
+
+async def test_erp_query_voucher_network_failure() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    async with client(handler) as http:
+        with pytest.raises(DeliveryError) as caught:
+            await GenericERPConnector(CONFIG, http).query_voucher("k")
+    assert caught.value.error_class is ErrorClass.TRANSIENT
+
+
+async def test_aclose_leaves_the_callers_client_open() -> None:
+    async with client(ok_results) as http:
+        # Typed as the protocol, so mypy checks that both classes satisfy it.
+        connectors: list[Connector] = [
+            GenericOAConnector(CONFIG, http),
+            GenericERPConnector(CONFIG, http),
+        ]
+        for connector in connectors:
+            await connector.aclose()
+        assert not http.is_closed
