@@ -19,13 +19,12 @@ def yuan_to_fen(value: Decimal | int | str, *, field: str = "amount") -> int:
         raise InvalidInput(field, f"{value!r} is not a decimal number") from None
     if not amount.is_finite():
         raise InvalidInput(field, "must be a finite number")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
-        raise InvalidInput(field, "has more than 2 decimal places")
-    fen = int((amount * FEN_PER_YUAN).to_integral_value())
-    if abs(fen) > MAX_FEN:
+    if abs(amount) > MAX_FEN / FEN_PER_YUAN:
         raise InvalidInput(field, "is too large")
-    return fen
+    scaled = amount * FEN_PER_YUAN
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(field, "has more than 2 decimal places")
+    return int(scaled)
 
 
 def fen_to_yuan(fen: int) -> Decimal:

@@ -108,7 +108,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
-        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** min(max(0, attempt - 1), 64)))
         return (rng or random).uniform(ceiling / 2, ceiling)
 
     def next_step(

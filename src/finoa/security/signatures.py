@@ -87,6 +87,6 @@ def verify(
     expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
     for candidate in sig_header.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
+        if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
             return msg_id
     raise SignatureError("webhook-signature", "does not match the body")

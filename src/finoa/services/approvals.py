@@ -14,6 +14,7 @@ from finoa.domain.org import ApprovalRole, resolve_approver
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
 from finoa.services.context import Hub
+from finoa.services.directory import MasterDataSnapshot
 from finoa.services.vouchers import create_claim_voucher
 from finoa.store import repositories as repo
 from finoa.store.tables import approval_tasks, workflow_instances
@@ -30,18 +31,23 @@ class DecisionResult:
 
 
 def open_tasks(
-    uow: UnitOfWork, claim: dict[str, Any], applicant_id: str, steps: Sequence[PendingStep]
-) -> None:
+    uow: UnitOfWork,
+    people: MasterDataSnapshot,
+    claim: dict[str, Any],
+    applicant_id: str,
+    steps: Sequence[PendingStep],
+) -> list[dict[str, Any]]:
     """Create a task per ready step, assigned by role, and push each to the OA todo list."""
+    opened: list[dict[str, Any]] = []
     if not steps:
-        return
-    directory = repo.EmployeeDirectory(uow.conn)
-    applicant = directory.get(applicant_id)
+        return opened
+    applicant = people.employees.get(applicant_id)
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
-    holders = directory.role_holders()
     for step in steps:
-        assignee = resolve_approver(ApprovalRole(step.role), applicant, directory, holders)
+        assignee = resolve_approver(
+            ApprovalRole(step.role), applicant, people.employees, people.role_holders
+        )
         task = {
             "id": step.step_id,
             "claim_id": claim["id"],
@@ -59,6 +65,8 @@ def open_tasks(
             {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee},
         )
         push_todo(uow, "create", task, claim)
+        opened.append(task)
+    return opened
 
 
 def decide_task(
@@ -113,7 +121,7 @@ def decide_task(
         push_todo(
             uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
         )
-        open_tasks(uow, ref, claim.applicant_id, state.pending)
+        open_tasks(uow, hub.masterdata.get(), ref, claim.applicant_id, state.pending)
         conn.execute(
             update(workflow_instances)
             .where(workflow_instances.c.claim_id == claim.id)

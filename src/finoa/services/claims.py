@@ -6,7 +6,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
 
 from sqlalchemy import insert
 
@@ -15,18 +14,24 @@ from finoa.domain.errors import InvalidInput
 from finoa.domain.money import yuan_to_fen
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, write_back_status
-from finoa.schemas import ClaimSubmission
+from finoa.schemas import ClaimOut, ClaimSubmission
 from finoa.services.approvals import open_tasks
 from finoa.services.context import Hub
+from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
 from finoa.store.tables import attachments, claim_lines, claims, workflow_instances
-from finoa.store.uow import UnitOfWork
+
+INSERT_CLAIM = insert(claims)
+INSERT_LINES = insert(claim_lines)
+INSERT_ATTACHMENTS = insert(attachments)
+INSERT_WORKFLOW = insert(workflow_instances)
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     claim_id: str
     duplicate: bool
+    claim: ClaimOut | None = None  # the new claim as stored; None for a duplicate
 
 
 def new_claim_id() -> str:
@@ -44,6 +49,7 @@ def submit_claim(
 ) -> SubmitResult:
     """Accept a claim once. A repeat (same message id, or same source + external id +
     version) returns the first claim and changes nothing."""
+    lines = validate_submission(hub.masterdata.get(), submission)
     with hub.db.uow(actor) as uow:
         if message_id is not None:
             earlier = inbox.seen(uow, source, message_id)
@@ -54,31 +60,64 @@ def submit_claim(
         existing = repo.claim_by_business_key(uow.conn, source, external_id, submission.version)
         if existing is not None:
             if message_id is not None:
-                result = {"claim_id": existing.id}
                 inbox.record(
                     uow,
                     source,
                     message_id,
                     "claim",
                     submission.model_dump(mode="json"),
-                    result,
+                    {"claim_id": existing.id},
                     business_key,
                 )
                 uow.commit()
             return SubmitResult(existing.id, duplicate=True)
 
-        lines = _validate(uow, submission)
         claim_id = new_claim_id()
-        _insert_claim(uow, claim_id, source, external_id, submission, lines)
-        claim = claim_ref(
-            SimpleNamespace(
-                id=claim_id,
-                external_id=external_id,
-                title=submission.title,
-                total_fen=sum(line.amount_fen for line in lines),
-                currency=submission.currency,
-            )
-        )
+        total_fen = sum(line.amount_fen for line in lines)
+        record = {
+            "id": claim_id,
+            "source": source,
+            "external_id": external_id,
+            "version": submission.version,
+            "applicant_id": submission.applicant_id,
+            "department_id": submission.department_id,
+            "cost_center_id": submission.cost_center_id,
+            "project_id": submission.project_id,
+            "currency": submission.currency,
+            "title": submission.title,
+            "total_fen": total_fen,
+            "tax_fen": sum(line.tax_fen for line in lines),
+            "status": ClaimStatus.IN_APPROVAL.value,
+            "reason": None,
+            "voucher_id": None,
+            "submitted_at": uow.now,
+            "submitted_epoch": uow.now.timestamp(),
+            "updated_at": uow.now,
+            "status_seq": 2,
+        }
+        line_rows = [
+            {
+                "claim_id": claim_id,
+                "line_no": i + 1,
+                "category": line.category.value,
+                "amount_fen": line.amount_fen,
+                "tax_fen": line.tax_fen,
+                "expense_date": line.expense_date,
+                "description": line.description,
+                "invoice_refs": list(line.invoice_refs),
+            }
+            for i, line in enumerate(lines)
+        ]
+        file_rows = [
+            {"claim_id": claim_id, "seq": i + 1, **a.model_dump()}
+            for i, a in enumerate(submission.attachments)
+        ]
+        conn = uow.conn
+        conn.execute(INSERT_CLAIM, record)
+        conn.execute(INSERT_LINES, line_rows)
+        if file_rows:
+            conn.execute(INSERT_ATTACHMENTS, file_rows)
+        ref = claim_ref(SimpleNamespace(**record))
         uow.audit(
             "claim.submitted",
             "claim",
@@ -88,32 +127,32 @@ def submit_claim(
                 "external_id": external_id,
                 "version": submission.version,
                 "applicant_id": submission.applicant_id,
-                "total_fen": claim["total_fen"],
+                "total_fen": total_fen,
             },
         )
-        write_back_status(uow, claim, ClaimStatus.SUBMITTED.value, 1)
+        write_back_status(uow, ref, ClaimStatus.SUBMITTED.value, 1)
 
         state = hub.engine.start(
             {
                 "claim_id": claim_id,
-                "amount_fen": claim["total_fen"],
+                "amount_fen": total_fen,
                 "department": submission.department_id,
                 "category": lines[0].category.value,
             }
         )
-        uow.conn.execute(
-            insert(workflow_instances).values(
-                claim_id=claim_id,
-                spec_version=state.spec_version,
-                state=state.state,
-                outcome=state.outcome,
-                updated_at=uow.now,
-            )
+        conn.execute(
+            INSERT_WORKFLOW,
+            {
+                "claim_id": claim_id,
+                "spec_version": state.spec_version,
+                "state": state.state,
+                "outcome": state.outcome,
+                "updated_at": uow.now,
+            },
         )
-        open_tasks(uow, claim, submission.applicant_id, state.pending)
-        repo.set_claim_status(uow.conn, claim_id, ClaimStatus.IN_APPROVAL.value, 2, uow.now)
+        tasks = open_tasks(uow, hub.masterdata.get(), ref, submission.applicant_id, state.pending)
         uow.audit("claim.status_changed", "claim", claim_id, {"status": "in_approval"})
-        write_back_status(uow, claim, ClaimStatus.IN_APPROVAL.value, 2)
+        write_back_status(uow, ref, ClaimStatus.IN_APPROVAL.value, 2)
         if message_id is not None:
             inbox.record(
                 uow,
@@ -125,22 +164,24 @@ def submit_claim(
                 business_key,
             )
         uow.commit()
-        return SubmitResult(claim_id, duplicate=False)
+    view = ClaimOut.model_validate(
+        {**record, "lines": line_rows, "attachments": file_rows, "tasks": tasks}
+    )
+    return SubmitResult(claim_id, duplicate=False, claim=view)
 
 
-def _validate(uow: UnitOfWork, submission: ClaimSubmission) -> list[ClaimLine]:
-    """Checks that need master data; each failure names its field."""
-    conn = uow.conn
-    applicant = repo.load_employee(conn, submission.applicant_id)
+def validate_submission(people: MasterDataSnapshot, submission: ClaimSubmission) -> list[ClaimLine]:
+    """Checks that need master data; each failure names its field. Touches no database."""
+    applicant = people.employees.get(submission.applicant_id)
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {submission.applicant_id}")
     if not applicant.active:
         raise InvalidInput("applicant_id", f"employee {submission.applicant_id} has left")
-    if not repo.org_unit_exists(conn, submission.department_id):
+    if submission.department_id not in people.org_units:
         raise InvalidInput("department_id", f"unknown department {submission.department_id}")
-    if submission.cost_center_id and not repo.cost_center_exists(conn, submission.cost_center_id):
+    if submission.cost_center_id and submission.cost_center_id not in people.cost_centers:
         raise InvalidInput("cost_center_id", f"unknown cost center {submission.cost_center_id}")
-    if submission.project_id and not repo.project_exists(conn, submission.project_id):
+    if submission.project_id and submission.project_id not in people.projects:
         raise InvalidInput("project_id", f"unknown project {submission.project_id}")
     lines = tuple(
         ClaimLine(
@@ -155,57 +196,3 @@ def _validate(uow: UnitOfWork, submission: ClaimSubmission) -> list[ClaimLine]:
     )
     check_lines(lines)
     return list(lines)
-
-
-def _insert_claim(
-    uow: UnitOfWork,
-    claim_id: str,
-    source: str,
-    external_id: str,
-    submission: ClaimSubmission,
-    lines: list[ClaimLine],
-) -> None:
-    conn = uow.conn
-    conn.execute(
-        insert(claims).values(
-            id=claim_id,
-            source=source,
-            external_id=external_id,
-            version=submission.version,
-            applicant_id=submission.applicant_id,
-            department_id=submission.department_id,
-            cost_center_id=submission.cost_center_id,
-            project_id=submission.project_id,
-            currency=submission.currency,
-            title=submission.title,
-            total_fen=sum(line.amount_fen for line in lines),
-            tax_fen=sum(line.tax_fen for line in lines),
-            status=ClaimStatus.SUBMITTED.value,
-            submitted_at=uow.now,
-            submitted_epoch=uow.now.timestamp(),
-            updated_at=uow.now,
-            status_seq=1,
-        )
-    )
-    line_rows: list[dict[str, Any]] = [
-        {
-            "claim_id": claim_id,
-            "line_no": i + 1,
-            "category": line.category.value,
-            "amount_fen": line.amount_fen,
-            "tax_fen": line.tax_fen,
-            "expense_date": line.expense_date,
-            "description": line.description,
-            "invoice_refs": list(line.invoice_refs),
-        }
-        for i, line in enumerate(lines)
-    ]
-    conn.execute(insert(claim_lines), line_rows)
-    if submission.attachments:
-        conn.execute(
-            insert(attachments),
-            [
-                {"claim_id": claim_id, "seq": i + 1, **a.model_dump()}
-                for i, a in enumerate(submission.attachments)
-            ],
-        )

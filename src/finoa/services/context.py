@@ -12,6 +12,7 @@ from finoa.config import Settings
 from finoa.domain.claim import ExpenseCategory
 from finoa.domain.errors import InvalidInput
 from finoa.domain.voucher import VoucherRules
+from finoa.services.directory import MasterDataCache
 from finoa.store.uow import Database
 from finoa.workflow.engine import ApprovalEngine
 
@@ -44,15 +45,18 @@ class Hub:
     db: Database
     engine: ApprovalEngine
     rules: VoucherRules
+    masterdata: MasterDataCache
 
     @classmethod
     def create(cls, settings: Settings, *, pool_size: int = 10) -> Hub:
         rules_path = settings.extra.get("voucher_rules")
+        db = Database.connect(settings.effective_database_url, pool_size=pool_size)
         return cls(
             settings=settings,
-            db=Database.connect(settings.effective_database_url, pool_size=pool_size),
+            db=db,
             engine=ApprovalEngine(),
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
+            masterdata=MasterDataCache(db),
         )
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from finoa.store.uow import UnitOfWork
 def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_id: str) -> str:
     """Generate, number and queue the posting of an approved claim's voucher."""
     claim = repo.load_claim(uow.conn, claim_id)
-    applicant = repo.load_employee(uow.conn, claim.applicant_id)
+    applicant = hub.masterdata.get().employees.get(claim.applicant_id)
     draft = build_claim_voucher(
         claim, hub.rules, uow.now.date(), applicant.name if applicant else ""
     )

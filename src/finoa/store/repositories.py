@@ -10,16 +10,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from finoa.domain.claim import Attachment, Claim, ClaimLine, ExpenseCategory
-from finoa.domain.org import Employee, EmployeeRole
 from finoa.store.tables import (
     approval_tasks,
     attachments,
     claim_lines,
     claims,
-    cost_centers,
-    employees,
-    org_units,
-    projects,
     voucher_entries,
     voucher_sequences,
     vouchers,
@@ -28,61 +23,6 @@ from finoa.store.tables import (
 
 def _locked(stmt: Select[Any], conn: Connection) -> Select[Any]:
     return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
-
-
-def exists(conn: Connection, table: Any, key: str) -> bool:
-    pk = next(iter(table.primary_key.columns))
-    return conn.execute(select(pk).where(pk == key)).first() is not None
-
-
-def org_unit_exists(conn: Connection, unit_id: str) -> bool:
-    return exists(conn, org_units, unit_id)
-
-
-def cost_center_exists(conn: Connection, cc_id: str) -> bool:
-    return exists(conn, cost_centers, cc_id)
-
-
-def project_exists(conn: Connection, project_id: str) -> bool:
-    return exists(conn, projects, project_id)
-
-
-def load_employee(conn: Connection, employee_id: str) -> Employee | None:
-    row = conn.execute(select(employees).where(employees.c.id == employee_id)).first()
-    if row is None:
-        return None
-    return Employee(
-        employee_id=row.id,
-        name=row.name,
-        department_id=row.department_id,
-        manager_id=row.manager_id,
-        role=EmployeeRole(row.role),
-        active=bool(row.active),
-    )
-
-
-class EmployeeDirectory:
-    """Lazy, per-transaction view of employees for approver resolution."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._cache: dict[str, Employee | None] = {}
-
-    def get(self, employee_id: str, default: Employee | None = None) -> Employee | None:
-        if employee_id not in self._cache:
-            self._cache[employee_id] = load_employee(self._conn, employee_id)
-        return self._cache[employee_id] or default
-
-    def role_holders(self) -> dict[EmployeeRole, str]:
-        rows = self._conn.execute(
-            select(employees.c.role, employees.c.id)
-            .where(employees.c.role != EmployeeRole.EMPLOYEE.value, employees.c.active)
-            .order_by(employees.c.id)
-        )
-        holders: dict[EmployeeRole, str] = {}
-        for role, emp_id in rows:
-            holders.setdefault(EmployeeRole(role), emp_id)
-        return holders
 
 
 def claim_row(conn: Connection, claim_id: str, *, lock: bool = False) -> Any:

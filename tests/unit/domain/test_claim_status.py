@@ -51,7 +51,7 @@ def test_forbidden_transitions_raise_conflict_on_status(
 
 
 def test_final_statuses_have_no_way_out() -> None:
-    assert FINAL_STATUSES == {S.REJECTED, S.POSTED}
+    assert {S.REJECTED, S.POSTED} == FINAL_STATUSES
     for status in FINAL_STATUSES:
         assert ALLOWED_TRANSITIONS[status] == frozenset()
     assert set(ALLOWED_TRANSITIONS) == set(S)

@@ -43,8 +43,8 @@ def test_role_holder_applying_goes_to_their_manager() -> None:
     assert resolve_approver(ApprovalRole.CFO, CFO, org(), HOLDERS) == "ceo"
 
 
-def test_self_approval_is_skipped_up_the_chain_for_manager_step() -> None:
-    # a (data-error) employee listed as their own manager: go to nobody else -> their manager
+def test_employee_listed_as_own_manager_has_no_other_approver() -> None:
+    # a data error: self is skipped, the chain loops back to self, so nobody is eligible
     loop = Employee("loop", "自环", "D2", "loop")
     with pytest.raises(InvalidInput) as info:
         resolve_approver(ApprovalRole.MANAGER, loop, org(loop), HOLDERS)
@@ -105,9 +105,7 @@ def test_management_cycle_terminates() -> None:
 
 def test_role_without_holder_is_invalid_input() -> None:
     with pytest.raises(InvalidInput) as info:
-        resolve_approver(
-            ApprovalRole.CFO, STAFF, org(), {EmployeeRole.FINANCE_DIRECTOR: "fd"}
-        )
+        resolve_approver(ApprovalRole.CFO, STAFF, org(), {EmployeeRole.FINANCE_DIRECTOR: "fd"})
     assert info.value.field == "approver"
     assert "cfo" in info.value.message
 

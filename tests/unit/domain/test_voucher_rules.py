@@ -73,9 +73,7 @@ def test_shipped_rules() -> None:
 
 
 @pytest.mark.parametrize(("category", "account"), sorted(EXPECTED_ACCOUNTS.items()))
-def test_every_category_posts_to_its_6602_account(
-    category: ExpenseCategory, account: str
-) -> None:
+def test_every_category_posts_to_its_6602_account(category: ExpenseCategory, account: str) -> None:
     draft = build_claim_voucher(make_claim(cl(category, 5000)), RULES, DAY)
     assert [(e.account_code, e.debit_fen, e.credit_fen) for e in draft.entries] == [
         (account, 5000, 0),
@@ -257,9 +255,7 @@ def test_accounting_period(day: date, period: str) -> None:
 
 
 def test_reversal_negates_every_amount_and_keeps_accounts() -> None:
-    claim = make_claim(
-        cl(ExpenseCategory.TRAVEL, 109000, 9000), cl(ExpenseCategory.MEETING, 30000)
-    )
+    claim = make_claim(cl(ExpenseCategory.TRAVEL, 109000, 9000), cl(ExpenseCategory.MEETING, 30000))
     original = build_claim_voucher(claim, RULES, DAY)
     reversal = reversal_of(original, "记-0007", date(2024, 7, 2))
     assert len(reversal.entries) == len(original.entries)
@@ -270,9 +266,7 @@ def test_reversal_negates_every_amount_and_keeps_accounts() -> None:
         assert rev.credit_fen == -orig.credit_fen
         assert rev.aux == orig.aux
         assert rev.summary == reversal.summary
-    assert sum(e.debit_fen for e in reversal.entries) == sum(
-        e.credit_fen for e in reversal.entries
-    )
+    assert sum(e.debit_fen for e in reversal.entries) == sum(e.credit_fen for e in reversal.entries)
     assert reversal.total_fen == -original.total_fen == -139000
     assert reversal.summary.startswith("冲销 记-0007 ")
     assert original.summary in reversal.summary
@@ -295,6 +289,8 @@ def test_reversal_of_reversal_restores_amounts() -> None:
 
 def test_reversal_refuses_an_unbalanced_draft() -> None:
     original = build_claim_voucher(make_claim(cl(ExpenseCategory.OFFICE, 100)), RULES, DAY)
-    broken = replace(original, entries=(original.entries[0], replace(original.entries[1], credit_fen=99)))
+    broken = replace(
+        original, entries=(original.entries[0], replace(original.entries[1], credit_fen=99))
+    )
     with pytest.raises(UnbalancedVoucher):
         reversal_of(broken, "记-0003", DAY)

@@ -42,7 +42,7 @@ def post_claim(
         response.status_code = status.HTTP_200_OK
         response.headers["Finoa-Duplicate"] = "true"
     response.headers["Location"] = f"/api/v1/claims/{result.claim_id}"
-    return get_claim(hub.db, result.claim_id)
+    return result.claim or get_claim(hub.db, result.claim_id)
 
 
 @router.get("/{claim_id}", response_model=ClaimOut, summary="Read one claim")

@@ -1,0 +1,207 @@
+"""Benchmark: the reimbursement loop end to end through the simulators.
+
+Starts the ERP simulator, the OA simulator (its simulated approvers approve every todo) and
+the hub as separate processes on a fresh embedded database, then:
+
+1. measures the load generator's own ceiling (GET /health, no business work);
+2. throughput: submits claims as fast as the hub takes them (closed loop, fixed concurrency)
+   and reports claims/s completed end to end (submit → approvals → posted → written back);
+3. latency: offers claims at a fixed rate (open loop, default 50/s) and reports p50/p99 of
+   submit → final status written back to the OA, as the hub's own clocks record it.
+
+Usage: python bench/loop.py [--claims 2000] [--rate 50] [--rate-seconds 20] [--database-url …]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.processes import Secrets, free_port, stack  # noqa: E402
+
+CATEGORIES = ["travel", "lodging", "transport", "office", "communication", "meeting"]
+APPLICANTS = [("E0011", "D02"), ("E0012", "D02"), ("E0021", "D03"), ("E0022", "D03"),
+              ("E0031", "D04"), ("E0041", "D05"), ("E0004", "D01")]
+
+
+def claim(i: int, tag: str, rng: random.Random) -> dict[str, Any]:
+    applicant, department = rng.choice(APPLICANTS)
+    amount = rng.choice([rng.randint(5_000, 400_000), rng.randint(500_000, 2_000_000),
+                         rng.randint(100, 3_000)])
+    return {
+        "external_id": f"B-{tag}-{i}",
+        "applicant_id": applicant,
+        "department_id": department,
+        "title": f"bench claim {i}",
+        "lines": [{"category": rng.choice(CATEGORIES), "amount": f"{amount / 100:.2f}",
+                   "expense_date": "2026-11-02"}],
+    }
+
+
+async def generator_ceiling(url: str, seconds: float, concurrency: int) -> float:
+    done = 0
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < stop:
+                (await client.get(f"{url}/health")).raise_for_status()
+                done += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.monotonic() - started)
+
+
+async def submit_closed_loop(url: str, token: str, n: int, tag: str, concurrency: int) -> float:
+    rng = random.Random(1)
+    bodies = [claim(i, tag, rng) for i in range(n)]
+    headers = {"authorization": f"Bearer {token}"}
+    queue = list(reversed(bodies))
+    async with httpx.AsyncClient(timeout=60,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                response = await client.post(f"{url}/api/v1/claims", json=body, headers=headers)
+                if response.status_code != 201:
+                    raise RuntimeError(f"submit failed: {response.status_code} {response.text}")
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.monotonic() - started
+
+
+async def submit_open_loop(url: str, token: str, rate: float, seconds: float, tag: str) -> int:
+    rng = random.Random(2)
+    headers = {"authorization": f"Bearer {token}"}
+    total = int(rate * seconds)
+    async with httpx.AsyncClient(timeout=60) as client:
+        tasks = []
+        started = time.monotonic()
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the offered load
+            tasks.append(asyncio.create_task(
+                client.post(f"{url}/api/v1/claims", json=claim(i, tag, rng), headers=headers)))
+        for response in await asyncio.gather(*tasks):
+            if response.status_code != 201:
+                raise RuntimeError(f"submit failed: {response.status_code} {response.text}")
+    return total
+
+
+async def wait_final(url: str, token: str, expected: int, timeout_s: float) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            stats: dict[str, Any] = (await client.get(f"{url}/api/v1/stats",
+                                                      headers=headers)).json()
+            if stats["written_back_final"] >= expected or time.monotonic() > deadline:
+                return stats
+            await asyncio.sleep(0.05)
+
+
+def final_times(data_dir: Path, database_url: str) -> list[tuple[float, float]]:
+    """(submitted, written back) epoch pairs of claims whose final status reached the OA."""
+    from sqlalchemy import String, cast, literal, select
+
+    from finoa.store.tables import claims, outbox
+    from finoa.store.uow import Database
+
+    db = Database.connect(database_url)
+    key = literal("status:") + claims.c.id + literal(":") + cast(claims.c.status_seq, String)
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(claims.c.external_id, claims.c.submitted_epoch, outbox.c.done_epoch)
+            .select_from(claims.join(outbox, outbox.c.idempotency_key == key))
+            .where(outbox.c.status == "done", claims.c.status.in_(["posted", "rejected"]))
+        ).all()
+    db.dispose()
+    return [(r.external_id, r.submitted_epoch, r.done_epoch) for r in rows]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="finoa-bench-"))
+    database_url = args.database_url or f"sqlite:///{work / 'hub.db'}"
+    results: dict[str, Any] = {"database": database_url.split(":")[0], "cores": os.cpu_count()}
+    try:
+        with stack(work, database_url, auto_decide=True) as running:
+            assert running.hub is not None
+            hub = running.hub.url
+            token = running.token()
+            results["generator_ceiling_rps"] = round(
+                asyncio.run(generator_ceiling(hub, 3.0, args.concurrency)))
+            print(f"load generator ceiling: {results['generator_ceiling_rps']} req/s "
+                  "(GET /health, no business work)")
+
+            submit_s = asyncio.run(submit_closed_loop(hub, token, args.claims, "T",
+                                                      args.concurrency))
+            stats = asyncio.run(wait_final(hub, token, args.claims, 300))
+            times = [t for t in final_times(work, database_url) if t[0].startswith("B-T-")]
+            first = min(s for _, s, _ in times)
+            last = min(len(times), args.claims) and max(d for _, _, d in times)
+            results["throughput"] = {
+                "claims": args.claims,
+                "completed": len(times),
+                "submit_claims_per_s": round(args.claims / submit_s, 1),
+                "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
+                "dead_letters": stats["outbox"].get("dead", 0),
+            }
+            print(f"throughput: {results['throughput']}")
+
+            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds,
+                                                   "R"))
+            asyncio.run(wait_final(hub, token, args.claims + offered, 300))
+            paced = [d - s for e, s, d in final_times(work, database_url)
+                     if e.startswith("B-R-")]
+            results["latency_at_rate"] = {
+                "offered_claims_per_s": args.rate,
+                "claims": offered,
+                "completed": len(paced),
+                "p50_ms": round(pct(paced, 50) * 1000, 1),
+                "p99_ms": round(pct(paced, 99) * 1000, 1),
+                "mean_ms": round(statistics.fmean(paced) * 1000, 1),
+            }
+            print(f"latency: {results['latency_at_rate']}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""An in-process snapshot of master data (主数据) for the hot path.
+
+Submitting or deciding a claim looks up the applicant, their managers, the role holders and
+the referenced department, cost center and project. Those change rarely, so each process keeps
+a snapshot and reloads it when it is older than `ttl_seconds` (or when told to). A change made
+by another process is seen within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from finoa.domain.org import Employee, EmployeeRole
+from finoa.store.tables import cost_centers, employees, org_units, projects
+from finoa.store.uow import Database
+
+
+@dataclass(frozen=True)
+class MasterDataSnapshot:
+    employees: Mapping[str, Employee]
+    org_units: frozenset[str]
+    cost_centers: frozenset[str]
+    projects: frozenset[str]
+    role_holders: Mapping[EmployeeRole, str]
+
+
+class MasterDataCache:
+    def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
+        self._db = db
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._snapshot: MasterDataSnapshot | None = None
+        self._loaded_at = 0.0
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snapshot = None
+
+    def get(self) -> MasterDataSnapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and time.monotonic() - self._loaded_at < self._ttl:
+            return snapshot
+        with self._lock:
+            if self._snapshot is None or time.monotonic() - self._loaded_at >= self._ttl:
+                self._snapshot = self._load()
+                self._loaded_at = time.monotonic()
+            return self._snapshot
+
+    def _load(self) -> MasterDataSnapshot:
+        with self._db.engine.connect() as conn:
+            people = {
+                row.id: Employee(
+                    employee_id=row.id,
+                    name=row.name,
+                    department_id=row.department_id,
+                    manager_id=row.manager_id,
+                    role=EmployeeRole(row.role),
+                    active=bool(row.active),
+                )
+                for row in conn.execute(select(employees).order_by(employees.c.id))
+            }
+            units = frozenset(r[0] for r in conn.execute(select(org_units.c.id)))
+            centers = frozenset(r[0] for r in conn.execute(select(cost_centers.c.id)))
+            project_ids = frozenset(r[0] for r in conn.execute(select(projects.c.id)))
+        holders: dict[EmployeeRole, str] = {}
+        for person in people.values():
+            if person.role is not EmployeeRole.EMPLOYEE and person.active:
+                holders.setdefault(person.role, person.employee_id)
+        return MasterDataSnapshot(people, units, centers, project_ids, holders)
