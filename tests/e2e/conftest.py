@@ -44,8 +44,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and RUNNING:
         for client in RUNNING:
-            for server, chars in ((client.stack.hub, 6000), (client.stack.oa, 1500),
-                                  (client.stack.erp, 1500)):
+            for server, chars in (
+                (client.stack.hub, 6000),
+                (client.stack.oa, 1500),
+                (client.stack.erp, 1500),
+            ):
                 if server is not None:
                     text = server.log()[-chars:]
                     report.sections.append((f"{server.name} log ({server.url})", text))

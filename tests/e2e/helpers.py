@@ -273,8 +273,10 @@ def assert_problem(
     field: str | None = None,
     kind: str | None = None,
     detail_contains: str | None = None,
+    prefixed: bool = True,
 ) -> dict[str, Any]:
-    """A problem+json answer with `status`, naming `field` and mentioning `detail_contains`."""
+    """A problem+json answer with `status`, naming `field` and mentioning `detail_contains`;
+    `prefixed`: the detail reads "field: reason"."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
     problem: dict[str, Any] = response.json()
@@ -286,7 +288,8 @@ def assert_problem(
         assert problem["type"] == f"https://finoa.dev/problems/{kind}", problem
     if field is not None:
         assert problem.get("field") == field, problem
-        assert problem["detail"].startswith(f"{field}:"), problem
+        if prefixed:
+            assert problem["detail"].startswith(f"{field}:"), problem
     if detail_contains is not None:
         assert detail_contains in problem["detail"], problem
     return problem

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
@@ -30,7 +30,21 @@ log = logging.getLogger(__name__)
 # What to do inside the settling transaction when a message of (destination, action) succeeds.
 SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
 
-SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
+SAFETY_POLL_SECONDS = 2.0
+
+MARK_DONE = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"))
+    .values(
+        status="done",
+        attempts=bindparam("attempts"),
+        done_epoch=bindparam("done_epoch"),
+        response=bindparam("response"),
+        last_error=None,
+        error_class=None,
+        lease_until=None,
+    )
+)  # picks up rows queued by other processes; not on the hot path
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,7 @@ class Dispatcher:
     # -- settling -----------------------------------------------------------------------------
     def _settle(self, results: Sequence[tuple[ClaimedRow, DeliveryResult]]) -> None:
         now = time.time()
+        done: list[dict[str, Any]] = []
         with self.db.uow("dispatcher") as uow:
             conn = uow.conn
             for row, result in sorted(results, key=lambda pair: pair[0].id):
@@ -247,20 +262,9 @@ class Dispatcher:
                                 ErrorClass.PERMANENT, f"delivered, but follow-up failed: {exc}"
                             )
                     if error is None:
-                        conn.execute(
-                            update(outbox)
-                            .where(outbox.c.id == row.id)
-                            .values(
-                                status="done",
-                                attempts=attempts,
-                                done_epoch=now,
-                                response=result.response,
-                                last_error=None,
-                                error_class=None,
-                                lease_until=None,
-                            )
+                        done.append(
+                            {"row_id": row.id, "attempts": attempts, "response": result.response}
                         )
-                        self.delivered += 1
                         continue
                 assert error is not None
                 delay = self.policy.next_step(error, attempts)
@@ -310,4 +314,7 @@ class Dispatcher:
                             lease_until=None,
                         )
                     )
+            if done:
+                conn.execute(MARK_DONE, [{**d, "done_epoch": now} for d in done])
+                self.delivered += len(done)
             uow.commit()

@@ -93,7 +93,8 @@ def decide_task(
         if task is None:
             raise NotFound("task_id", f"unknown task {task_id}")
         claim = repo.claim_row(conn, task.claim_id, lock=True)
-        task = repo.task_row(conn, task_id, lock=True)
+        if not hub.db.is_sqlite:  # re-read under the claim's lock (SQLite holds a global one)
+            task = repo.task_row(conn, task_id, lock=True)
         if task.status != "pending":
             raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
         if task.assignee_id != approver_id:
@@ -132,10 +133,10 @@ def decide_task(
         if state.outcome == "approved":
             status = transition(status, ClaimStatus.APPROVED)
             seq += 1
-            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now)
+            voucher_id = create_claim_voucher(hub, uow, claim)
+            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, voucher_id=voucher_id)
             uow.audit("claim.status_changed", "claim", claim.id, {"status": status.value})
             write_back_status(uow, ref, status.value, seq)
-            create_claim_voucher(hub, uow, claim.id)
         elif state.outcome == "rejected":
             status = transition(status, ClaimStatus.REJECTED)
             seq += 1

@@ -20,20 +20,21 @@ from finoa.domain.voucher import (
 from finoa.messaging.outbox import claim_ref, post_voucher, write_back_status
 from finoa.services.context import Hub
 from finoa.store import repositories as repo
-from finoa.store.tables import claims, voucher_entries, vouchers
+from finoa.store.tables import voucher_entries, vouchers
 from finoa.store.uow import UnitOfWork
 
 
-def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_id: str) -> str:
-    """Generate, number and queue the posting of an approved claim's voucher."""
-    claim = repo.load_claim(uow.conn, claim_id)
+def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
+    """Generate, number and queue the posting of an approved claim's voucher; returns its id.
+    The caller records the voucher id on the claim."""
+    claim = repo.claim_from_row(uow.conn, claim_row)
+    claim_id = claim.claim_id
     applicant = hub.masterdata.get().employees.get(claim.applicant_id)
     draft = build_claim_voucher(
         claim, hub.rules, uow.now.date(), applicant.name if applicant else ""
     )
     voucher_id = f"V{claim_id[2:]}"
     voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, reversal=None)
-    uow.conn.execute(update(claims).where(claims.c.id == claim_id).values(voucher_id=voucher_id))
     key = f"finoa-voucher-{voucher_id}"
     post_voucher(uow, voucher_id, key, erp_body(claim_id, voucher_no, draft))
     return voucher_id

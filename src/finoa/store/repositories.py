@@ -43,14 +43,25 @@ def claim_by_business_key(conn: Connection, source: str, external_id: str, versi
 
 
 def load_claim(conn: Connection, claim_id: str) -> Claim:
-    row = claim_row(conn, claim_id)
+    return claim_from_row(conn, claim_row(conn, claim_id), with_attachments=True)
+
+
+def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False) -> Claim:
+    """The domain claim for a claims row, with its lines (and attachments if asked)."""
+    claim_id = row.id
     lines = conn.execute(
         select(claim_lines)
         .where(claim_lines.c.claim_id == claim_id)
         .order_by(claim_lines.c.line_no)
     )
-    files = conn.execute(
-        select(attachments).where(attachments.c.claim_id == claim_id).order_by(attachments.c.seq)
+    files = (
+        conn.execute(
+            select(attachments)
+            .where(attachments.c.claim_id == claim_id)
+            .order_by(attachments.c.seq)
+        )
+        if with_attachments
+        else []
     )
     return Claim(
         claim_id=row.id,
