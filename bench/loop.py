@@ -19,8 +19,10 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,24 +32,37 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.processes import Secrets, free_port, stack  # noqa: E402
+from support.processes import stack  # noqa: E402
 
 CATEGORIES = ["travel", "lodging", "transport", "office", "communication", "meeting"]
-APPLICANTS = [("E0011", "D02"), ("E0012", "D02"), ("E0021", "D03"), ("E0022", "D03"),
-              ("E0031", "D04"), ("E0041", "D05"), ("E0004", "D01")]
+APPLICANTS = [
+    ("E0011", "D02"),
+    ("E0012", "D02"),
+    ("E0021", "D03"),
+    ("E0022", "D03"),
+    ("E0031", "D04"),
+    ("E0041", "D05"),
+    ("E0004", "D01"),
+]
 
 
 def claim(i: int, tag: str, rng: random.Random) -> dict[str, Any]:
     applicant, department = rng.choice(APPLICANTS)
-    amount = rng.choice([rng.randint(5_000, 400_000), rng.randint(500_000, 2_000_000),
-                         rng.randint(100, 3_000)])
+    amount = rng.choice(
+        [rng.randint(5_000, 400_000), rng.randint(500_000, 2_000_000), rng.randint(100, 3_000)]
+    )
     return {
         "external_id": f"B-{tag}-{i}",
         "applicant_id": applicant,
         "department_id": department,
         "title": f"bench claim {i}",
-        "lines": [{"category": rng.choice(CATEGORIES), "amount": f"{amount / 100:.2f}",
-                   "expense_date": "2026-11-02"}],
+        "lines": [
+            {
+                "category": rng.choice(CATEGORIES),
+                "amount": f"{amount / 100:.2f}",
+                "expense_date": "2026-11-02",
+            }
+        ],
     }
 
 
@@ -72,8 +87,9 @@ async def submit_closed_loop(url: str, token: str, n: int, tag: str, concurrency
     bodies = [claim(i, tag, rng) for i in range(n)]
     headers = {"authorization": f"Bearer {token}"}
     queue = list(reversed(bodies))
-    async with httpx.AsyncClient(timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(
+        timeout=60, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
 
         async def worker() -> None:
             while queue:
@@ -85,6 +101,47 @@ async def submit_closed_loop(url: str, token: str, n: int, tag: str, concurrency
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.monotonic() - started
+
+
+def submit_with_wrk(
+    url: str, token: str, seconds: float, concurrency: int, tag: str
+) -> dict[str, float]:
+    """Closed-loop submission with wrk (native, so the generator is not the bottleneck)."""
+    script = Path(__file__).with_name("submit_claims.lua")
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds:.0f}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            token,
+            tag,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"WRK_RESULT (.*)", out)
+    if match is None:
+        raise RuntimeError(f"wrk gave no result:\n{out}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+
+
+def wrk_ceiling(url: str, concurrency: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", "-d3s", f"{url}/health"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(match.group(1)) if match else 0.0
 
 
 async def submit_open_loop(url: str, token: str, rate: float, seconds: float, tag: str) -> int:
@@ -99,8 +156,11 @@ async def submit_open_loop(url: str, token: str, rate: float, seconds: float, ta
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the offered load
-            tasks.append(asyncio.create_task(
-                client.post(f"{url}/api/v1/claims", json=claim(i, tag, rng), headers=headers)))
+            tasks.append(
+                asyncio.create_task(
+                    client.post(f"{url}/api/v1/claims", json=claim(i, tag, rng), headers=headers)
+                )
+            )
         for response in await asyncio.gather(*tasks):
             if response.status_code != 201:
                 raise RuntimeError(f"submit failed: {response.status_code} {response.text}")
@@ -112,8 +172,9 @@ async def wait_final(url: str, token: str, expected: int, timeout_s: float) -> d
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=30) as client:
         while True:
-            stats: dict[str, Any] = (await client.get(f"{url}/api/v1/stats",
-                                                      headers=headers)).json()
+            stats: dict[str, Any] = (
+                await client.get(f"{url}/api/v1/stats", headers=headers)
+            ).json()
             if stats["written_back_final"] >= expected or time.monotonic() > deadline:
                 return stats
             await asyncio.sleep(0.05)
@@ -145,7 +206,15 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--claims", type=int, default=2000)
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="length of the throughput run (wrk)"
+    )
+    parser.add_argument(
+        "--claims",
+        type=int,
+        default=2000,
+        help="claims for the throughput run when wrk is not installed",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
@@ -153,6 +222,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
+    have_wrk = shutil.which("wrk") is not None
     work = Path(tempfile.mkdtemp(prefix="finoa-bench-"))
     database_url = args.database_url or f"sqlite:///{work / 'hub.db'}"
     results: dict[str, Any] = {"database": database_url.split(":")[0], "cores": os.cpu_count()}
@@ -161,31 +231,40 @@ def main() -> int:
             assert running.hub is not None
             hub = running.hub.url
             token = running.token()
-            results["generator_ceiling_rps"] = round(
-                asyncio.run(generator_ceiling(hub, 3.0, args.concurrency)))
-            print(f"load generator ceiling: {results['generator_ceiling_rps']} req/s "
-                  "(GET /health, no business work)")
+            results["generator_ceiling_rps"] = {
+                "python_httpx": round(asyncio.run(generator_ceiling(hub, 3.0, 16))),
+                "wrk": round(wrk_ceiling(hub, args.concurrency)) if have_wrk else None,
+            }
+            print(f"load generator ceilings (GET /health): {results['generator_ceiling_rps']}")
 
-            submit_s = asyncio.run(submit_closed_loop(hub, token, args.claims, "T",
-                                                      args.concurrency))
-            stats = asyncio.run(wait_final(hub, token, args.claims, 300))
-            times = [t for t in final_times(work, database_url) if t[0].startswith("B-T-")]
+            if have_wrk:
+                wrk = submit_with_wrk(hub, token, args.seconds, args.concurrency, "B-T")
+                submitted = int(wrk["requests"] - wrk["failures"])
+                submit_rate = wrk["requests"] / wrk["seconds"]
+                if wrk["failures"]:
+                    raise RuntimeError(f"{wrk['failures']:.0f} submissions failed")
+            else:
+                submit_s = asyncio.run(
+                    submit_closed_loop(hub, token, args.claims, "T", args.concurrency)
+                )
+                submitted, submit_rate = args.claims, args.claims / submit_s
+            stats = asyncio.run(wait_final(hub, token, submitted, 600))
+            times = [t for t in final_times(work, database_url) if t[0].startswith("B-T")]
             first = min(s for _, s, _ in times)
-            last = min(len(times), args.claims) and max(d for _, _, d in times)
+            last = max(d for _, _, d in times)
             results["throughput"] = {
-                "claims": args.claims,
+                "generator": "wrk" if have_wrk else "python",
+                "claims": submitted,
                 "completed": len(times),
-                "submit_claims_per_s": round(args.claims / submit_s, 1),
+                "submit_claims_per_s": round(submit_rate, 1),
                 "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
                 "dead_letters": stats["outbox"].get("dead", 0),
             }
             print(f"throughput: {results['throughput']}")
 
-            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds,
-                                                   "R"))
-            asyncio.run(wait_final(hub, token, args.claims + offered, 300))
-            paced = [d - s for e, s, d in final_times(work, database_url)
-                     if e.startswith("B-R-")]
+            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "R"))
+            asyncio.run(wait_final(hub, token, submitted + offered, 300))
+            paced = [d - s for e, s, d in final_times(work, database_url) if e.startswith("B-R-")]
             results["latency_at_rate"] = {
                 "offered_claims_per_s": args.rate,
                 "claims": offered,

@@ -63,6 +63,7 @@ class RestConfig:
         return cls(base_url.rstrip("/"), api_key, float(timeout))
 
     def headers(self) -> dict[str, str]:
+        """Bearer auth and JSON content headers for every request."""
         return {
             "authorization": f"Bearer {self.api_key}",
             "content-type": "application/json",

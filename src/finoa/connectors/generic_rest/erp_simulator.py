@@ -42,6 +42,7 @@ HANG_SECONDS = 60.0
 
 
 def now_iso() -> str:
+    """UTC now as ISO 8601 with milliseconds and a Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -53,6 +54,7 @@ def json_response(
     headers: dict[str, str] | None = None,
     background: BackgroundTask | None = None,
 ) -> Response:
+    """A JSON answer encoded with orjson."""
     return Response(
         orjson.dumps(data),
         status_code=status,
@@ -86,6 +88,7 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
 
 
 def install_problems(app: FastAPI) -> None:
+    """Answer `Problem` exceptions as problem+json."""
     app.add_exception_handler(Problem, _problem_handler)
 
 
@@ -104,6 +107,7 @@ def bearer_guard(api_key: str) -> Callable[[Request], Awaitable[None]]:
 
 
 async def read_json(request: Request) -> Any:
+    """The request body parsed as JSON, or a 400 problem."""
     raw = await request.body()
     try:
         return orjson.loads(raw)
@@ -256,6 +260,7 @@ def open_database(path: Path, schema: str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
