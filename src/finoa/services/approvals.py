@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, select, update
 
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -20,6 +20,25 @@ from finoa.store import repositories as repo
 from finoa.store.tables import approval_tasks, workflow_instances
 from finoa.store.uow import UnitOfWork
 from finoa.workflow.engine import PendingStep, StepNotPending
+
+INSERT_TASK = insert(approval_tasks)
+DECIDE_TASK = (
+    update(approval_tasks)
+    .where(approval_tasks.c.id == bindparam("b_task_id"))
+    .values(
+        status=bindparam("b_status"), comment=bindparam("b_comment"), decided_at=bindparam("b_now")
+    )
+)
+WORKFLOW_OF_CLAIM = select(workflow_instances.c.state).where(
+    workflow_instances.c.claim_id == bindparam("claim_id")
+)
+SAVE_WORKFLOW = (
+    update(workflow_instances)
+    .where(workflow_instances.c.claim_id == bindparam("b_claim_id"))
+    .values(
+        state=bindparam("b_state"), outcome=bindparam("b_outcome"), updated_at=bindparam("b_now")
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +76,7 @@ def open_tasks(
             "status": "pending",
             "created_at": uow.now,
         }
-        uow.conn.execute(insert(approval_tasks).values(**task))
+        uow.conn.execute(INSERT_TASK, task)
         uow.audit(
             "task.opened",
             "task",
@@ -99,18 +118,15 @@ def decide_task(
             raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
         if task.assignee_id != approver_id:
             raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
-        instance = conn.execute(
-            workflow_instances.select().where(workflow_instances.c.claim_id == claim.id)
-        ).first()
+        instance = conn.execute(WORKFLOW_OF_CLAIM, {"claim_id": claim.id}).first()
         try:
             state = hub.engine.decide(instance.state, task_id, approve, comment)
         except StepNotPending:
             raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
         decision = "approved" if approve else "rejected"
         conn.execute(
-            update(approval_tasks)
-            .where(approval_tasks.c.id == task_id)
-            .values(status=decision, comment=comment, decided_at=uow.now)
+            DECIDE_TASK,
+            {"b_task_id": task_id, "b_status": decision, "b_comment": comment, "b_now": uow.now},
         )
         uow.audit(
             f"task.{decision}",
@@ -124,9 +140,13 @@ def decide_task(
         )
         open_tasks(uow, hub.masterdata.get(), ref, claim.applicant_id, state.pending)
         conn.execute(
-            update(workflow_instances)
-            .where(workflow_instances.c.claim_id == claim.id)
-            .values(state=state.state, outcome=state.outcome, updated_at=uow.now)
+            SAVE_WORKFLOW,
+            {
+                "b_claim_id": claim.id,
+                "b_state": state.state,
+                "b_outcome": state.outcome,
+                "b_now": uow.now,
+            },
         )
         status = ClaimStatus(claim.status)
         seq = claim.status_seq

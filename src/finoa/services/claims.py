@@ -57,7 +57,7 @@ def submit_claim(
                 return SubmitResult(earlier["claim_id"], duplicate=True)
         external_id = submission.external_id or f"finoa-{secrets.token_hex(8)}"
         business_key = f"{source}|{external_id}|{submission.version}"
-        existing = repo.claim_by_business_key(uow.conn, source, external_id, submission.version)
+        existing = repo.claim_id_by_business_key(uow.conn, source, external_id, submission.version)
         if existing is not None:
             if message_id is not None:
                 inbox.record(
@@ -66,11 +66,11 @@ def submit_claim(
                     message_id,
                     "claim",
                     submission.model_dump(mode="json"),
-                    {"claim_id": existing.id},
+                    {"claim_id": existing},
                     business_key,
                 )
                 uow.commit()
-            return SubmitResult(existing.id, duplicate=True)
+            return SubmitResult(existing, duplicate=True)
 
         claim_id = new_claim_id()
         total_fen = sum(line.amount_fen for line in lines)

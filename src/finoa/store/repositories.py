@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,26 +20,64 @@ from finoa.store.tables import (
     vouchers,
 )
 
+# Statements on the hot path are built once; executing a prebuilt statement with parameters
+# skips most of SQLAlchemy's per-call construction work.
+CLAIM_BY_ID = select(claims).where(claims.c.id == bindparam("claim_id"))
+CLAIM_BY_ID_LOCKED = CLAIM_BY_ID.with_for_update()
+CLAIM_BY_BUSINESS_KEY = select(claims.c.id).where(
+    and_(
+        claims.c.source == bindparam("source"),
+        claims.c.external_id == bindparam("external_id"),
+        claims.c.version == bindparam("version"),
+    )
+)
+LINES_OF_CLAIM = (
+    select(claim_lines)
+    .where(claim_lines.c.claim_id == bindparam("claim_id"))
+    .order_by(claim_lines.c.line_no)
+)
+TASK_BY_ID = select(approval_tasks).where(approval_tasks.c.id == bindparam("task_id"))
+TASK_BY_ID_LOCKED = TASK_BY_ID.with_for_update()
+SET_CLAIM_STATUS = (
+    update(claims)
+    .where(claims.c.id == bindparam("b_claim_id"))
+    .values(
+        status=bindparam("b_status"),
+        status_seq=bindparam("b_seq"),
+        updated_at=bindparam("b_now"),
+        reason=func.coalesce(bindparam("b_reason", type_=claims.c.reason.type), claims.c.reason),
+        voucher_id=func.coalesce(
+            bindparam("b_voucher_id", type_=claims.c.voucher_id.type), claims.c.voucher_id
+        ),
+    )
+)
+NEXT_VOUCHER_NUMBER = (
+    update(voucher_sequences)
+    .where(
+        voucher_sequences.c.period == bindparam("b_period"),
+        voucher_sequences.c.word == bindparam("b_word"),
+    )
+    .values(last_number=voucher_sequences.c.last_number + 1)
+    .returning(voucher_sequences.c.last_number)
+)
 
-def _locked(stmt: Select[Any], conn: Connection) -> Select[Any]:
-    return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
+
+def _postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
 def claim_row(conn: Connection, claim_id: str, *, lock: bool = False) -> Any:
-    stmt = select(claims).where(claims.c.id == claim_id)
-    return conn.execute(_locked(stmt, conn) if lock else stmt).first()
+    stmt = CLAIM_BY_ID_LOCKED if lock and _postgres(conn) else CLAIM_BY_ID
+    return conn.execute(stmt, {"claim_id": claim_id}).first()
 
 
-def claim_by_business_key(conn: Connection, source: str, external_id: str, version: int) -> Any:
-    return conn.execute(
-        select(claims).where(
-            and_(
-                claims.c.source == source,
-                claims.c.external_id == external_id,
-                claims.c.version == version,
-            )
-        )
+def claim_id_by_business_key(
+    conn: Connection, source: str, external_id: str, version: int
+) -> str | None:
+    row = conn.execute(
+        CLAIM_BY_BUSINESS_KEY, {"source": source, "external_id": external_id, "version": version}
     ).first()
+    return None if row is None else str(row[0])
 
 
 def load_claim(conn: Connection, claim_id: str) -> Claim:
@@ -49,11 +87,7 @@ def load_claim(conn: Connection, claim_id: str) -> Claim:
 def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False) -> Claim:
     """The domain claim for a claims row, with its lines (and attachments if asked)."""
     claim_id = row.id
-    lines = conn.execute(
-        select(claim_lines)
-        .where(claim_lines.c.claim_id == claim_id)
-        .order_by(claim_lines.c.line_no)
-    )
+    lines = conn.execute(LINES_OF_CLAIM, {"claim_id": claim_id})
     files = (
         conn.execute(
             select(attachments)
@@ -90,18 +124,33 @@ def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False
 
 
 def set_claim_status(
-    conn: Connection, claim_id: str, status: str, seq: int, now: Any, **extra: Any
+    conn: Connection,
+    claim_id: str,
+    status: str,
+    seq: int,
+    now: Any,
+    *,
+    reason: str | None = None,
+    voucher_id: str | None = None,
 ) -> None:
+    """Move a claim to `status` (the `seq`-th status change); reason and voucher id, when
+    given, are recorded too."""
     conn.execute(
-        update(claims)
-        .where(claims.c.id == claim_id)
-        .values(status=status, status_seq=seq, updated_at=now, **extra)
+        SET_CLAIM_STATUS,
+        {
+            "b_claim_id": claim_id,
+            "b_status": status,
+            "b_seq": seq,
+            "b_now": now,
+            "b_reason": reason,
+            "b_voucher_id": voucher_id,
+        },
     )
 
 
 def task_row(conn: Connection, task_id: str, *, lock: bool = False) -> Any:
-    stmt = select(approval_tasks).where(approval_tasks.c.id == task_id)
-    return conn.execute(_locked(stmt, conn) if lock else stmt).first()
+    stmt = TASK_BY_ID_LOCKED if lock and _postgres(conn) else TASK_BY_ID
+    return conn.execute(stmt, {"task_id": task_id}).first()
 
 
 def tasks_for_claims(conn: Connection, claim_ids: Sequence[str]) -> dict[str, list[Any]]:
@@ -120,28 +169,17 @@ def tasks_for_claims(conn: Connection, claim_ids: Sequence[str]) -> dict[str, li
 
 def next_voucher_number(conn: Connection, period: str, word: str) -> int:
     """Allocate the next voucher number of a period (凭证号), gap-free within a transaction."""
-    stmt = (
-        update(voucher_sequences)
-        .where(voucher_sequences.c.period == period, voucher_sequences.c.word == word)
-        .values(last_number=voucher_sequences.c.last_number + 1)
-        .returning(voucher_sequences.c.last_number)
-    )
-    row = conn.execute(stmt).first()
+    params = {"b_period": period, "b_word": word}
+    row = conn.execute(NEXT_VOUCHER_NUMBER, params).first()
     if row is not None:
         return int(row[0])
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            pg_insert(voucher_sequences)
-            .values(period=period, word=word, last_number=0)
-            .on_conflict_do_nothing()
-        )
-    else:
-        conn.execute(
-            sqlite_insert(voucher_sequences)
-            .values(period=period, word=word, last_number=0)
-            .on_conflict_do_nothing()
-        )
-    return int(conn.execute(stmt).scalar_one())
+    dialect_insert = pg_insert if _postgres(conn) else sqlite_insert
+    conn.execute(
+        dialect_insert(voucher_sequences)
+        .values(period=period, word=word, last_number=0)
+        .on_conflict_do_nothing()
+    )
+    return int(conn.execute(NEXT_VOUCHER_NUMBER, params).scalar_one())
 
 
 def voucher_for_claim(conn: Connection, claim_id: str) -> tuple[Any, list[Any]] | None:

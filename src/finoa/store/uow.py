@@ -17,7 +17,12 @@ from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
 from finoa.store.tables import audit_events, outbox
 
-AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
+AUDIT_LOCK_KEY = 727_001
+INSERT_OUTBOX = insert(outbox)
+INSERT_AUDIT = insert(audit_events)
+AUDIT_HEAD = (
+    select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+)  # PostgreSQL advisory lock serializing appends to the audit chain
 
 
 def utcnow() -> datetime:
@@ -152,7 +157,7 @@ class UnitOfWork:
             }
             for m in self._outbox
         ]
-        self.conn.execute(insert(outbox), rows)
+        self.conn.execute(INSERT_OUTBOX, rows)
 
     def _flush_audit(self) -> None:
         if not self._audit:
@@ -160,11 +165,7 @@ class UnitOfWork:
         conn = self.conn
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
-        head = conn.execute(
-            select(audit_events.c.seq, audit_events.c.hash)
-            .order_by(audit_events.c.seq.desc())
-            .limit(1)
-        ).first()
+        head = conn.execute(AUDIT_HEAD).first()
         seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
         rows = []
         for actor, action, object_type, object_id, data in self._audit:
@@ -195,4 +196,4 @@ class UnitOfWork:
                 }
             )
             prev_hash = event_hash
-        conn.execute(insert(audit_events), rows)
+        conn.execute(INSERT_AUDIT, rows)
