@@ -295,3 +295,33 @@ async def test_server_down_is_transient(start_erp: Any, http: httpx.AsyncClient)
     assert result.error is not None
     assert result.error.error_class is ErrorClass.TRANSIENT
     assert "ConnectError" in result.error.reason
+
+
+async def test_batch_posts_each_voucher_once_with_its_own_result(
+    start_erp: Any, http: httpx.AsyncClient
+) -> None:
+    server = start_erp()
+    erp = connector(server, http)
+    first = await post(erp, "B-1", voucher())
+    assert first.ok
+    batch = [
+        message("B-1", voucher()),  # already posted: the first result again
+        message("B-2", voucher(amount=5_000)),
+        message("B-3", voucher(debit_account="9999")),  # unknown account
+        message("B-4", voucher(amount=7_000)),
+    ]
+    results = await erp.deliver(batch)
+    assert [r.ok for r in results] == [True, True, False, True]
+    assert results[0].response["erp_voucher_no"] == first.response["erp_voucher_no"]
+    assert results[0].response["status"] == "duplicate"
+    assert results[1].response["status"] == "created"
+    error = results[2].error
+    assert error is not None and error.error_class is ErrorClass.PERMANENT
+    assert "9999" in error.reason
+    again = await erp.deliver(batch)
+    assert [r.response.get("status") for r in again if r.ok] == ["duplicate"] * 3
+    assert [r.response["erp_voucher_no"] for r in again if r.ok] == [
+        results[i].response["erp_voucher_no"] for i in (0, 1, 3)
+    ]
+    stats = httpx.get(f"{server.url}/_sim/stats").json()
+    assert stats["vouchers"] == 3

@@ -16,13 +16,14 @@ from finoa.connectors.base import (
     OutboundMessage,
 )
 from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig
-from finoa.messaging.retry import DeliveryError, ErrorClass
+from finoa.messaging.retry import DeliveryError, ErrorClass, classify_status
 
 ACTION = "voucher.post"
 
 
 class GenericERPConnector:
-    """Posts one voucher per message to `POST /api/vouchers`."""
+    """Posts vouchers to `POST /api/vouchers` (one) or `POST /api/vouchers:batch` (several),
+    each under its own idempotency key."""
 
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
         name="generic-erp",
@@ -31,7 +32,7 @@ class GenericERPConnector:
         actions=(ACTION,),
         config_schema=CONFIG_SCHEMA,
         auth="bearer",
-        max_batch=1,
+        max_batch=50,
         description="Generic REST ERP: vouchers posted with an Idempotency-Key.",
     )
 
@@ -45,8 +46,44 @@ class GenericERPConnector:
             self._config_error = f"generic-erp config: {exc}"
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Post each voucher in turn; one result per message, in order."""
-        return [await self._post(message) for message in messages]
+        """Post the vouchers; one result per message, in order."""
+        if len(messages) == 1:
+            return [await self._post(messages[0])]
+        if self._config is None:
+            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
+            return [DeliveryResult(error=error) for _ in messages]
+        wrong = [m for m in messages if m.action != ACTION]
+        if wrong:
+            reason = f"generic-erp has no action {wrong[0].action!r}; it knows {ACTION!r}"
+            return [
+                DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason)) for _ in messages
+            ]
+        config = self._config
+        items = [{**m.payload, "idempotency_key": m.idempotency_key} for m in messages]
+        try:
+            response = await self._http.post(
+                f"{config.base_url}/api/vouchers:batch",
+                content=orjson.dumps({"items": items}),
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            error = DeliveryError.from_exception(exc)
+            return [DeliveryResult(error=error) for _ in messages]
+        if not response.is_success:
+            error = DeliveryError.from_response(response)
+            return [DeliveryResult(error=error) for _ in messages]
+        try:
+            results = _json_object(response).get("results")
+        except ValueError as exc:
+            results = None
+            malformed = str(exc)
+        else:
+            malformed = "malformed batch answer: results do not match the items"
+        if not isinstance(results, list) or len(results) != len(messages):
+            error = DeliveryError(ErrorClass.PERMANENT, malformed)
+            return [DeliveryResult(error=error) for _ in messages]
+        return [_batch_item(message, item) for message, item in zip(messages, results, strict=True)]
 
     async def _post(self, message: OutboundMessage) -> DeliveryResult:
         if self._config is None:
@@ -96,6 +133,17 @@ class GenericERPConnector:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
+
+
+def _batch_item(message: OutboundMessage, item: Any) -> DeliveryResult:
+    if not isinstance(item, dict) or item.get("idempotency_key") != message.idempotency_key:
+        reason = f"batch answer does not match {message.idempotency_key!r}"
+        return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+    if item.get("status") == "error":
+        code = int(item.get("code") or 422)
+        reason = f"HTTP {code} for {message.idempotency_key}: {item.get('error', '')}"
+        return DeliveryResult(error=DeliveryError(classify_status(code), reason))
+    return DeliveryResult(response=item)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

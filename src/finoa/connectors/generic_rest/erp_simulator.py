@@ -434,53 +434,105 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
         counts["duplicates"] += 1
         return json_response(orjson.loads(row["result"]), 200)
 
+    def post_one(key: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """Create (or replay) one voucher: (HTTP status, result or problem fields)."""
+        if not key or len(key) > 255:
+            return 400, {"detail": "an Idempotency-Key (1-255 chars) is required"}
+        digest = request_digest(body)
+        # No await in here: one event loop serialises posts; the UNIQUE key guards the rest.
+        row = stored(key)
+        if row is None:
+            errors = validate_voucher(body, chart)
+            if errors:
+                counts["rejected"] += 1
+                return 422, {"detail": "; ".join(errors), "errors": errors}
+            period, word = body["period"], body.get("voucher_word", "记")
+            with transaction(conn):
+                (seq,) = conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM vouchers"
+                    " WHERE period = ? AND voucher_word = ?",
+                    (period, word),
+                ).fetchone()
+                erp_id = uuid.uuid4().hex
+                number = f"{word}-{seq:04d}"
+                result = {"erp_voucher_no": number, "erp_id": erp_id, "period": period}
+                inserted = conn.execute(
+                    "INSERT INTO vouchers (erp_id, erp_voucher_no, voucher_word, period, seq,"
+                    " idempotency_key, digest, body, result, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (idempotency_key) DO NOTHING",
+                    (
+                        erp_id,
+                        number,
+                        word,
+                        period,
+                        seq,
+                        key,
+                        digest,
+                        orjson.dumps(body).decode(),
+                        orjson.dumps(result).decode(),
+                        now_iso(),
+                    ),
+                ).rowcount
+            if inserted:
+                return 201, result
+            row = stored(key)  # another writer won the race for this key
+            assert row is not None
+        if row["digest"] != digest:
+            counts["rejected"] += 1
+            return 422, {
+                "detail": f"Idempotency-Key {row['idempotency_key']!r} was used for a different "
+                f"voucher ({row['erp_voucher_no']})"
+            }
+        counts["duplicates"] += 1
+        return 200, orjson.loads(row["result"])
+
     @api.post("/vouchers")
     async def post_voucher(request: Request) -> Response:
         key = request.headers.get("idempotency-key", "").strip()
         if not key or len(key) > 255:
             raise Problem(400, "Bad request", "an Idempotency-Key header (1-255 chars) is required")
+        status, result = post_one(key, await read_json(request))
+        if status >= 400:
+            title = "Idempotency-Key reused" if "errors" not in result else "Voucher rejected"
+            extra = {"errors": result["errors"]} if "errors" in result else {}
+            raise Problem(status, title, result["detail"], **extra)
+        return json_response(result, status)
+
+    @api.post("/vouchers:batch")
+    async def post_vouchers(request: Request) -> Response:
+        """Several vouchers in one call (like an ERP's batch save); each item carries its own
+        idempotency key and gets its own result, in order."""
         body = await read_json(request)
-        digest = request_digest(body)
-        # No await from here on: one event loop serialises posts; the UNIQUE key guards the rest.
-        row = stored(key)
-        if row is not None:
-            return replay(row, digest)
-        errors = validate_voucher(body, chart)
-        if errors:
-            counts["rejected"] += 1
-            raise Problem(422, "Voucher rejected", "; ".join(errors), errors=errors)
-        period, word = body["period"], body.get("voucher_word", "记")
-        with transaction(conn):
-            (seq,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM vouchers"
-                " WHERE period = ? AND voucher_word = ?",
-                (period, word),
-            ).fetchone()
-            erp_id = uuid.uuid4().hex
-            number = f"{word}-{seq:04d}"
-            result = {"erp_voucher_no": number, "erp_id": erp_id, "period": period}
-            inserted = conn.execute(
-                "INSERT INTO vouchers (erp_id, erp_voucher_no, voucher_word, period, seq,"
-                " idempotency_key, digest, body, result, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (
-                    erp_id,
-                    number,
-                    word,
-                    period,
-                    seq,
-                    key,
-                    digest,
-                    orjson.dumps(body).decode(),
-                    orjson.dumps(result).decode(),
-                    now_iso(),
-                ),
-            ).rowcount
-        if not inserted:  # another writer won the race for this key
-            row = stored(key)
-            assert row is not None
-            return replay(row, digest)
-        return json_response(result, 201)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= 200:
+            raise Problem(422, "Bad batch", "items: a list of 1-200 vouchers is required")
+        results = []
+        for item in items:
+            if not isinstance(item, dict):
+                results.append({"status": "error", "code": 422, "error": "not an object"})
+                continue
+            voucher = {k: v for k, v in item.items() if k != "idempotency_key"}
+            key = str(item.get("idempotency_key") or "").strip()
+            status, result = post_one(key, voucher)
+            if status >= 400:
+                results.append(
+                    {
+                        "idempotency_key": key,
+                        "status": "error",
+                        "code": status,
+                        "error": result["detail"],
+                    }
+                )
+            else:
+                results.append(
+                    {
+                        "idempotency_key": key,
+                        "status": "created" if status == 201 else "duplicate",
+                        **result,
+                    }
+                )
+        return json_response({"results": results}, 200)
 
     @api.get("/vouchers")
     async def find_voucher(idempotency_key: str | None = None) -> Response:
