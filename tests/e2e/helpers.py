@@ -196,10 +196,6 @@ class HubClient:
         assert response.status_code == 200, response.text
 
     # -- waiting ----------------------------------------------------------------------------
-    def hub_log_tail(self, chars: int = 4000) -> str:
-        assert self.stack.hub is not None
-        return self.stack.hub.log()[-chars:]
-
     def wait_claim(self, claim_id: str, status: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """Poll the claim until it reaches `status`; fail at once if it ends elsewhere."""
         last: dict[str, Any] = {}
@@ -219,7 +215,7 @@ class HubClient:
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}; last status {last.get('status')!r}; hub stats {self.stats()}; "
-                f"dead letters {self.dead_letters()}\nhub log tail:\n{self.hub_log_tail()}"
+                f"dead letters {self.dead_letters()}"
             ) from None
 
     def wait_history(self, external_id: str, final: str, timeout_s: float = 30.0) -> list[Any]:
