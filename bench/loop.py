@@ -242,15 +242,14 @@ def main() -> int:
 
             if have_wrk:
                 wrk = submit_with_wrk(hub, token, args.seconds, args.concurrency, "B-T")
-                submitted = int(wrk["requests"] - wrk["failures"])
                 submit_rate = wrk["requests"] / wrk["seconds"]
                 if wrk["failures"]:
                     raise RuntimeError(f"{wrk['failures']:.0f} submissions failed")
             else:
                 submit_s = asyncio.run(
-                    submit_closed_loop(hub, token, args.claims, "T", args.concurrency)
+                    submit_closed_loop(hub, token, args.claims, "B-T", args.concurrency)
                 )
-                submitted, submit_rate = args.claims, args.claims / submit_s
+                submit_rate = args.claims / submit_s
             stats = asyncio.run(wait_final(hub, token, 600))
             times = [t for t in final_times(work, database_url) if t[0].startswith("B-T")]
             first = min(s for _, s, _ in times)
