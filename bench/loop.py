@@ -52,7 +52,7 @@ def claim(i: int, tag: str, rng: random.Random) -> dict[str, Any]:
         [rng.randint(5_000, 400_000), rng.randint(500_000, 2_000_000), rng.randint(100, 3_000)]
     )
     return {
-        "external_id": f"B-{tag}-{i}",
+        "external_id": f"{tag}-{i}",
         "applicant_id": applicant,
         "department_id": department,
         "title": f"bench claim {i}",
@@ -263,7 +263,7 @@ def main() -> int:
             }
             print(f"throughput: {results['throughput']}")
 
-            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "R"))
+            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R"))
             asyncio.run(wait_final(hub, token, 300))
             paced = [d - s for e, s, d in final_times(work, database_url) if e.startswith("B-R-")]
             results["latency_at_rate"] = {

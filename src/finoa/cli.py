@@ -26,7 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

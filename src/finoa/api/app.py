@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from finoa import __version__
@@ -24,6 +25,10 @@ def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = Tru
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await asyncio.to_thread(prepare_database, settings)
+        if settings.is_sqlite:
+            # One writer at a time anyway: a few threads keep the queue short and spare the
+            # GIL from dozens of threads waiting on the same lock.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = 8
         hub = Hub.create(settings, pool_size=20)
         await asyncio.to_thread(ensure_chart, hub)
         app.state.hub = hub
