@@ -28,24 +28,27 @@ class BodySizeLimit:
                 if declared > self.max_bytes:
                     await self._refuse(send)
                     return
+                await self.app(scope, receive, send)  # the server enforces the length
+                return
+        # No declared length (chunked): buffer up to the limit before the app sees anything,
+        # so an oversized body is refused here rather than failing inside body parsing.
+        chunks: list[bytes] = []
         received = 0
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            if refused:
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        buffered: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([buffered], receive), send)
 
     async def _refuse(self, send: Send) -> None:
         body: dict[str, Any] = {
@@ -69,5 +72,15 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A receive callable that hands out `messages`, then defers to `then`."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -89,8 +89,9 @@ def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
         elif message.startswith("Value error, "):
             # model-level checks say "field: reason"
             message = message[len("Value error, ") :]
-            if ": " in message and field == "body":
-                field, message = message.split(": ", 1)
+            if ": " in message:
+                name, message = message.split(": ", 1)
+                field = name if field == "body" else f"{field}.{name}"
         items.append({"field": field, "message": message})
     first = items[0]
     return problem(

@@ -64,7 +64,7 @@ def test_manifests() -> None:
         "generic-erp",
         ConnectorKind.ERP,
         Direction.OUTBOUND,
-        1,
+        50,
         ("voucher.post",),
     )
     for manifest in (oa, erp):
@@ -283,18 +283,34 @@ async def test_erp_failures(answer: httpx.Response, expected: ErrorClass) -> Non
     assert classes([result]) == [expected]
 
 
-async def test_erp_one_request_per_message_and_config_errors() -> None:
-    keys: list[str] = []
+async def test_erp_single_and_batch_requests_and_config_errors() -> None:
+    seen: list[tuple[str, list[str]]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        keys.append(request.headers["idempotency-key"])
+        if request.url.path.endswith(":batch"):
+            items = json.loads(request.content)["items"]
+            keys = [item["idempotency_key"] for item in items]
+            seen.append(("batch", keys))
+            results = [
+                {"idempotency_key": k, "status": "created", "erp_voucher_no": f"记-{i + 1:04d}"}
+                if k != "bad"
+                else {"idempotency_key": k, "status": "error", "code": 422, "error": "no 9999"}
+                for i, k in enumerate(keys)
+            ]
+            return httpx.Response(200, json={"results": results})
+        seen.append(("one", [request.headers["idempotency-key"]]))
         return httpx.Response(201, json={"erp_voucher_no": "记-0001"})
 
     async with client(handler) as http:
-        results = await GenericERPConnector(CONFIG, http).deliver([voucher("a"), voucher("b")])
-        (wrong_action,) = await GenericERPConnector(CONFIG, http).deliver([todo(1)])
+        erp = GenericERPConnector(CONFIG, http)
+        (single,) = await erp.deliver([voucher("a")])
+        batch = await erp.deliver([voucher("b"), voucher("bad"), voucher("c")])
+        (wrong_action,) = await erp.deliver([todo(1)])
         (no_key,) = await GenericERPConnector({"base_url": "http://x"}, http).deliver([voucher()])
-    assert keys == ["a", "b"] and all(r.ok for r in results)
+    assert seen == [("one", ["a"]), ("batch", ["b", "bad", "c"])]
+    assert single.ok and [r.ok for r in batch] == [True, False, True]
+    assert batch[2].response["erp_voucher_no"] == "记-0003"
+    assert classes([batch[1]]) == [ErrorClass.PERMANENT]
     assert classes([wrong_action, no_key]) == [ErrorClass.CONFIG, ErrorClass.CONFIG]
 
 
