@@ -119,6 +119,8 @@ def decide_task(
         if task.assignee_id != approver_id:
             raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
         instance = conn.execute(WORKFLOW_OF_CLAIM, {"claim_id": claim.id}).first()
+        if instance is None:
+            raise Conflict("task_id", f"claim {claim.id} has no approval process")
         try:
             state = hub.engine.decide(instance.state, task_id, approve, comment)
         except StepNotPending:

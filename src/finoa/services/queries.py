@@ -127,10 +127,10 @@ def dead_letters(db: Database, limit: int = 100) -> list[dict[str, Any]]:
 def loop_stats(db: Database) -> dict[str, Any]:
     """Counts along the loop and submit→written-back latency of claims in a final state."""
     with db.engine.connect() as conn:
-        by_status = dict(
+        by_status: dict[str, int] = dict(
             conn.execute(select(claims.c.status, func.count()).group_by(claims.c.status)).all()
         )
-        by_outbox = dict(
+        by_outbox: dict[str, int] = dict(
             conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
         )
         final_key = (

@@ -88,11 +88,13 @@ def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False
     """The domain claim for a claims row, with its lines (and attachments if asked)."""
     claim_id = row.id
     lines = conn.execute(LINES_OF_CLAIM, {"claim_id": claim_id})
-    files = (
-        conn.execute(
-            select(attachments)
-            .where(attachments.c.claim_id == claim_id)
-            .order_by(attachments.c.seq)
+    files: list[Any] = (
+        list(
+            conn.execute(
+                select(attachments)
+                .where(attachments.c.claim_id == claim_id)
+                .order_by(attachments.c.seq)
+            )
         )
         if with_attachments
         else []
