@@ -9,7 +9,7 @@ the hub as separate processes on a fresh embedded database, then:
 3. latency: offers claims at a fixed rate (open loop, default 50/s) and reports p50/p99 of
    submit → final status written back to the OA, as the hub's own clocks record it.
 
-Usage: python bench/loop.py [--claims 2000] [--rate 50] [--rate-seconds 20] [--database-url …]
+Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20] [--postgres [ADMIN_URL]]
 """
 
 from __future__ import annotations
@@ -202,6 +202,13 @@ def final_times(data_dir: Path, database_url: str) -> list[tuple[float, float]]:
     return [(r.external_id, r.submitted_epoch, r.done_epoch) for r in rows]
 
 
+def _pg(admin_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
@@ -221,13 +228,24 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="run on a fresh PostgreSQL database created (and dropped) through ADMIN_URL",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     have_wrk = shutil.which("wrk") is not None
     work = Path(tempfile.mkdtemp(prefix="finoa-bench-"))
-    database_url = args.database_url or f"sqlite:///{work / 'hub.db'}"
+    bench_db = f"finoa_bench_{os.getpid()}"
+    if args.postgres:
+        _pg(args.postgres, f'CREATE DATABASE "{bench_db}"')
+        database_url = args.postgres.rpartition("/")[0] + f"/{bench_db}"
+    else:
+        database_url = f"sqlite:///{work / 'hub.db'}"
     results: dict[str, Any] = {"database": database_url.split(":")[0], "cores": os.cpu_count()}
     try:
         with stack(work, database_url, auto_decide=True) as running:
@@ -277,6 +295,8 @@ def main() -> int:
             print(f"latency: {results['latency_at_rate']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.postgres:
+            _pg(args.postgres, f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
