@@ -113,7 +113,7 @@ class Dispatcher:
                 self._event.clear()
                 if await self.run_once():
                     continue
-                timeout = await asyncio.to_thread(self._seconds_until_due)
+                timeout = await self.db.run(self._seconds_until_due)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._event.wait(), timeout)
         finally:
@@ -126,18 +126,18 @@ class Dispatcher:
         while time.monotonic() < deadline:
             if await self.run_once():
                 continue
-            wait = await asyncio.to_thread(self._seconds_until_due)
+            wait = await self.db.run(self._seconds_until_due)
             if wait >= SAFETY_POLL_SECONDS or time.monotonic() + wait > deadline:
                 return
             await asyncio.sleep(wait)
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it, settle it; returns how many rows were handled."""
-        rows = await asyncio.to_thread(self._claim_batch)
+        rows = await self.db.run(self._claim_batch)
         if not rows:
             return 0
         results = await self._deliver(rows)
-        await asyncio.to_thread(self._settle, results)
+        await self.db.run(self._settle, results)
         return len(rows)
 
     # -- claiming -----------------------------------------------------------------------------

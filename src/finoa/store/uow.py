@@ -4,19 +4,22 @@ from the outbox, after commit."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
 from finoa.store.tables import audit_events, outbox
 
+T = TypeVar("T")
 AUDIT_LOCK_KEY = 727_001
 INSERT_OUTBOX = insert(outbox)
 INSERT_AUDIT = insert(audit_events)
@@ -43,6 +46,17 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run blocking database work from async code.
+
+        SQLite has one writer at a time, so the work runs right on the event loop: no thread
+        hop, no threads queueing on the write lock. Other databases run it in a worker thread
+        so that transactions proceed concurrently.
+        """
+        if self.is_sqlite:
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     def uow(self, actor: str = "system") -> UnitOfWork:
         return UnitOfWork(self, actor)

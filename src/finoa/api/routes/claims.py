@@ -24,14 +24,15 @@ router = APIRouter(prefix="/claims", tags=["claims"])
     summary="Submit an expense claim",
     responses={200: {"description": "Already received: the first claim is returned"}},
 )
-def post_claim(
+async def post_claim(
     submission: ClaimSubmission,
     response: Response,
     hub: HubDep,
     principal: Annotated[Principal, Depends(require("claims:write"))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ClaimOut:
-    result = submit_claim(
+    result = await hub.db.run(
+        submit_claim,
         hub,
         submission,
         source=principal.client_id,
@@ -42,7 +43,9 @@ def post_claim(
         response.status_code = status.HTTP_200_OK
         response.headers["Finoa-Duplicate"] = "true"
     response.headers["Location"] = f"/api/v1/claims/{result.claim_id}"
-    return result.claim or get_claim(hub.db, result.claim_id)
+    if result.claim is not None:
+        return result.claim
+    return await hub.db.run(get_claim, hub.db, result.claim_id)
 
 
 @router.get("/{claim_id}", response_model=ClaimOut, summary="Read one claim")

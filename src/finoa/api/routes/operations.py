@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from finoa.api.deps import HubDep, require
@@ -61,9 +60,7 @@ def list_dead_letters(
 async def replay_one(
     letter_id: int, hub: HubDep, p: Annotated[Principal, Depends(require("ops:replay"))]
 ) -> dict[str, Any]:
-    ids = await run_in_threadpool(
-        replay_dead_letters, hub.db, [letter_id], actor=f"client:{p.client_id}"
-    )
+    ids = await hub.db.run(replay_dead_letters, hub.db, [letter_id], actor=f"client:{p.client_id}")
     return {"replayed": ids}
 
 
@@ -71,5 +68,5 @@ async def replay_one(
 async def replay_all(
     hub: HubDep, p: Annotated[Principal, Depends(require("ops:replay"))]
 ) -> dict[str, Any]:
-    ids = await run_in_threadpool(replay_dead_letters, hub.db, None, actor=f"client:{p.client_id}")
+    ids = await hub.db.run(replay_dead_letters, hub.db, None, actor=f"client:{p.client_id}")
     return {"replayed": ids}

@@ -15,13 +15,14 @@ router = APIRouter(prefix="/tasks", tags=["approvals"])
 
 
 @router.post("/{task_id}/decision", summary="Approve or reject an approval task")
-def post_decision(
+async def post_decision(
     task_id: str,
     decision: DecisionIn,
     hub: HubDep,
     principal: Annotated[Principal, Depends(require("tasks:decide"))],
 ) -> dict[str, str]:
-    result = decide_task(
+    result = await hub.db.run(
+        decide_task,
         hub,
         task_id,
         decision.approver_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -75,7 +74,7 @@ async def generic_oa(request: Request, hub: HubDep) -> dict[str, Any]:
         ) from None
     event = parse_event(body)
     if isinstance(event, ClaimSubmittedEvent):
-        result = await run_in_threadpool(
+        result = await hub.db.run(
             submit_claim,
             hub,
             event.data,
@@ -85,7 +84,7 @@ async def generic_oa(request: Request, hub: HubDep) -> dict[str, Any]:
         )
         return {"claim_id": result.claim_id, "duplicate": result.duplicate}
     decided = event.data
-    outcome = await run_in_threadpool(
+    outcome = await hub.db.run(
         decide_task,
         hub,
         decided.task_id,
