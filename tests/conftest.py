@@ -7,37 +7,24 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from support.databases import BACKENDS, pg_admin, pg_url
 
 from finoa.config import Settings, load_settings
 from finoa.services.context import Hub
 from finoa.services.masterdata import load_masterdata
 from finoa.store.db import upgrade
 
-PG_ADMIN_URL = os.environ.get("FINOA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BACKENDS = ("sqlite", "postgresql")
-
-
-def _pg_url(dbname: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{dbname}"
-
-
-def _pg_admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
-
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL database that each test copies (CREATE DATABASE … TEMPLATE)."""
     name = f"finoa_tpl_{os.getpid()}"
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
-    _pg_admin(f'CREATE DATABASE "{name}"')
-    upgrade(_pg_url(name))
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
+    upgrade(pg_url(name))
     yield name
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)
@@ -50,9 +37,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     template = request.getfixturevalue("pg_template")
     name = f"finoa_t_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield pg_url(name)
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -8,33 +8,18 @@ deliver each other's messages to the wrong simulators.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from e2e.helpers import HubClient, StackFactory
+from support.databases import BACKENDS, pg_admin, pg_url
 from support.processes import stack
 
 from finoa.store.db import upgrade
-
-PG_ADMIN_URL = os.environ.get("FINOA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BACKENDS = ("sqlite", "postgresql")
-
-
-def _pg_url(dbname: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{dbname}"
-
-
-def _pg_admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
-
 
 RUNNING: list[HubClient] = []  # stacks alive now, whose logs a failure report shows
 
@@ -70,11 +55,11 @@ def _database(backend: str, directory: Path, request: pytest.FixtureRequest) -> 
         return
     template = request.getfixturevalue("pg_template")
     name = f"finoa_e2e_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
-        yield _pg_url(name)
+        yield pg_url(name)
     finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

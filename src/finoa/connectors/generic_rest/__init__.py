@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+import httpx
+
+from finoa.connectors.base import ConnectorManifest
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -69,3 +73,22 @@ class RestConfig:
             "content-type": "application/json",
             "accept": "application/json",
         }
+
+
+class RestConnector:
+    """What both generic REST clients share: the parsed config and the caller's HTTP client.
+    A bad config is kept as `_config_error`, and `deliver` answers it as a CONFIG error."""
+
+    manifest: ClassVar[ConnectorManifest]
+
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._config: RestConfig | None = None
+        self._config_error = ""
+        try:
+            self._config = RestConfig.parse(config)
+        except ValueError as exc:
+            self._config_error = f"{self.manifest.name} config: {exc}"
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""

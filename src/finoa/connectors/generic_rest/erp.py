@@ -15,13 +15,13 @@ from finoa.connectors.base import (
     Direction,
     OutboundMessage,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConnector
 from finoa.messaging.retry import DeliveryError, ErrorClass, classify_status
 
 ACTION = "voucher.post"
 
 
-class GenericERPConnector:
+class GenericERPConnector(RestConnector):
     """Posts vouchers to `POST /api/vouchers` (one) or `POST /api/vouchers:batch` (several),
     each under its own idempotency key."""
 
@@ -35,15 +35,6 @@ class GenericERPConnector:
         max_batch=50,
         description="Generic REST ERP: vouchers posted with an Idempotency-Key.",
     )
-
-    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self._http = http
-        self._config: RestConfig | None = None
-        self._config_error = ""
-        try:
-            self._config = RestConfig.parse(config)
-        except ValueError as exc:
-            self._config_error = f"generic-erp config: {exc}"
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Post the vouchers; one result per message, in order."""
@@ -130,9 +121,6 @@ class GenericERPConnector:
             return _json_object(response)
         except ValueError as exc:
             raise DeliveryError(ErrorClass.PERMANENT, str(exc)) from exc
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""
 
 
 def _batch_item(message: OutboundMessage, item: Any) -> DeliveryResult:

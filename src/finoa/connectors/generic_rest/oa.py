@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import orjson
 
 from finoa.connectors.base import (
@@ -15,7 +14,7 @@ from finoa.connectors.base import (
     Direction,
     OutboundMessage,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig, RestConnector
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION_PATHS: dict[str, str] = {
@@ -24,7 +23,7 @@ ACTION_PATHS: dict[str, str] = {
 }
 
 
-class GenericOAConnector:
+class GenericOAConnector(RestConnector):
     """Batches outbox messages into `POST /api/todos:batch` or `POST /api/status:batch`."""
 
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
@@ -37,15 +36,6 @@ class GenericOAConnector:
         max_batch=100,
         description="Generic REST OA: approval todos and status write-back; signed webhooks in.",
     )
-
-    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self._http = http
-        self._config: RestConfig | None = None
-        self._config_error = ""
-        try:
-            self._config = RestConfig.parse(config)
-        except ValueError as exc:
-            self._config_error = f"generic-oa config: {exc}"
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Send messages sharing one action; one result per message, in order."""
@@ -106,9 +96,6 @@ class GenericOAConnector:
                 item = by_key.get(message.idempotency_key)
             out.append(_item_result(message, item))
         return out
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""
 
 
 def _item_result(message: OutboundMessage, item: dict[str, Any] | None) -> DeliveryResult:
