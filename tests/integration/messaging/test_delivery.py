@@ -28,6 +28,7 @@ from finoa.services.context import Hub
 from finoa.services.masterdata import load_masterdata
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim
+from finoa.services.vouchers import reverse_voucher
 from finoa.store.tables import outbox, vouchers
 
 
@@ -310,3 +311,31 @@ def test_duplicates_and_reorderings_post_each_voucher_once(
     for claim_id in claim_ids.values():
         assert get_claim(loop_hub.db, claim_id).status == "posted"
         assert len(erp_vouchers_for(erp, claim_id)) == 1
+
+
+def test_reversal_is_posted_as_a_red_ink_voucher(
+    loop_hub: Hub, sims: tuple[Server, Server]
+) -> None:
+    _, erp = sims
+    claim_id = submit_claim(
+        loop_hub, body(f"RV-{uuid.uuid4().hex[:8]}"), source="t", actor="t"
+    ).claim_id
+    approve_pending(loop_hub, claim_id)
+    deliver(loop_hub)
+    original = get_claim(loop_hub.db, claim_id).voucher
+    assert original is not None and original.status == "posted"
+    reversal_id = reverse_voucher(loop_hub, original.id, actor="finance")
+    deliver(loop_hub)
+    in_erp = erp_vouchers_for(erp, claim_id)
+    assert len(in_erp) == 2
+    red = next(v for v in in_erp if v["voucher"]["hub_voucher_no"] != original.voucher_no)
+    assert all(e["debit_fen"] <= 0 and e["credit_fen"] <= 0 for e in red["voucher"]["entries"])
+    assert sum(e["debit_fen"] for e in red["voucher"]["entries"]) == -original.total_fen
+    with loop_hub.db.engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                select(vouchers.c.id, vouchers.c.status).where(vouchers.c.claim_id == claim_id)
+            ).all()
+        )
+    assert statuses == {original.id: "reversed", reversal_id: "posted"}
+    assert get_claim(loop_hub.db, claim_id).status == "posted"

@@ -48,6 +48,14 @@ def test_a_good_voucher_passes() -> None:
     assert validate_voucher(voucher(), CHART) == []
 
 
+def test_a_red_ink_reversal_passes() -> None:
+    """红字冲销: the same accounts and sides with negative amounts."""
+    body = voucher()
+    for entry in body["entries"]:
+        entry["debit_fen"], entry["credit_fen"] = -entry["debit_fen"], -entry["credit_fen"]
+    assert validate_voucher(body, CHART) == []
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -56,7 +64,7 @@ def test_a_good_voucher_passes() -> None:
         (lambda v: v["entries"][0].update(debit_fen="100000"), "integer number of fen"),
         (lambda v: v["entries"][0].update(credit_fen=5), "exactly one of debit_fen"),
         (lambda v: v["entries"][0].update(debit_fen=0), "exactly one of debit_fen"),
-        (lambda v: v["entries"][1].update(credit_fen=-5), "must not be negative"),
+        (lambda v: v["entries"][1].update(credit_fen=-5), "debits 100000 fen != credits -5"),
         (lambda v: v["entries"][0].update(account_code="6602.99"), "'6602.99' does not exist"),
         (lambda v: v["entries"][0].pop("account_code"), "None does not exist"),
         (lambda v: v["entries"][1].update(credit_fen=99_999), "debits 100000 fen != credits"),

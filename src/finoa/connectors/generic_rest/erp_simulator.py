@@ -371,14 +371,12 @@ def validate_voucher(body: Any, chart: dict[str, str]) -> list[str]:
             if not _is_int(value):
                 errors.append(f"{label}: {name} must be an integer number of fen, got {value!r}")
                 sides_ok = False
-            elif value < 0:
-                errors.append(f"{label}: {name} must not be negative, got {value}")
-                sides_ok = False
         if not sides_ok:
             amounts_ok = False
             continue
-        if (debit > 0) == (credit > 0):
-            errors.append(f"{label}: exactly one of debit_fen and credit_fen must be positive")
+        # Red-ink (红字) entries carry negative amounts on their usual side.
+        if (debit != 0) == (credit != 0):
+            errors.append(f"{label}: exactly one of debit_fen and credit_fen must be non-zero")
             amounts_ok = False
         total_debit += debit
         total_credit += credit
