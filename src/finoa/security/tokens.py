@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 import uuid
@@ -59,10 +60,22 @@ def issue_token(
 
 
 def verify_token(settings: Settings, token: str) -> Principal:
+    """The caller behind a bearer token; raises TokenError when it is invalid or expired.
+
+    A token's signature is checked once; later calls with the same token only check expiry.
+    """
+    principal, expires = _decode(settings.token_secret, token)
+    if time.time() >= expires:
+        raise TokenError("token expired")
+    return principal
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(secret: str, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token,
-            settings.token_secret,
+            secret,
             algorithms=["HS256"],
             audience=AUDIENCE,
             issuer=ISSUER,
@@ -72,4 +85,5 @@ def verify_token(settings: Settings, token: str) -> Principal:
         raise TokenError("token expired") from None
     except jwt.PyJWTError:
         raise TokenError("invalid token") from None
-    return Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+    principal = Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+    return principal, float(claims["exp"])
