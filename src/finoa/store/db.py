@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -94,9 +94,14 @@ def current_revision(url: str) -> str | None:
     )
     try:
         with engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-            return row[0] if row else None
+            return revision_of(conn)
     finally:
         engine.dispose()
+
+
+def revision_of(conn: Connection) -> str | None:
+    """The migration revision the database is at, or None when it was never migrated."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return row[0] if row else None

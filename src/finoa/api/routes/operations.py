@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import text
 
 from finoa.api.deps import HubDep, require
 from finoa.api.problems import ApiProblem
 from finoa.security.tokens import Principal
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, loop_stats
-from finoa.store.db import current_revision
+from finoa.store.db import revision_of
 
 router = APIRouter(tags=["operations"])
 health_router = APIRouter(tags=["operations"])
@@ -27,8 +26,7 @@ async def health() -> dict[str, str]:
 def ready(hub: HubDep) -> dict[str, Any]:
     try:
         with hub.db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        revision = current_revision(hub.settings.effective_database_url)
+            revision = revision_of(conn)
     except Exception as exc:
         raise ApiProblem(
             503, "Not ready", f"database: {type(exc).__name__}", kind="not-ready", field="database"
