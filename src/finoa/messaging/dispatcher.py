@@ -108,12 +108,22 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self.db.after_outbox_commit.append(self.wake)
+        failures = 0
         try:
             while not self._stopping:
                 self._event.clear()
-                if await self.run_once():
-                    continue
-                timeout = await self.db.run(self._seconds_until_due)
+                try:
+                    if await self.run_once():
+                        failures = 0
+                        continue
+                    timeout = await self.db.run(self._seconds_until_due)
+                    failures = 0
+                except Exception:
+                    # The database went away or a bug surfaced: rows stay leased or pending,
+                    # so nothing is lost; try again after a capped pause.
+                    failures += 1
+                    timeout = min(SAFETY_POLL_SECONDS * failures, 30.0)
+                    log.exception("dispatcher cycle failed; retrying in %.0f s", timeout)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._event.wait(), timeout)
         finally:

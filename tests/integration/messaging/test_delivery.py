@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from support.processes import Secrets, Server, free_port, simulators
 
 from finoa.config import Settings
@@ -339,3 +340,49 @@ def test_reversal_is_posted_as_a_red_ink_voucher(
         )
     assert statuses == {original.id: "reversed", reversal_id: "posted"}
     assert get_claim(loop_hub.db, claim_id).status == "posted"
+
+
+def test_dispatcher_survives_a_failed_cycle(loop_hub: Hub, sims: tuple[Server, Server]) -> None:
+    """A cycle that fails (here: the database refuses the claim query once) is logged and
+    retried; the loop keeps running and the message is delivered."""
+
+    async def scenario() -> str:
+        http = new_http_client(loop_hub.settings)
+        dispatcher = build_dispatcher(loop_hub, http)
+        real_claim_batch = dispatcher._claim_batch
+        failures = {"left": 1}
+
+        def flaky_claim_batch() -> Any:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise OperationalError("SELECT … FROM outbox", {}, Exception("database is locked"))
+            return real_claim_batch()
+
+        dispatcher._claim_batch = flaky_claim_batch  # type: ignore[method-assign]
+        runner = asyncio.create_task(dispatcher.run())
+        try:
+            result = await loop_hub.db.run(
+                submit_claim, loop_hub, body(f"F-{uuid.uuid4().hex[:8]}"), source="t", actor="t"
+            )
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                with loop_hub.db.engine.connect() as conn:
+                    states = {
+                        r.status
+                        for r in conn.execute(
+                            select(outbox.c.status).where(outbox.c.aggregate_id == result.claim_id)
+                        )
+                    }
+                if states == {"done"}:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, states
+                await asyncio.sleep(0.05)  # polling with a deadline
+        finally:
+            dispatcher.stop()
+            await runner
+            await http.aclose()
+        assert failures["left"] == 0
+        return result.claim_id
+
+    claim_id = asyncio.run(scenario())
+    assert get_claim(loop_hub.db, claim_id).status == "in_approval"
