@@ -112,7 +112,15 @@ def decide_task(
         if task is None:
             raise NotFound("task_id", f"unknown task {task_id}")
         claim = repo.claim_row(conn, task.claim_id, lock=True)
-        if not hub.db.is_sqlite:  # re-read under the claim's lock (SQLite holds a global one)
+        if not hub.db.is_sqlite:
+            # Re-read under the claim's lock (SQLite holds a global one): a concurrent delivery
+            # of the same message may have committed while we waited.
+            if source is not None and message_id is not None:
+                earlier = inbox.seen(uow, source, message_id)
+                if earlier is not None:
+                    return DecisionResult(
+                        task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
+                    )
             task = repo.task_row(conn, task_id, lock=True)
         if task.status != "pending":
             raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")

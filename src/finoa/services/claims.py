@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from finoa.domain.claim import ClaimLine, ClaimStatus, check_lines
 from finoa.domain.errors import InvalidInput
@@ -21,6 +22,7 @@ from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
 from finoa.store.tables import attachments, claim_lines, claims, workflow_instances
 
+RACE_RETRIES = 5
 INSERT_CLAIM = insert(claims)
 INSERT_LINES = insert(claim_lines)
 INSERT_ATTACHMENTS = insert(attachments)
@@ -50,6 +52,24 @@ def submit_claim(
     """Accept a claim once. A repeat (same message id, or same source + external id +
     version) returns the first claim and changes nothing."""
     lines = validate_submission(hub.masterdata.get(), submission)
+    for _ in range(RACE_RETRIES):
+        try:
+            return _record(hub, submission, lines, source, actor, message_id)
+        except IntegrityError:
+            # A concurrent submission of the same claim (same message id or business key)
+            # committed first (PostgreSQL); the unique keys refused ours, another look finds it.
+            continue
+    return _record(hub, submission, lines, source, actor, message_id)
+
+
+def _record(
+    hub: Hub,
+    submission: ClaimSubmission,
+    lines: list[ClaimLine],
+    source: str,
+    actor: str,
+    message_id: str | None,
+) -> SubmitResult:
     with hub.db.uow(actor) as uow:
         if message_id is not None:
             earlier = inbox.seen(uow, source, message_id)
