@@ -67,6 +67,7 @@ import gzip
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -550,14 +551,46 @@ def _validate_facts(facts: Mapping[str, object]) -> dict[str, object]:
     return data
 
 
-class ApprovalEngine:
-    """Runs the claim-approval process; stateless apart from the shared spec caches."""
+class _LiveInstances:
+    """Recently written states and the in-memory workflows they were serialized from.
 
-    def __init__(self, bpmn_path: Path | None = None, dmn_path: Path | None = None) -> None:
+    Deciding a step restores the workflow from its state; when this process wrote that very
+    state, the live object is taken instead (and removed, since deciding changes it). A state
+    whose transaction was rolled back is simply never asked for again and ages out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[_ClaimWorkflow, _LoadedSpec]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, state: str, workflow: _ClaimWorkflow, loaded: _LoadedSpec) -> None:
+        with self._lock:
+            self._items[state] = (workflow, loaded)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def take(self, state: str) -> tuple[_ClaimWorkflow, _LoadedSpec] | None:
+        with self._lock:
+            return self._items.pop(state, None)
+
+
+class ApprovalEngine:
+    """Runs the claim-approval process; stateless apart from the shared spec caches and a
+    bounded set of live instances that spares re-reading states this process just wrote."""
+
+    def __init__(
+        self,
+        bpmn_path: Path | None = None,
+        dmn_path: Path | None = None,
+        *,
+        live_instances: int = 1024,
+    ) -> None:
         """Load (or reuse) the process definition; defaults are the shipped files."""
         self._bpmn_path = Path(bpmn_path).resolve() if bpmn_path is not None else DEFAULT_BPMN
         self._dmn_path = Path(dmn_path).resolve() if dmn_path is not None else DEFAULT_DMN
         self._loaded = _load_files(self._bpmn_path, self._dmn_path)
+        self._live = _LiveInstances(live_instances)
 
     @property
     def spec_version(self) -> str:
@@ -578,7 +611,7 @@ class ApprovalEngine:
         )
         workflow.task_tree.data.update(data)
         workflow.run_engine_steps()
-        return _snapshot(workflow, loaded)
+        return self._keep(workflow, loaded)
 
     def decide(
         self, state: str, step_id: str, approved: bool, comment: str | None = None
@@ -593,7 +626,7 @@ class ApprovalEngine:
             raise TypeError("approved must be a bool")
         if comment is not None and not isinstance(comment, str):
             raise TypeError("comment must be a str or None")
-        workflow, loaded = _restore(state)
+        workflow, loaded = self._live.take(state) or _restore(state)
         try:
             task = workflow.tasks.get(UUID(step_id))
         except (ValueError, TypeError, AttributeError):
@@ -604,7 +637,13 @@ class ApprovalEngine:
         task.data["comment"] = comment
         task.run()
         workflow.run_engine_steps()
-        return _snapshot(workflow, loaded)
+        return self._keep(workflow, loaded)
+
+    def _keep(self, workflow: _ClaimWorkflow, loaded: _LoadedSpec) -> EngineState:
+        result = _snapshot(workflow, loaded)
+        if result.outcome is None:
+            self._live.put(result.state, workflow, loaded)
+        return result
 
 
 def _restore(state: str) -> tuple[_ClaimWorkflow, _LoadedSpec]:
