@@ -185,7 +185,18 @@ class Dispatcher:
             stmt = self._due_query(now)
             if uow.conn.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=outbox)
-            rows = [ClaimedRow(*r) for r in uow.conn.execute(stmt)]
+            rows = [
+                ClaimedRow(
+                    id=r.id,
+                    destination=r.destination,
+                    action=r.action,
+                    aggregate_id=r.aggregate_id,
+                    idempotency_key=r.idempotency_key,
+                    payload=r.payload,
+                    attempts=r.attempts,
+                )
+                for r in uow.conn.execute(stmt)
+            ]
             if rows:
                 uow.conn.execute(
                     update(outbox)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from finoa.api.deps import HubDep
 from finoa.api.problems import ApiProblem
@@ -36,16 +36,19 @@ class TaskDecidedEvent(BaseModel):
     data: TaskDecided
 
 
-OA_EVENT = TypeAdapter(
-    Annotated[ClaimSubmittedEvent | TaskDecidedEvent, Field(discriminator="type")]
-)
+class OAEvent(
+    RootModel[Annotated[ClaimSubmittedEvent | TaskDecidedEvent, Field(discriminator="type")]]
+):
+    """A webhook body: one of the event types, told apart by `type`."""
+
+
 EVENT_TYPES = ("claim.submitted", "task.decided")
 
 
 def parse_event(body: bytes) -> ClaimSubmittedEvent | TaskDecidedEvent:
     """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount)."""
     try:
-        return OA_EVENT.validate_json(body)
+        return OAEvent.model_validate_json(body).root
     except ValidationError as exc:
         errors = []
         for error in exc.errors():
