@@ -17,6 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
+from support.claims import one_line_claim
 from support.processes import Secrets, Server, free_port, simulators
 
 from finoa.config import Settings
@@ -80,16 +81,13 @@ def deliver(hub: Hub, max_seconds: float = 20) -> None:
 
 
 def body(external_id: str, amount: str = "1090.00") -> ClaimSubmission:
-    return ClaimSubmission.model_validate(
-        {
-            "external_id": external_id,
-            "applicant_id": "E0021",
-            "department_id": "D03",
-            "title": "培训 training",
-            "lines": [
-                {"category": "training", "amount": amount, "tax": "0", "expense_date": "2026-11-10"}
-            ],
-        }
+    return one_line_claim(
+        external_id,
+        applicant_id="E0021",
+        department_id="D03",
+        category="training",
+        amount=amount,
+        title="培训 training",
     )
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import func, select
+from support.claims import one_line_claim
 
 from finoa.schemas import ClaimSubmission
 from finoa.services.approvals import DecisionResult, decide_task
@@ -32,14 +33,14 @@ def race(count: int, work: Any) -> list[Any]:
 
 
 def submission(external_id: str, amount: str = "880.00") -> ClaimSubmission:
-    return ClaimSubmission.model_validate(
-        {
-            "external_id": external_id,
-            "applicant_id": "E0031",
-            "department_id": "D04",
-            "title": "展会 trade fair",
-            "lines": [{"category": "meeting", "amount": amount, "expense_date": "2026-11-12"}],
-        }
+    return one_line_claim(
+        external_id,
+        applicant_id="E0031",
+        department_id="D04",
+        category="meeting",
+        amount=amount,
+        expense_date="2026-11-12",
+        title="展会 trade fair",
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from support.claims import one_line_claim
 
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from finoa.schemas import ClaimSubmission
@@ -22,13 +23,9 @@ from finoa.store.tables import audit_events, claims, inbox, outbox, vouchers
 def claim_body(
     external_id: str, amount: str = "1090.00", tax: str = "90.00", **overrides: Any
 ) -> ClaimSubmission:
-    body: dict[str, Any] = {
-        "external_id": external_id,
-        "applicant_id": "E0011",
-        "department_id": "D02",
-        "project_id": "P001",
-        "title": "上海出差 Shanghai trip",
-        "lines": [
+    fields: dict[str, Any] = {"project_id": "P001", **overrides}
+    if "lines" not in fields:
+        fields["lines"] = [
             {
                 "category": "travel",
                 "amount": amount,
@@ -36,10 +33,17 @@ def claim_body(
                 "expense_date": "2026-11-20",
                 "invoice_refs": ["26312000000012345678"],
             }
-        ],
-        **overrides,
-    }
-    return ClaimSubmission.model_validate(body)
+        ]
+    return one_line_claim(
+        external_id,
+        applicant_id=fields.pop("applicant_id", "E0011"),
+        department_id=fields.pop("department_id", "D02"),
+        category="travel",
+        amount=amount,
+        tax=tax,
+        title="上海出差 Shanghai trip",
+        **fields,
+    )
 
 
 def counts(hub: Hub) -> dict[str, int]:
