@@ -263,6 +263,12 @@ def sim_oa(
     hub_url: Annotated[str | None, typer.Option(help="The hub to send webhooks to")] = None,
     reject_rate: Annotated[float, typer.Option(help="Share of todos the approvers reject")] = 0.1,
     auto_decide: Annotated[bool, typer.Option(help="Simulated approvers decide todos")] = True,
+    decision_batch: Annotated[
+        int,
+        typer.Option(
+            min=1, max=100, help="Decisions per webhook (1: one task.decided per decision)"
+        ),
+    ] = 100,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -282,6 +288,7 @@ def sim_oa(
         settings.oa_webhook_secret,
         reject_rate,
         auto_decide,
+        decision_batch=decision_batch,
     )
 
 

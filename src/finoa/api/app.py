@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = Tru
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(runner, 10)
             await http.aclose()
+            await hub.commands.close()
             hub.close()
 
     app = FastAPI(

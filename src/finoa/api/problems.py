@@ -28,15 +28,7 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> ProblemResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE + kind,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if field is not None:
-        body["field"] = field
-    body.update(extra)
+    body = problem_body(status, title, detail, kind=kind, field=field, **extra)
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -56,6 +48,29 @@ class ApiProblem(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
         self.kind, self.field, self.headers = kind, field, headers
+
+
+def problem_body(
+    status: int, title: str, detail: str, *, kind: str, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The members of a problem document (RFC 9457) plus `field` when one is to blame."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return body
+
+
+def domain_problem(exc: DomainError) -> dict[str, Any]:
+    """A business rule's refusal as a problem document."""
+    detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
+    kind = type(exc).__name__.replace("Invalid", "invalid-").lower().strip("-")
+    return problem_body(exc.status, exc.title, detail, kind=kind, field=exc.field)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -111,9 +126,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> ProblemResponse:
-        detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
-        kind = type(exc).__name__.replace("Invalid", "invalid-").lower().strip("-")
-        return problem(exc.status, exc.title, detail, kind=kind, field=exc.field)
+        body = domain_problem(exc)
+        return ProblemResponse(body, status_code=exc.status)
 
     @app.exception_handler(ApiProblem)
     async def _api(_: Request, exc: ApiProblem) -> ProblemResponse:

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from finoa.security.audit import digest
+from finoa.store.prepared import Prepared
 from finoa.store.tables import inbox
 from finoa.store.uow import UnitOfWork
+
+SEEN = Prepared(
+    select(inbox.c.result).where(
+        inbox.c.source == bindparam("source"), inbox.c.message_id == bindparam("message_id")
+    )
+)
+INSERT_INBOX = Prepared(insert(inbox))
 
 
 def seen(uow: UnitOfWork, source: str, message_id: str) -> dict[str, Any] | None:
     """The stored result of a message already processed, or None."""
-    row = uow.conn.execute(
-        select(inbox.c.result).where(inbox.c.source == source, inbox.c.message_id == message_id)
-    ).first()
+    row = SEEN.first(uow.conn, {"source": source, "message_id": message_id})
     if row is None:
         return None
     return dict(row.result or {})
@@ -36,14 +42,15 @@ def record(
     business_key: str | None = None,
 ) -> None:
     """Remember a processed message and its result, in the use case's transaction."""
-    uow.conn.execute(
-        insert(inbox).values(
-            source=source,
-            message_id=message_id,
-            kind=kind,
-            business_key=business_key,
-            digest=digest(body),
-            result=result,
-            received_at=uow.now,
-        )
+    INSERT_INBOX.run(
+        uow.conn,
+        {
+            "source": source,
+            "message_id": message_id,
+            "kind": kind,
+            "business_key": business_key,
+            "digest": digest(body),
+            "result": result,
+            "received_at": uow.now,
+        },
     )

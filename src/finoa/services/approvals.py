@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,22 +18,23 @@ from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.vouchers import create_claim_voucher
 from finoa.store import repositories as repo
+from finoa.store.prepared import Prepared
 from finoa.store.tables import approval_tasks, workflow_instances
 from finoa.store.uow import UnitOfWork
 from finoa.workflow.engine import PendingStep, StepNotPending
 
-INSERT_TASK = insert(approval_tasks)
-DECIDE_TASK = (
+INSERT_TASK = Prepared(insert(approval_tasks))
+DECIDE_TASK = Prepared(
     update(approval_tasks)
     .where(approval_tasks.c.id == bindparam("b_task_id"))
     .values(
         status=bindparam("b_status"), comment=bindparam("b_comment"), decided_at=bindparam("b_now")
     )
 )
-WORKFLOW_OF_CLAIM = select(workflow_instances.c.state).where(
-    workflow_instances.c.claim_id == bindparam("claim_id")
+WORKFLOW_OF_CLAIM = Prepared(
+    select(workflow_instances.c.state).where(workflow_instances.c.claim_id == bindparam("claim_id"))
 )
-SAVE_WORKFLOW = (
+SAVE_WORKFLOW = Prepared(
     update(workflow_instances)
     .where(workflow_instances.c.claim_id == bindparam("b_claim_id"))
     .values(
@@ -76,7 +78,7 @@ def open_tasks(
             "status": "pending",
             "created_at": uow.now,
         }
-        uow.conn.execute(INSERT_TASK, task)
+        INSERT_TASK.run(uow.conn, task)
         uow.audit(
             "task.opened",
             "task",
@@ -99,99 +101,126 @@ def decide_task(
     source: str | None = None,
     message_id: str | None = None,
 ) -> DecisionResult:
-    """Record a decision on a pending task and move the claim on."""
-    with hub.db.uow(actor) as uow:
-        conn = uow.conn
+    """Decide a task in a transaction of its own (see `task_decision`)."""
+    command = task_decision(hub, task_id, approver_id, approve, comment, source, message_id)
+    return hub.db.perform(command, actor=actor)
+
+
+def task_decision(
+    hub: Hub,
+    task_id: str,
+    approver_id: str,
+    approve: bool,
+    comment: str | None,
+    source: str | None = None,
+    message_id: str | None = None,
+) -> Callable[[UnitOfWork], DecisionResult]:
+    """The command that records a decision on a pending task and moves the claim on."""
+    return functools.partial(
+        _decide, hub, task_id, approver_id, approve, comment, source, message_id
+    )
+
+
+def _decide(
+    hub: Hub,
+    task_id: str,
+    approver_id: str,
+    approve: bool,
+    comment: str | None,
+    source: str | None,
+    message_id: str | None,
+    uow: UnitOfWork,
+) -> DecisionResult:
+    conn = uow.conn
+    if source is not None and message_id is not None:
+        earlier = inbox.seen(uow, source, message_id)
+        if earlier is not None:
+            return DecisionResult(
+                task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
+            )
+    task = repo.task_row(conn, task_id)
+    if task is None:
+        raise NotFound("task_id", f"unknown task {task_id}")
+    claim = repo.claim_row(conn, task.claim_id, lock=True)
+    if not hub.db.is_sqlite:
+        # Re-read under the claim's lock (SQLite holds a global one): a concurrent delivery
+        # of the same message may have committed while we waited.
         if source is not None and message_id is not None:
             earlier = inbox.seen(uow, source, message_id)
             if earlier is not None:
                 return DecisionResult(
                     task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
                 )
-        task = repo.task_row(conn, task_id)
-        if task is None:
-            raise NotFound("task_id", f"unknown task {task_id}")
-        claim = repo.claim_row(conn, task.claim_id, lock=True)
-        if not hub.db.is_sqlite:
-            # Re-read under the claim's lock (SQLite holds a global one): a concurrent delivery
-            # of the same message may have committed while we waited.
-            if source is not None and message_id is not None:
-                earlier = inbox.seen(uow, source, message_id)
-                if earlier is not None:
-                    return DecisionResult(
-                        task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
-                    )
-            task = repo.task_row(conn, task_id, lock=True)
-        if task.status != "pending":
-            raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
-        if task.assignee_id != approver_id:
-            raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
-        instance = conn.execute(WORKFLOW_OF_CLAIM, {"claim_id": claim.id}).first()
-        if instance is None:
-            raise Conflict("task_id", f"claim {claim.id} has no approval process")
-        try:
-            state = hub.engine.decide(instance.state, task_id, approve, comment)
-        except StepNotPending:
-            raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
-        decision = "approved" if approve else "rejected"
-        conn.execute(
-            DECIDE_TASK,
-            {"b_task_id": task_id, "b_status": decision, "b_comment": comment, "b_now": uow.now},
-        )
+        task = repo.task_row(conn, task_id, lock=True)
+    if task.status != "pending":
+        raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
+    if task.assignee_id != approver_id:
+        raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
+    instance = WORKFLOW_OF_CLAIM.first(conn, {"claim_id": claim.id})
+    if instance is None:
+        raise Conflict("task_id", f"claim {claim.id} has no approval process")
+    try:
+        state = hub.engine.decide(instance.state, task_id, approve, comment)
+    except StepNotPending:
+        raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
+    decision = "approved" if approve else "rejected"
+    DECIDE_TASK.run(
+        conn,
+        {"b_task_id": task_id, "b_status": decision, "b_comment": comment, "b_now": uow.now},
+    )
+    uow.audit(
+        f"task.{decision}",
+        "task",
+        task_id,
+        {"claim_id": claim.id, "approver_id": approver_id, "comment": comment},
+    )
+    ref = claim_ref(claim)
+    push_todo(
+        uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
+    )
+    open_tasks(uow, hub.masterdata.get(), ref, claim.applicant_id, state.pending)
+    SAVE_WORKFLOW.run(
+        conn,
+        {
+            "b_claim_id": claim.id,
+            "b_state": state.state,
+            "b_outcome": state.outcome,
+            "b_now": uow.now,
+        },
+    )
+    status = ClaimStatus(claim.status)
+    seq = claim.status_seq
+    if state.outcome == "approved":
+        status = transition(status, ClaimStatus.APPROVED)
+        seq += 1
+        voucher_id = create_claim_voucher(hub, uow, claim)
+        repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, voucher_id=voucher_id)
+        uow.audit("claim.status_changed", "claim", claim.id, {"status": status.value})
+        write_back_status(uow, ref, status.value, seq)
+    elif state.outcome == "rejected":
+        status = transition(status, ClaimStatus.REJECTED)
+        seq += 1
+        repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
         uow.audit(
-            f"task.{decision}",
-            "task",
-            task_id,
-            {"claim_id": claim.id, "approver_id": approver_id, "comment": comment},
+            "claim.status_changed",
+            "claim",
+            claim.id,
+            {"status": status.value, "reason": comment},
         )
-        ref = claim_ref(claim)
-        push_todo(
-            uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
-        )
-        open_tasks(uow, hub.masterdata.get(), ref, claim.applicant_id, state.pending)
-        conn.execute(
-            SAVE_WORKFLOW,
+        write_back_status(uow, ref, status.value, seq, reason=comment)
+    result = DecisionResult(task_id, claim.id, status.value)
+    if source is not None and message_id is not None:
+        inbox.record(
+            uow,
+            source,
+            message_id,
+            "decision",
             {
-                "b_claim_id": claim.id,
-                "b_state": state.state,
-                "b_outcome": state.outcome,
-                "b_now": uow.now,
+                "task_id": task_id,
+                "approver_id": approver_id,
+                "approve": approve,
+                "comment": comment,
             },
+            {"claim_id": claim.id, "claim_status": status.value},
         )
-        status = ClaimStatus(claim.status)
-        seq = claim.status_seq
-        if state.outcome == "approved":
-            status = transition(status, ClaimStatus.APPROVED)
-            seq += 1
-            voucher_id = create_claim_voucher(hub, uow, claim)
-            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, voucher_id=voucher_id)
-            uow.audit("claim.status_changed", "claim", claim.id, {"status": status.value})
-            write_back_status(uow, ref, status.value, seq)
-        elif state.outcome == "rejected":
-            status = transition(status, ClaimStatus.REJECTED)
-            seq += 1
-            repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
-            uow.audit(
-                "claim.status_changed",
-                "claim",
-                claim.id,
-                {"status": status.value, "reason": comment},
-            )
-            write_back_status(uow, ref, status.value, seq, reason=comment)
-        result = DecisionResult(task_id, claim.id, status.value)
-        if source is not None and message_id is not None:
-            inbox.record(
-                uow,
-                source,
-                message_id,
-                "decision",
-                {
-                    "task_id": task_id,
-                    "approver_id": approver_id,
-                    "approve": approve,
-                    "comment": comment,
-                },
-                {"claim_id": claim.id, "claim_status": status.value},
-            )
-        uow.commit()
-        return result
+    return result

@@ -13,6 +13,7 @@ from finoa.domain.claim import ExpenseCategory
 from finoa.domain.errors import InvalidInput
 from finoa.domain.voucher import VoucherRules
 from finoa.services.directory import MasterDataCache
+from finoa.store.group_commit import GroupCommit
 from finoa.store.uow import Database
 from finoa.workflow.engine import ApprovalEngine
 
@@ -46,6 +47,7 @@ class Hub:
     engine: ApprovalEngine
     rules: VoucherRules
     masterdata: MasterDataCache
+    commands: GroupCommit  # where request handlers send their writes
 
     @classmethod
     def create(cls, settings: Settings, *, pool_size: int = 10) -> Hub:
@@ -57,6 +59,7 @@ class Hub:
             engine=ApprovalEngine(),
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
             masterdata=MasterDataCache(db),
+            commands=GroupCommit(db),
         )
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, NotFound
@@ -20,8 +20,23 @@ from finoa.domain.voucher import (
 from finoa.messaging.outbox import claim_ref, post_voucher, write_back_status
 from finoa.services.context import Hub
 from finoa.store import repositories as repo
+from finoa.store.prepared import Prepared
 from finoa.store.tables import voucher_entries, vouchers
 from finoa.store.uow import UnitOfWork
+
+INSERT_VOUCHER = Prepared(insert(vouchers))
+INSERT_ENTRIES = Prepared(insert(voucher_entries))
+VOUCHER_BY_ID = Prepared(vouchers.select().where(vouchers.c.id == bindparam("voucher_id")))
+MARK_POSTED = Prepared(
+    update(vouchers)
+    .where(vouchers.c.id == bindparam("b_voucher_id"))
+    .values(
+        status="posted",
+        erp_voucher_no=bindparam("b_erp_no"),
+        erp_id=bindparam("b_erp_id"),
+        posted_at=bindparam("b_now"),
+    )
+)
 
 
 def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
@@ -45,26 +60,27 @@ def _store_voucher(
 ) -> str:
     number = repo.next_voucher_number(uow.conn, draft.period, draft.word)
     voucher_no = format_voucher_no(draft.word, number)
-    uow.conn.execute(
-        insert(vouchers).values(
-            id=voucher_id,
-            claim_id=claim_id,
-            period=draft.period,
-            word=draft.word,
-            number=number,
-            voucher_no=voucher_no,
-            voucher_date=draft.voucher_date,
-            summary=draft.summary,
-            currency=draft.currency,
-            total_fen=draft.total_fen,
-            status="posting",
-            idempotency_key=f"finoa-voucher-{voucher_id}",
-            reversal_of=reversal,
-            created_at=uow.now,
-        )
+    INSERT_VOUCHER.run(
+        uow.conn,
+        {
+            "id": voucher_id,
+            "claim_id": claim_id,
+            "period": draft.period,
+            "word": draft.word,
+            "number": number,
+            "voucher_no": voucher_no,
+            "voucher_date": draft.voucher_date,
+            "summary": draft.summary,
+            "currency": draft.currency,
+            "total_fen": draft.total_fen,
+            "status": "posting",
+            "idempotency_key": f"finoa-voucher-{voucher_id}",
+            "reversal_of": reversal,
+            "created_at": uow.now,
+        },
     )
-    uow.conn.execute(
-        insert(voucher_entries),
+    INSERT_ENTRIES.run_many(
+        uow.conn,
         [
             {
                 "voucher_id": voucher_id,
@@ -125,19 +141,18 @@ def erp_body(claim_id: str, voucher_no: str, draft: VoucherDraft) -> dict[str, A
 
 def record_voucher_posted(uow: UnitOfWork, voucher_id: str, response: dict[str, Any]) -> None:
     """The ERP accepted the voucher: keep its number, mark the claim posted, tell the OA."""
-    voucher = uow.conn.execute(vouchers.select().where(vouchers.c.id == voucher_id)).first()
+    voucher = VOUCHER_BY_ID.first(uow.conn, {"voucher_id": voucher_id})
     if voucher is None or voucher.status != "posting":
         return  # already recorded: a replayed delivery changes nothing
     erp_no = str(response.get("erp_voucher_no") or "")
-    uow.conn.execute(
-        update(vouchers)
-        .where(vouchers.c.id == voucher_id)
-        .values(
-            status="posted",
-            erp_voucher_no=erp_no or None,
-            erp_id=response.get("erp_id"),
-            posted_at=uow.now,
-        )
+    MARK_POSTED.run(
+        uow.conn,
+        {
+            "b_voucher_id": voucher_id,
+            "b_erp_no": erp_no or None,
+            "b_erp_id": response.get("erp_id"),
+            "b_now": uow.now,
+        },
     )
     uow.audit(
         "voucher.posted",

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from finoa.domain.claim import Attachment, Claim, ClaimLine, ExpenseCategory
+from finoa.store.prepared import Prepared
 from finoa.store.tables import (
     approval_tasks,
     attachments,
@@ -22,23 +23,27 @@ from finoa.store.tables import (
 
 # Statements on the hot path are built once; executing a prebuilt statement with parameters
 # skips most of SQLAlchemy's per-call construction work.
-CLAIM_BY_ID = select(claims).where(claims.c.id == bindparam("claim_id"))
-CLAIM_BY_ID_LOCKED = CLAIM_BY_ID.with_for_update()
-CLAIM_BY_BUSINESS_KEY = select(claims.c.id).where(
-    and_(
-        claims.c.source == bindparam("source"),
-        claims.c.external_id == bindparam("external_id"),
-        claims.c.version == bindparam("version"),
+_CLAIM_BY_ID = select(claims).where(claims.c.id == bindparam("claim_id"))
+CLAIM_BY_ID = Prepared(_CLAIM_BY_ID)
+CLAIM_BY_ID_LOCKED = Prepared(_CLAIM_BY_ID.with_for_update())
+CLAIM_BY_BUSINESS_KEY = Prepared(
+    select(claims.c.id).where(
+        and_(
+            claims.c.source == bindparam("source"),
+            claims.c.external_id == bindparam("external_id"),
+            claims.c.version == bindparam("version"),
+        )
     )
 )
-LINES_OF_CLAIM = (
+LINES_OF_CLAIM = Prepared(
     select(claim_lines)
     .where(claim_lines.c.claim_id == bindparam("claim_id"))
     .order_by(claim_lines.c.line_no)
 )
-TASK_BY_ID = select(approval_tasks).where(approval_tasks.c.id == bindparam("task_id"))
-TASK_BY_ID_LOCKED = TASK_BY_ID.with_for_update()
-SET_CLAIM_STATUS = (
+_TASK_BY_ID = select(approval_tasks).where(approval_tasks.c.id == bindparam("task_id"))
+TASK_BY_ID = Prepared(_TASK_BY_ID)
+TASK_BY_ID_LOCKED = Prepared(_TASK_BY_ID.with_for_update())
+SET_CLAIM_STATUS = Prepared(
     update(claims)
     .where(claims.c.id == bindparam("b_claim_id"))
     .values(
@@ -68,15 +73,15 @@ def _postgres(conn: Connection) -> bool:
 
 def claim_row(conn: Connection, claim_id: str, *, lock: bool = False) -> Any:
     stmt = CLAIM_BY_ID_LOCKED if lock and _postgres(conn) else CLAIM_BY_ID
-    return conn.execute(stmt, {"claim_id": claim_id}).first()
+    return stmt.first(conn, {"claim_id": claim_id})
 
 
 def claim_id_by_business_key(
     conn: Connection, source: str, external_id: str, version: int
 ) -> str | None:
-    row = conn.execute(
-        CLAIM_BY_BUSINESS_KEY, {"source": source, "external_id": external_id, "version": version}
-    ).first()
+    row = CLAIM_BY_BUSINESS_KEY.first(
+        conn, {"source": source, "external_id": external_id, "version": version}
+    )
     return None if row is None else str(row[0])
 
 
@@ -87,7 +92,7 @@ def load_claim(conn: Connection, claim_id: str) -> Claim:
 def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False) -> Claim:
     """The domain claim for a claims row, with its lines (and attachments if asked)."""
     claim_id = row.id
-    lines = conn.execute(LINES_OF_CLAIM, {"claim_id": claim_id})
+    lines = LINES_OF_CLAIM.all(conn, {"claim_id": claim_id})
     files: list[Any] = (
         list(
             conn.execute(
@@ -137,8 +142,8 @@ def set_claim_status(
 ) -> None:
     """Move a claim to `status` (the `seq`-th status change); reason and voucher id, when
     given, are recorded too."""
-    conn.execute(
-        SET_CLAIM_STATUS,
+    SET_CLAIM_STATUS.run(
+        conn,
         {
             "b_claim_id": claim_id,
             "b_status": status,
@@ -152,7 +157,7 @@ def set_claim_status(
 
 def task_row(conn: Connection, task_id: str, *, lock: bool = False) -> Any:
     stmt = TASK_BY_ID_LOCKED if lock and _postgres(conn) else TASK_BY_ID
-    return conn.execute(stmt, {"task_id": task_id}).first()
+    return stmt.first(conn, {"task_id": task_id})
 
 
 def tasks_for_claims(conn: Connection, claim_ids: Sequence[str]) -> dict[str, list[Any]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -17,15 +18,16 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
+from finoa.store.prepared import Prepared
 from finoa.store.tables import audit_events, outbox
 
 T = TypeVar("T")
-AUDIT_LOCK_KEY = 727_001
-INSERT_OUTBOX = insert(outbox)
-INSERT_AUDIT = insert(audit_events)
-AUDIT_HEAD = (
+AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
+INSERT_OUTBOX = Prepared(insert(outbox))
+INSERT_AUDIT = Prepared(insert(audit_events))
+AUDIT_HEAD = Prepared(
     select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-)  # PostgreSQL advisory lock serializing appends to the audit chain
+)
 
 
 def utcnow() -> datetime:
@@ -61,6 +63,13 @@ class Database:
     def uow(self, actor: str = "system") -> UnitOfWork:
         return UnitOfWork(self, actor)
 
+    def perform(self, command: Callable[[UnitOfWork], T], *, actor: str) -> T:
+        """Run one command in a transaction of its own and commit it (blocking)."""
+        with self.uow(actor) as uow:
+            result = command(uow)
+            uow.commit()
+        return result
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -83,7 +92,7 @@ class UnitOfWork:
         self.actor = actor
         self._conn: Connection | None = None
         self._lock = write_lock(db.engine)
-        self._audit: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        self._audit: list[tuple[datetime, str, str, str, str, dict[str, Any]]] = []
         self._outbox: list[OutboxMessage] = []
         self._committed = False
         self._outbox_changed = False
@@ -134,7 +143,31 @@ class UnitOfWork:
         actor: str | None = None,
     ) -> None:
         """Record an audit event; it is chained and written at commit."""
-        self._audit.append((actor or self.actor, action, object_type, object_id, data))
+        self._audit.append((self.now, actor or self.actor, action, object_type, object_id, data))
+
+    @contextmanager
+    def step(self, actor: str) -> Iterator[UnitOfWork]:
+        """One command among several sharing this transaction (a group commit).
+
+        Its writes sit in a savepoint: when the command raises, they are undone together with
+        the audit events and outbox messages it queued, and the others are untouched.
+        """
+        saved = (self.actor, self.now, len(self._audit), len(self._outbox), self._outbox_changed)
+        self.actor, self.now = actor, utcnow()
+        savepoint = self.conn.begin_nested()
+        try:
+            yield self
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            del self._audit[saved[2] :]
+            del self._outbox[saved[3] :]
+            self._outbox_changed = saved[4]
+            raise
+        else:
+            savepoint.commit()
+        finally:
+            self.actor = saved[0]
 
     def enqueue(self, message: OutboxMessage) -> None:
         """Queue an outbound message; written at commit, delivered after it."""
@@ -171,7 +204,7 @@ class UnitOfWork:
             }
             for m in self._outbox
         ]
-        self.conn.execute(INSERT_OUTBOX, rows)
+        INSERT_OUTBOX.run_many(self.conn, rows)
 
     def _flush_audit(self) -> None:
         if not self._audit:
@@ -179,16 +212,16 @@ class UnitOfWork:
         conn = self.conn
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
-        head = conn.execute(AUDIT_HEAD).first()
+        head = AUDIT_HEAD.first(conn)
         seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
         rows = []
-        for actor, action, object_type, object_id, data in self._audit:
+        for at, actor, action, object_type, object_id, data in self._audit:
             seq += 1
             data_digest = digest(data)
             event_hash = link_hash(
                 prev_hash,
                 seq=seq,
-                at=self.now,
+                at=at,
                 actor=actor,
                 action=action,
                 object_type=object_type,
@@ -198,7 +231,7 @@ class UnitOfWork:
             rows.append(
                 {
                     "seq": seq,
-                    "at": self.now,
+                    "at": at,
                     "actor": actor,
                     "action": action,
                     "object_type": object_type,
@@ -210,4 +243,4 @@ class UnitOfWork:
                 }
             )
             prev_hash = event_hash
-        conn.execute(INSERT_AUDIT, rows)
+        INSERT_AUDIT.run_many(conn, rows)

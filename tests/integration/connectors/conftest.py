@@ -165,15 +165,56 @@ class Received:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def is_batch(self) -> bool:
+        return bool(self.json().get("type") == "batch")
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """(event id, task.decided data) of each decision: a batch's events, or this one."""
+        body = self.json()
+        if body.get("type") == "batch":
+            return [(event["id"], event["data"]) for event in body["data"]["events"]]
+        assert body["type"] == "task.decided", body
+        return [(str(self.verified_id), body["data"])]
+
+
+DECISION_FIELDS = {"task_id", "decision", "approver_id", "comment"}
+
+
+def batch_problem(body: dict[str, Any]) -> str | None:
+    """What is wrong with a batch body, as the hub checks it; None if it is well formed."""
+    data = body.get("data")
+    if set(body) != {"type", "data"} or not isinstance(data, dict) or set(data) != {"events"}:
+        return "a batch is exactly {type, data: {events}}"
+    events = data["events"]
+    if not isinstance(events, list) or not 1 <= len(events) <= 100:
+        return "a batch has 1 to 100 events"
+    ids = [event.get("id") if isinstance(event, dict) else None for event in events]
+    if not all(isinstance(i, str) and 1 <= len(i) <= 128 for i in ids) or len(set(ids)) < len(ids):
+        return "event ids are unique strings of 1 to 128 characters"
+    for event in events:
+        data = event.get("data")
+        if set(event) != {"id", "type", "data"} or event["type"] != "task.decided":
+            return "each event is {id, type: task.decided, data}"
+        if not isinstance(data, dict) or set(data) != DECISION_FIELDS:
+            return f"an event's data has exactly {sorted(DECISION_FIELDS)}"
+    return None
+
 
 @dataclass
 class WebhookReceiver:
-    """A stand-in hub endpoint: records webhooks, verifies them, answers scripted statuses."""
+    """A stand-in hub endpoint: records webhooks, verifies them, answers scripted statuses.
+
+    `script` holds the statuses of whole requests, in order (200 once it runs out). A batch
+    answered 200 gets one result per event: `event_script[event id]` holds that event's
+    statuses for its successive deliveries (200 once it runs out), so tests do not depend on
+    how decisions happen to be grouped into batches.
+    """
 
     secret: str
     url: str = ""
     received: list[Received] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
+    event_script: dict[str, list[int]] = field(default_factory=dict)
     answer: dict[str, Any] = field(default_factory=lambda: {"accepted": True})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -188,16 +229,37 @@ class WebhookReceiver:
                 verified, error = verify(self.secret, headers, body), None
             except SignatureError as exc:
                 verified, error = None, str(exc)
+            parsed = json.loads(body)
             with self.lock:
                 self.received.append(Received(headers, body, verified, error))
                 status = self.script.pop(0) if self.script else 200
-            return JSONResponse(self.answer, status_code=status)
+                if status != 200 or parsed.get("type") != "batch":
+                    return JSONResponse(self.answer, status_code=status)
+                problem = batch_problem(parsed)
+                if problem is not None:
+                    return JSONResponse({"title": "Bad batch", "detail": problem}, 422)
+                results = [self._result(event) for event in parsed["data"]["events"]]
+            return JSONResponse({"results": results})
 
         return app
+
+    def _result(self, event: dict[str, Any]) -> dict[str, Any]:
+        statuses = self.event_script.get(event["id"])
+        status = statuses.pop(0) if statuses else 200
+        if status < 300:
+            result = {"task_id": event["data"]["task_id"], "duplicate": False}
+            return {"id": event["id"], "status": status, "result": result}
+        detail = f"scripted {status} for {event['id']}"
+        problem = {"title": "Scripted", "status": status, "detail": detail, "field": None}
+        return {"id": event["id"], "status": status, "problem": problem}
 
     def snapshot(self) -> list[Received]:
         with self.lock:
             return list(self.received)
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every decision event received so far, in order, resends included."""
+        return [event for hook in self.snapshot() for event in hook.events()]
 
 
 @pytest.fixture

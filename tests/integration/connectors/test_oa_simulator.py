@@ -162,24 +162,86 @@ async def test_dropped_batch_was_applied(start_oa: Any, http: httpx.AsyncClient)
     assert len(await get(http, oa, "/_sim/claims/OA-1")) == 1
 
 
-async def test_approver_sends_a_signed_decision(
+async def decision_rows(http: httpx.AsyncClient, oa: Any) -> dict[str, dict[str, Any]]:
+    """The OA's decisions by task id: (state, attempts, http_status, last_error) and more."""
+    return {row["task_id"]: row for row in await get(http, oa, "/_sim/decisions")}
+
+
+def outcome(row: dict[str, Any]) -> tuple[str, int, int | None, str | None]:
+    return row["state"], row["attempts"], row["http_status"], row["last_error"]
+
+
+async def test_decisions_arrive_in_one_signed_batch(
     start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
 ) -> None:
     oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
-    assert statuses(await connector(oa, http).deliver([todo("T1", assignee="E0007")])) == ["ok"]
-    await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(1))
+    todos = [todo("T1", assignee="E0007"), todo("T2", assignee="E0008"), todo("T3")]
+    assert statuses(await connector(oa, http).deliver(todos)) == ["ok"] * 3
+    await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(3))
 
     (hook,) = receiver.snapshot()
     assert hook.verify_error is None
-    assert hook.verified_id == "decision-T1"
-    assert verify(receiver.secret, hook.headers, hook.body) == "decision-T1"
+    assert hook.verified_id is not None and hook.verified_id.startswith("batch-")
+    assert verify(receiver.secret, hook.headers, hook.body) == hook.verified_id
     with pytest.raises(SignatureError):
         verify(new_secret(), hook.headers, hook.body)
     assert hook.json() == {
+        "type": "batch",
+        "data": {
+            "events": [
+                {
+                    "id": f"decision-{task}",
+                    "type": "task.decided",
+                    "data": {
+                        "task_id": task,
+                        "decision": "approve",
+                        "approver_id": approver,
+                        "comment": "同意",
+                    },
+                }
+                for task, approver in [("T1", "E0007"), ("T2", "E0008"), ("T3", "E0002")]
+            ]
+        },
+    }
+    rows = await decision_rows(http, oa)
+    assert {task: outcome(row) for task, row in rows.items()} == {
+        task: ("sent", 1, 200, None) for task in ("T1", "T2", "T3")
+    }
+
+
+async def test_decision_batch_one_sends_one_signed_decision_each(
+    start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
+) -> None:
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, decision_batch=1)
+    todos = [todo("T1", assignee="E0007"), todo("T2", assignee="E0008")]
+    assert statuses(await connector(oa, http).deliver(todos)) == ["ok", "ok"]
+    await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(2))
+
+    hooks = sorted(receiver.snapshot(), key=lambda h: str(h.verified_id))
+    assert [h.verified_id for h in hooks] == ["decision-T1", "decision-T2"]
+    assert all(h.verify_error is None and not h.is_batch() for h in hooks)
+    with pytest.raises(SignatureError):
+        verify(new_secret(), hooks[0].headers, hooks[0].body)
+    assert hooks[0].json() == {
         "type": "task.decided",
         "data": {"task_id": "T1", "decision": "approve", "approver_id": "E0007", "comment": "同意"},
     }
-    assert (await get(http, oa, "/_sim/stats"))["decisions_sent"] == 1
+    assert hooks[1].json()["data"]["approver_id"] == "E0008"
+    assert (await get(http, oa, "/_sim/stats"))["decisions_sent"] == 2
+
+
+async def test_decision_batch_caps_the_events_per_webhook(
+    start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
+) -> None:
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, decision_batch=2)
+    await connector(oa, http).deliver([todo(f"T{i}") for i in range(5)])
+    await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(5))
+    hooks = receiver.snapshot()
+    assert all(h.is_batch() for h in hooks)
+    assert sorted(len(h.events()) for h in hooks) == [1, 2, 2]
+    assert sorted(event_id for event_id, _ in receiver.events()) == [
+        f"decision-T{i}" for i in range(5)
+    ]
 
 
 async def test_reject_rate_one_rejects_with_a_reason(
@@ -188,21 +250,80 @@ async def test_reject_rate_one_rejects_with_a_reason(
     oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, reject_rate=1.0)
     await connector(oa, http).deliver([todo("T1"), todo("T2")])
     await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(2))
-    bodies = sorted((h.json()["data"] for h in receiver.snapshot()), key=lambda d: d["task_id"])
+    bodies = sorted((data for _, data in receiver.events()), key=lambda d: d["task_id"])
     assert [(d["task_id"], d["decision"]) for d in bodies] == [("T1", "reject"), ("T2", "reject")]
     assert {d["comment"] for d in bodies} == {"预算不足 / over budget"}
+
+
+async def test_a_transient_event_failure_is_retried_alone(
+    start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
+) -> None:
+    receiver.event_script = {"decision-T2": [503, 429]}
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
+    await connector(oa, http).deliver([todo("T1"), todo("T2"), todo("T3")])
+    stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(3))
+    assert (stats["decisions_sent"], stats["decisions_failed"]) == (3, 0)
+
+    hooks = receiver.snapshot()
+    assert [[event_id for event_id, _ in h.events()] for h in hooks] == [
+        ["decision-T1", "decision-T2", "decision-T3"],
+        ["decision-T2"],
+        ["decision-T2"],
+    ]
+    assert all(h.is_batch() and h.verify_error is None for h in hooks)
+    # Another set of events is another batch, with its own webhook-id.
+    assert hooks[0].verified_id != hooks[1].verified_id
+    rows = await decision_rows(http, oa)
+    assert outcome(rows["T2"]) == ("sent", 3, 200, None)
+    assert outcome(rows["T1"]) == outcome(rows["T3"]) == ("sent", 1, 200, None)
+
+
+async def test_a_permanent_event_failure_is_not_retried(
+    start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
+) -> None:
+    receiver.event_script = {"decision-T2": [409], "decision-T3": [404]}
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
+    await connector(oa, http).deliver([todo("T1"), todo("T2"), todo("T3")])
+    stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(3))
+    assert (stats["decisions_sent"], stats["decisions_failed"]) == (1, 2)
+
+    (hook,) = receiver.snapshot()
+    assert len(hook.events()) == 3
+    rows = await decision_rows(http, oa)
+    assert outcome(rows["T1"]) == ("sent", 1, 200, None)
+    assert outcome(rows["T2"]) == ("failed", 1, 409, "scripted 409 for decision-T2")
+    assert outcome(rows["T3"]) == ("failed", 1, 404, "scripted 404 for decision-T3")
+
+
+async def test_a_whole_batch_503_resends_the_same_batch(
+    start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
+) -> None:
+    receiver.script = [503]
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
+    await connector(oa, http).deliver([todo("T1"), todo("T2")])
+    stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(2))
+    assert (stats["decisions_sent"], stats["decisions_failed"]) == (2, 0)
+
+    first, second = receiver.snapshot()
+    assert [event_id for event_id, _ in first.events()] == ["decision-T1", "decision-T2"]
+    assert second.body == first.body
+    assert second.verified_id == first.verified_id
+    assert str(first.verified_id).startswith("batch-")
+    rows = await decision_rows(http, oa)
+    assert [outcome(row) for row in rows.values()] == [("sent", 2, 200, None)] * 2
 
 
 async def test_decisions_retry_5xx_with_a_stable_id(
     start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
 ) -> None:
     receiver.script = [503, 500]
-    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
+    oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret, decision_batch=1)
     await connector(oa, http).deliver([todo("T1")])
     stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(1))
     assert (stats["decisions_sent"], stats["decisions_failed"]) == (1, 0)
     hooks = receiver.snapshot()
     assert [h.verified_id for h in hooks] == ["decision-T1"] * 3
+    assert not any(h.is_batch() for h in hooks)
     (decision,) = await get(http, oa, "/_sim/decisions")
     assert (decision["state"], decision["attempts"], decision["http_status"]) == ("sent", 3, 200)
 
@@ -210,12 +331,17 @@ async def test_decisions_retry_5xx_with_a_stable_id(
 async def test_decisions_refused_with_4xx_are_not_retried(
     start_oa: Any, receiver: Any, http: httpx.AsyncClient, eventually: Any
 ) -> None:
+    receiver.answer = {"title": "Bad request", "detail": "no such thing"}
     receiver.script = [400]
     oa = start_oa(hub_url=receiver.url, webhook_secret=receiver.secret)
-    await connector(oa, http).deliver([todo("T1")])
-    stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(1))
-    assert (stats["decisions_sent"], stats["decisions_failed"]) == (0, 1)
-    assert len(receiver.snapshot()) == 1
+    await connector(oa, http).deliver([todo("T1"), todo("T2")])
+    stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(2))
+    assert (stats["decisions_sent"], stats["decisions_failed"]) == (0, 2)
+    (hook,) = receiver.snapshot()
+    assert len(hook.events()) == 2
+    for row in (await decision_rows(http, oa)).values():
+        assert outcome(row)[:3] == ("failed", 1, 400)
+        assert "no such thing" in str(row["last_error"])
 
 
 async def test_a_todo_closed_before_deciding_is_skipped(
@@ -236,6 +362,7 @@ async def test_manual_decision(start_oa: Any, receiver: Any, http: httpx.AsyncCl
     assert answer.status_code == 200
     assert answer.json()["state"] == "sent"
     (hook,) = receiver.snapshot()
+    assert (hook.verified_id, hook.is_batch()) == ("decision-T1", False)
     assert hook.json()["data"]["comment"] == "receipts missing"
     assert (await http.post(url, json={"decision": "approve"})).status_code == 409
 
@@ -285,5 +412,8 @@ async def test_hundreds_of_decisions(
     stats = await eventually(lambda: get(http, oa, "/_sim/stats"), all_settled(300), timeout=30)
     assert stats["decisions_sent"] == 300
     hooks = receiver.snapshot()
-    assert {h.verified_id for h in hooks} == {f"decision-T{i:03d}" for i in range(300)}
+    assert [len(h.events()) for h in hooks] == [100] * 3
+    assert sorted(event_id for event_id, _ in receiver.events()) == [
+        f"decision-T{i:03d}" for i in range(300)
+    ]
     assert all(h.verify_error is None for h in hooks)

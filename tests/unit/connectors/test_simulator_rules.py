@@ -196,3 +196,9 @@ async def test_oa_app_refuses_malformed_batches(tmp_path: Path) -> None:
         assert no_status.json()["results"][0]["error"] == "status is required"
         no_hub = await http.post("/_sim/claims", json={"external_id": "OA-1"})
         assert no_hub.status_code == 409
+
+
+@pytest.mark.parametrize("decision_batch", [0, 101])
+def test_oa_decision_batch_is_bounded(tmp_path: Path, decision_batch: int) -> None:
+    with pytest.raises(ValueError, match="decision_batch"):
+        create_oa_app(tmp_path, "k", None, "s", decision_batch=decision_batch)

@@ -11,7 +11,7 @@ from finoa.api.deps import HubDep, require
 from finoa.domain.claim import ClaimStatus
 from finoa.schemas import ClaimOut, ClaimPage, ClaimSubmission
 from finoa.security.tokens import Principal
-from finoa.services.claims import submit_claim
+from finoa.services.claims import claim_submission
 from finoa.services.queries import ClaimFilter, get_claim, list_claims
 
 router = APIRouter(prefix="/claims", tags=["claims"])
@@ -31,14 +31,8 @@ async def post_claim(
     principal: Annotated[Principal, Depends(require("claims:write"))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ClaimOut:
-    result = await hub.db.run(
-        submit_claim,
-        hub,
-        submission,
-        source=principal.client_id,
-        actor=f"client:{principal.client_id}",
-        message_id=idempotency_key,
-    )
+    command = claim_submission(hub, submission, principal.client_id, idempotency_key)
+    result = await hub.commands.run(command, actor=f"client:{principal.client_id}")
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
         response.headers["Finoa-Duplicate"] = "true"

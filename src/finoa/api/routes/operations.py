@@ -44,7 +44,9 @@ def ready(hub: HubDep) -> dict[str, Any]:
 
 @router.get("/stats", summary="Counts along the loop and submit→written-back latency")
 def stats(hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]) -> dict[str, Any]:
-    return loop_stats(hub.db)
+    figures = loop_stats(hub.db)
+    figures["group_commit"] = hub.commands.figures()
+    return figures
 
 
 @router.get("/dead-letters", summary="Messages that could not be delivered, with the reason")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from finoa.api.deps import HubDep, require
 from finoa.schemas import DecisionIn
 from finoa.security.tokens import Principal
-from finoa.services.approvals import decide_task
+from finoa.services.approvals import task_decision
 
 router = APIRouter(prefix="/tasks", tags=["approvals"])
 
@@ -21,14 +21,11 @@ async def post_decision(
     hub: HubDep,
     principal: Annotated[Principal, Depends(require("tasks:decide"))],
 ) -> dict[str, str]:
-    result = await hub.db.run(
-        decide_task,
-        hub,
-        task_id,
-        decision.approver_id,
-        decision.decision == "approve",
-        decision.comment,
-        actor=f"employee:{decision.approver_id} via client:{principal.client_id}",
+    command = task_decision(
+        hub, task_id, decision.approver_id, decision.decision == "approve", decision.comment
+    )
+    result = await hub.commands.run(
+        command, actor=f"employee:{decision.approver_id} via client:{principal.client_id}"
     )
     return {
         "task_id": result.task_id,

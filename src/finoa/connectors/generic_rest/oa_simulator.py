@@ -1,6 +1,10 @@
 """OA simulator: todo lists and claim status over SQLite, plus simulated approvers.
 
-Approvers decide each new todo and send a signed `task.decided` webhook to the hub.
+Approvers decide each new todo and tell the hub with signed webhooks. A few senders each take
+the decisions already queued, up to `decision_batch` (at most 100), and send them as one
+`batch` webhook whose events carry the decisions' own webhook ids; the hub answers per event,
+and only events that failed transiently are sent again, in a later batch. With
+`decision_batch=1` every decision is its own `task.decided` webhook, as most real OAs send.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import contextlib
 import logging
 import random
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -44,12 +50,13 @@ WEBHOOK_PATH = "/api/v1/webhooks/generic-oa"
 APPROVE_COMMENT = "同意"
 REJECT_COMMENT = "预算不足 / over budget"
 MAX_BATCH_ITEMS = 1000
-SENDERS = 32
-# httpcore's pool slows sharply past ~8 busy connections, so the senders share 4 clients of 8.
-SENDER_CLIENTS = 4
+MAX_DECISION_BATCH = 100  # events per batch webhook, as the hub accepts
+SENDERS = 4
+CLIENT_CONNECTIONS = SENDERS + 4  # the senders, plus manual decisions and claims
 MAX_ATTEMPTS = 5
 BACKOFF_CAP_SECONDS = 2.0
 RETRY_CLASSES = frozenset({ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED})
+SKIPPED_REASON = "todo closed before it was decided"
 
 OA_SCHEMA = """
 CREATE TABLE IF NOT EXISTS item_keys (
@@ -113,6 +120,56 @@ def _optional_text(item: dict[str, Any], name: str) -> str | None:
     return value
 
 
+@dataclass
+class _Outgoing:
+    """A pending decision on its way to the hub."""
+
+    task_id: str
+    webhook_id: str
+    event: dict[str, Any]
+    attempts: int
+
+
+class _Outcome(NamedTuple):
+    task_id: str
+    state: str
+    attempts: int
+    status: int | None
+    error: str | None
+
+
+# Per event: final state ("sent" / "failed") or None to retry; HTTP status; error.
+_Result = tuple[str | None, int | None, str | None]
+
+
+def _event_results(response: httpx.Response, items: list[_Outgoing]) -> list[Any]:
+    """The hub's result for each item of a batch, matched by event id (None if missing)."""
+    try:
+        answer = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        answer = None
+    results = answer.get("results") if isinstance(answer, dict) else None
+    by_id = {
+        result.get("id"): result
+        for result in (results if isinstance(results, list) else [])
+        if isinstance(result, dict)
+    }
+    return [by_id.get(item.webhook_id) for item in items]
+
+
+def _event_outcome(result: Any) -> _Result:
+    """2xx is sent; 429 and 5xx are retried; any other 4xx fails the decision for good."""
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(status, int) or isinstance(status, bool):
+        return None, None, "the hub's answer has no result for this event"
+    if 200 <= status < 300:
+        return "sent", status, None
+    problem = result.get("problem")
+    detail = (problem.get("detail") or problem.get("title")) if isinstance(problem, dict) else None
+    error = str(detail or problem or f"HTTP {status}")[:300]
+    return (None if status == 429 or status >= 500 else "failed"), status, error
+
+
 class OASimulator:
     """State and behaviour behind the OA simulator app."""
 
@@ -125,22 +182,26 @@ class OASimulator:
         reject_rate: float,
         auto_decide: bool,
         seed: int | None,
+        decision_batch: int = MAX_DECISION_BATCH,
     ) -> None:
         if not 0.0 <= reject_rate <= 1.0:
             raise ValueError("reject_rate must be within [0, 1]")
+        if not 1 <= decision_batch <= MAX_DECISION_BATCH:
+            raise ValueError(f"decision_batch must be within [1, {MAX_DECISION_BATCH}]")
         self.conn = open_database(Path(data_dir) / "oa.sqlite3", OA_SCHEMA)
         self.api_key = api_key
         self.hub_url = hub_url.rstrip("/") if hub_url else None
         self.webhook_secret = webhook_secret
         self.reject_rate = reject_rate
         self.auto_decide = auto_decide
+        self.decision_batch = decision_batch
         self.rng = random.Random(seed)
         self.jitter = random.Random()
         self.faults = FaultState()
         self.duplicates = 0
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.senders: list[asyncio.Task[None]] = []
-        self._clients: list[httpx.AsyncClient] = []
+        self._client: httpx.AsyncClient | None = None
 
     # -- items ---------------------------------------------------------------------------
 
@@ -287,16 +348,12 @@ class OASimulator:
 
     # -- approvers -----------------------------------------------------------------------
 
-    def client(self, index: int = 0) -> httpx.AsyncClient:
-        """One of SENDER_CLIENTS keep-alive clients, each with SENDERS / SENDER_CLIENTS slots."""
-        if not self._clients:
-            size = SENDERS // SENDER_CLIENTS
-            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            self._clients = [
-                httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
-                for _ in range(SENDER_CLIENTS)
-            ]
-        return self._clients[index % SENDER_CLIENTS]
+    def client(self) -> httpx.AsyncClient:
+        """The keep-alive client shared by the senders, manual decisions and claims."""
+        if self._client is None:
+            limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
+        return self._client
 
     async def enqueue_later(self, task_ids: list[str]) -> None:
         """Async so that Starlette runs it on the event loop, after the answer is sent."""
@@ -306,88 +363,148 @@ class OASimulator:
         if not task_ids:
             return
         if not self.senders:
-            self.senders = [asyncio.create_task(self._sender(i)) for i in range(SENDERS)]
+            self.senders = [asyncio.create_task(self._sender()) for _ in range(SENDERS)]
         for task_id in task_ids:
             self.queue.put_nowait(task_id)
 
-    async def _sender(self, index: int) -> None:
-        client = self.client(index)
+    async def _sender(self) -> None:
+        """Wait for one task, take what else is queued (up to decision_batch), send them."""
         while True:
-            task_id = await self.queue.get()
+            task_ids = [await self.queue.get()]
+            while len(task_ids) < self.decision_batch and not self.queue.empty():
+                task_ids.append(self.queue.get_nowait())
             try:
-                await self.send_decision(task_id, client)
+                await self.send_decisions(task_ids)
             except Exception:
-                log.exception("decision for %s could not be sent", task_id)
+                log.exception("decisions for %s could not be sent", task_ids)
             finally:
-                self.queue.task_done()
+                for _ in task_ids:
+                    self.queue.task_done()
 
-    async def send_decision(
-        self, task_id: str, client: httpx.AsyncClient | None = None
-    ) -> sqlite3.Row | None:
-        """Send one pending decision with capped retries; return its final row."""
-        row: sqlite3.Row | None = self.conn.execute(
-            "SELECT d.*, t.state AS todo_state FROM decisions d"
-            " LEFT JOIN todos t USING (task_id) WHERE d.task_id = ?",
-            (task_id,),
-        ).fetchone()
-        if row is None or row["state"] != "pending" or self.hub_url is None:
-            return row
-        if row["attempts"] == 0 and row["todo_state"] == "closed":
-            self._finish(task_id, "skipped", 0, None, "todo closed before it was decided")
-            return self._decision(task_id)
-        body = orjson.dumps(
-            {
-                "type": "task.decided",
-                "data": {
-                    "task_id": task_id,
-                    "decision": row["decision"],
-                    "approver_id": row["approver_id"],
-                    "comment": row["comment"],
-                },
+    async def send_decision(self, task_id: str) -> sqlite3.Row | None:
+        """Send one pending decision as a single event with capped retries; its final row."""
+        await self._deliver(self._outgoing([task_id]), single=True)
+        return self._decision(task_id)
+
+    async def send_decisions(self, task_ids: list[str]) -> None:
+        """Send pending decisions: one batch webhook, or a single event if decision_batch is 1."""
+        outgoing = self._outgoing(task_ids)
+        for start in range(0, len(outgoing), self.decision_batch):
+            chunk = outgoing[start : start + self.decision_batch]
+            await self._deliver(chunk, single=self.decision_batch == 1)
+
+    def _outgoing(self, task_ids: list[str]) -> list[_Outgoing]:
+        """The decisions among `task_ids` still to send; a todo closed before is `skipped`."""
+        if self.hub_url is None or not task_ids:
+            return []
+        unique = list(dict.fromkeys(task_ids))
+        rows = self.conn.execute(
+            "SELECT d.*, t.state AS todo_state FROM decisions d LEFT JOIN todos t USING (task_id)"
+            f" WHERE d.task_id IN ({', '.join('?' * len(unique))}) AND d.state = 'pending'",
+            unique,
+        ).fetchall()
+        by_id = {row["task_id"]: row for row in rows}
+        outgoing: list[_Outgoing] = []
+        skipped: list[_Outcome] = []
+        for task_id in unique:
+            row = by_id.get(task_id)
+            if row is None:
+                continue
+            if row["attempts"] == 0 and row["todo_state"] == "closed":
+                skipped.append(_Outcome(task_id, "skipped", 0, None, SKIPPED_REASON))
+                continue
+            event = {
+                "task_id": task_id,
+                "decision": row["decision"],
+                "approver_id": row["approver_id"],
+                "comment": row["comment"],
             }
-        )
-        client = client or self.client()
-        attempts = row["attempts"]
-        status: int | None = None
-        error: str | None = None
+            outgoing.append(_Outgoing(task_id, row["webhook_id"], event, row["attempts"]))
+        self._finish(skipped)
+        return outgoing
+
+    async def _deliver(self, outgoing: list[_Outgoing], *, single: bool) -> None:
+        """POST the decisions (one event, or one batch) and retry what failed transiently.
+
+        Each retry resends only the still-failing events; a batch's `webhook-id` is fresh
+        whenever its set of events changes, and kept when the same body is sent again.
+        """
+        remaining = outgoing
+        batch_id = ""  # a batch's webhook-id, kept while its events stay the same
+        batch_of: list[str] = []
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            attempts += 1
-            retry_after: float | None = None
-            try:
-                response = await client.post(
-                    self.hub_url + WEBHOOK_PATH,
-                    content=body,
-                    headers=signed_headers(self.webhook_secret, row["webhook_id"], body),
-                )
-            except httpx.HTTPError as exc:
-                status, error = None, f"{type(exc).__name__}: {exc}"
-                retry = classify_exception(exc) in RETRY_CLASSES
+            if not remaining:
+                return
+            if single:
+                (item,) = remaining
+                msg_id = item.webhook_id
+                body = orjson.dumps({"type": "task.decided", "data": item.event})
             else:
-                status = response.status_code
-                if response.is_success:
-                    self._finish(task_id, "sent", attempts, status, None)
-                    return self._decision(task_id)
-                error = response.text[:300]
-                retry = classify_status(status) in RETRY_CLASSES
-                with contextlib.suppress(ValueError):
-                    retry_after = float(response.headers.get("retry-after", ""))
-            if not retry or attempt == MAX_ATTEMPTS:
-                break
+                ids = [item.webhook_id for item in remaining]
+                if ids != batch_of:
+                    batch_id, batch_of = f"batch-{uuid.uuid4().hex}", ids
+                msg_id = batch_id
+                events = [
+                    {"id": item.webhook_id, "type": "task.decided", "data": item.event}
+                    for item in remaining
+                ]
+                body = orjson.dumps({"type": "batch", "data": {"events": events}})
+            for item in remaining:
+                item.attempts += 1
+            results, retry_after = await self._post(msg_id, body, remaining, single=single)
+            finished: list[_Outcome] = []
+            retry: list[_Outgoing] = []
+            for item, (state, status, error) in zip(remaining, results, strict=True):
+                if state is None and attempt < MAX_ATTEMPTS:
+                    retry.append(item)
+                else:
+                    finished.append(
+                        _Outcome(item.task_id, state or "failed", item.attempts, status, error)
+                    )
+            self._finish(finished)
+            remaining = retry
+            if not remaining:
+                return
             delay = min(BACKOFF_CAP_SECONDS, 0.05 * 2**attempt) * self.jitter.uniform(0.5, 1.0)
             if retry_after is not None:
                 delay = min(BACKOFF_CAP_SECONDS, max(0.0, retry_after))
             await asyncio.sleep(delay)
-        self._finish(task_id, "failed", attempts, status, error)
-        return self._decision(task_id)
 
-    def _finish(
-        self, task_id: str, state: str, attempts: int, status: int | None, error: str | None
-    ) -> None:
-        self.conn.execute(
-            "UPDATE decisions SET state = ?, attempts = ?, http_status = ?, last_error = ?,"
-            " updated_at = ? WHERE task_id = ?",
-            (state, attempts, status, error, now_iso(), task_id),
-        )
+    async def _post(
+        self, msg_id: str, body: bytes, items: list[_Outgoing], *, single: bool
+    ) -> tuple[list[_Result], float | None]:
+        """One request; per item (final state or None to retry, http status, error)."""
+        assert self.hub_url is not None
+        try:
+            response = await self.client().post(
+                self.hub_url + WEBHOOK_PATH,
+                content=body,
+                headers=signed_headers(self.webhook_secret, msg_id, body),
+            )
+        except httpx.HTTPError as exc:
+            state = None if classify_exception(exc) in RETRY_CLASSES else "failed"
+            return [(state, None, f"{type(exc).__name__}: {exc}")] * len(items), None
+        retry_after: float | None = None
+        with contextlib.suppress(ValueError):
+            retry_after = float(response.headers.get("retry-after", ""))
+        status = response.status_code
+        if not response.is_success:
+            state = None if classify_status(status) in RETRY_CLASSES else "failed"
+            return [(state, status, response.text[:300])] * len(items), retry_after
+        if single:
+            return [("sent", status, None)], retry_after
+        return [_event_outcome(result) for result in _event_results(response, items)], retry_after
+
+    def _finish(self, outcomes: list[_Outcome]) -> None:
+        if not outcomes:
+            return
+        now = now_iso()
+        with transaction(self.conn):
+            self.conn.executemany(
+                "UPDATE decisions SET state = ?, attempts = ?, http_status = ?, last_error = ?,"
+                " updated_at = ? WHERE task_id = ?",
+                [(o.state, o.attempts, o.status, o.error, now, o.task_id) for o in outcomes],
+            )
 
     def _decision(self, task_id: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(
@@ -431,8 +548,8 @@ class OASimulator:
             task.cancel()
         await asyncio.gather(*self.senders, return_exceptions=True)
         self.senders = []
-        for client in self._clients:
-            await client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
         self.conn.close()
 
     def stats(self) -> dict[str, Any]:
@@ -464,9 +581,12 @@ def create_oa_app(
     reject_rate: float = 0.0,
     auto_decide: bool = True,
     seed: int | None = None,
+    decision_batch: int = MAX_DECISION_BATCH,
 ) -> FastAPI:
     """The OA simulator app; its state lives in `data_dir/oa.sqlite3`."""
-    sim = OASimulator(data_dir, api_key, hub_url, webhook_secret, reject_rate, auto_decide, seed)
+    sim = OASimulator(
+        data_dir, api_key, hub_url, webhook_secret, reject_rate, auto_decide, seed, decision_batch
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -573,9 +693,17 @@ def run_oa_simulator(
     reject_rate: float = 0.0,
     auto_decide: bool = True,
     seed: int | None = None,
+    decision_batch: int = MAX_DECISION_BATCH,
 ) -> None:
     """Serve the OA simulator until interrupted."""
     app = create_oa_app(
-        Path(data_dir), api_key, hub_url, webhook_secret, reject_rate, auto_decide, seed
+        Path(data_dir),
+        api_key,
+        hub_url,
+        webhook_secret,
+        reject_rate,
+        auto_decide,
+        seed,
+        decision_batch,
     )
     serve(app, host, port)
