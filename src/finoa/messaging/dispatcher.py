@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Float, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
 from finoa.messaging.retry import DeliveryError, ErrorClass, RetryPolicy
+from finoa.store.prepared import Prepared
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, UnitOfWork
 
@@ -30,9 +31,46 @@ log = logging.getLogger(__name__)
 # What to do inside the settling transaction when a message of (destination, action) succeeds.
 SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
 
-SAFETY_POLL_SECONDS = 2.0
+SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
-MARK_DONE = (
+
+def _due_query(batch_size: int) -> Select[Any]:
+    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+    earlier = aliased(outbox)
+    blocked = exists().where(
+        and_(
+            earlier.c.ordering_key == outbox.c.ordering_key,
+            earlier.c.id < outbox.c.id,
+            earlier.c.status != "done",
+        )
+    )
+    now = bindparam("now", type_=Float)
+    due = or_(
+        and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+        and_(outbox.c.status == "inflight", outbox.c.lease_until < now),
+    )
+    return (
+        select(
+            outbox.c.id,
+            outbox.c.destination,
+            outbox.c.action,
+            outbox.c.aggregate_id,
+            outbox.c.idempotency_key,
+            outbox.c.payload,
+            outbox.c.attempts,
+        )
+        .where(due, ~blocked)
+        .order_by(outbox.c.id)
+        .limit(batch_size)
+    )
+
+
+LEASE = Prepared(
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"))
+    .values(status="inflight", lease_until=bindparam("lease_until"))
+)
+MARK_DONE = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("row_id"))
     .values(
@@ -44,7 +82,7 @@ MARK_DONE = (
         error_class=None,
         lease_until=None,
     )
-)  # picks up rows queued by other processes; not on the hot path
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,9 @@ class Dispatcher:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
+        due = _due_query(batch_size)
+        self._due = Prepared(due)
+        self._due_locking = Prepared(due.with_for_update(skip_locked=True, of=outbox))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._stopping = False
@@ -151,40 +192,10 @@ class Dispatcher:
         return len(rows)
 
     # -- claiming -----------------------------------------------------------------------------
-    def _due_query(self, now: float) -> Any:
-        earlier = aliased(outbox)
-        blocked = exists().where(
-            and_(
-                earlier.c.ordering_key == outbox.c.ordering_key,
-                earlier.c.id < outbox.c.id,
-                earlier.c.status != "done",
-            )
-        )
-        due = or_(
-            and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
-            and_(outbox.c.status == "inflight", outbox.c.lease_until < now),
-        )
-        return (
-            select(
-                outbox.c.id,
-                outbox.c.destination,
-                outbox.c.action,
-                outbox.c.aggregate_id,
-                outbox.c.idempotency_key,
-                outbox.c.payload,
-                outbox.c.attempts,
-            )
-            .where(due, ~blocked)
-            .order_by(outbox.c.id)
-            .limit(self.batch_size)
-        )
-
     def _claim_batch(self) -> list[ClaimedRow]:
         now = time.time()
         with self.db.uow("dispatcher") as uow:
-            stmt = self._due_query(now)
-            if uow.conn.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True, of=outbox)
+            due = self._due_locking if uow.conn.dialect.name == "postgresql" else self._due
             rows = [
                 ClaimedRow(
                     id=r.id,
@@ -195,14 +206,10 @@ class Dispatcher:
                     payload=r.payload,
                     attempts=r.attempts,
                 )
-                for r in uow.conn.execute(stmt)
+                for r in due.all(uow.conn, {"now": now})
             ]
-            if rows:
-                uow.conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_([r.id for r in rows]))
-                    .values(status="inflight", lease_until=now + self.lease_seconds)
-                )
+            lease_until = now + self.lease_seconds
+            LEASE.run_many(uow.conn, [{"row_id": r.id, "lease_until": lease_until} for r in rows])
             uow.commit()
         return rows
 
@@ -272,12 +279,10 @@ class Dispatcher:
                 if error is None:
                     handler = self.handlers.get((row.destination, row.action))
                     if handler is not None:
-                        savepoint = conn.begin_nested()
                         try:
-                            handler(uow, row.aggregate_id, result.response)
-                            savepoint.commit()
+                            with uow.step(uow.actor):
+                                handler(uow, row.aggregate_id, result.response)
                         except Exception as exc:
-                            savepoint.rollback()
                             log.exception("follow-up of outbox row %s failed", row.id)
                             error = DeliveryError(
                                 ErrorClass.PERMANENT, f"delivered, but follow-up failed: {exc}"
@@ -336,6 +341,6 @@ class Dispatcher:
                         )
                     )
             if done:
-                conn.execute(MARK_DONE, [{**d, "done_epoch": now} for d in done])
+                MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()

@@ -8,8 +8,7 @@ what SQLAlchemy itself would store and read. What is skipped is SQLAlchemy's per
 (cache keys, execution contexts, result objects), which costs far more than the database
 does for the small statements a claim's life is made of.
 
-Only statements with plain bound parameters are prepared (no expanding IN lists, no
-RETURNING).
+Only statements with plain bound parameters are prepared (no expanding IN lists).
 """
 
 from __future__ import annotations
@@ -69,7 +68,10 @@ class Prepared:
         defaults = tuple(self._default(name, binds[name], keys) for name in names)
         row_type: Any = None
         result_types: tuple[Any, ...] = ()
+        # a SELECT's columns, or those of an INSERT/UPDATE ... RETURNING
         selected = getattr(self.statement, "selected_columns", None)
+        if selected is None:
+            selected = getattr(self.statement, "exported_columns", None)
         columns = list(selected) if selected is not None else []
         if columns:
             row_type = _row_type([c.key for c in columns])
@@ -88,7 +90,7 @@ class Prepared:
     def _default(self, name: str, bind: Any, keys: tuple[str, ...]) -> Any:
         if bind.required:
             return _REQUIRED
-        table = getattr(self.statement, "table", None)
+        table = getattr(self.statement, "table", None) if self._by_keys else None
         if table is not None and name in table.c and name not in keys:
             default = table.c[name].default  # a column default SQLAlchemy would fill in
             if default is not None:
@@ -174,6 +176,11 @@ def _row_type(names: list[str]) -> Any:
     as a mapping (`row._mapping`)."""
     base: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]  # noqa: PYI024
     return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
+
+
+def run_sql(conn: Connection, sql: str) -> None:
+    """Run a fixed statement without parameters (e.g. SAVEPOINT) on the driver's cursor."""
+    _execute(conn, _cursor(conn).execute, sql, ())
 
 
 def _execute(conn: Connection, method: Callable[[str, Any], Any], sql: str, params: Any) -> None:

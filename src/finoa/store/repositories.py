@@ -56,7 +56,7 @@ SET_CLAIM_STATUS = Prepared(
         ),
     )
 )
-NEXT_VOUCHER_NUMBER = (
+NEXT_VOUCHER_NUMBER = Prepared(
     update(voucher_sequences)
     .where(
         voucher_sequences.c.period == bindparam("b_period"),
@@ -177,7 +177,7 @@ def tasks_for_claims(conn: Connection, claim_ids: Sequence[str]) -> dict[str, li
 def next_voucher_number(conn: Connection, period: str, word: str) -> int:
     """Allocate the next voucher number of a period (凭证号), gap-free within a transaction."""
     params = {"b_period": period, "b_word": word}
-    row = conn.execute(NEXT_VOUCHER_NUMBER, params).first()
+    row = NEXT_VOUCHER_NUMBER.first(conn, params)
     if row is not None:
         return int(row[0])
     dialect_insert = pg_insert if _postgres(conn) else sqlite_insert
@@ -186,7 +186,7 @@ def next_voucher_number(conn: Connection, period: str, word: str) -> int:
         .values(period=period, word=word, last_number=0)
         .on_conflict_do_nothing()
     )
-    return int(conn.execute(NEXT_VOUCHER_NUMBER, params).scalar_one())
+    return int(NEXT_VOUCHER_NUMBER.first(conn, params)[0])
 
 
 def voucher_for_claim(conn: Connection, claim_id: str) -> tuple[Any, list[Any]] | None:
