@@ -65,6 +65,7 @@ import base64
 import builtins
 import gzip
 import hashlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -92,6 +93,12 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
+
+# SpiffWorkflow logs every task state change at INFO, and while its workflow logger has no
+# level of its own it also lists every task of the instance for each entry. Neither is wanted
+# on the hot path; configure these loggers after import to see them again.
+for _name in ("spiff.workflow", "spiff.task"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 __all__ = [
     "OUTCOMES",
