@@ -7,9 +7,13 @@ the hub as separate processes on a fresh embedded database, then:
 2. throughput: submits claims as fast as the hub takes them (closed loop, fixed concurrency)
    and reports claims/s completed end to end (submit → approvals → posted → written back);
 3. latency: offers claims at a fixed rate (open loop, default 50/s) and reports p50/p99 of
-   submit → final status written back to the OA, as the hub's own clocks record it.
+   submit → final status written back to the OA, as the hub's own clocks record it;
+4. sustained: offers claims at the target rate (open loop, default 200/s) and reports whether
+   the loop kept up — claims completed per second over the run and the latency percentiles
+   (a loop that falls behind shows it as latency growing with the run's length).
 
-Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20] [--postgres [ADMIN_URL]]
+Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20]
+       [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]]
 """
 
 from __future__ import annotations
@@ -228,6 +232,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument("--sustain-rate", type=float, default=200.0, help="0 skips this run")
+    parser.add_argument("--sustain-seconds", type=float, default=20.0)
     parser.add_argument(
         "--postgres",
         metavar="ADMIN_URL",
@@ -293,6 +299,26 @@ def main() -> int:
                 "mean_ms": round(statistics.fmean(paced) * 1000, 1),
             }
             print(f"latency: {results['latency_at_rate']}")
+
+            if args.sustain_rate > 0:
+                offered = asyncio.run(
+                    submit_open_loop(hub, token, args.sustain_rate, args.sustain_seconds, "B-S")
+                )
+                asyncio.run(wait_final(hub, token, 600))
+                times = final_times(work, database_url)
+                runs = [(s, d) for e, s, d in times if e.startswith("B-S-")]
+                span = max(d for _, d in runs) - min(s for s, _ in runs)
+                waits = [d - s for s, d in runs]
+                results["sustained"] = {
+                    "offered_claims_per_s": args.sustain_rate,
+                    "claims": offered,
+                    "completed": len(runs),
+                    "completed_claims_per_s": round(len(runs) / span, 1),
+                    "p50_ms": round(pct(waits, 50) * 1000, 1),
+                    "p99_ms": round(pct(waits, 99) * 1000, 1),
+                    "max_ms": round(max(waits) * 1000, 1),
+                }
+                print(f"sustained: {results['sustained']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.postgres:
