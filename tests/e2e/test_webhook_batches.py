@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from e2e.helpers import HubClient, StackFactory, assert_problem, claim_body, new_external_id
@@ -66,7 +67,7 @@ def batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"type": "batch", "data": {"events": list(events)}}
 
 
-def results(response: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def results(response: httpx.Response, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The per-event results of an accepted batch, checked to follow the events' order."""
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json"), response.headers
@@ -108,8 +109,10 @@ def assert_event_problem(
 
 
 def pending_task(hub: HubClient) -> dict[str, Any]:
-    """A fresh claim waiting for its manager (E0010); its one task, with `claim_id`."""
+    """A fresh claim waiting for its manager (E0010); its one task, with `claim_id` and the
+    claim's `external_id`."""
     claim = hub.submit(claim_body())
+    task: dict[str, Any]
     (task,) = claim["tasks"]
     assert (task["assignee_id"], task["status"]) == ("E0010", "pending")
     wait_for(
@@ -171,16 +174,18 @@ def test_batch_decides_tasks_of_several_claims_and_submits_a_claim(hub: HubClien
 
     for task, result in zip(tasks, found[:3], strict=True):
         assert result == {
-            "id": result["id"],
+            "id": result["id"],  # the order is checked by results()
             "status": 200,
             "result": decision_result(task, "approved"),
         }
     claim_result = found[3]
     assert claim_result["status"] == 200, claim_result
-    assert set(claim_result) == {"id", "status", "result"}
-    assert claim_result["result"]["duplicate"] is False
     new_id = claim_result["result"]["claim_id"]
-    assert claim_result["result"] == {"claim_id": new_id, "duplicate": False}
+    assert claim_result == {
+        "id": events[3]["id"],
+        "status": 200,
+        "result": {"claim_id": new_id, "duplicate": False},
+    }
 
     for task in tasks:
         assert_posted_and_written_back(hub, task)
@@ -209,16 +214,18 @@ def test_failed_events_do_not_hold_back_the_others(hub: HubClient) -> None:
 
     found = results(hub.webhook(batch(*events)), events)
 
-    assert found[0] == {"id": events[0]["id"], "status": 200, "result": decision_result(good, "approved")}
+    assert found[0] == {
+        "id": events[0]["id"],
+        "status": 200,
+        "result": decision_result(good, "approved"),
+    }
     assert_event_problem(
         found[1], 404, field="task_id", detail_contains="unknown task T-does-not-exist"
     )
     assert_event_problem(
         found[2], 403, field="approver_id", detail_contains="E0003 is not the assignee"
     )
-    assert_event_problem(
-        found[3], 422, field="project_id", detail_contains="unknown project P999"
-    )
+    assert_event_problem(found[3], 422, field="project_id", detail_contains="unknown project P999")
 
     assert_posted_and_written_back(hub, good)
     assert_still_pending(hub, other)
@@ -307,9 +314,7 @@ def test_event_ids_share_the_inbox_with_single_webhook_ids(hub: HubClient) -> No
             "status": 200,
             "result": decision_result(alone_first, "approved", duplicate=True),
         }
-        alone = hub.webhook(
-            {"type": "task.decided", "data": batched["data"]}, msg_id=batched["id"]
-        )
+        alone = hub.webhook({"type": "task.decided", "data": batched["data"]}, msg_id=batched["id"])
         assert alone.status_code == 200, alone.text
         assert alone.json() == decision_result(in_batch_first, "approved", duplicate=True)
 
@@ -339,6 +344,32 @@ def test_claim_sent_alone_then_in_a_batch_is_a_duplicate(hub: HubClient) -> None
         event = submitted(body, id=msg_id)
         (dup,) = results(hub.webhook(batch(event)), [event])
     assert dup == {"id": msg_id, "status": 200, "result": {"claim_id": claim_id, "duplicate": True}}
+
+
+def test_an_id_taken_by_another_kind_of_event_is_409(hub: HubClient) -> None:
+    task = pending_task(hub)
+    claim_id_taken = event_id()
+    sent = hub.webhook({"type": "claim.submitted", "data": claim_body()}, msg_id=claim_id_taken)
+    assert sent.status_code == 200, sent.text
+    hub.quiesce()
+    decision_id_taken = event_id()
+    other = pending_task(hub)
+    decided_alone = hub.webhook(
+        {"type": "task.decided", "data": decided(other["id"])["data"]}, msg_id=decision_id_taken
+    )
+    assert decided_alone.status_code == 200, decided_alone.text
+    assert_posted_and_written_back(hub, other)
+    with hub.writes_nothing():
+        events = [
+            decided(task["id"], id=claim_id_taken),
+            submitted(claim_body(), id=decision_id_taken),
+        ]
+        found = results(hub.webhook(batch(*events)), events)
+        for result, kind in zip(found, ("claim", "decision"), strict=True):
+            assert_event_problem(
+                result, 409, field="message_id", detail_contains=f"used by a {kind} message"
+            )
+    assert_still_pending(hub, task)
 
 
 # -- whole-batch refusals ---------------------------------------------------------------------

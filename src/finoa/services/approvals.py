@@ -133,7 +133,7 @@ def _decide(
 ) -> DecisionResult:
     conn = uow.conn
     if source is not None and message_id is not None:
-        earlier = inbox.seen(uow, source, message_id)
+        earlier = inbox.seen(uow, source, message_id, "decision")
         if earlier is not None:
             return DecisionResult(
                 task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
@@ -146,7 +146,7 @@ def _decide(
         # Re-read under the claim's lock (SQLite holds a global one): a concurrent delivery
         # of the same message may have committed while we waited.
         if source is not None and message_id is not None:
-            earlier = inbox.seen(uow, source, message_id)
+            earlier = inbox.seen(uow, source, message_id, "decision")
             if earlier is not None:
                 return DecisionResult(
                     task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True

@@ -92,7 +92,7 @@ def _record(
     message_id: str | None,
 ) -> SubmitResult:
     if message_id is not None:
-        earlier = inbox.seen(uow, source, message_id)
+        earlier = inbox.seen(uow, source, message_id, "claim")
         if earlier is not None:
             return SubmitResult(earlier["claim_id"], duplicate=True)
     external_id = submission.external_id or f"finoa-{secrets.token_hex(8)}"

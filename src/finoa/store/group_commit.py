@@ -91,8 +91,13 @@ class GroupCommit:
                 batch.append(queue.get_nowait())
             try:
                 outcomes = await self.db.run(self.execute, batch)
-            except BaseException as exc:  # the writer must outlive any batch
+            except Exception as exc:  # the writer must outlive any batch
                 outcomes = [_Outcome(error=exc)] * len(batch)
+            except BaseException:  # cancelled while shutting down
+                for queued in batch:
+                    queued.answer.cancel()
+                    queue.task_done()
+                raise
             for queued, outcome in zip(batch, outcomes, strict=True):
                 if not queued.answer.done():
                     if outcome.error is not None:
