@@ -15,7 +15,6 @@ timer, so a lone request is committed at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,9 +75,8 @@ class GroupCommit:
             await self._queue.join()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks)  # a cancellation of close() itself still propagates
         self._tasks, self._queue = [], None
 
     async def _writer(self) -> None:

@@ -170,7 +170,7 @@ class UnitOfWork:
         else:
             run_sql(self.conn, f"RELEASE SAVEPOINT {savepoint}")
         finally:
-            self.actor = saved[0]
+            self.actor, self.now = saved[0], saved[1]
 
     def enqueue(self, message: OutboxMessage) -> None:
         """Queue an outbound message; written at commit, delivered after it."""
