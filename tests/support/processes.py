@@ -135,7 +135,13 @@ class Stack:
 
 @contextmanager
 def simulators(
-    data_dir: Path, secrets: Secrets, hub_port: int, *, auto_decide: bool, reject_rate: float = 0
+    data_dir: Path,
+    secrets: Secrets,
+    hub_port: int,
+    *,
+    auto_decide: bool,
+    reject_rate: float = 0,
+    decision_batch: int | None = None,
 ) -> Iterator[tuple[Server, Server]]:
     """The ERP and OA simulators as real processes."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +163,8 @@ def simulators(
         ]
         if not auto_decide:
             oa_args.append("--no-auto-decide")
+        if decision_batch is not None:
+            oa_args += ["--decision-batch", str(decision_batch)]
         oa = start("oa", oa_args, env, "/_sim/stats", oa_port, data_dir)
         try:
             yield oa, erp
@@ -173,13 +181,19 @@ def stack(
     *,
     auto_decide: bool = True,
     reject_rate: float = 0.0,
+    decision_batch: int | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Hub + simulators, all real processes; the hub uses `database_url`."""
     secrets = Secrets.fresh()
     hub_port = free_port()
     with simulators(
-        data_dir, secrets, hub_port, auto_decide=auto_decide, reject_rate=reject_rate
+        data_dir,
+        secrets,
+        hub_port,
+        auto_decide=auto_decide,
+        reject_rate=reject_rate,
+        decision_batch=decision_batch,
     ) as (oa, erp):
         env = {
             **secrets.env(),

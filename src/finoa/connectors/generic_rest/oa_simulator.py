@@ -51,8 +51,11 @@ APPROVE_COMMENT = "同意"
 REJECT_COMMENT = "预算不足 / over budget"
 MAX_BATCH_ITEMS = 1000
 MAX_DECISION_BATCH = 100  # events per batch webhook, as the hub accepts
-SENDERS = 4
-CLIENT_CONNECTIONS = SENDERS + 4  # the senders, plus manual decisions and claims
+SENDERS = 4  # batching senders: each takes what is queued, so a few keep batches large
+# One webhook per decision waits a round trip per decision, so more senders run at once, as
+# an OA calling back for many approvers does.
+SINGLE_EVENT_SENDERS = 32
+CONNECTIONS_PER_CLIENT = 8  # httpcore's pool slows sharply past ~8 busy connections
 MAX_ATTEMPTS = 5
 BACKOFF_CAP_SECONDS = 2.0
 RETRY_CLASSES = frozenset({ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED})
@@ -201,7 +204,8 @@ class OASimulator:
         self.duplicates = 0
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.senders: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._next_client = 0
 
     # -- items ---------------------------------------------------------------------------
 
@@ -348,12 +352,21 @@ class OASimulator:
 
     # -- approvers -----------------------------------------------------------------------
 
+    @property
+    def sender_count(self) -> int:
+        return SENDERS if self.decision_batch > 1 else SINGLE_EVENT_SENDERS
+
     def client(self) -> httpx.AsyncClient:
-        """The keep-alive client shared by the senders, manual decisions and claims."""
-        if self._client is None:
-            limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
-        return self._client
+        """A keep-alive client for the senders, manual decisions and claims; requests are
+        spread over a few clients of CONNECTIONS_PER_CLIENT connections each."""
+        if not self._clients:
+            size = -(-(self.sender_count + 4) // CONNECTIONS_PER_CLIENT)
+            limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT)
+            self._clients = [
+                httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits) for _ in range(size)
+            ]
+        self._next_client = (self._next_client + 1) % len(self._clients)
+        return self._clients[self._next_client]
 
     async def enqueue_later(self, task_ids: list[str]) -> None:
         """Async so that Starlette runs it on the event loop, after the answer is sent."""
@@ -363,7 +376,7 @@ class OASimulator:
         if not task_ids:
             return
         if not self.senders:
-            self.senders = [asyncio.create_task(self._sender()) for _ in range(SENDERS)]
+            self.senders = [asyncio.create_task(self._sender()) for _ in range(self.sender_count)]
         for task_id in task_ids:
             self.queue.put_nowait(task_id)
 
@@ -548,8 +561,9 @@ class OASimulator:
             task.cancel()
         await asyncio.gather(*self.senders, return_exceptions=True)
         self.senders = []
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
+        self._clients = []
         self.conn.close()
 
     def stats(self) -> dict[str, Any]:
