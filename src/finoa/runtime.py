@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from finoa.config import Settings
+from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS
 from finoa.connectors.registry import build_connectors
 from finoa.messaging.dispatcher import Dispatcher
 from finoa.messaging.retry import RetryPolicy
@@ -25,7 +26,9 @@ def ensure_chart(hub: Hub) -> None:
 
 
 def new_http_client(settings: Settings) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=64, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS
+    )
     return httpx.AsyncClient(timeout=settings.connector_timeout_seconds, limits=limits)
 
 

@@ -16,6 +16,11 @@ import httpx
 
 from finoa.messaging.retry import DeliveryError
 
+# Pooled HTTP connections idle longer than this are dropped by the client. It must stay below
+# the servers' own keep-alive timeout (uvicorn's is 5 s), or a request can be written onto a
+# connection at the very moment the server closes it and fail with a read error.
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
 
 class ConnectorKind(StrEnum):
     OA = "oa"

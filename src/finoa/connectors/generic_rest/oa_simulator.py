@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
+from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS
 from finoa.connectors.generic_rest.erp_simulator import (
     FaultMiddleware,
     FaultState,
@@ -361,7 +362,9 @@ class OASimulator:
         spread over a few clients of CONNECTIONS_PER_CLIENT connections each."""
         if not self._clients:
             size = -(-(self.sender_count + 4) // CONNECTIONS_PER_CLIENT)
-            limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT)
+            limits = httpx.Limits(
+                max_connections=CONNECTIONS_PER_CLIENT, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS
+            )
             self._clients = [
                 httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits) for _ in range(size)
             ]
