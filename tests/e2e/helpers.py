@@ -289,3 +289,34 @@ def assert_problem(
     if detail_contains is not None:
         assert detail_contains in problem["detail"], problem
     return problem
+
+
+def pending_task(hub: HubClient) -> dict[str, Any]:
+    """A fresh claim waiting for its manager (E0010) while nobody decides in the OA: its one
+    task, with `claim_id` and the claim's `external_id`, once its todo is open in the OA."""
+    claim = hub.submit(claim_body())
+    task: dict[str, Any]
+    (task,) = claim["tasks"]
+    assert (task["assignee_id"], task["status"]) == ("E0010", "pending")
+    wait_for(
+        lambda: [t["state"] for t in hub.oa_todos(claim["id"])] == ["open"],
+        15,
+        "the todo in the OA",
+    )
+    task["external_id"] = claim["external_id"]
+    return task
+
+
+def assert_still_pending(hub: HubClient, task: dict[str, Any]) -> None:
+    """Nothing happened to `task`: undecided, its claim in approval, its todo open, no voucher."""
+    claim = hub.claim(task["claim_id"])
+    assert claim["status"] == "in_approval"
+    (now,) = claim["tasks"]
+    assert (now["id"], now["status"], now["comment"], now["decided_at"]) == (
+        task["id"],
+        "pending",
+        None,
+        None,
+    )
+    assert [t["state"] for t in hub.oa_todos(task["claim_id"])] == ["open"]
+    assert hub.erp_vouchers(task["claim_id"]) == []

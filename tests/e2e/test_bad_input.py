@@ -14,8 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e.helpers import HubClient, StackFactory, assert_problem, claim_body
-from support.processes import wait_for
+from e2e.helpers import (
+    HubClient,
+    StackFactory,
+    assert_problem,
+    assert_still_pending,
+    claim_body,
+    pending_task,
+)
 
 from finoa.security.signatures import new_secret, signed_headers
 
@@ -329,25 +335,7 @@ def test_signed_webhook_with_an_invalid_claim_names_the_field_in_the_body(hub: H
 
 @pytest.fixture
 def pending(hub: HubClient) -> dict[str, Any]:
-    """A fresh claim waiting for its manager (E0010); its one task, with `claim_id`."""
-    claim = hub.submit(claim_body())
-    (task,) = claim["tasks"]
-    assert (task["assignee_id"], task["status"]) == ("E0010", "pending")
-    wait_for(lambda: hub.oa_todos(claim["id"]), 15, "the todo in the OA")
-    return task
-
-
-def assert_still_pending(hub: HubClient, task: dict[str, Any]) -> None:
-    claim = hub.claim(task["claim_id"])
-    assert claim["status"] == "in_approval"
-    (now,) = claim["tasks"]
-    assert (now["id"], now["status"], now["comment"], now["decided_at"]) == (
-        task["id"],
-        "pending",
-        None,
-        None,
-    )
-    assert [t["state"] for t in hub.oa_todos(task["claim_id"])] == ["open"]
+    return pending_task(hub)
 
 
 def test_unknown_task_is_404(hub: HubClient) -> None:

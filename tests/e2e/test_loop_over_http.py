@@ -129,6 +129,12 @@ def test_rest_claims_are_approved_posted_once_and_written_back(auto: HubClient) 
     refs = Counter(v["source_ref"] for v in auto.erp_vouchers())
     assert all(n == 1 for n in refs.values()), refs
 
+    # every submission and decision above went through the group commit
+    figures = auto.stats()["group_commit"]
+    assert figures["commands"] >= len(submitted) + len(submitted[:-1]) + len(tasks)
+    assert 1 <= figures["batches"] <= figures["commands"]
+    assert figures["mean_batch"] == round(figures["commands"] / figures["batches"], 2)
+
 
 def test_oa_webhook_claims_complete_and_a_resend_is_a_duplicate(auto: HubClient) -> None:
     bodies = [claim_body(external_id=new_external_id("OA-WH"), amount=a) for a in ("66.60", "777")]

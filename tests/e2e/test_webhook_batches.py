@@ -1,9 +1,9 @@
 """Batch webhooks over real HTTP: several OA events in one signed delivery.
 
 Each event of a batch is applied or refused on its own and deduplicated by its own `id`, in
-the same inbox as the `webhook-id` of a single event. A malformed batch is refused whole with a
-422 naming the field and writes nothing. Nobody decides in the OA here: the tests decide the
-approval tasks themselves, through batches.
+the same inbox as the `webhook-id` of a single event. A malformed batch is refused whole (422
+naming the field; 400 when it is not JSON) and writes nothing. Nobody decides in the OA here:
+the tests decide the approval tasks themselves, through batches.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from e2e.helpers import HubClient, StackFactory, assert_problem, claim_body, new_external_id
+from e2e.helpers import (
+    HubClient,
+    StackFactory,
+    assert_problem,
+    assert_still_pending,
+    claim_body,
+    new_external_id,
+    pending_task,
+)
 from support.processes import wait_for
 
 from finoa.security.signatures import new_secret, signed_headers
@@ -108,39 +116,9 @@ def assert_event_problem(
 # -- the stack's state ------------------------------------------------------------------------
 
 
-def pending_task(hub: HubClient) -> dict[str, Any]:
-    """A fresh claim waiting for its manager (E0010); its one task, with `claim_id` and the
-    claim's `external_id`."""
-    claim = hub.submit(claim_body())
-    task: dict[str, Any]
-    (task,) = claim["tasks"]
-    assert (task["assignee_id"], task["status"]) == ("E0010", "pending")
-    wait_for(
-        lambda: [t["state"] for t in hub.oa_todos(claim["id"])] == ["open"],
-        15,
-        "the todo in the OA",
-    )
-    task["external_id"] = claim["external_id"]
-    return task
-
-
 @pytest.fixture
 def pending(hub: HubClient) -> dict[str, Any]:
     return pending_task(hub)
-
-
-def assert_still_pending(hub: HubClient, task: dict[str, Any]) -> None:
-    claim = hub.claim(task["claim_id"])
-    assert claim["status"] == "in_approval"
-    (now,) = claim["tasks"]
-    assert (now["id"], now["status"], now["comment"], now["decided_at"]) == (
-        task["id"],
-        "pending",
-        None,
-        None,
-    )
-    assert [t["state"] for t in hub.oa_todos(task["claim_id"])] == ["open"]
-    assert hub.erp_vouchers(task["claim_id"]) == []
 
 
 def assert_posted_and_written_back(hub: HubClient, task: dict[str, Any]) -> None:

@@ -196,18 +196,7 @@ class Dispatcher:
         now = time.time()
         with self.db.uow("dispatcher") as uow:
             due = self._due_locking if uow.conn.dialect.name == "postgresql" else self._due
-            rows = [
-                ClaimedRow(
-                    id=r.id,
-                    destination=r.destination,
-                    action=r.action,
-                    aggregate_id=r.aggregate_id,
-                    idempotency_key=r.idempotency_key,
-                    payload=r.payload,
-                    attempts=r.attempts,
-                )
-                for r in due.all(uow.conn, {"now": now})
-            ]
+            rows = [ClaimedRow(**r._mapping) for r in due.all(uow.conn, {"now": now})]
             lease_until = now + self.lease_seconds
             LEASE.run_many(uow.conn, [{"row_id": r.id, "lease_until": lease_until} for r in rows])
             uow.commit()
