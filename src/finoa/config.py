@@ -61,6 +61,7 @@ class Settings:
     max_attempts: int = 8
     retry_base_seconds: float = 0.2
     retry_cap_seconds: float = 60.0
+    sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,6 +132,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "max_body_bytes": int,
         "connector_timeout_seconds": float,
         "max_attempts": int,
+        "sqlite_synchronous": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

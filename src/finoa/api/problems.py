@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from finoa.domain.errors import DomainError
+from finoa.store.errors import CommitOutcomeUnknown
 
 PROBLEM_TYPE = "https://finoa.dev/problems/"
 
@@ -73,6 +74,18 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
     return problem_body(exc.status, exc.title, detail, kind=kind, field=exc.field)
 
 
+def unknown_outcome_problem(exc: CommitOutcomeUnknown) -> dict[str, Any]:
+    """The commit's outcome is unknown: the sender retries, and its retry is deduplicated."""
+    return problem_body(
+        503,
+        "Outcome unknown",
+        "the database connection failed while committing, so it is not known whether this "
+        "request was applied; send it again with the same Idempotency-Key or message id "
+        f"after {exc.retry_after_seconds} s: a repeat is recognised and applied at most once",
+        kind="outcome-unknown",
+    )
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
     name = ""
@@ -128,6 +141,14 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> ProblemResponse:
         body = domain_problem(exc)
         return ProblemResponse(body, status_code=exc.status)
+
+    @app.exception_handler(CommitOutcomeUnknown)
+    async def _unknown(_: Request, exc: CommitOutcomeUnknown) -> ProblemResponse:
+        return ProblemResponse(
+            unknown_outcome_problem(exc),
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
 
     @app.exception_handler(ApiProblem)
     async def _api(_: Request, exc: ApiProblem) -> ProblemResponse:

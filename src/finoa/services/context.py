@@ -52,7 +52,11 @@ class Hub:
     @classmethod
     def create(cls, settings: Settings, *, pool_size: int = 10) -> Hub:
         rules_path = settings.extra.get("voucher_rules")
-        db = Database.connect(settings.effective_database_url, pool_size=pool_size)
+        db = Database.connect(
+            settings.effective_database_url,
+            pool_size=pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
         return cls(
             settings=settings,
             db=db,

@@ -2,6 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with BEGIN IMMEDIATE
 and are serialized in-process by a lock, so writers queue instead of spinning on SQLITE_BUSY.
+Commits are durable by default: `synchronous=FULL` syncs the write-ahead log to disk at every
+commit, so an acknowledged claim survives a power loss. `NORMAL` (faster; it can lose the
+last commits on power loss, though never corrupts the database) is an explicit option.
 PostgreSQL is used as is.
 """
 
@@ -19,11 +22,18 @@ from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_OPTION = "finoa_write"  # execution option marking a unit of work's connection
+SQLITE_SYNCHRONOUS_MODES = ("full", "extra", "normal")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full") -> Engine:
     """An engine tuned for the backend; the SQLite file's folder is created if needed."""
     if url.startswith("sqlite"):
+        if sqlite_synchronous.lower() not in SQLITE_SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"sqlite_synchronous: {sqlite_synchronous!r} is not one of "
+                f"{', '.join(SQLITE_SYNCHRONOUS_MODES)}"
+            )
+        synchronous = sqlite_synchronous.upper()
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +51,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()

@@ -5,8 +5,9 @@ is the costliest thing a small command does (on SQLite it also holds the only wr
 So requests hand their command to a `GroupCommit`; a writer takes every command waiting at
 that moment, runs each in a savepoint of one shared unit of work (`UnitOfWork.step`), commits
 once and only then answers them all. A command that raises is undone alone and gets its own
-error; if the shared commit itself fails, each command is retried in a transaction of its
-own, so one bad command never sinks the others and nothing acknowledged is lost.
+error. A batch that committed is never run again; a batch that failed before its COMMIT is
+re-run one command at a time; a COMMIT whose outcome is unknown is answered as such (see
+`execute`), so one bad command never sinks the others and nothing is ever applied twice.
 
 Batches form by themselves: while one batch runs, the next requests queue up. There is no
 timer, so a lone request is committed at once.
@@ -16,15 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
 from finoa.store.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CONFLICT_ATTEMPTS = 5  # runs of one command that keeps hitting deadlocks before giving up
 Command = Callable[[UnitOfWork], T]
 
 
@@ -105,19 +110,76 @@ class GroupCommit:
                 queue.task_done()
 
     def execute(self, batch: list[_Queued]) -> list[_Outcome]:
-        """Run a batch in one transaction (blocking); one outcome per command, in order."""
+        """Run a batch in one transaction (blocking); one outcome per command, in order.
+
+        The outcome of a commit is never guessed:
+        - a batch that committed is never run again, whatever happens after its COMMIT;
+        - when COMMIT itself failed, the commands that were in it are answered
+          `CommitOutcomeUnknown` (503 to the caller, whose retry the inbox makes safe);
+        - when the batch failed before COMMIT was sent, nothing of it is stored, and each
+          command is run again in a transaction of its own;
+        - a command that hit a deadlock or serialization failure is run again on its own, a
+          bounded number of times.
+        """
+        outcomes: list[_Outcome] = []
+        committed = False
         try:
             with self.db.uow("system") as uow:
                 outcomes = [self._step(uow, queued) for queued in batch]
                 uow.commit()
+                committed = True
+        except CommitOutcomeUnknown as exc:
+            log.error("the commit of %d commands has an unknown outcome: %s", len(batch), exc)
+            return [
+                outcome if outcome.error is not None else _Outcome(error=exc)
+                for outcome in outcomes
+            ]
         except Exception as exc:
-            if len(batch) == 1:
-                return [_Outcome(error=exc)]
-            log.warning("a group commit of %d commands failed (%s); retrying each", len(batch), exc)
-            return [self.execute([queued])[0] for queued in batch]
+            if committed:  # after COMMIT: the batch stands, only the clean-up failed
+                log.exception("clean-up after a group commit failed; the commit stands")
+            elif len(batch) == 1:
+                return [self._alone(batch[0], first_error=exc)]
+            else:
+                log.warning(
+                    "a group commit of %d commands failed (%s); retrying each", len(batch), exc
+                )
+                return [self._alone(queued) for queued in batch]
         self.batches += 1
         self.commands += len(batch)
-        return outcomes
+        return [
+            self._alone(queued) if _conflicted(outcome) else outcome
+            for queued, outcome in zip(batch, outcomes, strict=True)
+        ]
+
+    def _alone(self, queued: _Queued, *, first_error: BaseException | None = None) -> _Outcome:
+        """One command in a transaction of its own, run again after deadlocks (bounded)."""
+        error = first_error
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if error is not None and not is_retryable_conflict(error):
+                return _Outcome(error=error)
+            if attempt:
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # let the other side finish
+            committed = False
+            try:
+                with self.db.uow(queued.actor) as uow:
+                    outcome = self._step(uow, queued)
+                    if _conflicted(outcome):
+                        error = outcome.error
+                        continue
+                    uow.commit()
+                    committed = True
+            except CommitOutcomeUnknown as exc:
+                return _Outcome(error=exc)
+            except Exception as exc:
+                if not committed:
+                    error = exc
+                    continue
+                log.exception("clean-up after a commit failed; the commit stands")
+            self.batches += 1
+            self.commands += 1
+            return outcome
+        assert error is not None
+        return _Outcome(error=error)
 
     @staticmethod
     def _step(uow: UnitOfWork, queued: _Queued) -> _Outcome:
@@ -126,3 +188,7 @@ class GroupCommit:
                 return _Outcome(value=queued.command(uow))
         except Exception as exc:
             return _Outcome(error=exc)
+
+
+def _conflicted(outcome: _Outcome) -> bool:
+    return outcome.error is not None and is_retryable_conflict(outcome.error)

@@ -5,6 +5,7 @@ from the outbox, after commit."""
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,10 +19,12 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
+from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
 from finoa.store.prepared import Prepared, run_sql
 from finoa.store.tables import audit_events, outbox
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
 INSERT_OUTBOX = Prepared(insert(outbox))
 INSERT_AUDIT = Prepared(insert(audit_events))
@@ -36,14 +39,21 @@ def utcnow() -> datetime:
 
 @dataclass
 class Database:
-    """An engine plus the hooks to run after a commit that queued outbox messages."""
+    """An engine plus the hooks to run after a commit that queued outbox messages.
+
+    `before_commit` hooks run right before COMMIT is sent, with the connection; they exist so
+    that tests can break a connection at exactly that point.
+    """
 
     engine: Engine
     after_outbox_commit: list[Callable[[], None]] = field(default_factory=list)
+    before_commit: list[Callable[[Connection], None]] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
-        return cls(make_engine(url, pool_size=pool_size))
+    def connect(
+        cls, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full"
+    ) -> Database:
+        return cls(make_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous))
 
     @property
     def is_sqlite(self) -> bool:
@@ -119,15 +129,25 @@ class UnitOfWork:
     ) -> None:
         try:
             if self._conn is not None:
-                if not self._committed:
-                    self._conn.rollback()
-                self._conn.close()
+                try:
+                    if not self._committed:
+                        self._conn.rollback()
+                    self._conn.close()
+                except Exception:
+                    if exc is None:
+                        raise
+                    # the connection is already broken; the error that broke it is raised
+                    log.debug("rollback after a failed unit of work failed too", exc_info=True)
+                    self._conn.invalidate()
         finally:
             if self._lock is not None:
                 self._lock.release()
         if self._committed and (self._outbox or self._outbox_changed):
             for hook in self.db.after_outbox_commit:
-                hook()
+                try:
+                    hook()
+                except Exception:  # the commit stands: a hook can never undo or redo it
+                    log.exception("a hook after commit failed")
 
     @property
     def conn(self) -> Connection:
@@ -180,10 +200,27 @@ class UnitOfWork:
         """Rows were made due again (a replay): wake the dispatcher after commit."""
         self._outbox_changed = True
 
+    @property
+    def committed(self) -> bool:
+        return self._committed
+
     def commit(self) -> None:
+        """Write the queued outbox and audit rows, then COMMIT.
+
+        A failure before COMMIT is sent is raised as it is (the transaction is rolled back).
+        A failure of COMMIT itself is raised as `CommitOutcomeUnknown`, unless the database
+        says for certain that it rolled back (a deadlock or serialization failure).
+        """
         self._flush_outbox()
         self._flush_audit()
-        self.conn.commit()
+        for hook in self.db.before_commit:
+            hook(self.conn)
+        try:
+            self.conn.commit()
+        except Exception as exc:
+            if is_retryable_conflict(exc):
+                raise
+            raise CommitOutcomeUnknown(exc) from exc
         self._committed = True
 
     def _flush_outbox(self) -> None:

@@ -12,13 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from finoa.api.deps import HubDep
-from finoa.api.problems import ApiProblem, domain_problem, problem_body
+from finoa.api.problems import ApiProblem, domain_problem, problem_body, unknown_outcome_problem
 from finoa.domain.errors import DomainError
 from finoa.schemas import ClaimSubmission, DecisionIn
 from finoa.security.signatures import SignatureError, verify
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
 from finoa.services.context import Hub
+from finoa.store.errors import CommitOutcomeUnknown
 from finoa.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -177,6 +178,8 @@ async def _apply_batch(
             result = await hub.commands.run(command, actor=actor)
         except DomainError as exc:
             return {"id": event.id, "status": exc.status, "problem": domain_problem(exc)}
+        except CommitOutcomeUnknown as exc:
+            return {"id": event.id, "status": 503, "problem": unknown_outcome_problem(exc)}
         except Exception:
             log.exception("webhook event %s failed", event.id)
             problem = problem_body(
