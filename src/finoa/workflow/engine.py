@@ -28,6 +28,8 @@ The API
 * ``assign(state, step_id, assignees)`` names the people a pending step waits for. Single steps
   need not be assigned (the caller routes them by role and checks the approver); countersign
   and or-sign steps must be, and then only their assignees may decide, once each.
+* ``upgrade(state)`` reads a stored state of any readable format version and returns it in
+  the current one (decisions do the same on their way).
 * Every call returns an :class:`EngineState`: the state to persist, the pending steps (each with
   role, label, mode, assignees, the actors who decided already and the allowed actions) and the
   outcome once the process ended.
@@ -285,6 +287,16 @@ class ApprovalEngine:
             self._live.put(state, workflow, loaded)
             raise
         store_step_record(task, StepRecord(people, ()))
+        return self._keep(workflow, loaded)
+
+    def upgrade(self, state: str) -> EngineState:
+        """Read a stored state of any readable format; the result is in the current format.
+
+        Decisions do this on their own; this serves to rewrite stored rows ahead of time and to
+        see what an instance waits for. Raises :class:`UnsupportedStateFormat` for a state this
+        release cannot read.
+        """
+        workflow, loaded = self._live.take(state) or load_state(state)
         return self._keep(workflow, loaded)
 
     def _keep(self, workflow: ClaimWorkflow, loaded: LoadedSpec) -> EngineState:

@@ -74,6 +74,8 @@ STATE_FORMAT: Final = f"{STATE_FORMAT_NAME}/{STATE_FORMAT_VERSION}"
 
 _FORMAT_PATTERN: Final = re.compile(rf"{re.escape(STATE_FORMAT_NAME)}/([1-9][0-9]{{0,8}})")
 _STEP_KEY: Final = "finoa_step"
+WORKFLOW_TYPENAME: Final = "_ClaimWorkflow"
+"""Typename of the workflow in the stored task tree (as written since format 1)."""
 
 
 class UnsupportedStateFormat(ValueError):
@@ -126,7 +128,13 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
     converted between ``UUID`` and ``str`` once instead of three times (the main cost of
     SpiffWorkflow's converter). Subprocesses (none in the default process) use
     SpiffWorkflow's own converters.
+
+    The workflow is written under the typename ``WORKFLOW_TYPENAME`` whatever the class is
+    called in the code, so that renaming the class does not orphan stored states.
     """
+
+    def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
+        super().__init__(target_class, registry, WORKFLOW_TYPENAME)
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         convert = self.registry.convert
