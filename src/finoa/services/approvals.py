@@ -21,7 +21,7 @@ from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
 from finoa.store.tables import approval_tasks, workflow_instances
 from finoa.store.uow import UnitOfWork
-from finoa.workflow.engine import Action, Decision, PendingStep, StepNotPending
+from finoa.workflow import Action, Decision, PendingStep, StepNotPending
 
 INSERT_TASK = Prepared(insert(approval_tasks))
 DECIDE_TASK = Prepared(

@@ -7,15 +7,9 @@ cached script engine) and ``instance`` (the workflow object).
 """
 
 from finoa.workflow.decisions import Action, ActorNotAssigned, Decision, StepMode, UnsupportedAction
-from finoa.workflow.engine import (
-    OUTCOMES,
-    ROLES,
-    ApprovalEngine,
-    EngineState,
-    PendingStep,
-    StepNotPending,
-)
+from finoa.workflow.engine import ApprovalEngine, EngineState, PendingStep, StepNotPending
 from finoa.workflow.serialization import STATE_FORMAT_VERSION, UnsupportedStateFormat
+from finoa.workflow.specs import OUTCOMES, ROLES
 
 __all__ = [
     "OUTCOMES",

@@ -79,39 +79,14 @@ from finoa.workflow.expressions import SCRIPT_ENGINE
 from finoa.workflow.instance import ClaimWorkflow
 from finoa.workflow.serialization import (
     STATE_FORMAT_VERSION,
-    UnsupportedStateFormat,
     dump_state,
     load_state,
     step_record,
     store_step_record,
 )
-from finoa.workflow.specs import (
-    DEFAULT_BPMN,
-    DEFAULT_DMN,
-    OUTCOMES,
-    PROCESS_ID,
-    ROLES,
-    LoadedSpec,
-    load_files,
-)
+from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN, OUTCOMES, LoadedSpec, load_files
 
-__all__ = [
-    "DEFAULT_BPMN",
-    "DEFAULT_DMN",
-    "OUTCOMES",
-    "PROCESS_ID",
-    "ROLES",
-    "Action",
-    "ActorNotAssigned",
-    "ApprovalEngine",
-    "Decision",
-    "EngineState",
-    "PendingStep",
-    "StepMode",
-    "StepNotPending",
-    "UnsupportedAction",
-    "UnsupportedStateFormat",
-]
+__all__ = ["MAX_AMOUNT_FEN", "ApprovalEngine", "EngineState", "PendingStep", "StepNotPending"]
 
 MAX_AMOUNT_FEN: Final = 2**53 - 1
 """Largest accepted amount (exact in every JSON reader, incl. JavaScript)."""

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from finoa.workflow.decisions import (
+from finoa.workflow import (
     Action,
     ActorNotAssigned,
+    ApprovalEngine,
     Decision,
+    EngineState,
     StepMode,
-    StepRecord,
     UnsupportedAction,
-    apply_decision,
 )
-from finoa.workflow.engine import DEFAULT_BPMN, DEFAULT_DMN, ApprovalEngine, EngineState
+from finoa.workflow.decisions import StepRecord, apply_decision
+from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
 FD_ROLE = '<camunda:property name="role" value="finance_director" />'
 FACTS: dict[str, object] = {

@@ -12,11 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finoa.workflow import engine as engine_module
-from finoa.workflow import specs as specs_module
-from finoa.workflow.engine import (
-    DEFAULT_BPMN,
-    DEFAULT_DMN,
+from finoa.workflow import (
     Action,
     ApprovalEngine,
     Decision,
@@ -24,7 +20,10 @@ from finoa.workflow.engine import (
     PendingStep,
     StepNotPending,
 )
+from finoa.workflow import engine as engine_module
+from finoa.workflow import specs as specs_module
 from finoa.workflow.serialization import load_state
+from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
 MANAGER = "manager"
 FINANCE_DIRECTOR = "finance_director"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from finoa.workflow.engine import Action, ApprovalEngine, Decision, StepNotPending
+from finoa.workflow import Action, ApprovalEngine, Decision, StepNotPending
 
 
 def decision(approved: bool) -> Decision:

@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from finoa.workflow import specs
-from finoa.workflow.engine import Action, ApprovalEngine, Decision, EngineState
+from finoa.workflow import Action, ApprovalEngine, Decision, EngineState, specs
 from finoa.workflow.serialization import (
     SPIFF_SERIALIZER_VERSION,
     STATE_FORMAT,
