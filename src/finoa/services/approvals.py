@@ -38,11 +38,9 @@ SAVE_WORKFLOW = Prepared(
     update(workflow_instances)
     .where(workflow_instances.c.claim_id == bindparam("b_claim_id"))
     .values(
-        state=bindparam("b_state"),
-        state_format_version=bindparam("b_state_format_version"),
-        outcome=bindparam("b_outcome"),
-        updated_at=bindparam("b_now"),
+        state=bindparam("b_state"), outcome=bindparam("b_outcome"), updated_at=bindparam("b_now")
     )
+    .values(state_format_version=bindparam("b_state_format_version"))
 )
 
 
