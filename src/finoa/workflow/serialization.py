@@ -92,28 +92,17 @@ def store_step_record(task: Task, record: StepRecord) -> None:
     task.internal_data[_STEP_KEY] = record.to_dict()
 
 
-def _internal_to_dict(internal: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """A task's internal data; the step record is plain JSON already and is not converted."""
+def _map_internal(internal: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """Convert (or restore) a task's internal data with SpiffWorkflow's registry, except the
+    step record: that is plain JSON already and goes through as it is."""
     if not internal:
         return {}
     if _STEP_KEY not in internal:
         return convert(internal)  # type: ignore[no-any-return]
     rest = {k: v for k, v in internal.items() if k != _STEP_KEY}
-    converted: dict[str, Any] = convert(rest) if rest else {}
-    converted[_STEP_KEY] = internal[_STEP_KEY]
-    return converted
-
-
-def _internal_from_dict(stored: dict[str, Any], restore: Callable[[Any], Any]) -> dict[str, Any]:
-    """Inverse of :func:`_internal_to_dict`."""
-    if not stored:
-        return {}
-    if _STEP_KEY not in stored:
-        return restore(stored)  # type: ignore[no-any-return]
-    rest = {k: v for k, v in stored.items() if k != _STEP_KEY}
-    restored: dict[str, Any] = restore(rest) if rest else {}
-    restored[_STEP_KEY] = stored[_STEP_KEY]
-    return restored
+    mapped: dict[str, Any] = convert(rest) if rest else {}
+    mapped[_STEP_KEY] = internal[_STEP_KEY]
+    return mapped
 
 
 # --------------------------------------------------------------------------- migrations
@@ -176,7 +165,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
                 "task_spec": task.task_spec.name,
                 "triggered": task.triggered,
                 "last_state_change": task.last_state_change,
-                "internal_data": _internal_to_dict(task.internal_data, convert),
+                "internal_data": _map_internal(task.internal_data, convert),
             }
             if parent is None:
                 entry["data"] = convert(clean(task.data))
@@ -225,7 +214,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
             task._children = [ids.get(child) or UUID(child) for child in entry["children"]]
             task.last_state_change = entry["last_state_change"]
             task.triggered = entry["triggered"]
-            task.internal_data = _internal_from_dict(entry["internal_data"], restore)
+            task.internal_data = _map_internal(entry["internal_data"], restore)
             if isinstance(task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
                 workflow.event_manager.add_task(task)
             entries[task.id] = entry
