@@ -21,7 +21,7 @@ from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
 from finoa.store.tables import approval_tasks, workflow_instances
 from finoa.store.uow import UnitOfWork
-from finoa.workflow.engine import PendingStep, StepNotPending
+from finoa.workflow import Action, Decision, PendingStep, StepNotPending
 
 INSERT_TASK = Prepared(insert(approval_tasks))
 DECIDE_TASK = Prepared(
@@ -40,6 +40,7 @@ SAVE_WORKFLOW = Prepared(
     .values(
         state=bindparam("b_state"), outcome=bindparam("b_outcome"), updated_at=bindparam("b_now")
     )
+    .values(state_format_version=bindparam("b_state_format_version"))
 )
 
 
@@ -160,7 +161,10 @@ def _decide(
     if instance is None:
         raise Conflict("task_id", f"claim {claim.id} has no approval process")
     try:
-        state = hub.engine.decide(instance.state, task_id, approve, comment)
+        action = Action.APPROVE if approve else Action.REJECT
+        state = hub.engine.decide(
+            instance.state, task_id, Decision(action, actor=approver_id, comment=comment)
+        )
     except StepNotPending:
         raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
     decision = "approved" if approve else "rejected"
@@ -184,6 +188,7 @@ def _decide(
         {
             "b_claim_id": claim.id,
             "b_state": state.state,
+            "b_state_format_version": state.state_format_version,
             "b_outcome": state.outcome,
             "b_now": uow.now,
         },

@@ -175,6 +175,7 @@ def _record(
             "claim_id": claim_id,
             "spec_version": state.spec_version,
             "state": state.state,
+            "state_format_version": state.state_format_version,
             "outcome": state.outcome,
             "updated_at": uow.now,
         },

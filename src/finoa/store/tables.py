@@ -135,6 +135,8 @@ workflow_instances = Table(
     Column("claim_id", String(40), ForeignKey("claims.id"), primary_key=True),
     Column("spec_version", String(64), nullable=False),
     Column("state", Text, nullable=False),
+    # format of `state` (finoa.workflow.serialization); rows from before it was kept hold 1
+    Column("state_format_version", Integer, nullable=False, server_default=text("1")),
     Column("outcome", String(16)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

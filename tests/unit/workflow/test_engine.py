@@ -12,15 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finoa.workflow import engine as engine_module
-from finoa.workflow.engine import (
-    DEFAULT_BPMN,
-    DEFAULT_DMN,
+from finoa.workflow import (
+    Action,
     ApprovalEngine,
+    Decision,
     EngineState,
     PendingStep,
     StepNotPending,
 )
+from finoa.workflow import engine as engine_module
+from finoa.workflow import specs as specs_module
+from finoa.workflow.serialization import load_state
+from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
 MANAGER = "manager"
 FINANCE_DIRECTOR = "finance_director"
@@ -57,6 +60,11 @@ def expected_roles(amount_fen: int) -> list[str]:
     return roles
 
 
+def verdict(approved: bool, comment: str | None = None) -> Decision:
+    """An approve or reject decision, as the approval service makes them."""
+    return Decision(Action.APPROVE if approved else Action.REJECT, actor="E-1", comment=comment)
+
+
 def only_pending(state: EngineState) -> PendingStep:
     assert state.outcome is None
     assert len(state.pending) == 1, state.pending
@@ -73,7 +81,9 @@ def run(
     while state.outcome is None:
         step = only_pending(state)
         visited.append(step.role)
-        state = engine.decide(state.state, step.step_id, remaining.pop(0) if remaining else True)
+        state = engine.decide(
+            state.state, step.step_id, verdict(remaining.pop(0) if remaining else True)
+        )
         assert len(visited) <= 3, "process did not terminate"
     return visited, state
 
@@ -108,9 +118,9 @@ def engine() -> ApprovalEngine:
 @pytest.fixture
 def fresh_process() -> Iterator[None]:
     """Forget parsed specs before and after the test, as a newly started process would."""
-    engine_module._clear_spec_caches()
+    specs_module.clear_spec_caches()
     yield
-    engine_module._clear_spec_caches()
+    specs_module.clear_spec_caches()
 
 
 # --------------------------------------------------------------------------- routing
@@ -166,7 +176,7 @@ def test_approval_path_through_all_three_levels(engine: ApprovalEngine) -> None:
         assert step.role == ROLE_OF[expected_name]
         assert step.label == LABELS[expected_name]
         seen.append(step)
-        state = engine.decide(state.state, step.step_id, True, f"ok from {step.role}")
+        state = engine.decide(state.state, step.step_id, verdict(True, f"ok from {step.role}"))
     assert state.outcome == "approved"
     assert state.pending == ()
     assert len({s.step_id for s in seen}) == 3
@@ -186,7 +196,7 @@ def test_rejection_by_manager_skips_higher_levels_even_for_large_amounts(
     engine: ApprovalEngine,
 ) -> None:
     state = engine.start(facts(10**10))
-    final = engine.decide(state.state, only_pending(state).step_id, False, "no receipt")
+    final = engine.decide(state.state, only_pending(state).step_id, verdict(False, "no receipt"))
     assert final.outcome == "rejected"
     assert final.pending == ()
 
@@ -198,7 +208,7 @@ def test_unknown_step_ids_are_not_pending(engine: ApprovalEngine) -> None:
     state = engine.start(facts(600_000))
     for bogus in (str(uuid.uuid4()), "not-a-uuid", ""):
         with pytest.raises(StepNotPending) as raised:
-            engine.decide(state.state, bogus, True)
+            engine.decide(state.state, bogus, verdict(True))
         assert raised.value.step_id == bogus
         assert isinstance(raised.value, LookupError)
         assert repr(bogus) in str(raised.value)
@@ -208,16 +218,16 @@ def test_step_of_another_instance_is_not_pending(engine: ApprovalEngine) -> None
     mine = engine.start(facts(600_000, "CLM-A"))
     other = only_pending(engine.start(facts(600_000, "CLM-B")))
     with pytest.raises(StepNotPending):
-        engine.decide(mine.state, other.step_id, True)
+        engine.decide(mine.state, other.step_id, verdict(True))
 
 
 def test_already_decided_step_is_not_pending(engine: ApprovalEngine) -> None:
     state = engine.start(facts(600_000))
     manager = only_pending(state)
-    after = engine.decide(state.state, manager.step_id, True)
+    after = engine.decide(state.state, manager.step_id, verdict(True))
     assert only_pending(after).role == FINANCE_DIRECTOR
     with pytest.raises(StepNotPending):
-        engine.decide(after.state, manager.step_id, True)
+        engine.decide(after.state, manager.step_id, verdict(True))
 
 
 def test_future_step_is_not_pending_yet(engine: ApprovalEngine) -> None:
@@ -225,16 +235,16 @@ def test_future_step_is_not_pending_yet(engine: ApprovalEngine) -> None:
     future = task_id_of(state.state, "finance_director_approval")
     assert future not in {p.step_id for p in state.pending}
     with pytest.raises(StepNotPending):
-        engine.decide(state.state, future, True)
+        engine.decide(state.state, future, verdict(True))
 
 
 def test_nothing_is_pending_once_the_process_completed(engine: ApprovalEngine) -> None:
     state = engine.start(facts(100))
     step = only_pending(state)
-    final = engine.decide(state.state, step.step_id, True)
+    final = engine.decide(state.state, step.step_id, verdict(True))
     assert final.outcome == "approved"
     with pytest.raises(StepNotPending):
-        engine.decide(final.state, step.step_id, False)
+        engine.decide(final.state, step.step_id, verdict(False))
 
 
 # --------------------------------------------------------------------------- serialization
@@ -249,7 +259,9 @@ def test_state_round_trips_through_json_and_a_fresh_engine(engine: ApprovalEngin
         stored = json.loads(result.state)  # persisted in a JSON column ...
         assert stored["spec_version"] == result.spec_version
         reloaded = json.dumps(stored, sort_keys=True)  # ... that may reorder keys (jsonb)
-        result = ApprovalEngine().decide(reloaded, step.step_id, True)  # e.g. another worker
+        result = ApprovalEngine().decide(
+            reloaded, step.step_id, verdict(True)
+        )  # e.g. another worker
     assert roles == [MANAGER, FINANCE_DIRECTOR, CFO]
     assert result.outcome == "approved"
     assert result.pending == ()
@@ -257,8 +269,8 @@ def test_state_round_trips_through_json_and_a_fresh_engine(engine: ApprovalEngin
 
 def test_restore_then_serialize_reproduces_the_state_exactly(engine: ApprovalEngine) -> None:
     state = engine.start(facts(700_000))
-    state = engine.decide(state.state, only_pending(state).step_id, True, "looks fine 好")
-    workflow, loaded = engine_module._restore(state.state)
+    state = engine.decide(state.state, only_pending(state).step_id, verdict(True, "looks fine 好"))
+    workflow, loaded = load_state(state.state)
     again = engine_module._snapshot(workflow, loaded)
     assert again.state == state.state
     assert again.pending == state.pending
@@ -266,23 +278,23 @@ def test_restore_then_serialize_reproduces_the_state_exactly(engine: ApprovalEng
 
 def test_restore_does_not_depend_on_task_order(engine: ApprovalEngine) -> None:
     state = engine.start(facts(700_000))
-    state = engine.decide(state.state, only_pending(state).step_id, True, "first")
+    state = engine.decide(state.state, only_pending(state).step_id, verdict(True, "first"))
     envelope = json.loads(state.state)
     envelope["workflow"]["tasks"].reverse()
     shuffled = json.dumps(envelope)
-    original, _ = engine_module._restore(state.state)
-    restored, _ = engine_module._restore(shuffled)
+    original, _ = load_state(state.state)
+    restored, _ = load_state(shuffled)
     assert {t.id: t.data for t in restored.tasks.values()} == {
         t.id: t.data for t in original.tasks.values()
     }
     step = only_pending(state)
-    assert engine.decide(shuffled, step.step_id, True).outcome == "approved"
+    assert engine.decide(shuffled, step.step_id, verdict(True)).outcome == "approved"
 
 
 def test_state_holds_only_facts_and_decisions(engine: ApprovalEngine) -> None:
     state = engine.start(facts(700_000, "CLM-XYZ"))
-    state = engine.decide(state.state, only_pending(state).step_id, False, "duplicate")
-    workflow, _ = engine_module._restore(state.state)
+    state = engine.decide(state.state, only_pending(state).step_id, verdict(False, "duplicate"))
+    workflow, _ = load_state(state.state)
     data = workflow.last_task.data
     assert data["claim_id"] == "CLM-XYZ"
     assert data["amount_fen"] == 700_000
@@ -307,7 +319,7 @@ def test_corrupt_states_are_rejected(engine: ApprovalEngine) -> None:
     no_workflow = {k: v for k, v in good.items() if k != "workflow"}
     for bad in ("not json", "[]", json.dumps(wrong_format), json.dumps(no_workflow)):
         with pytest.raises(ValueError):
-            engine.decide(bad, step_id, True)
+            engine.decide(bad, step_id, verdict(True))
 
 
 # --------------------------------------------------------------------------- versions
@@ -337,23 +349,23 @@ def test_running_instance_keeps_its_definition(
     )
     replace_once(v2_bpmn, 'name="Direct manager approval (直属上级审批)"', 'name="Manager v2"')
     if new_process:
-        engine_module._clear_spec_caches()
+        specs_module.clear_spec_caches()
     v2 = ApprovalEngine(v2_bpmn, v2_dmn)
     assert v2.spec_version != v1.spec_version == running.spec_version
 
     # New instances follow v2.
     fresh = v2.start(facts(600_000))
     assert only_pending(fresh).label == "Manager v2"
-    done = v2.decide(fresh.state, only_pending(fresh).step_id, True)
+    done = v2.decide(fresh.state, only_pending(fresh).step_id, verdict(True))
     assert done.outcome == "approved"
     assert done.spec_version == v2.spec_version
 
     # The running instance continues on v1, although decided through the v2 engine.
     assert only_pending(running).label == LABELS["manager_approval"]
-    after = v2.decide(running.state, only_pending(running).step_id, True)
+    after = v2.decide(running.state, only_pending(running).step_id, verdict(True))
     assert after.spec_version == v1.spec_version
     assert only_pending(after).role == FINANCE_DIRECTOR
-    final = v2.decide(after.state, only_pending(after).step_id, True)
+    final = v2.decide(after.state, only_pending(after).step_id, verdict(True))
     assert final.outcome == "approved"
     assert final.spec_version == v1.spec_version
 
@@ -366,24 +378,24 @@ def test_state_with_tampered_definitions_is_refused(tmp_path: Path, fresh_proces
     v2 = ApprovalEngine(bpmn, dmn)
     envelope = json.loads(running.state)
     envelope["definitions"] = json.loads(v2.start(facts(1)).state)["definitions"]
-    engine_module._clear_spec_caches()  # a new process that has never seen v1
+    specs_module.clear_spec_caches()  # a new process that has never seen v1
     with pytest.raises(ValueError, match="do not match"):
-        v2.decide(json.dumps(envelope), only_pending(running).step_id, True)
+        v2.decide(json.dumps(envelope), only_pending(running).step_id, verdict(True))
 
 
 def test_definitions_are_parsed_once_per_version(
     tmp_path: Path, fresh_process: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real_parse = engine_module._parse
+    real_parse = specs_module.parse_definitions
 
     def counting_parse(
         bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str
-    ) -> engine_module._LoadedSpec:
+    ) -> specs_module.LoadedSpec:
         calls.append(bpmn_name)
         return real_parse(bpmn, dmn, bpmn_name, dmn_name)
 
-    monkeypatch.setattr(engine_module, "_parse", counting_parse)
+    monkeypatch.setattr(specs_module, "parse_definitions", counting_parse)
     bpmn, dmn = copy_definitions(tmp_path / "a")
     engines = [ApprovalEngine(bpmn, dmn) for _ in range(5)]
     assert len(calls) == 1
@@ -451,14 +463,22 @@ def test_start_rejects_bad_facts(
         engine.start(bad_facts)
 
 
-def test_decide_requires_a_boolean_decision(engine: ApprovalEngine) -> None:
+def test_decide_requires_a_decision(engine: ApprovalEngine) -> None:
     state = engine.start(facts(100))
     step_id = only_pending(state).step_id
+    for not_a_decision in ("yes", True, {"action": "approve"}):
+        with pytest.raises(TypeError):
+            engine.decide(state.state, step_id, not_a_decision)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        engine.decide(state.state, step_id, "yes")  # type: ignore[arg-type]
+        Decision(Action.APPROVE, comment=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        engine.decide(state.state, step_id, True, comment=42)  # type: ignore[arg-type]
-    assert engine.decide(state.state, step_id, True).outcome == "approved"
+        Decision(Action.APPROVE, actor=7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Decision(True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown action 'maybe'"):
+        Decision("maybe")  # type: ignore[arg-type]
+    assert Decision("approve").action is Action.APPROVE  # type: ignore[arg-type]
+    assert engine.decide(state.state, step_id, verdict(True)).outcome == "approved"
 
 
 # --------------------------------------------------------------------------- properties

@@ -5,7 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from finoa.workflow.engine import ApprovalEngine, StepNotPending
+from finoa.workflow import Action, ApprovalEngine, Decision, StepNotPending
+
+
+def decision(approved: bool) -> Decision:
+    return Decision(Action.APPROVE if approved else Action.REJECT, actor="E-1", comment="ok")
 
 
 def _decisions(engine: ApprovalEngine, amount_fen: int, verdicts: list[bool]) -> list[str]:
@@ -17,7 +21,7 @@ def _decisions(engine: ApprovalEngine, amount_fen: int, verdicts: list[bool]) ->
         if state.outcome is not None:
             break
         # a fresh engine per step forces the restore path; the same engine takes the live one
-        state = engine.decide(state.state, state.pending[0].step_id, verdict, "ok")
+        state = engine.decide(state.state, state.pending[0].step_id, decision(verdict))
         states.append(state.state)
     return states
 
@@ -54,10 +58,10 @@ def test_a_live_instance_is_used_once() -> None:
         {"claim_id": "CL-2", "amount_fen": 600_000, "department": "D01", "category": "travel"}
     )
     step = state.pending[0].step_id
-    engine.decide(state.state, step, True, "ok")
+    engine.decide(state.state, step, decision(True))
     # the old state again (as after a rolled-back transaction): restored, and the step is done
     # in neither the live object nor the stored state, so it is still pending there
-    again = engine.decide(state.state, step, True, "ok")
+    again = engine.decide(state.state, step, decision(True))
     assert [p.role for p in again.pending] == ["finance_director"]
     with pytest.raises(StepNotPending):
-        engine.decide(again.state, step, True, "ok")
+        engine.decide(again.state, step, decision(True))
