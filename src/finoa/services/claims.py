@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from finoa.domain.claim import (
@@ -36,6 +36,8 @@ from finoa.store.tables import attachments, claim_lines, claims, vouchers, workf
 from finoa.store.uow import UnitOfWork
 
 RACE_RETRIES = 5
+DOCUMENT_LOCK_SPACE = 727_002  # PostgreSQL advisory locks (space, hash): one per document
+LOCK_DOCUMENT = text("SELECT pg_advisory_xact_lock(:space, hashtext(:document))")
 _DOCUMENT = (
     claims.c.source == bindparam("source"),
     claims.c.external_id == bindparam("external_id"),
@@ -144,6 +146,12 @@ def _record(
     business_key = f"{source}|{external_id}|{version}"
     conn = uow.conn
     document = {"source": source, "external_id": external_id}
+    if submission.external_id is not None and not hub.db.is_sqlite:
+        # One submission per document at a time (SQLite has one writer anyway): versions
+        # racing each other queue here rather than meet in the unique indexes, where two
+        # of them can deadlock.
+        lock = {"space": DOCUMENT_LOCK_SPACE, "document": f"{source}|{external_id}"}
+        conn.execute(LOCK_DOCUMENT, lock)
     same_key = CLAIM_OF_BUSINESS_KEY.first(conn, {**document, "version": version})
     if same_key is not None:
         if same_key.content_digest not in (None, content):
