@@ -111,8 +111,8 @@ def check_new_version(
     if latest_version is not None and version <= latest_version:
         raise Conflict(
             "version",
-            f"version {version} is not newer than the current version {latest_version} "
-            "of this document; send a higher version",
+            f"version {version} is not newer than the document's latest: the current version "
+            f"is {latest_version}, send a higher version",
         )
     for current in live:
         if current.status not in SUPERSEDABLE_STATUSES:

@@ -102,7 +102,7 @@ def test_version_not_above_the_latest_is_refused_stating_the_current_version(
     assert info.value.field == "version"
     assert info.value.status == 409
     assert f"version {version} is not newer" in info.value.message
-    assert f"current version {latest}" in info.value.message
+    assert f"the current version is {latest}" in info.value.message
 
 
 @pytest.mark.parametrize("status", [S.APPROVED, S.POSTED])
