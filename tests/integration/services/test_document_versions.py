@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from support.claims import one_line_claim
+from sqlalchemy import select
+from support.claims import decide_by_message, one_line_claim, row_counts
 
 from finoa.domain.claim import LIVE_STATUSES
 from finoa.domain.errors import Conflict, DomainError
@@ -65,11 +65,7 @@ def approve_all(hub: Hub, claim_id: str) -> None:
 
 
 def counts(hub: Hub) -> dict[str, int]:
-    with hub.db.engine.connect() as conn:
-        return {
-            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in (claims, approval_tasks, outbox, audit_events, inbox, vouchers)
-        }
+    return row_counts(hub, (claims, approval_tasks, outbox, audit_events, inbox, vouchers))
 
 
 def messages(hub: Hub, claim_id: str, action: str) -> list[dict[str, Any]]:
@@ -150,16 +146,7 @@ def test_decision_on_a_task_of_a_withdrawn_claim_is_refused(hub: Hub) -> None:
     before = counts(hub)
     for approve, comment in ((True, "同意"), (False, "不同意 no")):
         with pytest.raises(Conflict) as refused:
-            decide_task(
-                hub,
-                task.id,
-                task.assignee_id,
-                approve,
-                comment,
-                actor="t",
-                source="oa",
-                message_id=f"late-{approve}",
-            )
+            decide_by_message(hub, task, approve, comment, f"late-{approve}")
         assert refused.value.field == "task_id"
         assert (
             "withdrawn" in refused.value.message

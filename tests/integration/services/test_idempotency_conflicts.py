@@ -8,12 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
-from support.claims import one_line_claim
+from support.claims import decide_by_message, one_line_claim, row_counts
 
 from finoa.domain.errors import Conflict
 from finoa.schemas import ClaimSubmission
-from finoa.services.approvals import decide_task
 from finoa.services.claims import submit_claim
 from finoa.services.context import Hub
 from finoa.services.queries import get_claim
@@ -35,11 +33,7 @@ def claim(external_id: str, amount: str = "420.00", **overrides: Any) -> ClaimSu
 
 
 def counts(hub: Hub) -> dict[str, int]:
-    with hub.db.engine.connect() as conn:
-        return {
-            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in (claims, approval_tasks, outbox, audit_events, inbox)
-        }
+    return row_counts(hub, (claims, approval_tasks, outbox, audit_events, inbox))
 
 
 def test_same_message_id_with_other_content_is_refused_naming_message_id(hub: Hub) -> None:
@@ -117,27 +111,14 @@ def test_same_business_key_with_other_content_is_refused_naming_version(
 def test_same_decision_message_id_with_other_content_is_refused(hub: Hub) -> None:
     claim_id = submit_claim(hub, claim("IDEM-5"), source=SOURCE, actor="t").claim_id
     (task,) = get_claim(hub.db, claim_id).tasks
-    first = decide_task(
-        hub, task.id, task.assignee_id, True, "同意", actor="t", source=SOURCE, message_id="d-5"
-    )
+    first = decide_by_message(hub, task, True, "同意", "d-5")
     assert first.claim_status == "approved" and not first.duplicate
     before = counts(hub)
-    again = decide_task(
-        hub, task.id, task.assignee_id, True, "同意", actor="t", source=SOURCE, message_id="d-5"
-    )
+    again = decide_by_message(hub, task, True, "同意", "d-5")
     assert again.duplicate
     for approve, comment in ((True, "changed comment"), (False, "不同意 no")):
         with pytest.raises(Conflict) as refused:
-            decide_task(
-                hub,
-                task.id,
-                task.assignee_id,
-                approve,
-                comment,
-                actor="t",
-                source=SOURCE,
-                message_id="d-5",
-            )
+            decide_by_message(hub, task, approve, comment, "d-5")
         assert refused.value.field == "message_id"
         assert "different content" in refused.value.message
     assert counts(hub) == before
