@@ -143,7 +143,7 @@ class ApprovalTaskOut(_Out):
     role: str = Field(title="审批环节", description="manager / finance_director / cfo")
     label: str = Field(title="环节名称")
     assignee_id: str = Field(title="审批人")
-    status: Literal["pending", "approved", "rejected"] = Field(title="状态")
+    status: Literal["pending", "approved", "rejected", "withdrawn"] = Field(title="状态")
     comment: str | None = Field(default=None, title="意见")
     created_at: UtcDatetime = Field(title="创建时间")
     decided_at: UtcDatetime | None = Field(default=None, title="审批时间")

@@ -1,10 +1,15 @@
-"""Valid claim submissions for tests of the use cases."""
+"""Valid claim submissions, decisions and row counts for tests of the use cases."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Table, func, select
+
 from finoa.schemas import ClaimSubmission
+from finoa.services.approvals import DecisionResult, decide_task
+from finoa.services.context import Hub
 
 
 def one_line_claim(
@@ -31,4 +36,29 @@ def one_line_claim(
             ],
             **overrides,
         }
+    )
+
+
+def row_counts(hub: Hub, tables: Sequence[Table]) -> dict[str, int]:
+    """How many rows each table holds: to show that a refused request wrote nothing."""
+    with hub.db.engine.connect() as conn:
+        return {
+            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in tables
+        }
+
+
+def decide_by_message(
+    hub: Hub, task: Any, approve: bool, comment: str | None, message_id: str, source: str = "oa"
+) -> DecisionResult:
+    """The task's assignee decides it through a message with an id (as the OA sends them)."""
+    return decide_task(
+        hub,
+        task.id,
+        task.assignee_id,
+        approve,
+        comment,
+        actor="t",
+        source=source,
+        message_id=message_id,
     )

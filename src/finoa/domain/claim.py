@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -40,6 +41,7 @@ class ClaimStatus(StrEnum):
     APPROVED = "approved"  # 已审批
     REJECTED = "rejected"  # 已驳回
     POSTED = "posted"  # 已记账 (voucher in the ERP)
+    WITHDRAWN = "withdrawn"  # 已撤回 (superseded by a later version of the document)
 
 
 STATUS_LABELS: dict[ClaimStatus, str] = {
@@ -48,16 +50,27 @@ STATUS_LABELS: dict[ClaimStatus, str] = {
     ClaimStatus.APPROVED: "已审批",
     ClaimStatus.REJECTED: "已驳回",
     ClaimStatus.POSTED: "已记账",
+    ClaimStatus.WITHDRAWN: "已撤回",
 }
 
-FINAL_STATUSES = frozenset({ClaimStatus.REJECTED, ClaimStatus.POSTED})
+FINAL_STATUSES = frozenset({ClaimStatus.REJECTED, ClaimStatus.POSTED, ClaimStatus.WITHDRAWN})
+
+# A claim in one of these is its document's current claim; a new version may replace it
+# only while it is still open (not yet approved).
+LIVE_STATUSES = frozenset(
+    {ClaimStatus.SUBMITTED, ClaimStatus.IN_APPROVAL, ClaimStatus.APPROVED, ClaimStatus.POSTED}
+)
+SUPERSEDABLE_STATUSES = frozenset({ClaimStatus.SUBMITTED, ClaimStatus.IN_APPROVAL})
 
 ALLOWED_TRANSITIONS: dict[ClaimStatus, frozenset[ClaimStatus]] = {
-    ClaimStatus.SUBMITTED: frozenset({ClaimStatus.IN_APPROVAL}),
-    ClaimStatus.IN_APPROVAL: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED}),
+    ClaimStatus.SUBMITTED: frozenset({ClaimStatus.IN_APPROVAL, ClaimStatus.WITHDRAWN}),
+    ClaimStatus.IN_APPROVAL: frozenset(
+        {ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.WITHDRAWN}
+    ),
     ClaimStatus.APPROVED: frozenset({ClaimStatus.POSTED}),
     ClaimStatus.REJECTED: frozenset(),
     ClaimStatus.POSTED: frozenset(),
+    ClaimStatus.WITHDRAWN: frozenset(),
 }
 
 
@@ -66,6 +79,51 @@ def transition(current: ClaimStatus, new: ClaimStatus) -> ClaimStatus:
     if new not in ALLOWED_TRANSITIONS[current]:
         raise Conflict("status", f"a claim cannot go from {current} to {new}")
     return new
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentClaim:
+    """A claim already recorded for an external document: what a new version is weighed
+    against."""
+
+    claim_id: str
+    version: int
+    status: ClaimStatus
+    voucher_no: str | None = None
+
+
+def superseded_reason(version: int, claim_id: str) -> str:
+    """The reason a withdrawn claim carries: which version replaced it."""
+    return f"superseded by version {version} ({claim_id})"
+
+
+def check_new_version(
+    version: int, latest_version: int | None, live: Sequence[DocumentClaim]
+) -> tuple[DocumentClaim, ...]:
+    """Decide whether `version` of a document may become its claim.
+
+    `latest_version` is the highest version recorded for the document (any status), and
+    `live` its live claims (normally at most one). Returns the claims the new version
+    supersedes, to be withdrawn. Raises Conflict on `version` when the version is not newer
+    than the latest one, or when a live claim is already approved or posted: a booked claim
+    is corrected by reversing its voucher (红冲), not by a new version.
+    """
+    if latest_version is not None and version <= latest_version:
+        raise Conflict(
+            "version",
+            f"version {version} is not newer than the document's latest: the current version "
+            f"is {latest_version}, send a higher version",
+        )
+    for current in live:
+        if current.status not in SUPERSEDABLE_STATUSES:
+            voucher = f" with voucher {current.voucher_no}" if current.voucher_no else ""
+            raise Conflict(
+                "version",
+                f"version {current.version} of this document (claim {current.claim_id}) is "
+                f"already {current.status}{voucher}; a new version cannot replace it, "
+                "corrections go through a reversal (红冲) of its voucher",
+            )
+    return tuple(live)
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,8 +133,14 @@ def _decide(
     uow: UnitOfWork,
 ) -> DecisionResult:
     conn = uow.conn
+    content = {
+        "task_id": task_id,
+        "approver_id": approver_id,
+        "approve": approve,
+        "comment": comment,
+    }
     if source is not None and message_id is not None:
-        earlier = inbox.seen(uow, source, message_id, "decision")
+        earlier = inbox.seen(uow, source, message_id, "decision", content)
         if earlier is not None:
             return DecisionResult(
                 task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
@@ -147,12 +153,17 @@ def _decide(
         # Re-read under the claim's lock (SQLite holds a global one): a concurrent delivery
         # of the same message may have committed while we waited.
         if source is not None and message_id is not None:
-            earlier = inbox.seen(uow, source, message_id, "decision")
+            earlier = inbox.seen(uow, source, message_id, "decision", content)
             if earlier is not None:
                 return DecisionResult(
                     task_id, earlier["claim_id"], earlier["claim_status"], duplicate=True
                 )
         task = repo.task_row(conn, task_id, lock=True)
+    if task.status == "withdrawn":
+        raise Conflict(
+            "task_id",
+            f"task {task_id} was withdrawn: claim {claim.id} is {claim.status} ({claim.reason})",
+        )
     if task.status != "pending":
         raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
     if task.assignee_id != approver_id:
@@ -220,12 +231,46 @@ def _decide(
             source,
             message_id,
             "decision",
-            {
-                "task_id": task_id,
-                "approver_id": approver_id,
-                "approve": approve,
-                "comment": comment,
-            },
+            content,
             {"claim_id": claim.id, "claim_status": status.value},
         )
     return result
+
+
+WITHDRAW_TASK = Prepared(
+    update(approval_tasks)
+    .where(approval_tasks.c.id == bindparam("b_task_id"))
+    .values(status="withdrawn", comment=bindparam("b_reason"), decided_at=bindparam("b_now"))
+)
+PENDING_TASKS_OF_CLAIM = Prepared(
+    select(approval_tasks)
+    .where(approval_tasks.c.claim_id == bindparam("claim_id"), approval_tasks.c.status == "pending")
+    .order_by(approval_tasks.c.created_at, approval_tasks.c.id)
+)
+END_WORKFLOW = Prepared(
+    update(workflow_instances)
+    .where(workflow_instances.c.claim_id == bindparam("b_claim_id"))
+    .values(outcome=bindparam("b_outcome"), updated_at=bindparam("b_now"))
+)
+
+
+def withdraw_approval(uow: UnitOfWork, claim: dict[str, Any], reason: str) -> list[str]:
+    """Stop a claim's approval: its pending tasks become `withdrawn` (their OA todos are
+    closed) and its workflow instance ends with the outcome `withdrawn`, without a decision
+    in the engine. Returns the withdrawn task ids. The claim's own status is the caller's."""
+    tasks = PENDING_TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim["id"]})
+    for task in tasks:
+        WITHDRAW_TASK.run(uow.conn, {"b_task_id": task.id, "b_reason": reason, "b_now": uow.now})
+        uow.audit(
+            "task.withdrawn",
+            "task",
+            task.id,
+            {"claim_id": claim["id"], "assignee_id": task.assignee_id, "reason": reason},
+        )
+        push_todo(
+            uow, "close", {"id": task.id, "assignee_id": task.assignee_id, "role": task.role}, claim
+        )
+    END_WORKFLOW.run(
+        uow.conn, {"b_claim_id": claim["id"], "b_outcome": "withdrawn", "b_now": uow.now}
+    )
+    return [task.id for task in tasks]

@@ -7,25 +7,55 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
-from finoa.domain.claim import ClaimLine, ClaimStatus, check_lines
-from finoa.domain.errors import InvalidInput
+from finoa.domain.claim import (
+    LIVE_STATUSES,
+    ClaimLine,
+    ClaimStatus,
+    DocumentClaim,
+    check_lines,
+    check_new_version,
+    superseded_reason,
+    transition,
+)
+from finoa.domain.errors import Conflict, InvalidInput
 from finoa.domain.money import yuan_to_fen
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, write_back_status
 from finoa.schemas import ClaimOut, ClaimSubmission
-from finoa.services.approvals import open_tasks
+from finoa.services.approvals import open_tasks, withdraw_approval
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
-from finoa.store.tables import attachments, claim_lines, claims, workflow_instances
+from finoa.store.tables import attachments, claim_lines, claims, vouchers, workflow_instances
 from finoa.store.uow import UnitOfWork
 
 RACE_RETRIES = 5
+DOCUMENT_LOCK_SPACE = 727_002  # PostgreSQL advisory locks (space, hash): one per document
+LOCK_DOCUMENT = text("SELECT pg_advisory_xact_lock(:space, hashtext(:document))")
+_DOCUMENT = (
+    claims.c.source == bindparam("source"),
+    claims.c.external_id == bindparam("external_id"),
+)
+CLAIM_OF_BUSINESS_KEY = Prepared(
+    select(claims.c.id, claims.c.content_digest).where(
+        *_DOCUMENT, claims.c.version == bindparam("version")
+    )
+)
+_LIVE_CLAIMS = (
+    select(claims)
+    .where(*_DOCUMENT, or_(*(claims.c.status == status for status in sorted(LIVE_STATUSES))))
+    .order_by(claims.c.version)
+)
+LIVE_CLAIMS = Prepared(_LIVE_CLAIMS)
+LIVE_CLAIMS_LOCKED = Prepared(_LIVE_CLAIMS.with_for_update())
+LATEST_VERSION = Prepared(select(func.max(claims.c.version)).where(*_DOCUMENT))
+VOUCHER_NO = Prepared(select(vouchers.c.voucher_no).where(vouchers.c.id == bindparam("voucher_id")))
 INSERT_CLAIM = Prepared(insert(claims))
 INSERT_LINES = Prepared(insert(claim_lines))
 INSERT_ATTACHMENTS = Prepared(insert(attachments))
@@ -51,34 +81,48 @@ def submit_claim(
     source: str,
     actor: str,
     message_id: str | None = None,
+    key_field: str = "message_id",
 ) -> SubmitResult:
     """Accept a claim once, in a transaction of its own (see `claim_submission`)."""
-    return hub.db.perform(claim_submission(hub, submission, source, message_id), actor=actor)
+    command = claim_submission(hub, submission, source, message_id, key_field=key_field)
+    return hub.db.perform(command, actor=actor)
 
 
 def claim_submission(
-    hub: Hub, submission: ClaimSubmission, source: str, message_id: str | None = None
+    hub: Hub,
+    submission: ClaimSubmission,
+    source: str,
+    message_id: str | None = None,
+    *,
+    key_field: str = "message_id",
 ) -> Callable[[UnitOfWork], SubmitResult]:
     """The command that records a claim; checks needing master data run right away.
 
-    A repeat (same message id, or same source + external id + version) returns the first
-    claim and changes nothing.
+    A repeat (same message id, or same source + external id + version, with the same
+    content) returns the first claim and changes nothing. The same message id with other
+    content is refused naming `key_field` (where the sender put the id); the same business
+    key with other content, or a version not above the document's latest, naming `version`.
+    A higher version withdraws the document's open claim and becomes a new claim; once that
+    claim is approved or posted, the new version is refused.
     """
     lines = validate_submission(hub.masterdata.get(), submission)
 
+    def record(uow: UnitOfWork) -> SubmitResult:
+        return _record(hub, uow, submission, lines, source, message_id, key_field)
+
     def command(uow: UnitOfWork) -> SubmitResult:
         if uow.db.is_sqlite:  # one writer at a time: no concurrent twin can slip in
-            return _record(hub, uow, submission, lines, source, message_id)
+            return record(uow)
         for _ in range(RACE_RETRIES):
             try:
                 with uow.step(uow.actor):
-                    return _record(hub, uow, submission, lines, source, message_id)
+                    return record(uow)
             except IntegrityError:
                 # A concurrent submission of the same claim (same message id or business
-                # key) committed first (PostgreSQL); the unique keys refused ours, another
-                # look finds it.
+                # key) or another version of its document committed first (PostgreSQL);
+                # the unique keys refused ours, another look finds it.
                 continue
-        return _record(hub, uow, submission, lines, source, message_id)
+        return record(uow)
 
     return command
 
@@ -90,25 +134,53 @@ def _record(
     lines: list[ClaimLine],
     source: str,
     message_id: str | None,
+    key_field: str,
 ) -> SubmitResult:
+    content = inbox.content_digest(submission)
     if message_id is not None:
-        earlier = inbox.seen(uow, source, message_id, "claim")
+        earlier = inbox.seen(uow, source, message_id, "claim", submission, field=key_field)
         if earlier is not None:
             return SubmitResult(earlier["claim_id"], duplicate=True)
     external_id = submission.external_id or f"finoa-{secrets.token_hex(8)}"
-    business_key = f"{source}|{external_id}|{submission.version}"
-    existing = repo.claim_id_by_business_key(uow.conn, source, external_id, submission.version)
-    if existing is not None:
-        _remember(uow, source, message_id, submission, existing, business_key)
-        return SubmitResult(existing, duplicate=True)
+    version = submission.version
+    business_key = f"{source}|{external_id}|{version}"
+    conn = uow.conn
+    document = {"source": source, "external_id": external_id}
+    if submission.external_id is not None and not hub.db.is_sqlite:
+        # One submission per document at a time (SQLite has one writer anyway): versions
+        # racing each other queue here rather than meet in the unique indexes, where two
+        # of them can deadlock.
+        lock = {"space": DOCUMENT_LOCK_SPACE, "document": f"{source}|{external_id}"}
+        conn.execute(LOCK_DOCUMENT, lock)
+    same_key = CLAIM_OF_BUSINESS_KEY.first(conn, {**document, "version": version})
+    if same_key is not None:
+        if same_key.content_digest not in (None, content):
+            latest = LATEST_VERSION.first(conn, document)[0]
+            raise Conflict(
+                "version",
+                f"version {version} of {external_id} from {source} was already received with "
+                f"different content (claim {same_key.id}); the current version is {latest}, "
+                "a changed document needs a higher version",
+            )
+        _remember(uow, source, message_id, submission, same_key.id, business_key)
+        return SubmitResult(same_key.id, duplicate=True)
+
+    # Lock the document's live claims first, then read its latest version: on PostgreSQL a
+    # concurrent new version has committed by the time the lock is granted, and one that
+    # raced past finds the live-document unique index in its way (IntegrityError: retried).
+    live = (LIVE_CLAIMS if hub.db.is_sqlite else LIVE_CLAIMS_LOCKED).all(conn, document)
+    latest_version = LATEST_VERSION.first(conn, document)[0]
+    check_new_version(version, latest_version, [_document_claim(conn, row) for row in live])
 
     claim_id = new_claim_id()
+    for row in live:
+        _withdraw(uow, row, superseded_reason(version, claim_id))
     total_fen = sum(line.amount_fen for line in lines)
     record = {
         "id": claim_id,
         "source": source,
         "external_id": external_id,
-        "version": submission.version,
+        "version": version,
         "applicant_id": submission.applicant_id,
         "department_id": submission.department_id,
         "cost_center_id": submission.cost_center_id,
@@ -124,6 +196,7 @@ def _record(
         "submitted_epoch": uow.now.timestamp(),
         "updated_at": uow.now,
         "status_seq": 2,
+        "content_digest": content,
     }
     line_rows = [
         {
@@ -142,23 +215,20 @@ def _record(
         {"claim_id": claim_id, "seq": i + 1, **a.model_dump()}
         for i, a in enumerate(submission.attachments)
     ]
-    conn = uow.conn
     INSERT_CLAIM.run(conn, record)
     INSERT_LINES.run_many(conn, line_rows)
     INSERT_ATTACHMENTS.run_many(conn, file_rows)
     ref = claim_ref(SimpleNamespace(**record))
-    uow.audit(
-        "claim.submitted",
-        "claim",
-        claim_id,
-        {
-            "source": source,
-            "external_id": external_id,
-            "version": submission.version,
-            "applicant_id": submission.applicant_id,
-            "total_fen": total_fen,
-        },
-    )
+    submitted = {
+        "source": source,
+        "external_id": external_id,
+        "version": version,
+        "applicant_id": submission.applicant_id,
+        "total_fen": total_fen,
+    }
+    if live:
+        submitted["supersedes"] = [row.id for row in live]
+    uow.audit("claim.submitted", "claim", claim_id, submitted)
     write_back_status(uow, ref, ClaimStatus.SUBMITTED.value, 1)
 
     state = hub.engine.start(
@@ -200,8 +270,29 @@ def _remember(
 ) -> None:
     """Record the message in the inbox (when it has an id) with the claim it resolved to."""
     if message_id is not None:
-        body = submission.model_dump(mode="json")
-        inbox.record(uow, source, message_id, "claim", body, {"claim_id": claim_id}, business_key)
+        inbox.record(
+            uow, source, message_id, "claim", submission, {"claim_id": claim_id}, business_key
+        )
+
+
+def _document_claim(conn: Connection, row: Any) -> DocumentClaim:
+    """A live claim of the document, with its voucher number once it has one."""
+    voucher = VOUCHER_NO.first(conn, {"voucher_id": row.voucher_id}) if row.voucher_id else None
+    return DocumentClaim(
+        row.id, row.version, ClaimStatus(row.status), voucher.voucher_no if voucher else None
+    )
+
+
+def _withdraw(uow: UnitOfWork, row: Any, reason: str) -> None:
+    """Withdraw an open claim replaced by a newer version of its document: its approval
+    stops (tasks withdrawn, todos closed, workflow ended), and the OA hears the new status."""
+    status = transition(ClaimStatus(row.status), ClaimStatus.WITHDRAWN)
+    seq = row.status_seq + 1
+    repo.set_claim_status(uow.conn, row.id, status.value, seq, uow.now, reason=reason)
+    ref = claim_ref(row)
+    withdraw_approval(uow, ref, reason)
+    uow.audit("claim.status_changed", "claim", row.id, {"status": status.value, "reason": reason})
+    write_back_status(uow, ref, status.value, seq, reason=reason)
 
 
 def validate_submission(people: MasterDataSnapshot, submission: ClaimSubmission) -> list[ClaimLine]:

@@ -21,6 +21,8 @@ from sqlalchemy import (
     text,
 )
 
+from finoa.domain.claim import LIVE_STATUSES
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -77,6 +79,10 @@ accounts = Table(
     Column("balance_side", String(8), nullable=False),
 )
 
+LIVE_DOCUMENT_CLAIM = "content_digest IS NOT NULL AND status IN ({})".format(
+    ", ".join(f"'{status}'" for status in sorted(LIVE_STATUSES))
+)
+
 claims = Table(
     "claims",
     metadata,
@@ -99,7 +105,18 @@ claims = Table(
     Column("submitted_epoch", Float, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("status_seq", Integer, nullable=False, default=0),
+    # SHA-256 of the submission's canonical content; NULL on claims recorded before 0004.
+    Column("content_digest", String(64)),
     UniqueConstraint("source", "external_id", "version"),
+    # At most one live claim per external document (the others are withdrawn or rejected).
+    Index(
+        "uq_claims_live_document",
+        "source",
+        "external_id",
+        unique=True,
+        sqlite_where=text(LIVE_DOCUMENT_CLAIM),
+        postgresql_where=text(LIVE_DOCUMENT_CLAIM),
+    ),
     Index("ix_claims_status_submitted", "status", "submitted_at"),
     Index("ix_claims_applicant", "applicant_id"),
     Index("ix_claims_department", "department_id"),
@@ -149,7 +166,7 @@ approval_tasks = Table(
     Column("role", String(32), nullable=False),
     Column("label", String(200), nullable=False),
     Column("assignee_id", String(32), nullable=False),
-    Column("status", String(16), nullable=False),  # pending / approved / rejected
+    Column("status", String(16), nullable=False),  # pending / approved / rejected / withdrawn
     Column("comment", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),

@@ -1,4 +1,4 @@
-"""Tests for finoa.domain.claim: the status machine and line checks."""
+"""Tests for finoa.domain.claim: the status machine, document versions and line checks."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ import pytest
 from finoa.domain.claim import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
+    LIVE_STATUSES,
+    SUPERSEDABLE_STATUSES,
     Claim,
     ClaimLine,
     ClaimStatus,
+    DocumentClaim,
     ExpenseCategory,
     check_lines,
+    check_new_version,
+    superseded_reason,
     transition,
 )
 from finoa.domain.errors import Conflict, InvalidInput
@@ -26,6 +31,8 @@ ALLOWED = {
     (S.IN_APPROVAL, S.APPROVED),
     (S.IN_APPROVAL, S.REJECTED),
     (S.APPROVED, S.POSTED),
+    (S.SUBMITTED, S.WITHDRAWN),
+    (S.IN_APPROVAL, S.WITHDRAWN),
 }
 FORBIDDEN = sorted(set(itertools.product(S, S)) - ALLOWED)
 
@@ -51,10 +58,72 @@ def test_forbidden_transitions_raise_conflict_on_status(
 
 
 def test_final_statuses_have_no_way_out() -> None:
-    assert {S.REJECTED, S.POSTED} == FINAL_STATUSES
+    assert {S.REJECTED, S.POSTED, S.WITHDRAWN} == FINAL_STATUSES
     for status in FINAL_STATUSES:
         assert ALLOWED_TRANSITIONS[status] == frozenset()
     assert set(ALLOWED_TRANSITIONS) == set(S)
+
+
+def test_only_claims_not_yet_approved_can_be_superseded() -> None:
+    assert {S.SUBMITTED, S.IN_APPROVAL} == SUPERSEDABLE_STATUSES
+    assert SUPERSEDABLE_STATUSES <= LIVE_STATUSES
+    assert not LIVE_STATUSES & {S.REJECTED, S.WITHDRAWN}
+    for status in SUPERSEDABLE_STATUSES:
+        assert S.WITHDRAWN in ALLOWED_TRANSITIONS[status]
+    for status in set(S) - SUPERSEDABLE_STATUSES:
+        assert S.WITHDRAWN not in ALLOWED_TRANSITIONS[status]
+
+
+def test_superseded_reason_names_the_version_and_the_claim() -> None:
+    assert superseded_reason(3, "CL9") == "superseded by version 3 (CL9)"
+
+
+def test_first_version_of_a_document_supersedes_nothing() -> None:
+    assert check_new_version(1, None, []) == ()
+
+
+def test_higher_version_supersedes_the_open_claim() -> None:
+    for status in (S.SUBMITTED, S.IN_APPROVAL):
+        current = DocumentClaim("CL1", 1, status)
+        assert check_new_version(2, 1, [current]) == (current,)
+
+
+def test_higher_version_after_a_rejected_or_withdrawn_claim_supersedes_nothing() -> None:
+    # the latest version is 2 but no claim of the document is live any more
+    assert check_new_version(3, 2, []) == ()
+
+
+@pytest.mark.parametrize(("version", "latest"), [(1, 2), (2, 2), (1, 5)])
+def test_version_not_above_the_latest_is_refused_stating_the_current_version(
+    version: int, latest: int
+) -> None:
+    with pytest.raises(Conflict) as info:
+        check_new_version(version, latest, [DocumentClaim("CL2", latest, S.IN_APPROVAL)])
+    assert info.value.field == "version"
+    assert info.value.status == 409
+    assert f"version {version} is not newer" in info.value.message
+    assert f"the current version is {latest}" in info.value.message
+
+
+@pytest.mark.parametrize("status", [S.APPROVED, S.POSTED])
+def test_higher_version_of_a_booked_claim_is_refused_naming_state_and_voucher(
+    status: ClaimStatus,
+) -> None:
+    booked = DocumentClaim("CL1", 1, status, voucher_no="记-0007")
+    with pytest.raises(Conflict) as info:
+        check_new_version(2, 1, [booked])
+    assert info.value.field == "version"
+    message = info.value.message
+    assert f"already {status}" in message
+    assert "CL1" in message and "记-0007" in message and "红冲" in message
+
+
+def test_any_booked_live_claim_refuses_the_new_version() -> None:
+    # claims recorded before versions were checked may leave two live claims of a document
+    live = [DocumentClaim("CL1", 1, S.IN_APPROVAL), DocumentClaim("CL2", 2, S.POSTED, "记-0002")]
+    with pytest.raises(Conflict) as info:
+        check_new_version(3, 2, live)
+    assert "CL2" in info.value.message and "记-0002" in info.value.message
 
 
 def test_check_lines_accepts_valid_lines() -> None:

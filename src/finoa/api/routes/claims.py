@@ -22,7 +22,10 @@ router = APIRouter(prefix="/claims", tags=["claims"])
     status_code=status.HTTP_201_CREATED,
     response_model=ClaimOut,
     summary="Submit an expense claim",
-    responses={200: {"description": "Already received: the first claim is returned"}},
+    responses={
+        200: {"description": "Already received: the first claim is returned"},
+        409: {"description": "Idempotency-Key or version reused with different content"},
+    },
 )
 async def post_claim(
     submission: ClaimSubmission,
@@ -31,7 +34,9 @@ async def post_claim(
     principal: Annotated[Principal, Depends(require("claims:write"))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ClaimOut:
-    command = claim_submission(hub, submission, principal.client_id, idempotency_key)
+    command = claim_submission(
+        hub, submission, principal.client_id, idempotency_key, key_field="Idempotency-Key"
+    )
     result = await hub.commands.run(command, actor=f"client:{principal.client_id}")
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
