@@ -103,12 +103,9 @@ def place_in_open_period(hub: Hub, uow: UnitOfWork, wanted: date, voucher_id: st
 def list_periods(db: Database) -> list[PeriodState]:
     """Every period that has vouchers or a recorded status, oldest first."""
     with db.engine.connect() as conn:
-        recorded = {r.period: r for r in conn.execute(accounting_periods.select())}
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(vouchers.c.period, func.count()).group_by(vouchers.c.period)
-            ).tuples()
-        )
+        recorded = {str(r.period): r for r in conn.execute(accounting_periods.select())}
+        counted = select(vouchers.c.period, func.count()).group_by(vouchers.c.period)
+        counts = {str(period): int(n) for period, n in conn.execute(counted)}
     states = []
     for name in sorted(set(recorded) | set(counts)):
         row = recorded.get(name)
