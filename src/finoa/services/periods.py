@@ -104,8 +104,8 @@ def list_periods(db: Database) -> list[PeriodState]:
     """Every period that has vouchers or a recorded status, oldest first."""
     with db.engine.connect() as conn:
         recorded = {str(r.period): r for r in conn.execute(accounting_periods.select())}
-        counted = select(vouchers.c.period, func.count().label("count")).group_by(vouchers.c.period)
-        counts: dict[str, int] = {row.period: row.count for row in conn.execute(counted)}
+        counted = select(vouchers.c.period, func.count()).group_by(vouchers.c.period)
+        counts = {period: n for period, n in conn.execute(counted).tuples()}
     states = []
     for name in sorted(set(recorded) | set(counts)):
         row = recorded.get(name)
