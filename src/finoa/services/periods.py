@@ -104,8 +104,10 @@ def list_periods(db: Database) -> list[PeriodState]:
     """Every period that has vouchers or a recorded status, oldest first."""
     with db.engine.connect() as conn:
         recorded = {str(r.period): r for r in conn.execute(accounting_periods.select())}
-        counted = select(vouchers.c.period, func.count()).group_by(vouchers.c.period)
-        counts = {period: n for period, n in conn.execute(counted).tuples()}
+        counted = select(vouchers.c.period, func.count().label("vouchers")).group_by(
+            vouchers.c.period
+        )
+        counts: dict[str, int] = {r.period: r.vouchers for r in conn.execute(counted)}
     states = []
     for name in sorted(set(recorded) | set(counts)):
         row = recorded.get(name)
