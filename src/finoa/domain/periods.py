@@ -78,14 +78,6 @@ def company_date(instant: datetime, zone: tzinfo) -> date:
     return instant.astimezone(zone).date()
 
 
-class PeriodClosed(Conflict):
-    """A voucher would land in a closed period and the policy refuses it."""
-
-    def __init__(self, period: Period) -> None:
-        super().__init__("period", f"accounting period {period} is closed")
-        self.period = period
-
-
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a voucher goes: its period and date, and the period it was moved from, if any."""
@@ -99,14 +91,14 @@ def place_voucher(wanted: date, closed: Set[Period], policy: ClosedPeriodPolicy)
     """Put a voucher dated `wanted` into an open period, as `policy` says.
 
     `closed` holds the closed periods (at least those from `wanted`'s period on). An open
-    period keeps the date. A closed one either refuses (PeriodClosed) or moves the voucher
-    to the first open period after it, dated that period's first day.
+    period keeps the date. A closed one either refuses (Conflict, 409, naming the field
+    `period`) or moves the voucher to the first open period after it, dated its first day.
     """
     period = Period.of(wanted)
     if period not in closed:
         return Placement(period, wanted)
     if policy is ClosedPeriodPolicy.REFUSE:
-        raise PeriodClosed(period)
+        raise Conflict("period", f"accounting period {period} is closed")
     target = period.next()
     while target in closed:
         target = target.next()

@@ -69,7 +69,7 @@ def _lock_period(uow: UnitOfWork, period: Period, *, exclusive: bool) -> None:
 def place_in_open_period(hub: Hub, uow: UnitOfWork, wanted: date, voucher_id: str) -> Placement:
     """Where the voucher `voucher_id`, dated `wanted`, goes under the closed-period policy.
 
-    Raises PeriodClosed (409, field `period`) when the policy refuses. The status of the
+    Raises Conflict (409, field `period`) when the policy refuses. The status of the
     period it lands in cannot change before this unit of work commits.
     """
     policy = ClosedPeriodPolicy(hub.settings.closed_period_policy)

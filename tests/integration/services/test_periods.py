@@ -20,8 +20,8 @@ from support.claims import one_line_claim
 from support.databases import pg_admin, pg_url
 
 from finoa.config import Settings, load_settings
-from finoa.domain.errors import InvalidInput
-from finoa.domain.periods import Period, PeriodClosed
+from finoa.domain.errors import Conflict, InvalidInput
+from finoa.domain.periods import Period
 from finoa.schemas import VoucherOut
 from finoa.services.approvals import decide_task
 from finoa.services.audit_trail import verify_audit_chain
@@ -219,7 +219,7 @@ def test_refuse_policy_refuses_the_decision_and_changes_nothing(refusing_hub: Hu
     hub.db.clock = at(FEB_1_0100_BEIJING)
     (task,) = get_claim(hub.db, claim_id).tasks
     before = counts(hub)
-    with pytest.raises(PeriodClosed) as info:
+    with pytest.raises(Conflict) as info:
         decide_task(hub, task.id, task.assignee_id, True, "同意", actor="t")
     assert info.value.status == 409 and info.value.field == "period"
     assert "2026-02 is closed" in info.value.message
@@ -239,7 +239,7 @@ def test_refuse_policy_refuses_a_reversal_into_a_closed_period(refusing_hub: Hub
     post(hub, voucher)
     close_period(hub.db, "2026-02", actor="finance")
     before = counts(hub)
-    with pytest.raises(PeriodClosed) as info:
+    with pytest.raises(Conflict) as info:
         reverse_voucher(hub, voucher.id, actor="finance")
     assert info.value.field == "period"
     assert counts(hub) == before
