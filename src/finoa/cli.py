@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from finoa.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from finoa.store.uow import Database
 
 app = typer.Typer(help="finoa — the open finance ⇄ OA integration hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and migrations.", no_args_is_help=True)
@@ -249,41 +253,41 @@ def replay(
 PeriodArg = Annotated[str, typer.Argument(help="The period, YYYY-MM", show_default=False)]
 
 
-def _periods_command(config: Path | None, data_dir: Path | None, action: str, period: str) -> None:
-    """Close or open a period as actor `cli` and print its state in one line."""
+@contextlib.contextmanager
+def _periods_database(config: Path | None, data_dir: Path | None) -> Iterator[Database]:
+    """The configured database, migrated; a refused period change is a one-line error."""
     from finoa.domain.errors import DomainError
     from finoa.runtime import prepare_database
-    from finoa.services.periods import close_period, open_period
     from finoa.store.uow import Database
 
     settings = _settings(config, data_dir)
     prepare_database(settings)
     db = Database.connect(settings.effective_database_url)
     try:
-        change = close_period if action == "close" else open_period
-        state = change(db, period, actor="cli")
+        yield db
     except DomainError as exc:
         _fail(str(exc))
-        return
     finally:
         db.dispose()
+
+
+def _change_period(config: Path | None, data_dir: Path | None, action: str, period: str) -> None:
+    """Close or open a period as actor `cli` and print its state in one line."""
+    from finoa.services.periods import close_period, open_period
+
+    change = close_period if action == "close" else open_period
+    with _periods_database(config, data_dir) as db:
+        state = change(db, period, actor="cli")
     console.print(f"period {state.period} is {state.status} ({state.vouchers} vouchers)")
 
 
 @periods_app.command("list")
 def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Periods with vouchers or a recorded status; any other period is open."""
-    from finoa.runtime import prepare_database
     from finoa.services.periods import list_periods
-    from finoa.store.uow import Database
 
-    settings = _settings(config, data_dir)
-    prepare_database(settings)
-    db = Database.connect(settings.effective_database_url)
-    try:
+    with _periods_database(config, data_dir) as db:
         states = list_periods(db)
-    finally:
-        db.dispose()
     table = Table("period", "status", "vouchers", "closed at", "closed by")
     for s in states:
         closed_at = s.closed_at.isoformat(timespec="seconds") if s.closed_at else ""
@@ -294,13 +298,13 @@ def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 @periods_app.command("close")
 def periods_close(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Close a period: vouchers dated in it then follow closed_period_policy."""
-    _periods_command(config, data_dir, "close", period)
+    _change_period(config, data_dir, "close", period)
 
 
 @periods_app.command("open")
 def periods_open(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Reopen a closed period."""
-    _periods_command(config, data_dir, "open", period)
+    _change_period(config, data_dir, "open", period)
 
 
 @app.command()
