@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from finoa.domain.periods import ClosedPeriodPolicy
 from finoa.security.signatures import new_secret
 
 DEFAULT_DATA_DIR = Path("finoa-data")
@@ -39,7 +40,7 @@ ALL_SCOPES = (
     "ops:read",
     "periods:manage",
 )
-CLOSED_PERIOD_POLICIES = ("refuse", "next_open")
+CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
 
 
 @dataclass(frozen=True)
