@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,15 +16,20 @@ from rich.table import Table
 
 from finoa.config import Settings, load_settings
 
+if TYPE_CHECKING:
+    from finoa.store.uow import Database
+
 app = typer.Typer(help="finoa — the open finance ⇄ OA integration hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and migrations.", no_args_is_help=True)
 sim_app = typer.Typer(help="Vendor simulators, each its own HTTP server.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 masterdata_app = typer.Typer(help="Master data: org, employees, accounts.", no_args_is_help=True)
+periods_app = typer.Typer(help="Accounting periods (会计期间).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sim_app, name="sim")
 app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
+app.add_typer(periods_app, name="periods")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -242,6 +248,63 @@ def replay(
     finally:
         db.dispose()
     console.print(f"replayed {len(ids)} dead letter(s): {', '.join(map(str, ids)) or '-'}")
+
+
+PeriodArg = Annotated[str, typer.Argument(help="The period, YYYY-MM", show_default=False)]
+
+
+@contextlib.contextmanager
+def _periods_database(config: Path | None, data_dir: Path | None) -> Iterator[Database]:
+    """The configured database, migrated; a refused period change is a one-line error."""
+    from finoa.domain.errors import DomainError
+    from finoa.runtime import prepare_database
+    from finoa.store.uow import Database
+
+    settings = _settings(config, data_dir)
+    prepare_database(settings)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        yield db
+    except DomainError as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+
+
+def _change_period(config: Path | None, data_dir: Path | None, action: str, period: str) -> None:
+    """Close or open a period as actor `cli` and print its state in one line."""
+    from finoa.services.periods import close_period, open_period
+
+    change = close_period if action == "close" else open_period
+    with _periods_database(config, data_dir) as db:
+        state = change(db, period, actor="cli")
+    console.print(f"period {state.period} is {state.status} ({state.vouchers} vouchers)")
+
+
+@periods_app.command("list")
+def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Periods with vouchers or a recorded status; any other period is open."""
+    from finoa.services.periods import list_periods
+
+    with _periods_database(config, data_dir) as db:
+        states = list_periods(db)
+    table = Table("period", "status", "vouchers", "closed at", "closed by")
+    for s in states:
+        closed_at = s.closed_at.isoformat(timespec="seconds") if s.closed_at else ""
+        table.add_row(s.period, s.status, str(s.vouchers), closed_at, s.closed_by or "")
+    console.print(table)
+
+
+@periods_app.command("close")
+def periods_close(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Close a period: vouchers dated in it then follow closed_period_policy."""
+    _change_period(config, data_dir, "close", period)
+
+
+@periods_app.command("open")
+def periods_open(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Reopen a closed period."""
+    _change_period(config, data_dir, "open", period)
 
 
 @app.command()

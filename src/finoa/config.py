@@ -13,9 +13,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from finoa.domain.periods import ClosedPeriodPolicy
 from finoa.security.signatures import new_secret
 
 DEFAULT_DATA_DIR = Path("finoa-data")
@@ -36,7 +38,9 @@ ALL_SCOPES = (
     "tasks:decide",
     "ops:replay",
     "ops:read",
+    "periods:manage",
 )
+CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,28 @@ class Settings:
     retry_base_seconds: float = 0.2
     retry_cap_seconds: float = 60.0
     sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
+    company_timezone: str = "Asia/Shanghai"  # voucher dates and periods follow company time
+    closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.company_zone  # noqa: B018 - an unknown zone is a configuration error, now
+        if self.closed_period_policy not in CLOSED_PERIOD_POLICIES:
+            raise ValueError(
+                f"closed_period_policy: {self.closed_period_policy!r} is not one of "
+                + ", ".join(CLOSED_PERIOD_POLICIES)
+            )
+
+    @property
+    def company_zone(self) -> ZoneInfo:
+        """The company's time zone (zoneinfo caches it)."""
+        try:
+            return ZoneInfo(self.company_timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(
+                f"company_timezone: unknown time zone {self.company_timezone!r} "
+                "(an IANA name such as Asia/Shanghai)"
+            ) from None
 
     @property
     def effective_database_url(self) -> str:
@@ -133,6 +158,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "connector_timeout_seconds": float,
         "max_attempts": int,
         "sqlite_synchronous": str,
+        "company_timezone": str,
+        "closed_period_policy": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

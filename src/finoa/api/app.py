@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from finoa import __version__
 from finoa.api import problems
 from finoa.api.limits import BodySizeLimit
-from finoa.api.routes import auth, claims, operations, tasks, webhooks
+from finoa.api.routes import auth, claims, operations, periods, tasks, webhooks
 from finoa.config import Settings
 from finoa.runtime import build_dispatcher, ensure_chart, new_http_client, prepare_database
 from finoa.services.context import Hub
@@ -61,5 +61,6 @@ def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = Tru
     app.include_router(webhooks.router, prefix=api)
     app.include_router(operations.router, prefix=api)
     app.include_router(operations.health_router)
+    app.include_router(periods.router, prefix=api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

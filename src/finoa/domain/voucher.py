@@ -8,6 +8,7 @@ from datetime import date
 
 from finoa.domain.claim import Claim, ExpenseCategory
 from finoa.domain.errors import InvalidInput, UnbalancedVoucher
+from finoa.domain.periods import Period
 
 DEFAULT_WORD = "记"
 
@@ -68,7 +69,8 @@ class VoucherDraft:
 
 
 def accounting_period(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
+    """The period (YYYY-MM) of a voucher dated `day` in the company's calendar."""
+    return str(Period.of(day))
 
 
 def format_voucher_no(word: str, number: int) -> str:

@@ -19,6 +19,7 @@ from finoa.domain.voucher import (
 )
 from finoa.messaging.outbox import claim_ref, post_voucher, write_back_status
 from finoa.services.context import Hub
+from finoa.services.periods import place_in_open_period, today
 from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
 from finoa.store.tables import voucher_entries, vouchers
@@ -45,10 +46,11 @@ def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
     claim = repo.claim_from_row(uow.conn, claim_row)
     claim_id = claim.claim_id
     applicant = hub.masterdata.get().employees.get(claim.applicant_id)
-    draft = build_claim_voucher(
-        claim, hub.rules, uow.now.date(), applicant.name if applicant else ""
-    )
     voucher_id = f"V{claim_id[2:]}"
+    placement = place_in_open_period(hub, uow, today(hub, uow), voucher_id)
+    draft = build_claim_voucher(
+        claim, hub.rules, placement.voucher_date, applicant.name if applicant else ""
+    )
     voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, reversal=None)
     key = f"finoa-voucher-{voucher_id}"
     post_voucher(uow, voucher_id, key, erp_body(claim_id, voucher_no, draft))
@@ -183,7 +185,10 @@ def record_voucher_posted(uow: UnitOfWork, voucher_id: str, response: dict[str, 
 
 
 def reverse_voucher(hub: Hub, voucher_id: str, *, actor: str, on: date | None = None) -> str:
-    """Correct a posted voucher by a red-ink reversal (红字冲销); nothing is deleted."""
+    """Correct a posted voucher by a red-ink reversal (红字冲销); nothing is deleted.
+
+    The reversal is dated `on`, or today in company time, and follows the closed-period
+    policy like any voucher."""
     with hub.db.uow(actor) as uow:
         row = uow.conn.execute(vouchers.select().where(vouchers.c.id == voucher_id)).first()
         if row is None:
@@ -210,8 +215,9 @@ def reverse_voucher(hub: Hub, voucher_id: str, *, actor: str, on: date | None = 
                 for e in repo.voucher_lines(uow.conn, voucher_id)
             ),
         )
-        draft = reversal_of(original, row.voucher_no, on or uow.now.date())
         reversal_id = f"R{voucher_id[1:]}"
+        placement = place_in_open_period(hub, uow, on or today(hub, uow), reversal_id)
+        draft = reversal_of(original, row.voucher_no, placement.voucher_date)
         voucher_no = _store_voucher(uow, reversal_id, row.claim_id, draft, reversal=voucher_id)
         uow.conn.execute(
             update(vouchers).where(vouchers.c.id == voucher_id).values(status="reversed")

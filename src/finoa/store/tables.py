@@ -220,6 +220,15 @@ voucher_sequences = Table(
     Column("last_number", Integer, nullable=False),
 )
 
+accounting_periods = Table(
+    "accounting_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),  # YYYY-MM in company time
+    Column("status", String(8), nullable=False),  # open / closed; a period absent here is open
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", String(100)),
+)
+
 inbox = Table(
     "inbox",
     metadata,

@@ -48,6 +48,7 @@ class Database:
     engine: Engine
     after_outbox_commit: list[Callable[[], None]] = field(default_factory=list)
     before_commit: list[Callable[[Connection], None]] = field(default_factory=list)
+    clock: Callable[[], datetime] = utcnow  # what `uow.now` reads; tests set a fixed instant
 
     @classmethod
     def connect(
@@ -107,7 +108,7 @@ class UnitOfWork:
         self._committed = False
         self._outbox_changed = False
         self._steps = 0
-        self.now = utcnow()
+        self.now = db.clock()
 
     def __enter__(self) -> UnitOfWork:
         if self._lock is not None:
@@ -174,7 +175,7 @@ class UnitOfWork:
         the audit events and outbox messages it queued, and the others are untouched.
         """
         saved = (self.actor, self.now, len(self._audit), len(self._outbox), self._outbox_changed)
-        self.actor, self.now = actor, utcnow()
+        self.actor, self.now = actor, self.db.clock()
         self._steps += 1
         savepoint = f"finoa_step_{self._steps}"  # plain SQL: far cheaper than begin_nested()
         run_sql(self.conn, f"SAVEPOINT {savepoint}")

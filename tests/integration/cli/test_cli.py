@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, update
+from support.cli import finoa
 
 from finoa.store.tables import audit_events
-
-
-def finoa(
-    *args: str, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "FINOA_DATA_DIR": str(data_dir), **(env or {})}
-    full_env.pop("FINOA_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "finoa", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=data_dir.parent,
-    )
 
 
 def test_schema_prints_the_data_dictionary_with_chinese_labels(tmp_path: Path) -> None:
@@ -61,8 +44,8 @@ def test_unknown_schema_name_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_db_upgrade_masterdata_and_connectors(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert "revision 0002" in finoa("db", "upgrade", data_dir=data).stdout
-    assert finoa("db", "current", data_dir=data).stdout.strip() == "0002"
+    assert "revision 0006" in finoa("db", "upgrade", data_dir=data).stdout
+    assert finoa("db", "current", data_dir=data).stdout.strip() == "0006"
     loaded = finoa("masterdata", "load", data_dir=data)
     assert loaded.returncode == 0 and "18 employees" in loaded.stdout
     missing = finoa("masterdata", "load", str(tmp_path / "nope.yaml"), data_dir=data)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from finoa.domain.claim import Claim, ClaimLine, ExpenseCategory
 from finoa.domain.errors import InvalidInput, UnbalancedVoucher
+from finoa.domain.periods import company_date
 from finoa.domain.voucher import (
     Aux,
     VoucherEntry,
@@ -249,6 +251,14 @@ def test_format_voucher_no() -> None:
 )
 def test_accounting_period(day: date, period: str) -> None:
     assert accounting_period(day) == period
+
+
+def test_voucher_dated_in_company_time_at_one_on_1_february_is_february() -> None:
+    day = company_date(datetime(2026, 1, 31, 17, 0, tzinfo=UTC), ZoneInfo("Asia/Shanghai"))
+    draft = build_claim_voucher(make_claim(cl(ExpenseCategory.OFFICE, 100)), RULES, day)
+    assert (draft.period, draft.voucher_date) == ("2026-02", date(2026, 2, 1))
+    reversal = reversal_of(draft, "记-0001", day)
+    assert (reversal.period, reversal.voucher_date) == ("2026-02", date(2026, 2, 1))
 
 
 # --- reversal -------------------------------------------------------------------------------
