@@ -7,14 +7,16 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from finoa.api.deps import HubDep
-from finoa.api.problems import ApiProblem, domain_problem, problem_body
+from finoa.api.json_body import parse_json
+from finoa.api.problems import ApiProblem, domain_problem, problem_body, problem_responses
 from finoa.domain.errors import DomainError
-from finoa.schemas import ClaimSubmission, DecisionIn
+from finoa.schemas import ID, ClaimSubmission, DecisionIn, Line
 from finoa.security.signatures import SignatureError, verify
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
@@ -23,12 +25,22 @@ from finoa.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
+# Declares the signature in the OpenAPI document; `verify` checks it with its two companion
+# headers (webhook-id, webhook-timestamp) over the raw body.
+signed = APIKeyHeader(
+    name="webhook-signature",
+    scheme_name="webhookSignature",
+    description="Standard Webhooks: `v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the "
+    "headers webhook-id and webhook-timestamp (seconds, plain digits)",
+    auto_error=False,
+)
+
 SOURCE = "generic-oa"
 log = logging.getLogger(__name__)
 
 
 class TaskDecided(DecisionIn):
-    task_id: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=64, pattern=ID)
 
 
 class ClaimSubmittedEvent(BaseModel):
@@ -47,11 +59,11 @@ MAX_BATCH_EVENTS = 100
 
 
 class ClaimSubmittedItem(ClaimSubmittedEvent):
-    id: str = Field(min_length=1, max_length=128, description="the event's idempotency key")
+    id: Line = Field(min_length=1, max_length=128, description="the event's idempotency key")
 
 
 class TaskDecidedItem(TaskDecidedEvent):
-    id: str = Field(min_length=1, max_length=128, description="the event's idempotency key")
+    id: Line = Field(min_length=1, max_length=128, description="the event's idempotency key")
 
 
 class EventBatch(BaseModel):
@@ -90,9 +102,13 @@ EVENT_TYPES = ("claim.submitted", "task.decided", "batch")
 
 
 def parse_event(body: bytes) -> ClaimSubmittedEvent | TaskDecidedEvent | BatchEvent:
-    """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount)."""
+    """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount).
+
+    The JSON is read by `parse_json`: a repeated key or an exponent number is refused.
+    """
+    document = parse_json(body)
     try:
-        return OAEvent.model_validate_json(body).root
+        return OAEvent.model_validate(document).root
     except ValidationError as exc:
         errors = []
         for error in exc.errors():
@@ -109,7 +125,12 @@ def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(part for part in loc if part not in EVENT_TYPES)
 
 
-@router.post("/generic-oa", summary="Claims and decisions from the generic OA connector")
+@router.post(
+    "/generic-oa",
+    summary="Claims and decisions from the generic OA connector",
+    dependencies=[Depends(signed)],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
+)
 async def generic_oa(request: Request, hub: HubDep) -> dict[str, Any]:
     body = await request.body()
     try:
