@@ -61,7 +61,7 @@ def create_app(
         description="The open finance ⇄ OA integration hub (财务-OA 一体化集成中台).",
         lifespan=lifespan,
     )
-    problems.install(app)
+    problems.install(app, models=(webhooks.OAEvent,))
     app.state.failed_attempts = failed_attempts or FailedAttempts()
     api = "/api/v1"
     app.include_router(auth.router, prefix=api)

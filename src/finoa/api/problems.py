@@ -176,8 +176,11 @@ def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
     )
 
 
-def openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """`app.openapi` whose document also defines the Problem schema the responses refer to."""
+def openapi_with_problems(
+    app: FastAPI, models: tuple[type[BaseModel], ...] = ()
+) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` whose document also defines the Problem schema the responses refer to,
+    and the `models` that routes reading their own body refer to."""
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -188,18 +191,21 @@ def openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 routes=app.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(problem.pop("$defs", {}))
-            components["Problem"] = problem
+            for model in (Problem, *models):
+                definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, nested in definition.pop("$defs", {}).items():
+                    components.setdefault(name, nested)
+                components[model.__name__] = definition
             app.openapi_schema = schema
         return app.openapi_schema
 
     return build
 
 
-def install(app: FastAPI) -> None:
-    """Answer every error with a problem, and publish the Problem schema in the OpenAPI."""
-    app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
+def install(app: FastAPI, models: tuple[type[BaseModel], ...] = ()) -> None:
+    """Answer every error with a problem, and publish the Problem schema (and `models`)
+    in the OpenAPI document."""
+    app.openapi = openapi_with_problems(app, models)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> ProblemResponse:

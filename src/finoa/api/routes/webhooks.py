@@ -130,6 +130,13 @@ def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     summary="Claims and decisions from the generic OA connector",
     dependencies=[Depends(signed)],
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
+    # The body is read raw (the signature covers its bytes), so it is declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAEvent"}}},
+        }
+    },
 )
 async def generic_oa(request: Request, hub: HubDep) -> dict[str, Any]:
     body = await request.body()
