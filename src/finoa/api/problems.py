@@ -191,7 +191,8 @@ def openapi_with_problems(
                 routes=app.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (Problem, *models):
+            published: tuple[type[BaseModel], ...] = (Problem, *models)
+            for model in published:
                 definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 for name, nested in definition.pop("$defs", {}).items():
                     components.setdefault(name, nested)
