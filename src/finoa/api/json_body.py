@@ -2,15 +2,15 @@
 
 The standard parsers keep the last of two equal keys, so `{"amount": "1", "amount": "9"}`
 would mean whatever the last sender intended; such a body is refused, naming the key where it
-repeats (`lines[0].amount`). Numbers with a fraction become exact `Decimal`s, never floats;
-numbers written with an exponent are kept as `ExponentNumber`, which no field accepts. NaN and
-Infinity, invalid UTF-8 and absurd nesting are malformed JSON.
+repeats (`lines[0].amount`). Numbers with a fraction become exact `Decimal`s, never floats; a
+number written with an exponent (`1e3`) is refused where it stands, as no field of the API
+takes one. NaN and Infinity, invalid UTF-8 and absurd nesting are malformed JSON.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 
 class ExponentNumber:
-    """A JSON number written with an exponent (`1e3`): kept apart so fields can refuse it."""
+    """A JSON number written with an exponent (`1e3`), marked while parsing."""
 
     __slots__ = ("literal",)
 
@@ -36,12 +36,6 @@ class _RepeatedKey(dict[str, Any]):
 
     __slots__ = ("key",)
     key: str
-
-
-def _number(literal: str) -> Decimal | ExponentNumber:
-    if "e" in literal or "E" in literal:
-        return ExponentNumber(literal)
-    return Decimal(literal)
 
 
 def _no_constant(name: str) -> Any:
@@ -63,9 +57,23 @@ def malformed(reason: str, position: int = 0) -> RequestValidationError:
     )
 
 
+def _refused_at(path: tuple[str | int, ...], kind: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": kind, "loc": ("body", *path), "msg": message, "input": None}]
+    )
+
+
 def parse_json(body: bytes) -> Any:
-    """Parse a JSON body; raise RequestValidationError for malformed JSON or a repeated key."""
-    repeated = False
+    """Parse a JSON body; raise RequestValidationError for malformed JSON, a repeated key
+    or a number with an exponent (the last two naming where they are)."""
+    repeated = exponent = False
+
+    def number(literal: str) -> Decimal | ExponentNumber:
+        nonlocal exponent
+        if "e" in literal or "E" in literal:
+            exponent = True
+            return ExponentNumber(literal)
+        return Decimal(literal)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal repeated
@@ -80,7 +88,7 @@ def parse_json(body: bytes) -> Any:
 
     try:
         value = json.loads(
-            body, object_pairs_hook=pairs, parse_float=_number, parse_constant=_no_constant
+            body, object_pairs_hook=pairs, parse_float=number, parse_constant=_no_constant
         )
     except json.JSONDecodeError as exc:
         raise malformed(exc.msg, exc.pos) from None
@@ -89,35 +97,41 @@ def parse_json(body: bytes) -> Any:
     except ValueError as exc:  # invalid UTF-8, NaN/Infinity, integers beyond 4300 digits
         raise malformed(str(exc).split(":")[0]) from None
     if repeated:
-        where = _first_repeat(value, ())
+        where = _first(value, (), lambda v: isinstance(v, _RepeatedKey))
         assert where is not None
-        raise RequestValidationError(
-            [
-                {
-                    "type": "duplicate_key",
-                    "loc": ("body", *where),
-                    "msg": "appears more than once in the same object",
-                    "input": None,
-                }
-            ]
+        path, obj = where
+        key = obj.key if isinstance(obj, _RepeatedKey) else ""
+        raise _refused_at(
+            (*path, key), "duplicate_key", "appears more than once in the same object"
+        )
+    if exponent:
+        where = _first(value, (), lambda v: isinstance(v, ExponentNumber))
+        assert where is not None
+        raise _refused_at(
+            where[0],
+            "number_with_exponent",
+            f"{where[1]!r} is written with an exponent; write numbers as plain decimals",
         )
     return value
 
 
-def _first_repeat(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
-    """Where the first repeated key is, in document order."""
+def _first(
+    value: Any, path: tuple[str | int, ...], wanted: Callable[[Any], bool]
+) -> tuple[tuple[str | int, ...], Any] | None:
+    """The first value that is `wanted`, in document order, with its path."""
+    if wanted(value):
+        return path, value
+    items: Iterable[tuple[str | int, Any]]
     if isinstance(value, dict):
-        if isinstance(value, _RepeatedKey):
-            return (*path, value.key)
-        for key, item in value.items():
-            found = _first_repeat(item, (*path, key))
-            if found is not None:
-                return found
+        items = value.items()
     elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _first_repeat(item, (*path, index))
-            if found is not None:
-                return found
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first(item, (*path, key), wanted)
+        if found is not None:
+            return found
     return None
 
 

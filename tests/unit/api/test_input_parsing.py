@@ -31,10 +31,24 @@ def test_json_keeps_fractions_exact_and_ints_as_ints() -> None:
     }
 
 
-def test_json_number_with_an_exponent_is_kept_apart() -> None:
-    value = parse_json(b'{"a": 1e3, "b": 2.5E-1}')
-    assert isinstance(value["a"], ExponentNumber) and value["a"].literal == "1e3"
-    assert isinstance(value["b"], ExponentNumber)
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b'{"a": 1e3}', ("body", "a")),
+        (
+            b'{"a": 1, "lines": [{"amount": 1.0}, {"amount": 2.5E-1}]}',
+            ("body", "lines", 1, "amount"),
+        ),
+        (b"[0, 1E+2]", ("body", 1)),
+    ],
+)
+def test_json_number_with_an_exponent_is_refused_where_it_stands(
+    body: bytes, loc: tuple[Any, ...]
+) -> None:
+    error = refusal(body)
+    assert error["type"] == "number_with_exponent"
+    assert error["loc"] == loc
+    assert "plain decimals" in error["msg"]
 
 
 @pytest.mark.parametrize(

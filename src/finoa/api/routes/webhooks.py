@@ -104,11 +104,12 @@ EVENT_TYPES = ("claim.submitted", "task.decided", "batch")
 def parse_event(body: bytes) -> ClaimSubmittedEvent | TaskDecidedEvent | BatchEvent:
     """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount).
 
-    The JSON is read by `parse_json`: a repeated key or an exponent number is refused.
+    The JSON is first read by `parse_json`, which refuses a repeated key or an exponent
+    number; the model then validates the same bytes in JSON mode.
     """
-    document = parse_json(body)
+    parse_json(body)
     try:
-        return OAEvent.model_validate(document).root
+        return OAEvent.model_validate_json(body).root
     except ValidationError as exc:
         errors = []
         for error in exc.errors():
