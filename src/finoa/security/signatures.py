@@ -92,6 +92,7 @@ def verify(
     expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
     for candidate in sig_header.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
+        given = value.encode("utf-8", "surrogatepass")  # any text compares, as bytes
+        if version == "v1" and hmac.compare_digest(given, expected.encode()):
             return msg_id
     raise SignatureError("webhook-signature", "does not match the body")

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from finoa.api.json_body import ExponentNumber, is_json, parse_json
 from finoa.api.problems import ApiProblem
 from finoa.api.routes.auth import basic_credentials
+from finoa.domain.errors import InvalidInput
+from finoa.domain.money import yuan_to_fen
 from finoa.schemas import file_name, has_visible, line_text, paragraph_text, plain_amount
 from finoa.security.tokens import secret_matches
 
@@ -196,3 +198,11 @@ def test_amount_of_another_kind_is_refused(value: Any) -> None:
 @pytest.mark.parametrize("value", ["1280.50", "-3", "0.1", 12, Decimal("1.50"), 1.5])
 def test_plain_amounts_pass(value: Any) -> None:
     assert plain_amount(value) == value
+
+
+@pytest.mark.parametrize("value", ["1_280.50", "١٢٨٠", " 12", "1e3", "+5", "12."])
+def test_yuan_to_fen_refuses_text_that_is_not_a_plain_decimal(value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        yuan_to_fen(value, field="lines[0].amount")
+    assert info.value.field == "lines[0].amount"
+    assert "plain form" in info.value.message
