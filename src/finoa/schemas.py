@@ -7,15 +7,80 @@ are decimal yuan with at most two decimals and are converted to fen exactly.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from finoa.domain.claim import ClaimStatus, ExpenseCategory
+from finoa.domain.money import NOT_PLAIN, is_plain_decimal
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+# -- input rules for text ----------------------------------------------------------------------
+# PostgreSQL refuses NUL in text and lone surrogates cannot be encoded at all, so both are
+# refused here, before any database sees them; other control characters have no place in a
+# business text either. Free text (descriptions, comments) may hold tabs and line breaks.
+_CONTROL_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_PARAGRAPH = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def has_visible(text: str) -> bool:
+    """Whether `text` shows anything: not only spaces (NBSP included), zero-width
+    characters, byte-order marks and other invisible format characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
+def _check_text(text: str, control: re.Pattern[str]) -> str:
+    bad = control.search(text)
+    if bad is not None:
+        raise ValueError(f"contains the control character U+{ord(bad.group()):04X}")
+    if text and not has_visible(text):
+        raise ValueError("is empty once invisible characters are removed")
+    return text
+
+
+def line_text(text: str) -> str:
+    """A single-line text: no control characters, and not only invisible characters."""
+    return _check_text(text, _CONTROL_IN_LINE)
+
+
+def paragraph_text(text: str) -> str:
+    """Free text: tabs and line breaks allowed, other control characters not."""
+    return _check_text(text, _CONTROL_IN_PARAGRAPH)
+
+
+def file_name(name: str) -> str:
+    """An attachment's bare file name: no directories, nothing that climbs out of one."""
+    if "/" in name or "\\" in name:
+        raise ValueError("must be a bare file name without / or \\")
+    if name.strip(".") == "":
+        raise ValueError("must be a file name, not . or ..")
+    return name
+
+
+def plain_amount(value: Any) -> Any:
+    """Amounts in yuan arrive as plain decimals: "1280.50" or a JSON number without exponent."""
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal number, not true or false")
+    if isinstance(value, str) and not is_plain_decimal(value):
+        raise ValueError(NOT_PLAIN)
+    if not isinstance(value, str | int | float | Decimal):
+        raise ValueError(NOT_PLAIN)
+    return value
+
+
+Line = Annotated[str, AfterValidator(line_text)]
+Paragraph = Annotated[str, AfterValidator(paragraph_text)]
+FileName = Annotated[str, AfterValidator(line_text), AfterValidator(file_name)]
+Yuan = Annotated[Decimal, BeforeValidator(plain_amount)]
+InvoiceRef = Annotated[
+    str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$")
+]
+MIME_TYPE = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -35,26 +100,32 @@ class _Out(BaseModel):
 
 
 class AttachmentIn(_In):
-    name: str = Field(min_length=1, max_length=255, title="附件名称", description="File name")
+    name: FileName = Field(
+        min_length=1, max_length=255, title="附件名称", description="File name, without directories"
+    )
     sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", title="哈希值", description="SHA-256 of the file, hex"
     )
     size: int = Field(ge=0, le=100 * 1024 * 1024, title="大小", description="Size in bytes")
     content_type: str = Field(
-        default="application/octet-stream", max_length=100, title="类型", description="MIME type"
+        default="application/octet-stream",
+        max_length=100,
+        pattern=MIME_TYPE,
+        title="类型",
+        description="MIME type",
     )
 
 
 class ClaimLineIn(_In):
     category: ExpenseCategory = Field(title="费用类别", description="Expense category")
-    amount: Decimal = Field(
+    amount: Yuan = Field(
         gt=0,
         max_digits=15,
         decimal_places=2,
         title="金额",
         description="Gross amount in yuan, at most 2 decimals, tax included",
     )
-    tax: Decimal = Field(
+    tax: Yuan = Field(
         default=Decimal(0),
         ge=0,
         max_digits=15,
@@ -63,8 +134,10 @@ class ClaimLineIn(_In):
         description="Deductible input VAT included in the amount, in yuan",
     )
     expense_date: date = Field(title="费用日期", description="Date the expense was incurred")
-    description: str = Field(default="", max_length=500, title="说明", description="Description")
-    invoice_refs: list[str] = Field(
+    description: Paragraph = Field(
+        default="", max_length=500, title="说明", description="Description"
+    )
+    invoice_refs: list[InvoiceRef] = Field(
         default_factory=list,
         max_length=20,
         title="发票号码",
@@ -84,18 +157,20 @@ class ClaimSubmission(_In):
         description="The claim's id in the submitting system",
     )
     version: int = Field(default=1, ge=1, le=1000, title="版本", description="Document version")
-    applicant_id: str = Field(
+    applicant_id: Line = Field(
         min_length=1, max_length=32, title="申请人", description="Employee id"
     )
-    department_id: str = Field(
+    department_id: Line = Field(
         min_length=1, max_length=32, title="部门", description="Org unit charged"
     )
-    cost_center_id: str | None = Field(
+    cost_center_id: Line | None = Field(
         default=None, max_length=32, title="成本中心", description="Cost center"
     )
-    project_id: str | None = Field(default=None, max_length=32, title="项目", description="Project")
+    project_id: Line | None = Field(
+        default=None, max_length=32, title="项目", description="Project"
+    )
     currency: Literal["CNY"] = Field(default="CNY", title="币种", description="ISO 4217 currency")
-    title: str = Field(min_length=1, max_length=200, title="事由", description="Purpose")
+    title: Line = Field(min_length=1, max_length=200, title="事由", description="Purpose")
     lines: list[ClaimLineIn] = Field(
         min_length=1, max_length=200, title="费用明细", description="Expense lines"
     )
@@ -107,15 +182,36 @@ class ClaimSubmission(_In):
 class DecisionIn(_In):
     """A decision on an approval task (审批意见)."""
 
-    approver_id: str = Field(min_length=1, max_length=32, title="审批人", description="Employee id")
+    approver_id: Line = Field(
+        min_length=1, max_length=32, title="审批人", description="Employee id"
+    )
     decision: Literal["approve", "reject"] = Field(title="审批结果", description="approve / reject")
-    comment: str | None = Field(default=None, max_length=1000, title="意见", description="Comment")
+    comment: Paragraph | None = Field(
+        default=None, max_length=1000, title="意见", description="Comment"
+    )
 
     @model_validator(mode="after")
     def _reason_for_rejection(self) -> DecisionIn:
-        if self.decision == "reject" and not (self.comment and self.comment.strip()):
+        if self.decision == "reject" and not (self.comment and has_visible(self.comment)):
             raise ValueError("comment: a rejection needs a reason")
         return self
+
+
+class DecisionResult(BaseModel):
+    """What a decision did: the task, its claim and the claim's status now."""
+
+    task_id: str
+    claim_id: str
+    claim_status: ClaimStatus
+
+
+class TokenOut(BaseModel):
+    """An OAuth 2.0 access token response (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds the token stays valid")
+    scope: str = Field(description="The granted scopes, space-separated")
 
 
 class ClaimLineOut(_Out):

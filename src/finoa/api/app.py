@@ -11,15 +11,23 @@ from fastapi import FastAPI
 
 from finoa import __version__
 from finoa.api import problems
-from finoa.api.limits import BodySizeLimit
+from finoa.api.deps import TOKEN_URL
+from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
 from finoa.api.routes import auth, claims, operations, periods, tasks, webhooks
 from finoa.config import Settings
 from finoa.runtime import build_dispatcher, ensure_chart, new_http_client, prepare_database
 from finoa.services.context import Hub
 
 
-def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = True) -> FastAPI:
-    """The hub's HTTP application. `dispatch` runs the outbox dispatcher in-process."""
+def create_app(
+    settings: Settings,
+    *,
+    dispatch: bool = True,
+    migrate: bool = True,
+    failed_attempts: FailedAttempts | None = None,
+) -> FastAPI:
+    """The hub's HTTP application. `dispatch` runs the outbox dispatcher in-process;
+    `failed_attempts` counts failed sign-ins at the token endpoint (a fresh one by default)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +61,8 @@ def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = Tru
         description="The open finance ⇄ OA integration hub (财务-OA 一体化集成中台).",
         lifespan=lifespan,
     )
-    problems.install(app)
+    problems.install(app, models=(webhooks.OAEvent,))
+    app.state.failed_attempts = failed_attempts or FailedAttempts()
     api = "/api/v1"
     app.include_router(auth.router, prefix=api)
     app.include_router(claims.router, prefix=api)
@@ -63,4 +72,5 @@ def create_app(settings: Settings, *, dispatch: bool = True, migrate: bool = Tru
     app.include_router(operations.health_router)
     app.include_router(periods.router, prefix=api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NoStore, path=TOKEN_URL)
     return app

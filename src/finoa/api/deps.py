@@ -9,11 +9,34 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
 
 from finoa.api.problems import ApiProblem
 from finoa.security.tokens import Principal, TokenError, verify_token
 from finoa.services.context import Hub
+
+TOKEN_URL = "/api/v1/oauth/token"
+SCOPES = {
+    "claims:read": "Read claims with their tasks and voucher",
+    "claims:write": "Submit claims",
+    "tasks:decide": "Approve or reject approval tasks",
+    "ops:read": "Read loop statistics and dead letters",
+    "ops:replay": "Send dead letters again",
+}
+
+# Declares the client-credentials flow in the OpenAPI document; the header itself is checked
+# below, so that every refusal is a problem naming the authorization header.
+client_credentials = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL, scopes=SCOPES)
+    ),
+    scheme_name="clientCredentials",
+    description="OAuth 2.0 client credentials: POST the client id and secret to the token URL, "
+    "send the access token as `Authorization: Bearer <token>`.",
+    auto_error=False,
+)
 
 
 async def get_hub(request: Request) -> Hub:
@@ -24,9 +47,10 @@ async def get_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
-async def _principal(request: Request, hub: HubDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+async def _principal(
+    hub: HubDep, header: Annotated[str | None, Depends(client_credentials)]
+) -> Principal:
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiProblem(
             401,
@@ -52,7 +76,8 @@ async def _principal(request: Request, hub: HubDep) -> Principal:
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits callers whose token carries `scope`."""
 
-    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    # A default rather than Annotated: annotations are strings here, and `scope` is local.
+    async def check(principal: Principal = Security(_principal, scopes=[scope])) -> Principal:
         if not principal.has(scope):
             raise ApiProblem(
                 403,

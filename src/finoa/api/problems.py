@@ -2,21 +2,76 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from finoa.domain.errors import DomainError
 from finoa.store.errors import CommitOutcomeUnknown
 
 PROBLEM_TYPE = "https://finoa.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
 
 
 class ProblemResponse(JSONResponse):
-    media_type = "application/problem+json"
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        # A problem may quote what the caller sent, lone surrogates included: those are
+        # written as JSON escapes rather than failing to encode.
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
+class FieldError(BaseModel):
+    """One refused field of a request."""
+
+    field: str = Field(description="The field, e.g. lines[0].amount or data.events[1].data.task_id")
+    message: str = Field(description="Why it was refused")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, naming the field at fault when there is one."""
+
+    type: str = Field(description="URI of the problem kind, https://finoa.dev/problems/<kind>")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, starting with the field: 'field: reason'")
+    field: str | None = Field(default=None, description="The field or header at fault")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Every refused field, for validation problems"
+    )
+
+
+PROBLEM_TITLES = {
+    400: "Malformed request (not JSON, repeated key or parameter, bad credentials syntax)",
+    401: "Missing or invalid credentials, token or signature",
+    403: "The token lacks the scope, or the caller may not act on the object",
+    404: "No such object",
+    409: "The object is not in a state that allows this",
+    413: "The request body is larger than the limit",
+    422: "A field was refused; `field` and `errors` name it",
+    429: "Too many failed attempts; retry after Retry-After seconds",
+    503: "Not ready, or the outcome of a commit is unknown: retry after Retry-After seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries answering `statuses` with a Problem document."""
+    return {
+        status: {
+            "description": PROBLEM_TITLES[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
 
 
 def problem(
@@ -45,10 +100,12 @@ class ApiProblem(Exception):
         kind: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
         self.kind, self.field, self.headers = kind, field, headers
+        self.extra = extra or {}
 
 
 def problem_body(
@@ -132,7 +189,38 @@ def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
     )
 
 
-def install(app: FastAPI) -> None:
+def openapi_with_problems(
+    app: FastAPI, models: tuple[type[BaseModel], ...] = ()
+) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` whose document also defines the Problem schema the responses refer to,
+    and the `models` that routes reading their own body refer to."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            published: tuple[type[BaseModel], ...] = (Problem, *models)
+            for model in published:
+                definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, nested in definition.pop("$defs", {}).items():
+                    components.setdefault(name, nested)
+                components[model.__name__] = definition
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
+
+
+def install(app: FastAPI, models: tuple[type[BaseModel], ...] = ()) -> None:
+    """Answer every error with a problem, and publish the Problem schema (and `models`)
+    in the OpenAPI document."""
+    app.openapi = openapi_with_problems(app, models)  # type: ignore[method-assign]
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> ProblemResponse:
         return _validation_problem(exc)
@@ -153,7 +241,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api(_: Request, exc: ApiProblem) -> ProblemResponse:
         return problem(
-            exc.status, exc.title, exc.detail, kind=exc.kind, field=exc.field, headers=exc.headers
+            exc.status,
+            exc.title,
+            exc.detail,
+            kind=exc.kind,
+            field=exc.field,
+            headers=exc.headers,
+            **exc.extra,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -10,9 +11,29 @@ from finoa.domain.errors import InvalidInput
 FEN_PER_YUAN = 100
 MAX_FEN = 10**15  # one trillion yuan per line: far above any claim, far below overflow
 
+# A plain decimal as people write amounts: ASCII digits, an optional minus sign and decimal
+# point. Python's Decimal() would also take "1_000", " 12 ", "1e3" and non-ASCII digits.
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+NOT_PLAIN = (
+    "is not a decimal number in plain form (ASCII digits and at most one decimal point; "
+    "no exponent, digit separators or spaces)"
+)
+
+
+def is_plain_decimal(text: str) -> bool:
+    """Whether `text` is written as a plain decimal number, e.g. "1280.50"."""
+    return PLAIN_DECIMAL.fullmatch(text) is not None
+
 
 def yuan_to_fen(value: Decimal | int | str, *, field: str = "amount") -> int:
-    """Convert a yuan amount with at most two decimals to integer fen, exactly."""
+    """Convert a yuan amount with at most two decimals to integer fen, exactly.
+
+    Text must be a plain decimal ("1280.50"); numbers are taken as they are.
+    """
+    if isinstance(value, bool):
+        raise InvalidInput(field, "is not a decimal number")
+    if isinstance(value, str) and not is_plain_decimal(value):
+        raise InvalidInput(field, f"{value!r} {NOT_PLAIN}")
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:

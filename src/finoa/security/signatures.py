@@ -10,11 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
+# Seconds since the epoch written canonically: ASCII digits, no sign, no leading zero, no
+# spaces or separators, so that exactly one text is signed for each moment.
+CANONICAL_TIMESTAMP = re.compile(r"0|[1-9][0-9]{0,11}")
 
 
 class SignatureError(ValueError):
@@ -75,10 +79,11 @@ def verify(
         raise SignatureError("webhook-timestamp", "missing")
     if not sig_header:
         raise SignatureError("webhook-signature", "missing")
-    try:
-        timestamp = int(ts_raw)
-    except ValueError:
-        raise SignatureError("webhook-timestamp", "not an integer") from None
+    if CANONICAL_TIMESTAMP.fullmatch(ts_raw) is None:
+        raise SignatureError(
+            "webhook-timestamp", "not an integer number of seconds written in plain digits"
+        )
+    timestamp = int(ts_raw)
     current = now if now is not None else time.time()
     if abs(current - timestamp) > tolerance:
         raise SignatureError(
@@ -87,6 +92,7 @@ def verify(
     expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
     for candidate in sig_header.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
+        given = value.encode("utf-8", "surrogatepass")  # any text compares, as bytes
+        if version == "v1" and hmac.compare_digest(given, expected.encode()):
             return msg_id
     raise SignatureError("webhook-signature", "does not match the body")

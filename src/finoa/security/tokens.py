@@ -31,12 +31,29 @@ class Principal:
         return scope in self.scopes
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+_NO_CLIENT = _utf8(uuid.uuid4().hex)  # compared against when the client id is unknown
+
+
+def secret_matches(expected: str | None, given: str) -> bool:
+    """Compare secrets as UTF-8 bytes in constant time (any characters, never an error).
+
+    `hmac.compare_digest` refuses str with non-ASCII characters, so text is compared encoded.
+    """
+    known = expected is not None
+    reference = _utf8(expected) if expected is not None else _NO_CLIENT
+    return hmac.compare_digest(reference, _utf8(given)) and known
+
+
 def issue_token(
     settings: Settings, client_id: str, client_secret: str, requested: str | None = None
 ) -> tuple[str, int, str]:
     """Check client credentials and mint a token; returns (token, expires_in, scope)."""
     client = settings.client(client_id)
-    if client is None or not hmac.compare_digest(client.secret, client_secret):
+    if not secret_matches(client.secret if client else None, client_secret) or client is None:
         raise TokenError("invalid_client")
     granted = set(client.scopes)
     if requested:

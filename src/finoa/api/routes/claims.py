@@ -5,16 +5,31 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from pydantic import AfterValidator
 
 from finoa.api.deps import HubDep, require
+from finoa.api.json_body import StrictJsonRoute
+from finoa.api.problems import problem_responses
 from finoa.domain.claim import ClaimStatus
-from finoa.schemas import ClaimOut, ClaimPage, ClaimSubmission
+from finoa.schemas import ID, ClaimOut, ClaimPage, ClaimSubmission, line_text
 from finoa.security.tokens import Principal
 from finoa.services.claims import claim_submission
 from finoa.services.queries import ClaimFilter, get_claim, list_claims
 
-router = APIRouter(prefix="/claims", tags=["claims"])
+router = APIRouter(
+    prefix="/claims",
+    tags=["claims"],
+    route_class=StrictJsonRoute,
+    responses=problem_responses(401, 403, 422),
+)
+
+# Pages: at most MAX_PAGE_SIZE claims (each may carry 200 lines), and page numbers small
+# enough that the row offset stays far inside a 64-bit integer.
+MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+ClaimId = Annotated[str, Path(max_length=40, pattern=ID, description="The claim's id")]
+MasterDataId = Annotated[str | None, Query(max_length=32), AfterValidator(line_text)]
 
 
 @router.post(
@@ -24,7 +39,7 @@ router = APIRouter(prefix="/claims", tags=["claims"])
     summary="Submit an expense claim",
     responses={
         200: {"description": "Already received: the first claim is returned"},
-        409: {"description": "Idempotency-Key or version reused with different content"},
+        **problem_responses(400, 409, 413, 503),
     },
 )
 async def post_claim(
@@ -32,7 +47,9 @@ async def post_claim(
     response: Response,
     hub: HubDep,
     principal: Annotated[Principal, Depends(require("claims:write"))],
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=200), AfterValidator(line_text)
+    ] = None,
 ) -> ClaimOut:
     command = claim_submission(
         hub, submission, principal.client_id, idempotency_key, key_field="Idempotency-Key"
@@ -47,9 +64,14 @@ async def post_claim(
     return await hub.db.run(get_claim, hub.db, result.claim_id)
 
 
-@router.get("/{claim_id}", response_model=ClaimOut, summary="Read one claim")
+@router.get(
+    "/{claim_id}",
+    response_model=ClaimOut,
+    summary="Read one claim",
+    responses=problem_responses(404),
+)
 def read_claim(
-    claim_id: str,
+    claim_id: ClaimId,
     hub: HubDep,
     _: Annotated[Principal, Depends(require("claims:read"))],
 ) -> ClaimOut:
@@ -61,12 +83,12 @@ def read_claims(
     hub: HubDep,
     _: Annotated[Principal, Depends(require("claims:read"))],
     status_: Annotated[ClaimStatus | None, Query(alias="status")] = None,
-    applicant_id: str | None = None,
-    department_id: str | None = None,
+    applicant_id: MasterDataId = None,
+    department_id: MasterDataId = None,
     submitted_from: date | None = None,
     submitted_to: date | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> ClaimPage:
     flt = ClaimFilter(
         status=status_.value if status_ else None,

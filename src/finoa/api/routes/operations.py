@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from finoa.api.deps import HubDep, require
-from finoa.api.problems import ApiProblem
+from finoa.api.json_body import StrictJsonRoute
+from finoa.api.problems import ApiProblem, problem_responses
 from finoa.security.tokens import Principal
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, loop_stats
 from finoa.store.db import revision_of
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(
+    tags=["operations"], route_class=StrictJsonRoute, responses=problem_responses(401, 403)
+)
 health_router = APIRouter(tags=["operations"])
+
+# Outbox ids are 64-bit integers (BigInteger on PostgreSQL, INTEGER on SQLite).
+MAX_ROW_ID = 2**63 - 1
 
 
 @health_router.get("/health", summary="Liveness")
@@ -22,7 +28,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health_router.get("/ready", summary="Readiness: database reachable and migrated")
+@health_router.get(
+    "/ready",
+    summary="Readiness: database reachable and migrated",
+    responses=problem_responses(503),
+)
 def ready(hub: HubDep) -> dict[str, Any]:
     try:
         with hub.db.engine.connect() as conn:
@@ -56,9 +66,15 @@ def list_dead_letters(
     return dead_letters(hub.db)
 
 
-@router.post("/dead-letters/{letter_id}/replay", summary="Send one dead letter again")
+@router.post(
+    "/dead-letters/{letter_id}/replay",
+    summary="Send one dead letter again",
+    responses=problem_responses(404, 422),
+)
 async def replay_one(
-    letter_id: int, hub: HubDep, p: Annotated[Principal, Depends(require("ops:replay"))]
+    letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The dead letter's id")],
+    hub: HubDep,
+    p: Annotated[Principal, Depends(require("ops:replay"))],
 ) -> dict[str, Any]:
     ids = await hub.db.run(replay_dead_letters, hub.db, [letter_id], actor=f"client:{p.client_id}")
     return {"replayed": ids}

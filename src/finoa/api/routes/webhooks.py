@@ -7,14 +7,22 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from finoa.api.deps import HubDep
-from finoa.api.problems import ApiProblem, domain_problem, problem_body, unknown_outcome_problem
+from finoa.api.json_body import parse_json
+from finoa.api.problems import (
+    ApiProblem,
+    domain_problem,
+    problem_body,
+    problem_responses,
+    unknown_outcome_problem,
+)
 from finoa.domain.errors import DomainError
-from finoa.schemas import ClaimSubmission, DecisionIn
+from finoa.schemas import ID, ClaimSubmission, DecisionIn, Line
 from finoa.security.signatures import SignatureError, verify
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
@@ -24,12 +32,22 @@ from finoa.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
+# Declares the signature in the OpenAPI document; `verify` checks it with its two companion
+# headers (webhook-id, webhook-timestamp) over the raw body.
+signed = APIKeyHeader(
+    name="webhook-signature",
+    scheme_name="webhookSignature",
+    description="Standard Webhooks: `v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the "
+    "headers webhook-id and webhook-timestamp (seconds, plain digits)",
+    auto_error=False,
+)
+
 SOURCE = "generic-oa"
 log = logging.getLogger(__name__)
 
 
 class TaskDecided(DecisionIn):
-    task_id: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=64, pattern=ID)
 
 
 class ClaimSubmittedEvent(BaseModel):
@@ -48,11 +66,11 @@ MAX_BATCH_EVENTS = 100
 
 
 class ClaimSubmittedItem(ClaimSubmittedEvent):
-    id: str = Field(min_length=1, max_length=128, description="the event's idempotency key")
+    id: Line = Field(min_length=1, max_length=128, description="the event's idempotency key")
 
 
 class TaskDecidedItem(TaskDecidedEvent):
-    id: str = Field(min_length=1, max_length=128, description="the event's idempotency key")
+    id: Line = Field(min_length=1, max_length=128, description="the event's idempotency key")
 
 
 class EventBatch(BaseModel):
@@ -91,7 +109,12 @@ EVENT_TYPES = ("claim.submitted", "task.decided", "batch")
 
 
 def parse_event(body: bytes) -> ClaimSubmittedEvent | TaskDecidedEvent | BatchEvent:
-    """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount)."""
+    """Parse a webhook body; errors name the field inside the body (e.g. data.lines[0].amount).
+
+    The JSON is first read by `parse_json`, which refuses a repeated key or an exponent
+    number; the model then validates the same bytes in JSON mode.
+    """
+    parse_json(body)
     try:
         return OAEvent.model_validate_json(body).root
     except ValidationError as exc:
@@ -110,7 +133,19 @@ def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(part for part in loc if part not in EVENT_TYPES)
 
 
-@router.post("/generic-oa", summary="Claims and decisions from the generic OA connector")
+@router.post(
+    "/generic-oa",
+    summary="Claims and decisions from the generic OA connector",
+    dependencies=[Depends(signed)],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+    # The body is read raw (the signature covers its bytes), so it is declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAEvent"}}},
+        }
+    },
+)
 async def generic_oa(request: Request, hub: HubDep) -> dict[str, Any]:
     body = await request.body()
     try:
