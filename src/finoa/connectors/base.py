@@ -1,8 +1,21 @@
-"""The connector contract (F4).
+"""The connector contract (F4), version 2.
 
-A connector is a plain class with a `manifest` and an async `deliver` that sends a batch of
-outbox messages for one action and answers one result per message, in order. Connectors are
-found through the `finoa.connectors` entry-point group, so a third party can ship its own.
+A connector is a plain class with a `manifest`, built per configured instance. Outbound it
+has:
+
+- `deliver(messages)`: send a batch of outbox messages sharing one action; one result per
+  message, in order. A `DeliveryError` says whether the request may have reached the peer
+  (`outcome_unknown`).
+- `lookup(messages)`: the posted-lookup, "did this already happen?": for each message the
+  result it already had at the peer (found by its idempotency key or by the peer's own
+  reference), `None` when the peer certainly has no such document, or an error when it can't
+  tell now. The dispatcher asks before any retry after an unknown outcome and before any
+  replay, so exactly-once never rests on the peer keeping idempotency keys.
+- `health()`: can the peer be reached with these credentials right now?
+
+An OA connector that can report on approval tasks is also an `ApprovalSource`: the hub asks
+it about tasks whose decision never arrived. Connectors are found through the
+`finoa.connectors` entry-point group, so a third party can ship its own.
 """
 
 from __future__ import annotations
@@ -10,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -73,6 +86,32 @@ class DeliveryResult:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class HealthReport:
+    """What `health()` found: reachable and authorised, or why not."""
+
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """What an OA says about one approval task.
+
+    `state` is `pending` (nobody decided yet), `approved` / `rejected` (with who, when and the
+    id of the decision event, so that a late webhook for it is a duplicate), or `unknown`
+    (the OA has never heard of the task).
+    """
+
+    task_id: str
+    state: str
+    approver_id: str | None = None
+    comment: str | None = None
+    decided_at: str | None = None
+    message_id: str | None = None
+
+
 class Connector(Protocol):
     manifest: ClassVar[ConnectorManifest]
 
@@ -80,7 +119,23 @@ class Connector(Protocol):
         """Send messages that share one action; at most `manifest.max_batch` of them."""
         ...
 
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        """For each message: the result it already had at the peer, None if the peer certainly
+        has nothing for it, or a result with an error when the peer can't tell now."""
+        ...
+
+    async def health(self) -> HealthReport:
+        """Reach the peer with the configured credentials."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ApprovalSource(Protocol):
+    """An OA connector the hub can ask about approval tasks (at most 100 per call)."""
+
+    async def task_reports(self, task_ids: Sequence[str]) -> list[TaskReport]: ...
 
 
 class ConnectorFactory(Protocol):

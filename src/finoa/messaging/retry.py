@@ -66,16 +66,39 @@ def classify_exception(exc: BaseException) -> ErrorClass:
     return ErrorClass.PERMANENT
 
 
+# Failures that may come after the peer received the request: it may have acted on it.
+UNKNOWN_OUTCOME_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+# Server errors after which the request may have been acted on (not 501/505: never run).
+UNKNOWN_OUTCOME_STATUSES = frozenset(range(500, 600)) - {501, 505}
+
+
 class DeliveryError(Exception):
-    """A delivery failed; `error_class` says what happens next."""
+    """A delivery failed; `error_class` says what happens next.
+
+    `outcome_unknown` is set when the request may have reached the peer and been acted on (a
+    read timeout, a connection dropped after sending, a 5xx): before the message is sent
+    again, the dispatcher asks the connector's posted-lookup whether it already happened.
+    """
 
     def __init__(
-        self, error_class: ErrorClass, reason: str, *, retry_after: float | None = None
+        self,
+        error_class: ErrorClass,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(reason)
         self.error_class = error_class
         self.reason = reason
         self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> DeliveryError:
@@ -91,11 +114,16 @@ class DeliveryError(Exception):
             classify_status(response.status_code),
             f"HTTP {response.status_code} from {response.request.url.path}: {body}",
             retry_after=retry_after,
+            outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
         )
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> DeliveryError:
-        return cls(classify_exception(exc), f"{type(exc).__name__}: {exc}".strip())
+        return cls(
+            classify_exception(exc),
+            f"{type(exc).__name__}: {exc}".strip(),
+            outcome_unknown=isinstance(exc, UNKNOWN_OUTCOME_EXCEPTIONS),
+        )
 
 
 @dataclass(frozen=True)
