@@ -108,7 +108,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         hub = Hub.create(settings)
         http = new_http_client(settings)
         try:
-            await build_dispatcher(hub, http).run()
+            await build_dispatcher(hub, http, role="worker").run()
         finally:
             await http.aclose()
             hub.close()
@@ -213,20 +213,44 @@ def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def replay(
     letter_id: Annotated[list[int] | None, typer.Option("--id", help="Dead letter id")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
+    held: Annotated[
+        bool, typer.Option("--held", help="List messages waiting behind a dead letter")
+    ] = False,
+    destination: Annotated[str | None, typer.Option(help="Only this destination")] = None,
+    document: Annotated[str | None, typer.Option(help="Only this document (aggregate id)")] = None,
+    page: Annotated[int, typer.Option(min=1, max=1_000_000, help="Page of the list")] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=500, help="Rows per page")] = 50,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Send dead letters again (the running hub delivers them)."""
+    """List dead letters (or held messages), or send dead letters again (the running hub
+    delivers them, after asking the peer whether each had in fact arrived)."""
     from finoa.domain.errors import DomainError
     from finoa.services.operations import replay_dead_letters
-    from finoa.services.queries import dead_letters
+    from finoa.services.queries import OutboxFilter, dead_letters, held_rows
     from finoa.store.uow import Database
 
     settings = _settings(config, data_dir)
     db = Database.connect(settings.effective_database_url)
+    flt = OutboxFilter(destination=destination, aggregate_id=document)
     try:
+        if held:
+            rows, total = held_rows(db, flt, page, page_size)
+            table = Table("id", "destination", "action", "document", "waiting on", "reason")
+            for h in rows:
+                table.add_row(
+                    str(h["id"]),
+                    h["destination"],
+                    h["action"],
+                    h["aggregate_id"],
+                    str(h["waiting_on"]),
+                    h["reason"][:80],
+                )
+            console.print(table)
+            _page_line(page, page_size, len(rows), total, "held message(s)")
+            return
         if not letter_id and not all_:
-            letters = dead_letters(db)
+            letters, total = dead_letters(db, flt, page, page_size)
             table = Table("id", "destination", "action", "document", "class", "reason")
             for d in letters:
                 table.add_row(
@@ -238,7 +262,8 @@ def replay(
                     (d["reason"] or "")[:80],
                 )
             console.print(table)
-            console.print("replay with --id N or --all")
+            _page_line(page, page_size, len(letters), total, "dead letter(s)")
+            console.print("replay with --id N or --all; see what waits behind them with --held")
             return
         try:
             ids = replay_dead_letters(db, None if all_ else letter_id, actor="cli")
@@ -248,6 +273,12 @@ def replay(
     finally:
         db.dispose()
     console.print(f"replayed {len(ids)} dead letter(s): {', '.join(map(str, ids)) or '-'}")
+
+
+def _page_line(page: int, page_size: int, shown: int, total: int, what: str) -> None:
+    first = (page - 1) * page_size + 1 if shown else 0
+    more = f"; next: --page {page + 1}" if first + shown - 1 < total else ""
+    console.print(f"{first}-{first + shown - 1 if shown else 0} of {total} {what}{more}")
 
 
 PeriodArg = Annotated[str, typer.Argument(help="The period, YYYY-MM", show_default=False)]
@@ -361,13 +392,30 @@ def sim_erp(
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    idempotency: Annotated[
+        str,
+        typer.Option(
+            help="keep: a repeated Idempotency-Key answers the first voucher; forget: keys are "
+            "remembered for --forget-after seconds; none: keys are ignored (Kingdee-like)"
+        ),
+    ] = "keep",
+    forget_after: Annotated[
+        float, typer.Option(help="Seconds a key is remembered with --idempotency forget")
+    ] = 60.0,
 ) -> None:
-    """Run the generic ERP simulator (vouchers with idempotency keys)."""
-    from finoa.connectors.generic_rest.erp_simulator import run_erp_simulator
+    """Run the generic ERP simulator (vouchers, idempotency keys as configured)."""
+    from finoa.connectors.generic_rest.erp_simulator import IdempotencySpec, run_erp_simulator
 
+    if idempotency not in ("keep", "forget", "none"):
+        raise typer.BadParameter("keep, forget or none", param_hint="--idempotency")
+    if not 0 < forget_after <= 86_400:
+        raise typer.BadParameter("a number of seconds in (0, 86400]", param_hint="--forget-after")
+    spec = IdempotencySpec(mode=idempotency, forget_after_seconds=forget_after)
     settings = _settings(config, data_dir)
-    console.print(f"ERP simulator on http://{host}:{port}")
-    run_erp_simulator(host, port, settings.data_dir / "sim-erp", settings.erp_api_key)
+    console.print(f"ERP simulator on http://{host}:{port} (idempotency: {idempotency})")
+    run_erp_simulator(
+        host, port, settings.data_dir / "sim-erp", settings.erp_api_key, spec.model_dump()
+    )
 
 
 @app.command()

@@ -62,7 +62,12 @@ class Settings:
     connector_timeout_seconds: float = 5.0
     dispatcher_batch: int = 500
     dispatcher_concurrency: int = 16
-    max_attempts: int = 8
+    max_attempts: int = 0  # 0: no cap on attempts; retryable failures retry for retry_for_seconds
+    retry_for_seconds: float = 86_400.0  # how long a retryable failure keeps retrying
+    lease_seconds: float = 15.0  # a crashed worker's deliveries come back after this long
+    worker_id: str = ""  # stable per worker process; default: host name and role
+    stuck_task_minutes: float = 30.0  # approval tasks older than this are checked with the OA
+    sweep_every_seconds: float = 60.0  # how often the hub looks for such tasks
     retry_base_seconds: float = 0.2
     retry_cap_seconds: float = 60.0
     sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
@@ -157,6 +162,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "max_body_bytes": int,
         "connector_timeout_seconds": float,
         "max_attempts": int,
+        "retry_for_seconds": float,
+        "lease_seconds": float,
+        "worker_id": str,
+        "stuck_task_minutes": float,
+        "sweep_every_seconds": float,
         "sqlite_synchronous": str,
         "company_timezone": str,
         "closed_period_policy": str,

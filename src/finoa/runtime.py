@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from datetime import timedelta
+
 import httpx
 
 from finoa.config import Settings
@@ -11,6 +15,7 @@ from finoa.messaging.dispatcher import Dispatcher
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
 from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
+from finoa.services.sweeps import approval_source, run_sweeper
 from finoa.services.vouchers import record_voucher_posted
 from finoa.store.db import upgrade
 
@@ -32,7 +37,13 @@ def new_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.connector_timeout_seconds, limits=limits)
 
 
-def build_dispatcher(hub: Hub, http: httpx.AsyncClient) -> Dispatcher:
+def default_worker_id(role: str) -> str:
+    """This host and the process's role: stable across restarts, so that a restarted process
+    recognises its own rows still in flight (set FINOA_WORKER_ID for several workers per host)."""
+    return f"{socket.gethostname()}:{role}"
+
+
+def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") -> Dispatcher:
     settings = hub.settings
     return Dispatcher(
         hub.db,
@@ -40,9 +51,31 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient) -> Dispatcher:
         policy=RetryPolicy(
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,
-            max_attempts=settings.max_attempts,
+            max_attempts=settings.max_attempts or None,
+            retry_for_seconds=settings.retry_for_seconds,
         ),
         handlers={("erp", "voucher.post"): record_voucher_posted},
         batch_size=settings.dispatcher_batch,
         concurrency=settings.dispatcher_concurrency,
+        lease_seconds=settings.lease_seconds,
+        worker_id=settings.worker_id or default_worker_id(role),
+    )
+
+
+def start_sweeper(
+    hub: Hub, dispatcher: Dispatcher, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """Look for approval tasks whose decision never arrived, now and then periodically."""
+    oa = approval_source(dispatcher.connectors)
+    if oa is None:
+        return None
+    settings = hub.settings
+    return asyncio.create_task(
+        run_sweeper(
+            hub,
+            oa,
+            older_than=timedelta(minutes=settings.stuck_task_minutes),
+            every=settings.sweep_every_seconds,
+            stop=stop,
+        )
     )

@@ -136,7 +136,7 @@ class HubClient:
     def dead_letters(self) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.url}/api/v1/dead-letters", headers=self.auth())
         assert response.status_code == 200, response.text
-        letters: list[dict[str, Any]] = response.json()
+        letters: list[dict[str, Any]] = response.json()["items"]
         return letters
 
     def webhook(self, event: dict[str, Any], *, msg_id: str | None = None) -> httpx.Response:

@@ -15,7 +15,13 @@ from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
 from finoa.api.routes import auth, claims, operations, periods, tasks, webhooks
 from finoa.config import Settings
-from finoa.runtime import build_dispatcher, ensure_chart, new_http_client, prepare_database
+from finoa.runtime import (
+    build_dispatcher,
+    ensure_chart,
+    new_http_client,
+    prepare_database,
+    start_sweeper,
+)
 from finoa.services.context import Hub
 
 
@@ -44,13 +50,19 @@ def create_app(
         dispatcher = build_dispatcher(hub, http) if dispatch else None
         app.state.dispatcher = dispatcher
         runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
+        stop_sweeping = asyncio.Event()
+        sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
         try:
             yield
         finally:
+            stop_sweeping.set()
             if dispatcher and runner:
                 dispatcher.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(runner, 10)
+            if sweeper is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(sweeper, 10)
             await http.aclose()
             await hub.commands.close()
             hub.close()

@@ -1,9 +1,22 @@
-"""The outbox dispatcher: delivers queued messages, at least once, in order per document.
+"""The outbox dispatcher: delivers queued messages, exactly once in effect, in order per
+document.
 
 It claims due rows in batches (PostgreSQL: FOR UPDATE SKIP LOCKED, so several workers can share
-the table), leases them, hands them to connectors grouped by action, and settles the results in
-one transaction: done (and the follow-up use case runs, e.g. "voucher posted"), retried later
-with capped exponential backoff + jitter, or dead-lettered with its reason. It is woken right
+the table) under a short lease that names its owner and carries a version, renews the lease
+while the delivery runs (a heartbeat), hands the rows to connectors grouped by action, and
+settles the results in one transaction — but only rows whose lease it still holds, so a late
+settler changes nothing. A row is done (and the follow-up use case runs, e.g. "voucher
+posted"), retried later with capped exponential backoff + jitter for as long as real outages
+last, or dead-lettered with its reason when the failure is permanent.
+
+Before a row is sent again after an attempt whose outcome is unknown (a timeout, a connection
+dropped after sending, a 5xx, a lease that ran out while a worker crashed), the connector's
+posted-lookup is asked whether it already happened; exactly-once never rests on the peer
+keeping idempotency keys. A circuit breaker per destination stops sending to a peer that is
+down, so an outage costs a few probes instead of a storm.
+
+A restarted process takes back its own rows still in flight at once (its worker id is
+stable); a crashed worker's rows come back when their short lease runs out. It is woken right
 after any commit that queued messages; it never polls on a fixed interval on the hot path.
 """
 
@@ -13,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +35,8 @@ from sqlalchemy import Float, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
-from finoa.messaging.retry import DeliveryError, ErrorClass, RetryPolicy
+from finoa.messaging.circuit import CircuitBreaker
+from finoa.messaging.retry import RETRYABLE, DeliveryError, ErrorClass, RetryPolicy
 from finoa.store.prepared import Prepared
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, UnitOfWork
@@ -58,6 +73,10 @@ def _due_query(batch_size: int) -> Select[Any]:
             outbox.c.idempotency_key,
             outbox.c.payload,
             outbox.c.attempts,
+            outbox.c.status,
+            outbox.c.lease_version,
+            outbox.c.needs_lookup,
+            outbox.c.failing_since,
         )
         .where(due, ~blocked)
         .order_by(outbox.c.id)
@@ -68,7 +87,23 @@ def _due_query(batch_size: int) -> Select[Any]:
 LEASE = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("row_id"))
-    .values(status="inflight", lease_until=bindparam("lease_until"))
+    .values(
+        status="inflight",
+        lease_until=bindparam("lease_until"),
+        lease_owner=bindparam("owner"),
+        lease_version=bindparam("version"),
+        needs_lookup=bindparam("needs_lookup"),
+    )
+)
+RENEW = Prepared(
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("row_id"),
+        outbox.c.status == "inflight",
+        outbox.c.lease_owner == bindparam("owner"),
+        outbox.c.lease_version == bindparam("version"),
+    )
+    .values(lease_until=bindparam("lease_until"))
 )
 MARK_DONE = Prepared(
     update(outbox)
@@ -81,6 +116,9 @@ MARK_DONE = Prepared(
         last_error=None,
         error_class=None,
         lease_until=None,
+        lease_owner=None,
+        needs_lookup=False,
+        failing_since=None,
     )
 )
 
@@ -94,6 +132,20 @@ class ClaimedRow:
     idempotency_key: str
     payload: dict[str, Any]
     attempts: int
+    status: str = "pending"
+    lease_version: int = 0
+    needs_lookup: bool = False
+    failing_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row's delivery."""
+
+    row: ClaimedRow
+    result: DeliveryResult
+    attempted: bool = True  # False: held back (open circuit), so not counted as an attempt
+    found_by_lookup: bool = False  # the peer already had it: nothing was sent again
 
 
 class Dispatcher:
@@ -106,7 +158,9 @@ class Dispatcher:
         handlers: dict[tuple[str, str], SuccessHandler] | None = None,
         batch_size: int = 500,
         concurrency: int = 16,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 15.0,
+        worker_id: str = "finoa",
+        breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
     ) -> None:
         self.db = db
         self.connectors = connectors
@@ -115,14 +169,21 @@ class Dispatcher:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
+        self.worker_id = worker_id
+        self.owner = f"{worker_id}/{uuid.uuid4().hex[:12]}"  # this run of this worker
+        self.breakers = {destination: breaker() for destination in connectors}
         due = _due_query(batch_size)
         self._due = Prepared(due)
         self._due_locking = Prepared(due.with_for_update(skip_locked=True, of=outbox))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._stopping = False
+        self._reclaimed = False
         self.delivered = 0
         self.dead_lettered = 0
+        self.found_by_lookup = 0
+        self.late_settlements = 0
+        self.reclaimed = 0
 
     # -- waking -------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -142,6 +203,17 @@ class Dispatcher:
     def stop(self) -> None:
         self._stopping = True
         self.wake()
+
+    def figures(self) -> dict[str, Any]:
+        """Counters of this process's dispatcher and its circuit breakers."""
+        return {
+            "delivered": self.delivered,
+            "dead_lettered": self.dead_lettered,
+            "found_by_lookup": self.found_by_lookup,
+            "late_settlements": self.late_settlements,
+            "reclaimed_at_start": self.reclaimed,
+            "circuits": {name: b.snapshot() for name, b in self.breakers.items()},
+        }
 
     # -- running ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -184,23 +256,103 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it, settle it; returns how many rows were handled."""
+        if not self._reclaimed:
+            self.reclaimed = await self.db.run(self._reclaim_own_rows)
+            self._reclaimed = True
         rows = await self.db.run(self._claim_batch)
         if not rows:
             return 0
-        results = await self._deliver(rows)
-        await self.db.run(self._settle, results)
+        heartbeat = asyncio.ensure_future(self._heartbeat(rows))
+        try:
+            outcomes = await self._deliver(rows)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        await self.db.run(self._settle, outcomes)
         return len(rows)
 
     # -- claiming -----------------------------------------------------------------------------
+    def _reclaim_own_rows(self) -> int:
+        """Rows an earlier run of this worker left in flight (it crashed or was killed): due
+        now, not when their lease runs out. Their last attempt may have reached the peer."""
+        with self.db.uow("dispatcher") as uow:
+            taken = uow.conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.status == "inflight",
+                    outbox.c.lease_owner.like(f"{_like_escape(self.worker_id)}/%", escape="\\"),
+                    outbox.c.lease_owner != self.owner,
+                )
+                .values(
+                    status="pending",
+                    next_attempt_at=time.time(),
+                    lease_until=None,
+                    lease_owner=None,
+                    needs_lookup=True,
+                )
+            ).rowcount
+            if taken:
+                uow.mark_outbox_changed()
+            uow.commit()
+        if taken:
+            log.warning("took back %d rows left in flight by an earlier run", taken)
+        return int(taken or 0)
+
     def _claim_batch(self) -> list[ClaimedRow]:
         now = time.time()
         with self.db.uow("dispatcher") as uow:
             due = self._due_locking if uow.conn.dialect.name == "postgresql" else self._due
-            rows = [ClaimedRow(**r._mapping) for r in due.all(uow.conn, {"now": now})]
+            rows = []
+            for r in due.all(uow.conn, {"now": now}):
+                fields = dict(r._mapping)
+                # A row whose lease ran out was in flight in a worker that stopped: its
+                # attempt may have reached the peer.
+                fields["needs_lookup"] = bool(fields["needs_lookup"]) or r.status == "inflight"
+                fields["lease_version"] = int(r.lease_version or 0) + 1
+                rows.append(ClaimedRow(**fields))
             lease_until = now + self.lease_seconds
-            LEASE.run_many(uow.conn, [{"row_id": r.id, "lease_until": lease_until} for r in rows])
+            LEASE.run_many(
+                uow.conn,
+                [
+                    {
+                        "row_id": r.id,
+                        "lease_until": lease_until,
+                        "owner": self.owner,
+                        "version": r.lease_version,
+                        "needs_lookup": r.needs_lookup,
+                    }
+                    for r in rows
+                ],
+            )
             uow.commit()
         return rows
+
+    async def _heartbeat(self, rows: Sequence[ClaimedRow]) -> None:
+        """Renew the leases while the delivery runs, so only a stopped worker loses them."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.db.run(self._renew, rows)
+            except Exception:  # a missed renewal only risks a redundant (looked-up) retry
+                log.exception("renewing %d leases failed", len(rows))
+
+    def _renew(self, rows: Sequence[ClaimedRow]) -> None:
+        lease_until = time.time() + self.lease_seconds
+        with self.db.uow("dispatcher") as uow:
+            RENEW.run_many(
+                uow.conn,
+                [
+                    {
+                        "row_id": r.id,
+                        "owner": self.owner,
+                        "version": r.lease_version,
+                        "lease_until": lease_until,
+                    }
+                    for r in rows
+                ],
+            )
+            uow.commit()
 
     def _seconds_until_due(self) -> float:
         with self.db.engine.connect() as conn:
@@ -212,58 +364,115 @@ class Dispatcher:
         return max(0.0, min(SAFETY_POLL_SECONDS, float(next_due) - time.time()))
 
     # -- delivering ---------------------------------------------------------------------------
-    async def _deliver(self, rows: Sequence[ClaimedRow]) -> list[tuple[ClaimedRow, DeliveryResult]]:
+    async def _deliver(self, rows: Sequence[ClaimedRow]) -> list[Outcome]:
         groups: dict[tuple[str, str], list[ClaimedRow]] = {}
         for row in rows:
             groups.setdefault((row.destination, row.action), []).append(row)
         semaphore = asyncio.Semaphore(self.concurrency)
-        results: list[tuple[ClaimedRow, DeliveryResult]] = []
+        outcomes: list[Outcome] = []
 
-        async def send(connector: Connector, chunk: list[ClaimedRow]) -> None:
-            messages = [
-                OutboundMessage(r.id, r.action, r.aggregate_id, r.idempotency_key, r.payload)
-                for r in chunk
-            ]
+        async def send(destination: str, connector: Connector, chunk: list[ClaimedRow]) -> None:
             async with semaphore:
-                try:
-                    outcome = await connector.deliver(messages)
-                except DeliveryError as exc:
-                    outcome = [DeliveryResult(error=exc)] * len(chunk)
-                except Exception as exc:  # a connector bug must not stop the dispatcher
-                    log.exception("connector %s failed", connector.manifest.name)
-                    outcome = [DeliveryResult(error=DeliveryError.from_exception(exc))] * len(chunk)
-            if len(outcome) != len(chunk):
-                error = DeliveryError(ErrorClass.PERMANENT, "connector returned a wrong count")
-                outcome = [DeliveryResult(error=error)] * len(chunk)
-            results.extend(zip(chunk, outcome, strict=True))
+                outcomes.extend(await self._send(destination, connector, chunk))
 
         tasks = []
         for (destination, action), group in groups.items():
             connector = self.connectors.get(destination)
             if connector is None:
                 error = DeliveryError(ErrorClass.CONFIG, f"no connector for {destination!r}")
-                results.extend((r, DeliveryResult(error=error)) for r in group)
+                outcomes.extend(Outcome(r, DeliveryResult(error=error)) for r in group)
                 continue
             if action not in connector.manifest.actions:
                 error = DeliveryError(
                     ErrorClass.CONFIG, f"{connector.manifest.name} cannot {action!r}"
                 )
-                results.extend((r, DeliveryResult(error=error)) for r in group)
+                outcomes.extend(Outcome(r, DeliveryResult(error=error)) for r in group)
                 continue
             size = max(1, connector.manifest.max_batch)
             for start in range(0, len(group), size):
-                tasks.append(send(connector, group[start : start + size]))
+                tasks.append(send(destination, connector, group[start : start + size]))
         await asyncio.gather(*tasks)
-        return results
+        return outcomes
+
+    async def _send(
+        self, destination: str, connector: Connector, chunk: list[ClaimedRow]
+    ) -> list[Outcome]:
+        """Look up what may already have happened, send the rest; one outcome per row."""
+        breaker = self.breakers.setdefault(destination, CircuitBreaker())
+        if not breaker.allow():
+            wait = breaker.wait_seconds()
+            error = DeliveryError(
+                ErrorClass.TRANSIENT,
+                f"{destination} is not answering (circuit open); next probe in {wait:.1f} s",
+                retry_after=wait,
+            )
+            return [Outcome(r, DeliveryResult(error=error), attempted=False) for r in chunk]
+        outcomes: dict[int, Outcome] = {}
+        to_send = [r for r in chunk if not r.needs_lookup]
+        to_check = [r for r in chunk if r.needs_lookup]
+        if to_check:
+            found = await self._call(connector, "lookup", to_check)
+            for row, result in zip(to_check, found, strict=True):
+                if result is None:
+                    to_send.append(row)  # certainly not there: send it
+                elif result.ok:
+                    outcomes[row.id] = Outcome(row, result, found_by_lookup=True)
+                else:
+                    outcomes[row.id] = Outcome(row, result)
+        if to_send:
+            to_send.sort(key=lambda r: r.id)
+            sent = await self._call(connector, "deliver", to_send)
+            for row, result in zip(to_send, sent, strict=True):
+                outcomes[row.id] = Outcome(row, result)  # type: ignore[arg-type]
+        results = [o.result for o in outcomes.values() if not o.found_by_lookup]
+        if results:
+            breaker.record(not all(_endpoint_failed(result) for result in results))
+        else:
+            breaker.record(True)
+        return [outcomes[r.id] for r in chunk]
+
+    async def _call(
+        self, connector: Connector, method: str, rows: list[ClaimedRow]
+    ) -> list[DeliveryResult | None]:
+        """`connector.deliver` or `connector.lookup`, with any failure turned into results."""
+        messages = [
+            OutboundMessage(r.id, r.action, r.aggregate_id, r.idempotency_key, r.payload)
+            for r in rows
+        ]
+        call = getattr(connector, method, None)
+        if call is None:  # a connector without a posted-lookup: its peer keeps the keys
+            return [None] * len(rows)
+        answer: list[Any]
+        try:
+            answer = list(await call(messages))
+        except DeliveryError as exc:
+            answer = [DeliveryResult(error=exc)] * len(rows)
+        except Exception as exc:  # a connector bug must not stop the dispatcher
+            log.exception("connector %s failed in %s", connector.manifest.name, method)
+            answer = [DeliveryResult(error=DeliveryError.from_exception(exc))] * len(rows)
+        if len(answer) != len(rows):
+            error = DeliveryError(
+                ErrorClass.PERMANENT, f"connector {method} returned a wrong count"
+            )
+            answer = [DeliveryResult(error=error)] * len(rows)
+        return answer
 
     # -- settling -----------------------------------------------------------------------------
-    def _settle(self, results: Sequence[tuple[ClaimedRow, DeliveryResult]]) -> None:
+    def _settle(self, outcomes: Sequence[Outcome]) -> None:
         now = time.time()
         done: list[dict[str, Any]] = []
         with self.db.uow("dispatcher") as uow:
             conn = uow.conn
-            for row, result in sorted(results, key=lambda pair: pair[0].id):
-                attempts = row.attempts + 1
+            held = self._leases_held(conn, [o.row for o in outcomes])
+            for outcome in sorted(outcomes, key=lambda o: o.row.id):
+                row, result = outcome.row, outcome.result
+                if row.id not in held:
+                    # The lease ran out and another worker took the row: its settlement, not
+                    # ours, counts. Nothing is changed.
+                    self.late_settlements += 1
+                    log.warning("outbox row %s: lease lost before settling; left alone", row.id)
+                    continue
+                attempts = row.attempts + (1 if outcome.attempted else 0)
                 error = result.error
                 if error is None:
                     handler = self.handlers.get((row.destination, row.action))
@@ -277,59 +486,101 @@ class Dispatcher:
                                 ErrorClass.PERMANENT, f"delivered, but follow-up failed: {exc}"
                             )
                     if error is None:
+                        if outcome.found_by_lookup:
+                            self.found_by_lookup += 1
+                            uow.audit(
+                                "outbox.found_by_lookup",
+                                "outbox",
+                                str(row.id),
+                                {
+                                    "destination": row.destination,
+                                    "action": row.action,
+                                    "aggregate_id": row.aggregate_id,
+                                },
+                            )
                         done.append(
                             {"row_id": row.id, "attempts": attempts, "response": result.response}
                         )
                         continue
                 assert error is not None
-                delay = self.policy.next_step(error, attempts)
-                if delay is None:
-                    self.dead_lettered += 1
-                    conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id)
-                        .values(
-                            status="dead",
-                            attempts=attempts,
-                            last_error=error.reason[:2000],
-                            error_class=error.error_class.value,
-                            lease_until=None,
-                        )
-                    )
-                    uow.audit(
-                        "outbox.dead_lettered",
-                        "outbox",
-                        str(row.id),
-                        {
-                            "destination": row.destination,
-                            "action": row.action,
-                            "aggregate_id": row.aggregate_id,
-                            "error_class": error.error_class.value,
-                            "reason": error.reason[:500],
-                            "attempts": attempts,
-                        },
-                    )
-                    log.warning(
-                        "dead letter %s (%s %s): %s",
-                        row.id,
-                        row.destination,
-                        row.action,
-                        error.reason,
-                    )
-                else:
-                    conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id)
-                        .values(
-                            status="pending",
-                            attempts=attempts,
-                            next_attempt_at=now + delay,
-                            last_error=error.reason[:2000],
-                            error_class=error.error_class.value,
-                            lease_until=None,
-                        )
-                    )
+                self._fail(uow, outcome, error, attempts, now)
             if done:
                 MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()
+
+    def _leases_held(self, conn: Any, rows: list[ClaimedRow]) -> set[int]:
+        """The ids among `rows` whose lease this dispatcher still holds (locked on PostgreSQL
+        until the settlement commits)."""
+        if not rows:
+            return set()
+        wanted = {r.id: r.lease_version for r in rows}
+        query = select(outbox.c.id, outbox.c.lease_version).where(
+            outbox.c.id.in_(list(wanted)),
+            outbox.c.status == "inflight",
+            outbox.c.lease_owner == self.owner,
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return {r.id for r in conn.execute(query) if wanted[r.id] == r.lease_version}
+
+    def _fail(
+        self, uow: UnitOfWork, outcome: Outcome, error: DeliveryError, attempts: int, now: float
+    ) -> None:
+        row = outcome.row
+        failing_since = row.failing_since if row.failing_since is not None else now
+        # A lookup that failed leaves the question open; a send that may have arrived opens it.
+        needs_lookup = (row.needs_lookup and not outcome.found_by_lookup) or error.outcome_unknown
+        if not outcome.attempted:
+            delay: float | None = max(error.retry_after or 0.0, 0.05)
+        else:
+            delay = self.policy.next_step(error, attempts, failing_for=now - failing_since)
+        common = {
+            "attempts": attempts,
+            "last_error": error.reason[:2000],
+            "error_class": error.error_class.value,
+            "lease_until": None,
+            "lease_owner": None,
+            "needs_lookup": needs_lookup,
+            "failing_since": failing_since,
+        }
+        if delay is not None:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(status="pending", next_attempt_at=now + delay, **common)
+            )
+            return
+        self.dead_lettered += 1
+        uow.conn.execute(
+            update(outbox).where(outbox.c.id == row.id).values(status="dead", **common)
+        )
+        uow.audit(
+            "outbox.dead_lettered",
+            "outbox",
+            str(row.id),
+            {
+                "destination": row.destination,
+                "action": row.action,
+                "aggregate_id": row.aggregate_id,
+                "error_class": error.error_class.value,
+                "reason": error.reason[:500],
+                "attempts": attempts,
+            },
+        )
+        log.warning("dead letter %s (%s %s): %s", row.id, row.destination, row.action, error.reason)
+
+
+def _endpoint_failed(result: DeliveryResult | None) -> bool:
+    """The peer did not do its job (unreachable, overloaded, erroring), as opposed to refusing
+    one message for a reason of its own."""
+    return (
+        result is not None
+        and result.error is not None
+        and result.error.error_class in RETRYABLE
+        and result.error.error_class is not ErrorClass.AUTH
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

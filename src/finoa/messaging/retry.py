@@ -126,13 +126,23 @@ class DeliveryError(Exception):
         )
 
 
+DAY_SECONDS = 86_400.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Capped exponential backoff with full jitter."""
+    """Capped exponential backoff with full jitter, for as long as real outages last.
+
+    A retryable failure is retried until the message has been failing for `retry_for_seconds`
+    (a day by default), so an ERP or OA outage of minutes or hours heals by itself; only
+    permanent and configuration errors become dead letters at once. `max_attempts`, when set,
+    is a hard cap on the number of attempts as well.
+    """
 
     base_seconds: float = 0.2
     cap_seconds: float = 60.0
-    max_attempts: int = 8
+    max_attempts: int | None = None
+    retry_for_seconds: float = DAY_SECONDS
 
     def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
@@ -140,10 +150,22 @@ class RetryPolicy:
         return (rng or random).uniform(ceiling / 2, ceiling)
 
     def next_step(
-        self, error: DeliveryError, attempts: int, *, rng: random.Random | None = None
+        self,
+        error: DeliveryError,
+        attempts: int,
+        *,
+        failing_for: float = 0.0,
+        rng: random.Random | None = None,
     ) -> float | None:
-        """Seconds until the next try, or None to dead-letter now."""
-        if error.error_class not in RETRYABLE or attempts >= self.max_attempts:
+        """Seconds until the next try, or None to dead-letter now.
+
+        `failing_for` is how long the message has been failing without a success.
+        """
+        if error.error_class not in RETRYABLE:
+            return None
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return None
+        if failing_for >= self.retry_for_seconds:
             return None
         if error.error_class is ErrorClass.RATE_LIMITED and error.retry_after is not None:
             return min(self.cap_seconds, error.retry_after)

@@ -15,8 +15,10 @@ from finoa.store.uow import Database
 def replay_dead_letters(db: Database, ids: Sequence[int] | None, *, actor: str) -> list[int]:
     """Send dead letters again with their original payload and idempotency key.
 
-    `ids=None` replays every dead letter. The peer's idempotency handling makes a replay of
-    something that had in fact arrived harmless.
+    `ids=None` replays every dead letter. Before each is sent, the connector's posted-lookup
+    is asked whether it had in fact arrived, so a replay never makes a second voucher even at
+    an ERP that keeps no idempotency keys. Messages held behind a dead letter follow it, in
+    order, once it is delivered.
     """
     with db.uow(actor) as uow:
         stmt = select(outbox.c.id).where(outbox.c.status == "dead")
@@ -31,7 +33,13 @@ def replay_dead_letters(db: Database, ids: Sequence[int] | None, *, actor: str) 
             uow.conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(found))
-                .values(status="pending", attempts=0, next_attempt_at=time.time())
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=time.time(),
+                    needs_lookup=True,
+                    failing_since=None,
+                )
             )
             for row_id in found:
                 uow.audit("outbox.replayed", "outbox", str(row_id), {"by": actor})

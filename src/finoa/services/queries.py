@@ -1,4 +1,5 @@
-"""Read-side queries: claims with their tasks and voucher, dead letters, loop statistics."""
+"""Read-side queries: claims with their tasks and voucher, dead letters and held messages,
+loop statistics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy.orm import aliased
 
 from finoa.domain.errors import NotFound
 from finoa.schemas import (
@@ -102,26 +104,117 @@ def _voucher_out(row: Any, entries: list[Any]) -> VoucherOut:
     )
 
 
-def dead_letters(db: Database, limit: int = 100) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class OutboxFilter:
+    """Which outbox rows to list: by destination, action, document and error class."""
+
+    destination: str | None = None
+    action: str | None = None
+    aggregate_id: str | None = None
+    error_class: str | None = None
+
+    def apply(self, stmt: Any) -> Any:
+        for column, value in (
+            (outbox.c.destination, self.destination),
+            (outbox.c.action, self.action),
+            (outbox.c.aggregate_id, self.aggregate_id),
+            (outbox.c.error_class, self.error_class),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        return stmt
+
+
+def _letter(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "destination": r.destination,
+        "action": r.action,
+        "aggregate_type": r.aggregate_type,
+        "aggregate_id": r.aggregate_id,
+        "idempotency_key": r.idempotency_key,
+        "attempts": r.attempts,
+        "error_class": r.error_class,
+        "reason": r.last_error,
+        "payload": r.payload,
+    }
+
+
+def dead_letters(
+    db: Database,
+    flt: OutboxFilter | None = None,
+    page: int = 1,
+    page_size: int = 100,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of dead letters, oldest first, and how many match in all."""
+    flt = flt or OutboxFilter()
+    where = flt.apply(select(outbox).where(outbox.c.status == "dead"))
     with db.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(where.subquery())).scalar_one()
         rows = conn.execute(
-            select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id).limit(limit)
+            where.order_by(outbox.c.id).offset((page - 1) * page_size).limit(page_size)
         )
-        return [
+        return [_letter(r) for r in rows], int(total)
+
+
+def held_rows(
+    db: Database,
+    flt: OutboxFilter | None = None,
+    page: int = 1,
+    page_size: int = 100,
+) -> tuple[list[dict[str, Any]], int]:
+    """Messages waiting behind an earlier message for the same document that is not done
+    (messages for one document go in order), each with what it waits on: "waiting on dead
+    letter N" until N is replayed and delivered, or the earlier row still being retried."""
+    flt = flt or OutboxFilter()
+    earlier = aliased(outbox)
+    blocker = (
+        select(func.min(earlier.c.id))
+        .where(
+            earlier.c.ordering_key == outbox.c.ordering_key,
+            earlier.c.id < outbox.c.id,
+            earlier.c.status != "done",
+        )
+        .scalar_subquery()
+    )
+    where = flt.apply(
+        select(outbox, blocker.label("blocked_by")).where(
+            outbox.c.status == "pending", blocker.is_not(None)
+        )
+    )
+    with db.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(where.subquery())).scalar_one()
+        rows = conn.execute(
+            where.order_by(outbox.c.id).offset((page - 1) * page_size).limit(page_size)
+        ).all()
+        blockers = {
+            r.id: r
+            for r in conn.execute(
+                select(outbox.c.id, outbox.c.status, outbox.c.last_error).where(
+                    outbox.c.id.in_({r.blocked_by for r in rows})
+                )
+            )
+        }
+    items = []
+    for r in rows:
+        first = blockers[r.blocked_by]
+        if first.status == "dead":
+            reason = f"waiting on dead letter {first.id}"
+        else:
+            retrying = f": {first.last_error[:200]}" if first.last_error else ""
+            reason = f"waiting on row {first.id} ({first.status}{retrying})"
+        items.append(
             {
                 "id": r.id,
                 "destination": r.destination,
                 "action": r.action,
-                "aggregate_type": r.aggregate_type,
                 "aggregate_id": r.aggregate_id,
                 "idempotency_key": r.idempotency_key,
-                "attempts": r.attempts,
-                "error_class": r.error_class,
-                "reason": r.last_error,
-                "payload": r.payload,
+                "waiting_on": first.id,
+                "reason": reason,
             }
-            for r in rows
-        ]
+        )
+    return items, int(total)
 
 
 def loop_stats(db: Database) -> dict[str, Any]:

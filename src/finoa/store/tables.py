@@ -263,6 +263,13 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("lease_until", Float),
+    # who holds the lease ("<worker id>/<boot id>") and which lease it is: a settler whose
+    # lease was taken over changes nothing
+    Column("lease_owner", String(120)),
+    Column("lease_version", Integer, nullable=False, default=0, server_default="0"),
+    # the last attempt may have reached the peer: ask its posted-lookup before sending again
+    Column("needs_lookup", Boolean, nullable=False, default=False, server_default=text("false")),
+    Column("failing_since", Float),  # first failure of the current run of failures
     Column("last_error", Text),
     Column("error_class", String(16)),
     Column("response", JSON),

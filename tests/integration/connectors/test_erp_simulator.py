@@ -120,7 +120,7 @@ async def test_repeated_key_returns_the_first_voucher(erp: Any, http: httpx.Asyn
 
     raw = await http.post(
         f"{erp.url}/api/vouchers",
-        json=voucher(),
+        json={**voucher(), "reference": "voucher:CL-1:1"},  # the connector sends its reference
         headers={**AUTH, "Idempotency-Key": "voucher:CL-1:1"},
     )
     assert raw.status_code == 200  # 201 only the first time

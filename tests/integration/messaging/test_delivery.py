@@ -182,7 +182,7 @@ def test_permanent_failure_dead_letters_and_replay_delivers(
     ).claim_id
     approve_pending(loop_hub, claim_id)
     deliver(loop_hub)
-    letters = [d for d in dead_letters(loop_hub.db) if d["aggregate_id"] == f"V{claim_id[2:]}"]
+    letters = [d for d in dead_letters(loop_hub.db)[0] if d["aggregate_id"] == f"V{claim_id[2:]}"]
     assert len(letters) == 1
     letter = letters[0]
     assert letter["action"] == "voucher.post" and letter["error_class"] == "permanent"

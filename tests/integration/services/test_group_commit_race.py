@@ -62,9 +62,16 @@ def test_hundreds_of_mixed_commands_race_through_the_group_commit(hub: Hub) -> N
 
     with hub.db.engine.connect() as conn:
         pending = conn.execute(
-            select(approval_tasks).where(approval_tasks.c.status == "pending")
+            select(approval_tasks, claims.c.total_fen)
+            .join(claims, claims.c.id == approval_tasks.c.claim_id)
+            .where(approval_tasks.c.status == "pending")
+            .order_by(approval_tasks.c.id)
         ).all()
     assert len(pending) == FIRST_WAVE
+    rejected = len(range(0, FIRST_WAVE, 7))
+    # approved by the manager, but from 5,000 yuan the finance director decides too
+    needs_fd = sum(1 for i, t in enumerate(pending) if i % 7 and t.total_fen >= 500_000)
+    assert needs_fd > 0
 
     async def second_wave() -> list[Any]:
         jobs = [decide(hub, task, approve=i % 7 != 0) for i, task in enumerate(pending)]
@@ -93,8 +100,6 @@ def test_hundreds_of_mixed_commands_race_through_the_group_commit(hub: Hub) -> N
     assert len(claim_rows) == FIRST_WAVE + SECOND_WAVE
     assert len({(c.source, c.external_id, c.version) for c in claim_rows}) == len(claim_rows)
     statuses = Counter(c.status for c in claim_rows)
-    rejected = len(range(0, FIRST_WAVE, 7))
-    needs_fd = sum(1 for i in range(FIRST_WAVE) if i % 7 and i % 5 == 0)
     assert statuses["rejected"] == rejected
     assert statuses["approved"] == FIRST_WAVE - rejected - needs_fd
     assert statuses["in_approval"] == needs_fd + SECOND_WAVE

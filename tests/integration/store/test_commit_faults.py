@@ -41,7 +41,7 @@ def once(key: str) -> Callable[[UnitOfWork], str]:
     """An idempotent command: records `key` in the inbox unless it is there already."""
 
     def command(uow: UnitOfWork) -> str:
-        if seen(uow, SOURCE, key, "probe") is not None:
+        if seen(uow, SOURCE, key, "probe", {"key": key}) is not None:
             return f"{key}:duplicate"
         record(uow, SOURCE, key, "probe", {"key": key}, {"key": key})
         uow.audit("probe.written", "probe", key, {"key": key})

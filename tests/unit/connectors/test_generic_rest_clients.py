@@ -264,7 +264,12 @@ async def test_erp_request_shape_and_success() -> None:
     assert request.headers["idempotency-key"] == "voucher:CL-1:1"
     assert request.headers["authorization"] == "Bearer secret"
     assert request.extensions["timeout"]["connect"] == 2.5
-    assert json.loads(request.content) == {"period": "2026-11", "entries": []}
+    # the voucher, with the hub's reference the posted-lookup finds it by
+    assert json.loads(request.content) == {
+        "period": "2026-11",
+        "entries": [],
+        "reference": "voucher:CL-1:1",
+    }
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AfterValidator, BaseModel
 
 from finoa.api.deps import HubDep, require
 from finoa.api.json_body import StrictJsonRoute
 from finoa.api.problems import ApiProblem, problem_responses
+from finoa.schemas import line_text
 from finoa.security.tokens import Principal
 from finoa.services.operations import replay_dead_letters
-from finoa.services.queries import dead_letters, loop_stats
+from finoa.services.queries import OutboxFilter, dead_letters, held_rows, loop_stats
 from finoa.store.db import revision_of
 
 router = APIRouter(
@@ -59,11 +61,62 @@ def stats(hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]) ->
     return figures
 
 
-@router.get("/dead-letters", summary="Messages that could not be delivered, with the reason")
+class OutboxPage(BaseModel):
+    """One page of outbox rows, and how many match in all."""
+
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+
+QueryText = Annotated[str | None, Query(max_length=64), AfterValidator(line_text)]
+
+
+def outbox_filter(
+    destination: QueryText = None,
+    action: QueryText = None,
+    aggregate_id: QueryText = None,
+    error_class: QueryText = None,
+) -> OutboxFilter:
+    return OutboxFilter(destination, action, aggregate_id, error_class)
+
+
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+Filter = Annotated[OutboxFilter, Depends(outbox_filter)]
+
+
+@router.get(
+    "/dead-letters",
+    summary="Messages that could not be delivered, with the reason (paged, filterable)",
+    responses=problem_responses(422),
+)
 def list_dead_letters(
-    hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]
-) -> list[dict[str, Any]]:
-    return dead_letters(hub.db)
+    hub: HubDep,
+    _: Annotated[Principal, Depends(require("ops:read"))],
+    flt: Filter,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> OutboxPage:
+    items, total = dead_letters(hub.db, flt, page, page_size)
+    return OutboxPage(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get(
+    "/outbox/held",
+    summary="Messages waiting behind an earlier undelivered message for the same document",
+    responses=problem_responses(422),
+)
+def list_held(
+    hub: HubDep,
+    _: Annotated[Principal, Depends(require("ops:read"))],
+    flt: Filter,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> OutboxPage:
+    items, total = held_rows(hub.db, flt, page, page_size)
+    return OutboxPage(items=items, total=total, page=page, page_size=page_size)
 
 
 @router.post(

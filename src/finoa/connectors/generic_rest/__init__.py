@@ -5,13 +5,14 @@ This module holds what both connector clients share: the config schema and its p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 
-from finoa.connectors.base import ConnectorManifest
+from finoa.connectors.base import ConnectorManifest, HealthReport
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -92,3 +93,22 @@ class RestConnector:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
+
+
+async def rest_health(connector: RestConnector, path: str) -> HealthReport:
+    """GET `path` with the connector's credentials: reachable and authorised, or why not."""
+    if connector._config is None:
+        return HealthReport(False, connector._config_error)
+    config = connector._config
+    started = time.perf_counter()
+    try:
+        response = await connector._http.get(
+            config.base_url + path, headers=config.headers(), timeout=config.timeout_seconds
+        )
+    except Exception as exc:
+        return HealthReport(False, f"{config.base_url} unreachable: {type(exc).__name__}: {exc}")
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    if not response.is_success:
+        detail = f"{config.base_url}{path} answered HTTP {response.status_code}"
+        return HealthReport(False, detail, latency)
+    return HealthReport(True, f"{config.base_url} answered in {latency} ms", latency)

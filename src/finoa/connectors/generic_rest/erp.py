@@ -13,9 +13,10 @@ from finoa.connectors.base import (
     ConnectorManifest,
     DeliveryResult,
     Direction,
+    HealthReport,
     OutboundMessage,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConnector
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConnector, rest_health
 from finoa.messaging.retry import DeliveryError, ErrorClass, classify_status
 
 ACTION = "voucher.post"
@@ -50,7 +51,10 @@ class GenericERPConnector(RestConnector):
                 DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason)) for _ in messages
             ]
         config = self._config
-        items = [{**m.payload, "idempotency_key": m.idempotency_key} for m in messages]
+        items = [
+            {**m.payload, "reference": m.idempotency_key, "idempotency_key": m.idempotency_key}
+            for m in messages
+        ]
         try:
             response = await self._http.post(
                 f"{config.base_url}/api/vouchers:batch",
@@ -86,7 +90,7 @@ class GenericERPConnector(RestConnector):
         try:
             response = await self._http.post(
                 f"{config.base_url}/api/vouchers",
-                content=orjson.dumps(message.payload),
+                content=orjson.dumps({**message.payload, "reference": message.idempotency_key}),
                 headers={**config.headers(), "idempotency-key": message.idempotency_key},
                 timeout=config.timeout_seconds,
             )
@@ -95,9 +99,48 @@ class GenericERPConnector(RestConnector):
         if not response.is_success:
             return DeliveryResult(error=DeliveryError.from_response(response))
         try:
-            return DeliveryResult(response=_json_object(response))
+            return _posted(message, _json_object(response))
         except ValueError as exc:
             return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, str(exc)))
+
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        """Find each voucher by the reference it was posted with (its idempotency key), which
+        the ERP keeps with the voucher whatever it does with idempotency keys."""
+        return [await self._find(message) for message in messages]
+
+    async def _find(self, message: OutboundMessage) -> DeliveryResult | None:
+        if self._config is None:
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, self._config_error))
+        config = self._config
+        try:
+            response = await self._http.get(
+                f"{config.base_url}/api/vouchers",
+                params={"reference": message.idempotency_key},
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            return DeliveryResult(error=DeliveryError.from_exception(exc))
+        if not response.is_success:
+            return DeliveryResult(error=DeliveryError.from_response(response))
+        try:
+            items = _json_object(response).get("items")
+        except ValueError as exc:
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, str(exc)))
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            reason = "malformed lookup answer: items is not a list of vouchers"
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+        if not items:
+            return None
+        if len(items) > 1:
+            numbers = ", ".join(str(i.get("erp_voucher_no")) for i in items)
+            reason = f"{message.idempotency_key} is in the ERP {len(items)} times ({numbers})"
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+        return _posted(message, items[0])
+
+    async def health(self) -> HealthReport:
+        """`GET /api/ping` with the configured key."""
+        return await rest_health(self, "/api/ping")
 
     async def query_voucher(self, idempotency_key: str) -> dict[str, Any] | None:
         """The voucher posted under a key, or None; raises DeliveryError when the ERP fails."""
@@ -131,7 +174,19 @@ def _batch_item(message: OutboundMessage, item: Any) -> DeliveryResult:
         code = int(item.get("code") or 422)
         reason = f"HTTP {code} for {message.idempotency_key}: {item.get('error', '')}"
         return DeliveryResult(error=DeliveryError(classify_status(code), reason))
-    return DeliveryResult(response=item)
+    return _posted(message, item)
+
+
+def _posted(message: OutboundMessage, answer: dict[str, Any]) -> DeliveryResult:
+    """A posting counts only with the ERP's voucher number; anything else is an error."""
+    number = answer.get("erp_voucher_no")
+    if not isinstance(number, str) or not number.strip():
+        reason = (
+            f"the ERP answered {message.idempotency_key} without a voucher number: "
+            f"{orjson.dumps(answer).decode()[:300]}"
+        )
+        return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+    return DeliveryResult(response=answer)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

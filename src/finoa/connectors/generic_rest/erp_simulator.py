@@ -12,6 +12,7 @@ import importlib.util
 import random
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
@@ -299,15 +300,35 @@ CREATE TABLE IF NOT EXISTS vouchers (
     voucher_word TEXT NOT NULL,
     period TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    idempotency_key TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT,
+    reference TEXT,
     digest TEXT NOT NULL,
     body TEXT NOT NULL,
     result TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    created_epoch REAL NOT NULL,
     UNIQUE (period, voucher_word, seq)
 );
 CREATE INDEX IF NOT EXISTS vouchers_no ON vouchers (erp_voucher_no);
+CREATE INDEX IF NOT EXISTS vouchers_key ON vouchers (idempotency_key, created_epoch);
+CREATE INDEX IF NOT EXISTS vouchers_reference ON vouchers (reference);
 """
+
+
+class IdempotencySpec(BaseModel):
+    """How the simulated ERP treats Idempotency-Keys (`POST /_sim/idempotency`).
+
+    - `keep`: a repeated key answers the first voucher, forever;
+    - `forget`: keys are remembered for `forget_after_seconds` only, as ERPs that keep them
+      for a window; a key repeated later posts a second voucher;
+    - `none`: keys are ignored (Kingdee-like): every post is a new voucher. Only a lookup by
+      the voucher's `reference` finds what was posted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(default="keep", pattern="^(keep|forget|none)$")
+    forget_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
 
 def load_chart() -> dict[str, str]:
@@ -390,6 +411,7 @@ def _voucher_view(row: sqlite3.Row) -> dict[str, Any]:
     return {
         **orjson.loads(row["result"]),
         "idempotency_key": row["idempotency_key"],
+        "reference": row["reference"],
         "source_ref": body.get("source_ref"),
         "hub_voucher_no": body.get("hub_voucher_no"),
         "created_at": row["created_at"],
@@ -397,12 +419,15 @@ def _voucher_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
+def create_erp_app(
+    data_dir: Path, api_key: str, idempotency: dict[str, Any] | None = None
+) -> FastAPI:
     """The ERP simulator app; its vouchers live in `data_dir/erp.sqlite3`."""
     conn = open_database(Path(data_dir) / "erp.sqlite3", ERP_SCHEMA)
     chart = load_chart()
     faults = FaultState()
     counts = {"duplicates": 0, "rejected": 0}
+    keys = IdempotencySpec.model_validate(idempotency or {})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -415,22 +440,16 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
     api = APIRouter(prefix="/api", dependencies=[Depends(bearer_guard(api_key))])
 
     def stored(key: str) -> sqlite3.Row | None:
+        """The voucher a key still stands for, as this ERP's idempotency mode has it."""
+        if keys.mode == "none":
+            return None
+        since = time.time() - keys.forget_after_seconds if keys.mode == "forget" else 0.0
         row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM vouchers WHERE idempotency_key = ?", (key,)
+            "SELECT * FROM vouchers WHERE idempotency_key = ? AND created_epoch >= ?"
+            " ORDER BY id DESC LIMIT 1",
+            (key, since),
         ).fetchone()
         return row
-
-    def replay(row: sqlite3.Row, digest: str) -> Response:
-        if row["digest"] != digest:
-            counts["rejected"] += 1
-            raise Problem(
-                422,
-                "Idempotency-Key reused",
-                f"Idempotency-Key {row['idempotency_key']!r} was used for a different voucher "
-                f"({row['erp_voucher_no']})",
-            )
-        counts["duplicates"] += 1
-        return json_response(orjson.loads(row["result"]), 200)
 
     def post_one(key: str, body: Any) -> tuple[int, dict[str, Any]]:
         """Create (or replay) one voucher: (HTTP status, result or problem fields)."""
@@ -445,6 +464,7 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
                 counts["rejected"] += 1
                 return 422, {"detail": "; ".join(errors), "errors": errors}
             period, word = body["period"], body.get("voucher_word", "记")
+            reference = body.get("reference")
             with transaction(conn):
                 (seq,) = conn.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM vouchers"
@@ -454,28 +474,26 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
                 erp_id = uuid.uuid4().hex
                 number = f"{word}-{seq:04d}"
                 result = {"erp_voucher_no": number, "erp_id": erp_id, "period": period}
-                inserted = conn.execute(
+                conn.execute(
                     "INSERT INTO vouchers (erp_id, erp_voucher_no, voucher_word, period, seq,"
-                    " idempotency_key, digest, body, result, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (idempotency_key) DO NOTHING",
+                    " idempotency_key, reference, digest, body, result, created_at, created_epoch)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         erp_id,
                         number,
                         word,
                         period,
                         seq,
-                        key,
+                        None if keys.mode == "none" else key,
+                        reference if isinstance(reference, str) else None,
                         digest,
                         orjson.dumps(body).decode(),
                         orjson.dumps(result).decode(),
                         now_iso(),
+                        time.time(),
                     ),
-                ).rowcount
-            if inserted:
-                return 201, result
-            row = stored(key)  # another writer won the race for this key
-            assert row is not None
+                )
+            return 201, result
         if row["digest"] != digest:
             counts["rejected"] += 1
             return 422, {
@@ -533,13 +551,28 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
         return json_response({"results": results}, 200)
 
     @api.get("/vouchers")
-    async def find_voucher(idempotency_key: str | None = None) -> Response:
+    async def find_voucher(
+        idempotency_key: str | None = None, reference: str | None = None
+    ) -> Response:
+        """One voucher by idempotency key (as long as the key is remembered), or every voucher
+        carrying a reference (`{"items": [...]}`, kept forever, whatever the key mode)."""
+        if reference:
+            rows = conn.execute(
+                "SELECT * FROM vouchers WHERE reference = ? ORDER BY id", (reference,)
+            ).fetchall()
+            return json_response({"items": [_voucher_view(row) for row in rows]})
         if not idempotency_key:
-            raise Problem(400, "Bad request", "query parameter idempotency_key is required")
+            raise Problem(
+                400, "Bad request", "query parameter idempotency_key or reference is required"
+            )
         row = stored(idempotency_key)
         if row is None:
             raise Problem(404, "Not found", f"no voucher under key {idempotency_key!r}")
         return json_response(_voucher_view(row))
+
+    @api.get("/ping")
+    async def ping() -> Response:
+        return json_response({"ok": True, "time": now_iso()})
 
     @api.get("/vouchers/{erp_voucher_no}")
     async def get_voucher(erp_voucher_no: str, period: str | None = None) -> Response:
@@ -563,6 +596,16 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
     app.include_router(api)
     add_sim_routes(app, faults)
 
+    @app.post("/_sim/idempotency")
+    async def set_idempotency(spec: IdempotencySpec) -> Response:
+        nonlocal keys
+        keys = spec
+        return json_response(keys.model_dump())
+
+    @app.get("/_sim/idempotency")
+    async def get_idempotency() -> Response:
+        return json_response(keys.model_dump())
+
     @app.get("/_sim/stats")
     async def stats() -> Response:
         (vouchers,) = conn.execute("SELECT COUNT(*) FROM vouchers").fetchone()
@@ -584,6 +627,12 @@ def create_erp_app(data_dir: Path, api_key: str) -> FastAPI:
     return app
 
 
-def run_erp_simulator(host: str, port: int, data_dir: Path | str, api_key: str) -> None:
+def run_erp_simulator(
+    host: str,
+    port: int,
+    data_dir: Path | str,
+    api_key: str,
+    idempotency: dict[str, Any] | None = None,
+) -> None:
     """Serve the ERP simulator until interrupted."""
-    serve(create_erp_app(Path(data_dir), api_key), host, port)
+    serve(create_erp_app(Path(data_dir), api_key, idempotency), host, port)

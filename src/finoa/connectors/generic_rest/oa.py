@@ -12,9 +12,11 @@ from finoa.connectors.base import (
     ConnectorManifest,
     DeliveryResult,
     Direction,
+    HealthReport,
     OutboundMessage,
+    TaskReport,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig, RestConnector
+from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig, RestConnector, rest_health
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION_PATHS: dict[str, str] = {
@@ -96,6 +98,53 @@ class GenericOAConnector(RestConnector):
                 item = by_key.get(message.idempotency_key)
             out.append(_item_result(message, item))
         return out
+
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        """Todos and write-backs need no lookup: the OA keeps every idempotency key, so a
+        message sent again is recognised there. Each is simply sent again."""
+        return [None for _ in messages]
+
+    async def health(self) -> HealthReport:
+        """`GET /api/ping` with the configured key."""
+        return await rest_health(self, "/api/ping")
+
+    async def task_reports(self, task_ids: Sequence[str]) -> list[TaskReport]:
+        """What the OA knows of each task (`POST /api/tasks:report`), in order."""
+        if self._config is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        config = self._config
+        try:
+            response = await self._http.post(
+                config.base_url + "/api/tasks:report",
+                content=orjson.dumps({"task_ids": list(task_ids)}),
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            raise DeliveryError.from_exception(exc) from exc
+        if not response.is_success:
+            raise DeliveryError.from_response(response)
+        try:
+            reports = orjson.loads(response.content)["reports"]
+            by_id = {r["task_id"]: r for r in reports}
+            return [_task_report(task_id, by_id[task_id]) for task_id in task_ids]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            reason = f"malformed task report: {type(exc).__name__}: {exc}"
+            raise DeliveryError(ErrorClass.PERMANENT, reason) from None
+
+
+def _task_report(task_id: str, item: dict[str, Any]) -> TaskReport:
+    state = item["state"]
+    if state not in ("pending", "approved", "rejected", "unknown"):
+        raise TypeError(f"state {state!r} of {task_id}")
+    return TaskReport(
+        task_id=task_id,
+        state=state,
+        approver_id=item.get("approver_id"),
+        comment=item.get("comment"),
+        decided_at=item.get("decided_at"),
+        message_id=item.get("webhook_id"),
+    )
 
 
 def _item_result(message: OutboundMessage, item: dict[str, Any] | None) -> DeliveryResult:

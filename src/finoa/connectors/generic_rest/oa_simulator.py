@@ -51,6 +51,7 @@ WEBHOOK_PATH = "/api/v1/webhooks/generic-oa"
 APPROVE_COMMENT = "同意"
 REJECT_COMMENT = "预算不足 / over budget"
 MAX_BATCH_ITEMS = 1000
+MAX_REPORT_TASKS = 100
 MAX_DECISION_BATCH = 100  # events per batch webhook, as the hub accepts
 SENDERS = 4  # batching senders: each takes what is queued, so a few keep batches large
 # One webhook per decision waits a round trip per decision, so more senders run at once, as
@@ -317,6 +318,41 @@ class OASimulator:
             assignee,
         )
         return task_id
+
+    def task_reports(self, task_ids: list[str]) -> list[dict[str, Any]]:
+        """Per task: pending, approved or rejected (with the decision's webhook id), or unknown."""
+        marks = ", ".join("?" * len(task_ids))
+        todos = {
+            row["task_id"]: row
+            for row in self.conn.execute(
+                f"SELECT task_id, state FROM todos WHERE task_id IN ({marks})", task_ids
+            )
+        }
+        decided = {
+            row["task_id"]: row
+            for row in self.conn.execute(
+                f"SELECT * FROM decisions WHERE task_id IN ({marks})", task_ids
+            )
+        }
+        reports: list[dict[str, Any]] = []
+        for task_id in task_ids:
+            decision = decided.get(task_id)
+            if decision is not None:
+                reports.append(
+                    {
+                        "task_id": task_id,
+                        "state": "approved" if decision["decision"] == "approve" else "rejected",
+                        "approver_id": decision["approver_id"],
+                        "comment": decision["comment"],
+                        "decided_at": decision["updated_at"],
+                        "webhook_id": decision["webhook_id"],
+                    }
+                )
+            elif task_id in todos:
+                reports.append({"task_id": task_id, "state": "pending"})
+            else:
+                reports.append({"task_id": task_id, "state": "unknown"})
+        return reports
 
     def record_decision(
         self, task_id: str, decision: str, comment: str | None, approver_id: str | None
@@ -636,6 +672,26 @@ def create_oa_app(
     @api.post("/status:batch")
     async def status_batch(request: Request) -> Response:
         return await batch(request, "status")
+
+    @api.post("/tasks:report")
+    async def tasks_report(request: Request) -> Response:
+        """What the OA knows of approval tasks, whether or not their webhooks got through:
+        `{"task_ids": [...]}` (at most 100) -> one report per task, in order."""
+        body = await read_json(request)
+        task_ids = body.get("task_ids") if isinstance(body, dict) else None
+        if (
+            not isinstance(task_ids, list)
+            or not 1 <= len(task_ids) <= MAX_REPORT_TASKS
+            or not all(isinstance(t, str) and t for t in task_ids)
+        ):
+            raise Problem(
+                422, "Bad request", f"task_ids: a list of 1-{MAX_REPORT_TASKS} task ids is required"
+            )
+        return json_response({"reports": sim.task_reports(task_ids)})
+
+    @api.get("/ping")
+    async def ping() -> Response:
+        return json_response({"ok": True, "time": now_iso()})
 
     app.include_router(api)
     add_sim_routes(app, sim.faults)
