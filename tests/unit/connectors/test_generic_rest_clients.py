@@ -357,3 +357,105 @@ async def test_aclose_leaves_the_callers_client_open() -> None:
         for connector in connectors:
             await connector.aclose()
         assert not http.is_closed
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"erp_id": "x"}, {"erp_voucher_no": ""}, {"erp_voucher_no": None}, {"erp_voucher_no": 7}],
+)
+async def test_an_erp_answer_without_a_voucher_number_is_an_error(answer: dict[str, Any]) -> None:
+    def single(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(":batch"):
+            items = json.loads(request.content)["items"]
+            results = [
+                {"idempotency_key": i["idempotency_key"], "status": "created", **answer}
+                for i in items
+            ]
+            return httpx.Response(200, json={"results": results})
+        return httpx.Response(201, json=answer)
+
+    async with client(single) as http:
+        erp = GenericERPConnector(CONFIG, http)
+        one = await erp.deliver([voucher()])
+        several = await erp.deliver([voucher("a"), voucher("b")])
+    for result in [*one, *several]:
+        assert result.error is not None and result.error.error_class is ErrorClass.PERMANENT
+        assert "without a voucher number" in result.error.reason
+
+
+async def test_erp_lookup_by_reference() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        reference = request.url.params["reference"]
+        if reference == "boom":
+            return httpx.Response(503, text="down")
+        found = {"once": [{"erp_voucher_no": "记-0003"}], "twice": [{"erp_voucher_no": "记-1"}] * 2}
+        return httpx.Response(200, json={"items": found.get(reference, [])})
+
+    async with client(handler) as http:
+        erp = GenericERPConnector(CONFIG, http)
+        once, never, twice, boom = await erp.lookup(
+            [voucher("once"), voucher("never"), voucher("twice"), voucher("boom")]
+        )
+    assert once is not None and once.ok and once.response["erp_voucher_no"] == "记-0003"
+    assert never is None  # certainly not posted: send it
+    assert twice is not None and twice.error is not None
+    assert twice.error.error_class is ErrorClass.PERMANENT and "2 times" in twice.error.reason
+    assert boom is not None and boom.error is not None
+    assert boom.error.error_class is ErrorClass.TRANSIENT  # can't tell now: ask again later
+
+
+@pytest.mark.parametrize(
+    "failure, unknown",
+    [
+        (httpx.ConnectError("refused"), False),
+        (httpx.ConnectTimeout("slow connect"), False),
+        (httpx.ReadTimeout("no answer"), True),
+        (httpx.RemoteProtocolError("server closed the connection"), True),
+    ],
+)
+async def test_errors_after_sending_leave_the_outcome_unknown(
+    failure: Exception, unknown: bool
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    async with client(handler) as http:
+        (result,) = await GenericERPConnector(CONFIG, http).deliver([voucher()])
+    assert result.error is not None and result.error.outcome_unknown is unknown
+
+
+@pytest.mark.parametrize("status, unknown", [(500, True), (503, True), (501, False), (429, False)])
+async def test_statuses_that_leave_the_outcome_unknown(status: int, unknown: bool) -> None:
+    async with client(lambda request: httpx.Response(status)) as http:
+        (result,) = await GenericERPConnector(CONFIG, http).deliver([voucher()])
+    assert result.error is not None and result.error.outcome_unknown is unknown
+
+
+async def test_health_and_task_reports() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/ping":
+            return httpx.Response(200, json={"ok": True})
+        ids = json.loads(request.content)["task_ids"]
+        reports = [
+            {"task_id": t, "state": "approved", "approver_id": "E1", "webhook_id": f"w-{t}"}
+            if t == "T1"
+            else {"task_id": t, "state": "pending"}
+            for t in reversed(ids)  # in any order: matched by id
+        ]
+        return httpx.Response(200, json={"reports": reports})
+
+    async with client(handler) as http:
+        oa = GenericOAConnector(CONFIG, http)
+        assert (await oa.health()).ok
+        first, second = await oa.task_reports(["T1", "T2"])
+        assert (await oa.lookup([todo(1)])) == [None]  # the OA keeps every key: send again
+    assert (first.task_id, first.state, first.approver_id, first.message_id) == (
+        "T1",
+        "approved",
+        "E1",
+        "w-T1",
+    )
+    assert (second.task_id, second.state) == ("T2", "pending")
+    async with client(lambda request: httpx.Response(401)) as http:
+        report = await GenericERPConnector(CONFIG, http).health()
+    assert not report.ok and "401" in report.detail
