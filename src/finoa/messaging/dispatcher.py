@@ -35,7 +35,7 @@ from sqlalchemy import Float, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
-from finoa.messaging.circuit import CircuitBreaker
+from finoa.messaging.circuit import CircuitBreaker, CircuitState
 from finoa.messaging.retry import RETRYABLE, DeliveryError, ErrorClass, RetryPolicy
 from finoa.store.prepared import Prepared
 from finoa.store.tables import outbox
@@ -408,6 +408,14 @@ class Dispatcher:
             )
             return [Outcome(r, DeliveryResult(error=error), attempted=False) for r in chunk]
         outcomes: dict[int, Outcome] = {}
+        if breaker.state is CircuitState.HALF_OPEN and len(chunk) > 1:
+            # a probe: one message finds out whether the peer is back; the rest follow it
+            probing = DeliveryError(ErrorClass.TRANSIENT, f"{destination} is being probed")
+            for row in chunk[1:]:
+                outcomes[row.id] = Outcome(row, DeliveryResult(error=probing), attempted=False)
+            chunk, held = chunk[:1], chunk
+        else:
+            held = chunk
         to_send = [r for r in chunk if not r.needs_lookup]
         to_check = [r for r in chunk if r.needs_lookup]
         if to_check:
@@ -424,12 +432,9 @@ class Dispatcher:
             sent = await self._call(connector, "deliver", to_send)
             for row, result in zip(to_send, sent, strict=True):
                 outcomes[row.id] = Outcome(row, result)  # type: ignore[arg-type]
-        results = [o.result for o in outcomes.values() if not o.found_by_lookup]
-        if results:
-            breaker.record(not all(_endpoint_failed(result) for result in results))
-        else:
-            breaker.record(True)
-        return [outcomes[r.id] for r in chunk]
+        results = [o.result for o in outcomes.values() if o.attempted and not o.found_by_lookup]
+        breaker.record(not results or not all(_endpoint_failed(result) for result in results))
+        return [outcomes[r.id] for r in held]
 
     async def _call(
         self, connector: Connector, method: str, rows: list[ClaimedRow]

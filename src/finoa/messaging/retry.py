@@ -74,8 +74,9 @@ UNKNOWN_OUTCOME_EXCEPTIONS: tuple[type[BaseException], ...] = (
     httpx.WriteError,
     httpx.RemoteProtocolError,
 )
-# Server errors after which the request may have been acted on (not 501/505: never run).
-UNKNOWN_OUTCOME_STATUSES = frozenset(range(500, 600)) - {501, 505}
+# Server errors after which the request may have been acted on. Not 501/505 (never run) nor
+# 503 (the server says it could not take the request at all).
+UNKNOWN_OUTCOME_STATUSES = frozenset(range(500, 600)) - {501, 503, 505}
 
 
 class DeliveryError(Exception):

@@ -1,0 +1,348 @@
+"""Delivery bookkeeping on both databases: leases with owner and version, a heartbeat while a
+delivery runs, a restarted worker taking back its rows at once, a late settler changing
+nothing, rows held behind a dead letter made visible and released in order, and an outage
+healed without a dead letter and without a storm of requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from sqlalchemy import select
+from support.claims import one_line_claim
+from support.processes import Secrets, Server, free_port, simulators
+
+from finoa.config import Settings
+from finoa.connectors.base import (
+    ConnectorKind,
+    ConnectorManifest,
+    DeliveryResult,
+    Direction,
+    HealthReport,
+    OutboundMessage,
+)
+from finoa.messaging.circuit import CircuitBreaker
+from finoa.messaging.dispatcher import Dispatcher
+from finoa.messaging.retry import DeliveryError, ErrorClass, RetryPolicy
+from finoa.runtime import build_dispatcher, new_http_client
+from finoa.services.approvals import decide_task
+from finoa.services.claims import submit_claim
+from finoa.services.context import Hub
+from finoa.services.masterdata import load_masterdata
+from finoa.services.operations import replay_dead_letters
+from finoa.services.queries import dead_letters, get_claim, held_rows
+from finoa.store.tables import outbox
+from finoa.store.uow import Database, OutboxMessage, UnitOfWork
+
+ACTION = "probe.notify"
+DEADLINE = 20.0  # seconds any wait in these tests may take before it fails
+
+
+class Probe:
+    """A connector standing in for a peer: records what it was sent and looked up, can hold
+    a delivery until released, and can refuse chosen messages for good."""
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        name="probe",
+        kind=ConnectorKind.OA,
+        direction=Direction.OUTBOUND,
+        actions=(ACTION,),
+        config_schema={},
+        auth="none",
+        max_batch=10,
+    )
+
+    def __init__(self, *, refuse: Sequence[str] = (), found: Sequence[str] = ()) -> None:
+        self.sent: list[str] = []
+        self.looked_up: list[str] = []
+        self.refuse = set(refuse)
+        self.found = set(found)
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        results = []
+        for m in messages:
+            self.sent.append(m.idempotency_key)
+            if m.idempotency_key in self.refuse:
+                error = DeliveryError(ErrorClass.PERMANENT, f"{m.idempotency_key} refused")
+                results.append(DeliveryResult(error=error))
+            else:
+                results.append(DeliveryResult(response={"ok": m.idempotency_key}))
+        return results
+
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        self.looked_up.extend(m.idempotency_key for m in messages)
+        return [
+            DeliveryResult(response={"found": m.idempotency_key})
+            if m.idempotency_key in self.found
+            else None
+            for m in messages
+        ]
+
+    async def health(self) -> HealthReport:
+        return HealthReport(True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database.connect(db_url)
+    yield database
+    database.dispose()
+
+
+def enqueue(db: Database, keys: Sequence[str], document: str = "DOC-1") -> None:
+    def command(uow: UnitOfWork) -> None:
+        for key in keys:
+            uow.enqueue(OutboxMessage("peer", ACTION, "probe", document, {"key": key}, key))
+
+    db.perform(command, actor="t")
+
+
+def statuses(db: Database) -> dict[str, str]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.idempotency_key, outbox.c.status))
+        return {r.idempotency_key: r.status for r in rows}
+
+
+def dispatcher(db: Database, probe: Probe, **kwargs: Any) -> Dispatcher:
+    return Dispatcher(
+        db,
+        {"peer": probe},  # type: ignore[dict-item]
+        policy=RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
+        **kwargs,
+    )
+
+
+async def until(condition: Any, what: str) -> None:
+    """Poll `condition()` until it holds, failing after DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def test_a_late_settler_changes_nothing(db: Database) -> None:
+    enqueue(db, ["k1"])
+    followed_up: list[str] = []
+
+    def handler(uow: UnitOfWork, aggregate_id: str, response: dict[str, Any]) -> None:
+        followed_up.append(response["ok"])
+
+    slow, fast = Probe(refuse=["k1"]), Probe()
+    first = dispatcher(db, slow, lease_seconds=0.2, worker_id="w1")
+    second = dispatcher(
+        db, fast, lease_seconds=30, worker_id="w2", handlers={("peer", ACTION): handler}
+    )
+
+    async def scenario() -> None:
+        claimed = await db.run(first._claim_batch)  # w1 takes the row, then stalls
+        assert [r.idempotency_key for r in claimed] == ["k1"]
+        await until(second_claims, "the lease to run out and w2 to take the row")
+        outcomes = await second._deliver(taken)
+        await db.run(second._settle, outcomes)
+        assert statuses(db) == {"k1": "done"}
+        # w1 wakes up and settles what it had: the peer refused it, says its connector
+        late = await first._deliver(claimed)
+        await db.run(first._settle, late)
+
+    taken: list[Any] = []
+
+    def second_claims() -> bool:
+        rows = second._claim_batch()
+        taken.extend(rows)
+        return bool(rows)
+
+    asyncio.run(scenario())
+
+    assert statuses(db) == {"k1": "done"}  # not dead: the late settlement changed nothing
+    assert first.late_settlements == 1 and first.dead_lettered == 0
+    assert followed_up == ["k1"]  # the follow-up ran once, for the settlement that counted
+    assert fast.looked_up == ["k1"]  # the expired lease left its outcome unknown: asked first
+    assert fast.sent == ["k1"]
+
+
+def test_a_restarted_worker_takes_back_its_rows_at_once(db: Database) -> None:
+    for key in ("a", "b", "c"):
+        enqueue(db, [key], document=f"DOC-{key}")
+    crashed = dispatcher(db, Probe(), lease_seconds=3600, worker_id="host:hub")
+    claimed = crashed._claim_batch()  # ... and the process is killed before it settles
+    assert len(claimed) == 3 and set(statuses(db).values()) == {"inflight"}
+    other = dispatcher(db, Probe(), lease_seconds=3600, worker_id="host:worker")
+    probe = Probe(found=["a"])  # "a" had reached the peer before the crash
+    restarted = dispatcher(db, probe, lease_seconds=3600, worker_id="host:hub")
+
+    async def scenario() -> None:
+        assert await other.run_once() == 0  # another worker waits out the hour-long lease
+        await restarted.run_until_idle(DEADLINE)
+
+    asyncio.run(scenario())
+
+    assert restarted.reclaimed == 3
+    assert statuses(db) == {"a": "done", "b": "done", "c": "done"}
+    assert sorted(probe.looked_up) == ["a", "b", "c"]  # each may have arrived: asked first
+    assert probe.sent == ["b", "c"]  # "a" was there already: not sent again
+    assert restarted.found_by_lookup == 1
+
+
+def test_the_heartbeat_keeps_a_long_delivery_leased(db: Database) -> None:
+    enqueue(db, ["slow"])
+    held = Probe()
+    held.gate = asyncio.Event()
+    worker = dispatcher(db, held, lease_seconds=0.3, worker_id="w1")
+    rival = dispatcher(db, Probe(), lease_seconds=0.3, worker_id="w2")
+
+    async def scenario() -> None:
+        delivery = asyncio.ensure_future(worker.run_once())
+        await until(held.entered.is_set, "the delivery to start")
+        # three lease lengths pass while the delivery runs; the rival never gets the row
+        watched_until = time.monotonic() + 1.0
+        while time.monotonic() < watched_until:
+            assert await db.run(rival._claim_batch) == []
+            await asyncio.sleep(0.05)
+        held.gate.set()  # type: ignore[union-attr]
+        assert await delivery == 1
+
+    asyncio.run(scenario())
+    assert statuses(db) == {"slow": "done"}
+    assert held.sent == ["slow"]
+
+
+def test_rows_held_behind_a_dead_letter_are_visible_and_follow_it_in_order(db: Database) -> None:
+    enqueue(db, ["first", "second", "third"], document="DOC-9")
+    enqueue(db, ["elsewhere"], document="DOC-10")
+    probe = Probe(refuse=["first"])
+
+    asyncio.run(dispatcher(db, probe, worker_id="w").run_until_idle(DEADLINE))
+
+    assert statuses(db) == {
+        "first": "dead",
+        "second": "pending",
+        "third": "pending",
+        "elsewhere": "done",
+    }
+    letters, total = dead_letters(db)
+    assert total == 1 and letters[0]["idempotency_key"] == "first"
+    held, held_total = held_rows(db)
+    assert held_total == 2
+    assert [(h["idempotency_key"], h["reason"]) for h in held] == [
+        ("second", f"waiting on dead letter {letters[0]['id']}"),
+        ("third", f"waiting on dead letter {letters[0]['id']}"),
+    ]
+    page, _ = held_rows(db, page=2, page_size=1)
+    assert [h["idempotency_key"] for h in page] == ["third"]
+
+    probe.refuse.clear()  # the peer was fixed
+    replay_dead_letters(db, [letters[0]["id"]], actor="t")
+    asyncio.run(dispatcher(db, probe, worker_id="w").run_until_idle(DEADLINE))
+
+    assert set(statuses(db).values()) == {"done"}
+    assert probe.sent == ["first", "elsewhere", "first", "second", "third"]
+    assert probe.looked_up == ["first"]  # a replay asks the peer first
+    assert held_rows(db) == ([], 0)
+
+
+# --- an outage of the real ERP simulator ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def secrets() -> Secrets:
+    return Secrets.fresh()
+
+
+@pytest.fixture(scope="module")
+def sims(
+    tmp_path_factory: pytest.TempPathFactory, secrets: Secrets
+) -> Iterator[tuple[Server, Server]]:
+    with simulators(
+        tmp_path_factory.mktemp("sims"), secrets, free_port(), auto_decide=False
+    ) as pair:
+        yield pair
+
+
+@pytest.fixture
+def loop_hub(settings: Settings, sims: tuple[Server, Server], secrets: Secrets) -> Iterator[Hub]:
+    oa, erp = sims
+    configured = replace(
+        settings,
+        oa_base_url=oa.url,
+        erp_base_url=erp.url,
+        oa_api_key=secrets.oa_api_key,
+        erp_api_key=secrets.erp_api_key,
+        connector_timeout_seconds=0.5,
+        retry_base_seconds=0.05,
+        retry_cap_seconds=0.2,
+    )
+    hub = Hub.create(configured)
+    load_masterdata(hub.db)
+    yield hub
+    hub.close()
+    httpx.delete(f"{erp.url}/_sim/faults")
+
+
+def test_an_erp_outage_heals_by_itself_with_a_few_probes(
+    loop_hub: Hub, sims: tuple[Server, Server]
+) -> None:
+    _, erp = sims
+    tag = uuid.uuid4().hex[:8]
+    claim_ids = []
+    for i in range(5):
+        claim = one_line_claim(
+            f"OUT-{tag}-{i}",
+            applicant_id="E0021",
+            department_id="D03",
+            category="training",
+            amount="300.00",
+        )
+        claim_ids.append(submit_claim(loop_hub, claim, source="t", actor="t").claim_id)
+    httpx.post(f"{erp.url}/_sim/faults", json={"error_rate": 1.0}).raise_for_status()
+
+    def erp_requests() -> int:
+        return int(httpx.get(f"{erp.url}/_sim/stats").json()["requests"])
+
+    async def scenario() -> int:
+        http = new_http_client(loop_hub.settings)
+        hub_dispatcher = build_dispatcher(loop_hub, http)
+        hub_dispatcher.breakers["erp"] = CircuitBreaker(
+            threshold=3, base_cooldown_seconds=0.25, max_cooldown_seconds=1.0
+        )
+        runner = asyncio.create_task(hub_dispatcher.run())
+        try:
+            for claim_id in claim_ids:
+                task = get_claim(loop_hub.db, claim_id).tasks[0]
+                await loop_hub.db.run(
+                    decide_task, loop_hub, task.id, task.assignee_id, True, "同意", actor="t"
+                )
+            before = erp_requests()
+            outage_ends = time.monotonic() + 3.0  # with the old budget this was dead letters
+            while time.monotonic() < outage_ends:
+                await asyncio.sleep(0.1)
+            during = erp_requests() - before
+            httpx.delete(f"{erp.url}/_sim/faults").raise_for_status()
+            await until(
+                lambda: all(get_claim(loop_hub.db, c).status == "posted" for c in claim_ids),
+                "every claim to be posted after the outage",
+            )
+        finally:
+            hub_dispatcher.stop()
+            await runner
+            await http.aclose()
+        return during
+
+    during = asyncio.run(scenario())
+
+    assert dead_letters(loop_hub.db)[1] == 0
+    # three failures open the circuit, then probes 0.25, 0.5, 1, 1 s apart: not a storm
+    assert during <= 10, during
