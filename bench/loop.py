@@ -265,6 +265,31 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
+def throughput(
+    hub: str, token: str, args: argparse.Namespace, have_wrk: bool, work: Path, database_url: str
+) -> dict[str, Any]:
+    """Closed loop: claims submitted as fast as the hub takes them, completed end to end."""
+    if have_wrk:
+        wrk = submit_with_wrk(hub, token, args.seconds, args.concurrency, "B-T")
+        submit_rate = wrk["requests"] / wrk["seconds"]
+        if wrk["failures"]:
+            raise RuntimeError(f"{wrk['failures']:.0f} submissions failed")
+    else:
+        submit_s = asyncio.run(submit_closed_loop(hub, token, args.claims, "B-T", args.concurrency))
+        submit_rate = args.claims / submit_s
+    stats = asyncio.run(wait_final(hub, token, 600))
+    times = [t for t in final_times(work, database_url) if t[0].startswith("B-T")]
+    first = min(s for _, s, _ in times)
+    last = max(d for _, _, d in times)
+    return {
+        "generator": "wrk" if have_wrk else "python",
+        "claims": len(times),
+        "submit_claims_per_s": round(submit_rate, 1),
+        "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
+        "dead_letters": stats["outbox"].get("dead", 0),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -294,6 +319,17 @@ def main() -> int:
         default=100,
         help="decisions per webhook from the OA simulator (1: one webhook per decision)",
     )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="the hub's SQLite durability (full: every acknowledged commit survives power loss)",
+    )
+    parser.add_argument(
+        "--durability-ratio",
+        action="store_true",
+        help="also run the throughput phase with synchronous=normal and report the ratio",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -311,8 +347,14 @@ def main() -> int:
         "decision_batch": args.decision_batch,
     }
     try:
+        env = {"FINOA_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
+        results["sqlite_synchronous"] = args.sqlite_synchronous
         with stack(
-            work, database_url, auto_decide=True, decision_batch=args.decision_batch
+            work,
+            database_url,
+            auto_decide=True,
+            decision_batch=args.decision_batch,
+            extra_env=env,
         ) as running:
             assert running.hub is not None
             hub = running.hub.url
@@ -323,27 +365,7 @@ def main() -> int:
             }
             print(f"load generator ceilings (GET /health): {results['generator_ceiling_rps']}")
 
-            if have_wrk:
-                wrk = submit_with_wrk(hub, token, args.seconds, args.concurrency, "B-T")
-                submit_rate = wrk["requests"] / wrk["seconds"]
-                if wrk["failures"]:
-                    raise RuntimeError(f"{wrk['failures']:.0f} submissions failed")
-            else:
-                submit_s = asyncio.run(
-                    submit_closed_loop(hub, token, args.claims, "B-T", args.concurrency)
-                )
-                submit_rate = args.claims / submit_s
-            stats = asyncio.run(wait_final(hub, token, 600))
-            times = [t for t in final_times(work, database_url) if t[0].startswith("B-T")]
-            first = min(s for _, s, _ in times)
-            last = max(d for _, _, d in times)
-            results["throughput"] = {
-                "generator": "wrk" if have_wrk else "python",
-                "claims": len(times),
-                "submit_claims_per_s": round(submit_rate, 1),
-                "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
-                "dead_letters": stats["outbox"].get("dead", 0),
-            }
+            results["throughput"] = throughput(hub, token, args, have_wrk, work, database_url)
             print(f"throughput: {results['throughput']}")
 
             offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R"))
@@ -360,6 +382,27 @@ def main() -> int:
                 times = final_times(work, database_url)
                 results["sustained"] = paced_figures(args.sustain_rate, offered, times)
                 print(f"sustained: {results['sustained']}")
+        if args.durability_ratio and not args.postgres:
+            fast = work / "normal"
+            fast.mkdir()
+            fast_url = f"sqlite:///{fast / 'hub.db'}"
+            with stack(
+                fast,
+                fast_url,
+                auto_decide=True,
+                decision_batch=args.decision_batch,
+                extra_env={"FINOA_SQLITE_SYNCHRONOUS": "normal"},
+            ) as running:
+                assert running.hub is not None
+                normal = throughput(
+                    running.hub.url, running.token(), args, have_wrk, fast, fast_url
+                )
+            durable = results["throughput"]["end_to_end_claims_per_s"]
+            results["durability"] = {
+                "normal_end_to_end_claims_per_s": normal["end_to_end_claims_per_s"],
+                "full_over_normal": round(durable / normal["end_to_end_claims_per_s"], 3),
+            }
+            print(f"durability cost: {results['durability']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.postgres:

@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ class GroupCommit:
         self.writers = writers or (1 if db.is_sqlite else 4)
         self._queue: asyncio.Queue[_Queued] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._thread: ThreadPoolExecutor | None = None
         self.batches = 0
         self.commands = 0
 
@@ -68,6 +70,11 @@ class GroupCommit:
         answer: asyncio.Future[T] = loop.create_future()
         self._queue.put_nowait(_Queued(command, actor, answer))
         return await answer
+
+    def _writer_thread(self) -> ThreadPoolExecutor:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="finoa-group-commit")
+        return self._thread
 
     def figures(self) -> dict[str, float]:
         """Transactions committed, commands in them, and the mean commands per commit."""
@@ -83,6 +90,9 @@ class GroupCommit:
         if self._tasks:
             await asyncio.wait(self._tasks)  # a cancellation of close() itself still propagates
         self._tasks, self._queue = [], None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
     async def _writer(self) -> None:
         assert self._queue is not None
@@ -93,7 +103,14 @@ class GroupCommit:
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                outcomes = await self.db.run(self.execute, batch)
+                if self.db.is_sqlite:
+                    # one writer thread: the batch's SQL and its commit (which syncs the WAL
+                    # to disk) run outside the event loop, which keeps taking requests
+                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                        self._writer_thread(), self.execute, batch
+                    )
+                else:
+                    outcomes = await self.db.run(self.execute, batch)
             except Exception as exc:  # the writer must outlive any batch
                 outcomes = [_Outcome(error=exc)] * len(batch)
             except BaseException:  # cancelled while shutting down

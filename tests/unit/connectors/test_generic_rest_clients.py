@@ -424,7 +424,10 @@ async def test_errors_after_sending_leave_the_outcome_unknown(
     assert result.error is not None and result.error.outcome_unknown is unknown
 
 
-@pytest.mark.parametrize("status, unknown", [(500, True), (502, True), (504, True), (503, False), (501, False), (429, False)])
+@pytest.mark.parametrize(
+    "status, unknown",
+    [(500, True), (502, True), (504, True), (503, False), (501, False), (429, False)],
+)
 async def test_statuses_that_leave_the_outcome_unknown(status: int, unknown: bool) -> None:
     async with client(lambda request: httpx.Response(status)) as http:
         (result,) = await GenericERPConnector(CONFIG, http).deliver([voucher()])
