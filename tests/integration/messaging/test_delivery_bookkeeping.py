@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -37,6 +38,7 @@ from finoa.services.context import Hub
 from finoa.services.masterdata import load_masterdata
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim, held_rows
+from finoa.services.sweeps import sweep_stuck_tasks
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, OutboxMessage, UnitOfWork
 
@@ -346,3 +348,46 @@ def test_an_erp_outage_heals_by_itself_with_a_few_probes(
     assert dead_letters(loop_hub.db)[1] == 0
     # three failures open the circuit, then probes 0.25, 0.5, 1, 1 s apart: not a storm
     assert during <= 10, during
+
+
+def test_a_decision_the_oa_gave_up_sending_is_found_by_the_sweep(
+    loop_hub: Hub, sims: tuple[Server, Server]
+) -> None:
+    """The OA's approver decides while the hub cannot be reached; the OA gives up on the
+    webhook. The hub's sweep asks the OA about its stuck task and applies the decision."""
+    oa, _ = sims
+    claim = one_line_claim(
+        f"SW-{uuid.uuid4().hex[:8]}",
+        applicant_id="E0021",
+        department_id="D03",
+        category="training",
+        amount="300.00",
+    )
+    claim_id = submit_claim(loop_hub, claim, source="t", actor="t").claim_id
+    asyncio.run(build_dispatcher(loop_hub, new_http_client(loop_hub.settings)).run_until_idle(10))
+    (task,) = get_claim(loop_hub.db, claim_id).tasks
+    # the simulators' hub port has no hub behind it: the webhook fails and the OA gives up
+    sent = httpx.post(
+        f"{oa.url}/_sim/todos/{task.id}/decide",
+        json={"decision": "approve", "comment": "同意"},
+        timeout=30,
+    ).json()
+    assert sent["state"] == "failed"
+    assert get_claim(loop_hub.db, claim_id).status == "in_approval"
+
+    async def sweep() -> Any:
+        http = new_http_client(loop_hub.settings)
+        try:
+            oa_connector = build_dispatcher(loop_hub, http).connectors["oa"]
+            return await sweep_stuck_tasks(loop_hub, oa_connector, older_than=timedelta(0))  # type: ignore[arg-type]
+        finally:
+            await loop_hub.commands.close()
+            await http.aclose()
+
+    report = asyncio.run(sweep())
+
+    assert report.applied == 1 and report.errors == []
+    assert get_claim(loop_hub.db, claim_id).tasks[0].status == "approved"
+    assert get_claim(loop_hub.db, claim_id).status == "approved"
+    again = asyncio.run(sweep())  # nothing left to do; a late webhook would be a duplicate
+    assert again.applied == 0

@@ -265,3 +265,19 @@ def test_a_deadlocked_command_is_run_again_alone(db: Database) -> None:
     with db.engine.connect() as conn:
         numbers = conn.execute(select(voucher_sequences.c.last_number)).scalars().all()
     assert numbers == [2, 2]  # each command's two increments, applied exactly once
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_embedded_database_acknowledges_only_durable_commits(db_url: str) -> None:
+    """synchronous=FULL: the WAL is synced at every commit (2); NORMAL (1) only on request."""
+    durable = Database.connect(db_url)
+    faster = Database.connect(db_url, sqlite_synchronous="normal")
+    try:
+        for database, expected in ((durable, 2), (faster, 1)):
+            with database.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == expected
+    finally:
+        durable.dispose()
+        faster.dispose()
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        Database.connect(db_url, sqlite_synchronous="off")
