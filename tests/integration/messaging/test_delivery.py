@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -18,55 +17,18 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from support.claims import one_line_claim
-from support.processes import Secrets, Server, free_port, simulators
+from support.processes import Server
 
-from finoa.config import Settings
 from finoa.domain.errors import NotFound
 from finoa.runtime import build_dispatcher, new_http_client
 from finoa.schemas import ClaimSubmission
 from finoa.services.approvals import decide_task
 from finoa.services.claims import submit_claim
 from finoa.services.context import Hub
-from finoa.services.masterdata import load_masterdata
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim
 from finoa.services.vouchers import reverse_voucher
 from finoa.store.tables import audit_events, outbox, vouchers
-
-
-@pytest.fixture(scope="module")
-def secrets() -> Secrets:
-    return Secrets.fresh()
-
-
-@pytest.fixture(scope="module")
-def sims(
-    tmp_path_factory: pytest.TempPathFactory, secrets: Secrets
-) -> Iterator[tuple[Server, Server]]:
-    with simulators(
-        tmp_path_factory.mktemp("sims"), secrets, free_port(), auto_decide=False
-    ) as pair:
-        yield pair
-
-
-@pytest.fixture
-def loop_hub(settings: Settings, sims: tuple[Server, Server], secrets: Secrets) -> Iterator[Hub]:
-    oa, erp = sims
-    configured = replace(
-        settings,
-        oa_base_url=oa.url,
-        erp_base_url=erp.url,
-        oa_api_key=secrets.oa_api_key,
-        erp_api_key=secrets.erp_api_key,
-        connector_timeout_seconds=0.5,
-        retry_base_seconds=0.05,
-        retry_cap_seconds=0.2,
-    )
-    hub = Hub.create(configured)
-    load_masterdata(hub.db)
-    yield hub
-    hub.close()
-    httpx.delete(f"{erp.url}/_sim/faults")
 
 
 @pytest.fixture(params=["keep", "forget", "none"])

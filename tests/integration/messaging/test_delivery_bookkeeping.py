@@ -9,7 +9,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -17,9 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support.claims import one_line_claim
-from support.processes import Secrets, Server, free_port, simulators
+from support.processes import Server
 
-from finoa.config import Settings
 from finoa.connectors.base import (
     ConnectorKind,
     ConnectorManifest,
@@ -35,7 +33,6 @@ from finoa.runtime import build_dispatcher, new_http_client
 from finoa.services.approvals import decide_task
 from finoa.services.claims import submit_claim
 from finoa.services.context import Hub
-from finoa.services.masterdata import load_masterdata
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim, held_rows
 from finoa.services.sweeps import sweep_stuck_tasks
@@ -257,41 +254,6 @@ def test_rows_held_behind_a_dead_letter_are_visible_and_follow_it_in_order(db: D
 
 
 # --- an outage of the real ERP simulator ----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def secrets() -> Secrets:
-    return Secrets.fresh()
-
-
-@pytest.fixture(scope="module")
-def sims(
-    tmp_path_factory: pytest.TempPathFactory, secrets: Secrets
-) -> Iterator[tuple[Server, Server]]:
-    with simulators(
-        tmp_path_factory.mktemp("sims"), secrets, free_port(), auto_decide=False
-    ) as pair:
-        yield pair
-
-
-@pytest.fixture
-def loop_hub(settings: Settings, sims: tuple[Server, Server], secrets: Secrets) -> Iterator[Hub]:
-    oa, erp = sims
-    configured = replace(
-        settings,
-        oa_base_url=oa.url,
-        erp_base_url=erp.url,
-        oa_api_key=secrets.oa_api_key,
-        erp_api_key=secrets.erp_api_key,
-        connector_timeout_seconds=0.5,
-        retry_base_seconds=0.05,
-        retry_cap_seconds=0.2,
-    )
-    hub = Hub.create(configured)
-    load_masterdata(hub.db)
-    yield hub
-    hub.close()
-    httpx.delete(f"{erp.url}/_sim/faults")
 
 
 def test_an_erp_outage_heals_by_itself_with_a_few_probes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -82,9 +83,30 @@ def outbox_filter(
     return OutboxFilter(destination, action, aggregate_id, error_class)
 
 
-Page = Annotated[int, Query(ge=1, le=1_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
-Filter = Annotated[OutboxFilter, Depends(outbox_filter)]
+@dataclass(frozen=True)
+class OutboxQuery:
+    """Which page of which outbox rows (the filters and the page, from the query string)."""
+
+    flt: OutboxFilter
+    page: int
+    page_size: int
+
+
+def outbox_query(
+    flt: Annotated[OutboxFilter, Depends(outbox_filter)],
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> OutboxQuery:
+    return OutboxQuery(flt, page, page_size)
+
+
+Listing = Annotated[OutboxQuery, Depends(outbox_query)]
+Reader = Annotated[Principal, Depends(require("ops:read"))]
+
+
+def _page(rows: tuple[list[dict[str, Any]], int], query: OutboxQuery) -> OutboxPage:
+    items, total = rows
+    return OutboxPage(items=items, total=total, page=query.page, page_size=query.page_size)
 
 
 @router.get(
@@ -92,15 +114,8 @@ Filter = Annotated[OutboxFilter, Depends(outbox_filter)]
     summary="Messages that could not be delivered, with the reason (paged, filterable)",
     responses=problem_responses(422),
 )
-def list_dead_letters(
-    hub: HubDep,
-    _: Annotated[Principal, Depends(require("ops:read"))],
-    flt: Filter,
-    page: Page = 1,
-    page_size: PageSize = 50,
-) -> OutboxPage:
-    items, total = dead_letters(hub.db, flt, page, page_size)
-    return OutboxPage(items=items, total=total, page=page, page_size=page_size)
+def list_dead_letters(hub: HubDep, _: Reader, q: Listing) -> OutboxPage:
+    return _page(dead_letters(hub.db, q.flt, q.page, q.page_size), q)
 
 
 @router.get(
@@ -108,15 +123,8 @@ def list_dead_letters(
     summary="Messages waiting behind an earlier undelivered message for the same document",
     responses=problem_responses(422),
 )
-def list_held(
-    hub: HubDep,
-    _: Annotated[Principal, Depends(require("ops:read"))],
-    flt: Filter,
-    page: Page = 1,
-    page_size: PageSize = 50,
-) -> OutboxPage:
-    items, total = held_rows(hub.db, flt, page, page_size)
-    return OutboxPage(items=items, total=total, page=page, page_size=page_size)
+def list_held(hub: HubDep, _: Reader, q: Listing) -> OutboxPage:
+    return _page(held_rows(hub.db, q.flt, q.page, q.page_size), q)
 
 
 @router.post(
