@@ -11,14 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from finoa.connectors.generic_rest.erp_simulator import (
-    FaultSpec,
-    FaultState,
     create_erp_app,
     load_chart,
     request_digest,
     validate_voucher,
 )
 from finoa.connectors.generic_rest.oa_simulator import create_oa_app
+from finoa.connectors.simulation import FaultSpec, FaultState
 
 CHART = load_chart()
 AUTH = {"authorization": "Bearer k"}

@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
 from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS
-from finoa.connectors.generic_rest.erp_simulator import (
+from finoa.connectors.simulation import (
     FaultMiddleware,
     FaultState,
     Problem,
