@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 
 from finoa.config import Settings
-from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS
-from finoa.connectors.registry import build_connectors
-from finoa.messaging.dispatcher import Dispatcher
+from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS, ConnectorKind
+from finoa.connectors.registry import build_connectors, destinations
+from finoa.messaging.dispatcher import Dispatcher, SuccessHandler
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
 from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
@@ -33,16 +33,24 @@ def new_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 def build_dispatcher(hub: Hub, http: httpx.AsyncClient) -> Dispatcher:
+    """The outbox dispatcher with a connector per instance: a voucher posted through any ERP
+    instance (or the legacy `erp` destination) runs `record_voucher_posted`."""
     settings = hub.settings
+    instances = hub.instances.instances
+    posted: dict[tuple[str, str], SuccessHandler] = {
+        (destination, "voucher.post"): record_voucher_posted
+        for destination, name in destinations(hub.instances).items()
+        if instances[name].kind is ConnectorKind.ERP
+    }
     return Dispatcher(
         hub.db,
-        build_connectors(settings, http),
+        build_connectors(hub.instances, http),
         policy=RetryPolicy(
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,
             max_attempts=settings.max_attempts,
         ),
-        handlers={("erp", "voucher.post"): record_voucher_posted},
+        handlers=posted,
         batch_size=settings.dispatcher_batch,
         concurrency=settings.dispatcher_concurrency,
     )
