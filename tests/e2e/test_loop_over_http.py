@@ -242,8 +242,7 @@ def test_permanent_erp_refusal_is_dead_lettered_and_replayed(auto: HubClient) ->
                 (
                     d
                     for d in auto.dead_letters()
-                    if d["action"] == "voucher.post"
-                    and d["payload"]["claim_id"] == claim_id
+                    if d["action"] == "voucher.post" and d["payload"]["claim_id"] == claim_id
                 ),
                 None,
             )

@@ -4,17 +4,14 @@ injected clock — refresh margin, expiry, one fetch for concurrent callers — 
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Form, Header
 from fastapi.responses import JSONResponse
+from support.threaded import serve_in_thread
 
 from finoa.connectors.auth import (
     CachedToken,
@@ -74,21 +71,9 @@ class Peer:
 @pytest.fixture
 def peer() -> Iterator[Peer]:
     state = Peer()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    state.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(state.app(), log_level="warning", access_log=False, http="h11")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "token endpoint did not start"
-        time.sleep(0.01)
-    yield state
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(state.app(), "token endpoint") as url:
+        state.url = url
+        yield state
 
 
 @pytest.fixture

@@ -42,24 +42,7 @@ WIRE = {
     "date": "2026-11-22",
     "summary": "报销 travel",
     "currency": "CNY",
-    "entries": [
-        {
-            "line": 1,
-            "account_code": "6602.01",
-            "summary": "差旅",
-            "debit_fen": 100_000,
-            "credit_fen": 0,
-            "aux": {"department": "D01", "employee": "E0003", "project": None},
-        },
-        {
-            "line": 2,
-            "account_code": "2241",
-            "summary": "应付",
-            "debit_fen": 0,
-            "credit_fen": 100_000,
-            "aux": {"department": "D01", "employee": "E0003", "project": "P001"},
-        },
-    ],
+    "entries": [dict(entry) for entry in CANONICAL["entries"]],  # the same fields
 }
 
 
