@@ -9,13 +9,13 @@ from datetime import timedelta
 import httpx
 
 from finoa.config import Settings
-from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS
-from finoa.connectors.registry import build_connectors
-from finoa.messaging.dispatcher import Dispatcher
+from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS, ConnectorKind
+from finoa.connectors.registry import build_connectors, destinations
+from finoa.messaging.dispatcher import Dispatcher, SuccessHandler
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
 from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
-from finoa.services.sweeps import approval_source, run_sweeper
+from finoa.services.sweeps import approval_sources, run_sweeper
 from finoa.services.vouchers import record_voucher_posted
 from finoa.store.db import upgrade
 
@@ -44,17 +44,25 @@ def default_worker_id(role: str) -> str:
 
 
 def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") -> Dispatcher:
+    """The outbox dispatcher with a connector per instance: a voucher posted through any ERP
+    instance (or the legacy `erp` destination) runs `record_voucher_posted`."""
     settings = hub.settings
+    instances = hub.instances.instances
+    posted: dict[tuple[str, str], SuccessHandler] = {
+        (destination, "voucher.post"): record_voucher_posted
+        for destination, name in destinations(hub.instances).items()
+        if instances[name].kind is ConnectorKind.ERP
+    }
     return Dispatcher(
         hub.db,
-        build_connectors(settings, http),
+        build_connectors(hub.instances, http),
         policy=RetryPolicy(
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,
             max_attempts=settings.max_attempts or None,
             retry_for_seconds=settings.retry_for_seconds,
         ),
-        handlers={("erp", "voucher.post"): record_voucher_posted},
+        handlers=posted,
         batch_size=settings.dispatcher_batch,
         concurrency=settings.dispatcher_concurrency,
         lease_seconds=settings.lease_seconds,
@@ -66,14 +74,14 @@ def start_sweeper(
     hub: Hub, dispatcher: Dispatcher, stop: asyncio.Event
 ) -> asyncio.Task[None] | None:
     """Look for approval tasks whose decision never arrived, now and then periodically."""
-    oa = approval_source(dispatcher.connectors)
-    if oa is None:
+    sources = approval_sources(hub, dispatcher.connectors)
+    if not sources:
         return None
     settings = hub.settings
     return asyncio.create_task(
         run_sweeper(
             hub,
-            oa,
+            sources,
             older_than=timedelta(minutes=settings.stuck_task_minutes),
             every=settings.sweep_every_seconds,
             stop=stop,

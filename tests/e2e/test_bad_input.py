@@ -765,3 +765,19 @@ def test_webhook_timestamp_that_is_not_a_canonical_integer_is_401(
         "fraction": f"{now}.0",
     }[shape]
     assert_webhook_header_refused(hub, "webhook-timestamp", written, "plain digits")
+
+
+@pytest.mark.parametrize("instance", ["no-such-oa", "generic-erp"])
+def test_a_webhook_to_an_instance_that_takes_none_is_404_naming_instance(
+    hub: HubClient, instance: str
+) -> None:
+    """Unknown instances, and instances without an inbound side (the ERP), take no webhooks."""
+    body = orjson.dumps({"type": "claim.submitted", "data": claim_body()})
+    headers = signed_headers(hub.stack.secrets.oa_webhook_secret, f"wh-{uuid.uuid4().hex}", body)
+    with hub.writes_nothing():
+        response = hub.http.post(
+            f"{hub.url}/api/v1/webhooks/{instance}",
+            content=body,
+            headers={**headers, "content-type": "application/json"},
+        )
+        assert_problem(response, 404, field="instance", kind="unknown-instance")

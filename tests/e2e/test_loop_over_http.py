@@ -242,8 +242,7 @@ def test_permanent_erp_refusal_is_dead_lettered_and_replayed(auto: HubClient) ->
                 (
                     d
                     for d in auto.dead_letters()
-                    if d["action"] == "voucher.post"
-                    and d["payload"]["source_ref"] == f"finoa:{claim_id}"
+                    if d["action"] == "voucher.post" and d["payload"]["claim_id"] == claim_id
                 ),
                 None,
             )
@@ -255,7 +254,7 @@ def test_permanent_erp_refusal_is_dead_lettered_and_replayed(auto: HubClient) ->
     claim = auto.claim(claim_id)
     assert claim["status"] == "approved"
     assert claim["voucher"]["status"] == "posting"
-    assert letter["destination"] == "erp"
+    assert letter["destination"] == "generic-erp"  # the default ERP instance
     assert letter["aggregate_id"] == f"V{claim_id[2:]}"
     assert letter["idempotency_key"] == f"finoa-voucher-V{claim_id[2:]}"
     assert letter["error_class"] == "permanent"

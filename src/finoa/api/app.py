@@ -15,6 +15,7 @@ from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
 from finoa.api.routes import auth, claims, operations, periods, tasks, webhooks
 from finoa.config import Settings
+from finoa.connectors.instances import load_instances
 from finoa.runtime import (
     build_dispatcher,
     ensure_chart,
@@ -33,7 +34,9 @@ def create_app(
     failed_attempts: FailedAttempts | None = None,
 ) -> FastAPI:
     """The hub's HTTP application. `dispatch` runs the outbox dispatcher in-process;
-    `failed_attempts` counts failed sign-ins at the token endpoint (a fresh one by default)."""
+    `failed_attempts` counts failed sign-ins at the token endpoint (a fresh one by default).
+    The connector instances are read first: a config error names the instance and field."""
+    instances = load_instances(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,7 +46,7 @@ def create_app(
             # One writer at a time anyway: a few threads keep the queue short and spare the
             # GIL from dozens of threads waiting on the same lock.
             anyio.to_thread.current_default_thread_limiter().total_tokens = 8
-        hub = Hub.create(settings, pool_size=20)
+        hub = Hub.create(settings, pool_size=20, instances=instances)
         await asyncio.to_thread(ensure_chart, hub)
         app.state.hub = hub
         http = new_http_client(settings)
@@ -73,13 +76,19 @@ def create_app(
         description="The open finance ⇄ OA integration hub (财务-OA 一体化集成中台).",
         lifespan=lifespan,
     )
-    problems.install(app, models=(webhooks.OAEvent,))
+    request_models = {
+        model
+        for instance in instances.instances.values()
+        if instance.inbound is not None
+        and (model := type(instance.inbound).request_model) is not None
+    }
+    problems.install(app, models=tuple(sorted(request_models, key=lambda m: m.__name__)))
     app.state.failed_attempts = failed_attempts or FailedAttempts()
     api = "/api/v1"
     app.include_router(auth.router, prefix=api)
     app.include_router(claims.router, prefix=api)
     app.include_router(tasks.router, prefix=api)
-    app.include_router(webhooks.router, prefix=api)
+    app.include_router(webhooks.router_for(instances), prefix=api)
     app.include_router(operations.router, prefix=api)
     app.include_router(operations.health_router)
     app.include_router(periods.router, prefix=api)

@@ -16,18 +16,24 @@ has:
 An OA connector that can report on approval tasks is also an `ApprovalSource`: the hub asks
 it about tasks whose decision never arrived. Connectors are found through the
 `finoa.connectors` entry-point group, so a third party can ship its own.
+
+Beside that: the canonical outbound payloads the services queue (each connector maps them to
+its wire format), the inbound side (verify, decrypt, parse into canonical commands, reply as
+the vendor expects) and auth providers (static keys, or tokens cached and refreshed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
 import httpx
+from pydantic import BaseModel
 
 from finoa.messaging.retry import DeliveryError
+from finoa.schemas import ClaimSubmission
 
 # Pooled HTTP connections idle longer than this are dropped by the client. It must stay below
 # the servers' own keep-alive timeout (uvicorn's is 5 s), or a request can be written onto a
@@ -142,3 +148,233 @@ class ConnectorFactory(Protocol):
     manifest: ClassVar[ConnectorManifest]
 
     def __call__(self, config: dict[str, Any], http: httpx.AsyncClient) -> Connector: ...
+
+
+# -- canonical outbound payloads ---------------------------------------------------------------
+# What the services queue in the outbox, whoever the peer is. Each connector's mapping turns
+# them into its vendor's wire format; the services never build a vendor's body.
+
+
+class TodoPayload(TypedDict):
+    """Action `todo.push`: open (`op` = create) or close an approval todo for one approver."""
+
+    op: str
+    task_id: str
+    claim_id: str
+    external_id: str
+    assignee_id: str
+    role: str
+    title: str
+    amount_fen: int
+    currency: str
+
+
+class ClaimStatusPayload(TypedDict):
+    """Action `status.writeback`: the claim's new status, its reason and voucher numbers."""
+
+    claim_id: str
+    external_id: str
+    status: str
+    reason: str | None
+    voucher_no: str | None
+    erp_voucher_no: str | None
+    at: str
+
+
+class VoucherAux(TypedDict):
+    department: str | None
+    employee: str | None
+    project: str | None
+
+
+class VoucherEntryPayload(TypedDict):
+    line: int
+    account_code: str
+    summary: str
+    debit_fen: int
+    credit_fen: int
+    aux: VoucherAux
+
+
+class VoucherPayload(TypedDict):
+    """Action `voucher.post`: a balanced voucher (a red-ink reversal names `reversal_of`)."""
+
+    voucher_id: str
+    claim_id: str
+    hub_voucher_no: str
+    word: str
+    period: str
+    date: str
+    summary: str
+    currency: str
+    reversal_of: str | None
+    entries: list[VoucherEntryPayload]
+
+
+# -- inbound: verify -> decrypt -> parse -> reply ------------------------------------------------
+# A vendor calls `POST /api/v1/webhooks/{instance}`. The hub hands the raw request to that
+# instance's inbound handler, which checks it came from the vendor (signature, token) and
+# decrypts it (`verify`), turns it into canonical commands (`parse`), and, once the hub has
+# applied them, builds the answer the vendor expects from their outcomes (`reply`): a JSON
+# result, an encrypted "success", a challenge echo. A handshake request (URL verification)
+# parses into no command at all and is answered by `reply` alone.
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A request as it reached the hub: header names lower-case, the body's raw bytes.
+
+    `read_json` is the hub's strict JSON reader (a repeated key or an exponent number is
+    refused, naming where it is); connectors use it for whatever JSON they read."""
+
+    instance: str
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str]
+    read_json: Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A request `verify` accepted: its message id (when the vendor gives one) and the
+    plaintext body (decrypted where the vendor encrypts)."""
+
+    request: InboundRequest
+    message_id: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SubmitClaim:
+    """Canonical command: record a claim (a new document or a new version of one)."""
+
+    message_id: str
+    submission: ClaimSubmission
+
+
+@dataclass(frozen=True)
+class DecideTask:
+    """Canonical command: an approver's decision on an approval task."""
+
+    message_id: str
+    task_id: str
+    approver_id: str
+    approve: bool
+    comment: str | None
+
+
+InboundCommand = SubmitClaim | DecideTask
+
+
+@dataclass(frozen=True)
+class InboundParse:
+    """The commands one request carries, in order (none for a handshake), and whatever the
+    connector needs to remember for its reply (`context`, opaque to the hub)."""
+
+    message: InboundMessage
+    commands: tuple[InboundCommand, ...]
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """How the hub answered one command: an HTTP-like status with a result, or a problem
+    (RFC 9457 body); `retry_after_seconds` when the vendor should send it again later."""
+
+    message_id: str
+    status: int
+    result: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None
+    retry_after_seconds: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class InboundReply:
+    """The HTTP answer the vendor expects."""
+
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class InboundRefused(Exception):
+    """`verify` refused the request (bad signature, stale timestamp, wrong token): answered
+    as a problem with `status`, naming `field`; nothing is applied."""
+
+    def __init__(self, status: int, title: str, detail: str, *, kind: str, field: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.kind, self.field = (
+            status,
+            title,
+            detail,
+            kind,
+            field,
+        )
+
+
+class InboundInvalid(Exception):
+    """`parse` found bad input: `errors` in pydantic's shape, each `loc` a path inside the
+    body (e.g. `("data", "lines", 0, "amount")`); answered 422 naming the first field."""
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = list(errors)
+
+
+class InboundHandler(Protocol):
+    """The inbound side of one connector instance."""
+
+    # Documents the body in the OpenAPI document (None: not described).
+    request_model: ClassVar[type[BaseModel] | None]
+
+    async def verify(self, request: InboundRequest) -> InboundMessage:
+        """Authenticate and decrypt; raise InboundRefused."""
+        ...
+
+    async def parse(self, message: InboundMessage) -> InboundParse:
+        """Canonical commands from a verified message; raise InboundInvalid."""
+        ...
+
+    def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:
+        """The answer to the vendor, from one outcome per command (in order)."""
+        ...
+
+
+class InboundFactory(Protocol):
+    """How a connector class builds its inbound side from an instance's config (raising
+    ValueError `field: reason` for a bad one); set as the class attribute `inbound`."""
+
+    request_model: ClassVar[type[BaseModel] | None]
+
+    def __call__(self, config: Mapping[str, Any]) -> InboundHandler: ...
+
+
+# -- auth providers --------------------------------------------------------------------------------
+# Each connector instance has one. It supplies the request headers that authenticate the hub
+# to the peer: a static key, or an access token fetched, cached and refreshed ahead of expiry.
+# When the peer answers 401 the connector tells the provider, which refreshes (at most once
+# per rejected token), and the request is sent once more.
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A token and the moment (on the provider's clock, seconds) it stops being valid."""
+
+    value: str = field(repr=False)
+    expires_at: float
+
+
+class AuthProvider(Protocol):
+    async def headers(self) -> dict[str, str]:
+        """Headers that authenticate a request now (fetching a token first if needed)."""
+        ...
+
+    async def rejected(self, headers: Mapping[str, str]) -> bool:
+        """The peer answered 401 to a request sent with `headers`: drop those credentials.
+        True when fresh ones can be had (send once more), False when not (a static key)."""
+        ...

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from finoa.config import Settings
 from finoa.connectors.base import Connector, ConnectorFactory
+
+if TYPE_CHECKING:
+    from finoa.connectors.instances import ConnectorInstances
 
 ENTRY_POINT_GROUP = "finoa.connectors"
 
@@ -21,42 +23,18 @@ def available_connectors() -> dict[str, ConnectorFactory]:
     return found
 
 
-def destinations(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Outbox destination -> (connector name, config). `oa` and `erp` by default."""
-    timeout = settings.connector_timeout_seconds
-    configured = {
-        "oa": (
-            "generic-oa",
-            {
-                "base_url": settings.oa_base_url,
-                "api_key": settings.oa_api_key,
-                "timeout_seconds": timeout,
-            },
-        ),
-        "erp": (
-            "generic-erp",
-            {
-                "base_url": settings.erp_base_url,
-                "api_key": settings.erp_api_key,
-                "timeout_seconds": timeout,
-            },
-        ),
-    }
-    for name, spec in (settings.extra.get("destinations") or {}).items():
-        configured[name] = (spec["connector"], dict(spec.get("config") or {}))
-    return configured
+def destinations(instances: ConnectorInstances) -> dict[str, str]:
+    """Outbox destination -> instance name: every instance under its own name, and the
+    names `oa` / `erp` of rows queued before named instances for the default instances."""
+    return {**{name: name for name in instances.instances}, **instances.legacy_destinations()}
 
 
-def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, Connector]:
-    """Instantiate the connector behind each destination; unknown names fail loudly."""
+def build_connectors(
+    instances: ConnectorInstances, http: httpx.AsyncClient
+) -> dict[str, Connector]:
+    """One connector per instance, reachable under each of its outbox destinations."""
     factories = available_connectors()
     built: dict[str, Connector] = {}
-    for destination, (connector_name, config) in destinations(settings).items():
-        factory = factories.get(connector_name)
-        if factory is None:
-            raise LookupError(
-                f"destination {destination!r}: no connector named {connector_name!r} is installed"
-                f" (installed: {', '.join(sorted(factories)) or 'none'})"
-            )
-        built[destination] = factory(config, http)
-    return built
+    for name, instance in instances.instances.items():
+        built[name] = factories[instance.connector](dict(instance.config), http)
+    return {destination: built[name] for destination, name in destinations(instances).items()}

@@ -1,18 +1,22 @@
 """What finoa tells other systems, queued in the outbox inside the use case's transaction.
 
 Each helper builds one kind of message with a stable idempotency key, so a message produced
-again for the same fact is refused by the unique key instead of being sent twice.
+again for the same fact is refused by the unique key instead of being sent twice. Payloads are
+canonical (`finoa.connectors.base`); the destination is a connector instance's name: a claim's
+messages go to its OA instance, a voucher to its ERP instance. Rows of claims and vouchers
+recorded before instances existed name `oa` / `erp`, which stand for the default instances.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from finoa.connectors.base import ClaimStatusPayload, TodoPayload, VoucherPayload
 from finoa.domain.money import format_fen
 from finoa.store.uow import OutboxMessage, UnitOfWork
 
-OA = "oa"
-ERP = "erp"
+OA = "oa"  # the default OA instance
+ERP = "erp"  # the default ERP instance
 
 
 def claim_ref(row: Any) -> dict[str, Any]:
@@ -22,6 +26,7 @@ def claim_ref(row: Any) -> dict[str, Any]:
         "external_id": row.external_id,
         "total_fen": row.total_fen,
         "currency": row.currency,
+        "oa_instance": getattr(row, "oa_instance", None) or OA,
         "todo_title": (
             f"报销审批 Expense claim {row.id}: {row.title} "
             f"{format_fen(row.total_fen)} {row.currency}"
@@ -30,25 +35,26 @@ def claim_ref(row: Any) -> dict[str, Any]:
 
 
 def push_todo(uow: UnitOfWork, op: str, task: dict[str, Any], claim: dict[str, Any]) -> None:
-    """Create or close an approval todo in the approver's OA todo list."""
+    """Create or close an approval todo in the approver's todo list at the claim's OA."""
+    payload: TodoPayload = {
+        "op": op,
+        "task_id": task["id"],
+        "claim_id": claim["id"],
+        "external_id": claim["external_id"],
+        "assignee_id": task["assignee_id"],
+        "role": task["role"],
+        "title": claim["todo_title"],
+        "amount_fen": claim["total_fen"],
+        "currency": claim["currency"],
+    }
     uow.enqueue(
         OutboxMessage(
-            destination=OA,
+            destination=claim["oa_instance"],
             action="todo.push",
             aggregate_type="claim",
             aggregate_id=claim["id"],
             idempotency_key=f"todo:{task['id']}:{op}",
-            payload={
-                "op": op,
-                "task_id": task["id"],
-                "claim_id": claim["id"],
-                "external_id": claim["external_id"],
-                "assignee_id": task["assignee_id"],
-                "role": task["role"],
-                "title": claim["todo_title"],
-                "amount_fen": claim["total_fen"],
-                "currency": claim["currency"],
-            },
+            payload=dict(payload),
         )
     )
 
@@ -63,38 +69,40 @@ def write_back_status(
     voucher_no: str | None = None,
     erp_voucher_no: str | None = None,
 ) -> None:
-    """Tell the OA the claim's new status (and its voucher numbers once posted)."""
+    """Tell the claim's OA its new status (and its voucher numbers once posted)."""
+    payload: ClaimStatusPayload = {
+        "claim_id": claim["id"],
+        "external_id": claim["external_id"],
+        "status": status,
+        "reason": reason,
+        "voucher_no": voucher_no,
+        "erp_voucher_no": erp_voucher_no,
+        "at": uow.now.isoformat().replace("+00:00", "Z"),
+    }
     uow.enqueue(
         OutboxMessage(
-            destination=OA,
+            destination=claim["oa_instance"],
             action="status.writeback",
             aggregate_type="claim",
             aggregate_id=claim["id"],
             idempotency_key=f"status:{claim['id']}:{seq}",
-            payload={
-                "claim_id": claim["id"],
-                "external_id": claim["external_id"],
-                "status": status,
-                "reason": reason,
-                "voucher_no": voucher_no,
-                "erp_voucher_no": erp_voucher_no,
-                "at": uow.now.isoformat().replace("+00:00", "Z"),
-            },
+            payload=dict(payload),
         )
     )
 
 
 def post_voucher(
-    uow: UnitOfWork, voucher_id: str, idempotency_key: str, body: dict[str, Any]
+    uow: UnitOfWork, erp_instance: str, idempotency_key: str, voucher: VoucherPayload
 ) -> None:
-    """Post a voucher to the ERP, exactly once, under the voucher's own idempotency key."""
+    """Post a voucher to its ERP instance, exactly once, under its own idempotency key."""
+    voucher_id = voucher["voucher_id"]
     uow.enqueue(
         OutboxMessage(
-            destination=ERP,
+            destination=erp_instance,
             action="voucher.post",
             aggregate_type="voucher",
             aggregate_id=voucher_id,
             idempotency_key=idempotency_key,
-            payload=body,
+            payload=dict(voucher),
         )
     )

@@ -82,9 +82,12 @@ def submit_claim(
     actor: str,
     message_id: str | None = None,
     key_field: str = "message_id",
+    oa_instance: str | None = None,
 ) -> SubmitResult:
     """Accept a claim once, in a transaction of its own (see `claim_submission`)."""
-    command = claim_submission(hub, submission, source, message_id, key_field=key_field)
+    command = claim_submission(
+        hub, submission, source, message_id, key_field=key_field, oa_instance=oa_instance
+    )
     return hub.db.perform(command, actor=actor)
 
 
@@ -95,6 +98,7 @@ def claim_submission(
     message_id: str | None = None,
     *,
     key_field: str = "message_id",
+    oa_instance: str | None = None,
 ) -> Callable[[UnitOfWork], SubmitResult]:
     """The command that records a claim; checks needing master data run right away.
 
@@ -104,11 +108,15 @@ def claim_submission(
     key with other content, or a version not above the document's latest, naming `version`.
     A higher version withdraws the document's open claim and becomes a new claim; once that
     claim is approved or posted, the new version is refused.
+
+    `oa_instance` is the OA connector instance the claim came from, where its todos and
+    status write-backs go; None (the REST API) means the default OA instance.
     """
     lines = validate_submission(hub.masterdata.get(), submission)
+    instance = oa_instance or hub.instances.oa_for_rest()
 
     def record(uow: UnitOfWork) -> SubmitResult:
-        return _record(hub, uow, submission, lines, source, message_id, key_field)
+        return _record(hub, uow, submission, lines, source, message_id, key_field, instance)
 
     def command(uow: UnitOfWork) -> SubmitResult:
         if uow.db.is_sqlite:  # one writer at a time: no concurrent twin can slip in
@@ -135,6 +143,7 @@ def _record(
     source: str,
     message_id: str | None,
     key_field: str,
+    oa_instance: str,
 ) -> SubmitResult:
     content = inbox.content_digest(submission)
     if message_id is not None:
@@ -197,6 +206,7 @@ def _record(
         "updated_at": uow.now,
         "status_seq": 2,
         "content_digest": content,
+        "oa_instance": oa_instance,
     }
     line_rows = [
         {

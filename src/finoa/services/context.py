@@ -1,4 +1,5 @@
-"""What every use case needs: the database, settings, the approval engine and the rules."""
+"""What every use case needs: the database, settings, the approval engine, the rules and
+the connector instances messages are routed to."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from finoa.config import Settings
+from finoa.connectors.instances import ConnectorInstances, load_instances
 from finoa.domain.claim import ExpenseCategory
 from finoa.domain.errors import InvalidInput
 from finoa.domain.voucher import VoucherRules
@@ -48,10 +50,18 @@ class Hub:
     rules: VoucherRules
     masterdata: MasterDataCache
     commands: GroupCommit  # where request handlers send their writes
+    instances: ConnectorInstances  # the connector instances, and where messages go
 
     @classmethod
-    def create(cls, settings: Settings, *, pool_size: int = 10) -> Hub:
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        pool_size: int = 10,
+        instances: ConnectorInstances | None = None,
+    ) -> Hub:
         rules_path = settings.extra.get("voucher_rules")
+        instances = instances or load_instances(settings)  # a config error stops us here
         db = Database.connect(
             settings.effective_database_url,
             pool_size=pool_size,
@@ -64,6 +74,7 @@ class Hub:
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
             masterdata=MasterDataCache(db),
             commands=GroupCommit(db),
+            instances=instances,
         )
 
     def close(self) -> None:

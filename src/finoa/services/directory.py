@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -27,6 +27,8 @@ class MasterDataSnapshot:
     cost_centers: frozenset[str]
     projects: frozenset[str]
     role_holders: Mapping[EmployeeRole, str]
+    # org unit -> the unit it belongs to (None at the top): vouchers are routed by it
+    org_parents: Mapping[str, str | None] = field(default_factory=dict)
 
 
 class MasterDataCache:
@@ -64,11 +66,15 @@ class MasterDataCache:
                 )
                 for row in conn.execute(select(employees).order_by(employees.c.id))
             }
-            units = frozenset(r[0] for r in conn.execute(select(org_units.c.id)))
+            parents = {
+                r.id: r.parent_id
+                for r in conn.execute(select(org_units.c.id, org_units.c.parent_id))
+            }
+            units = frozenset(parents)
             centers = frozenset(r[0] for r in conn.execute(select(cost_centers.c.id)))
             project_ids = frozenset(r[0] for r in conn.execute(select(projects.c.id)))
         holders: dict[EmployeeRole, str] = {}
         for person in people.values():
             if person.role is not EmployeeRole.EMPLOYEE and person.active:
                 holders.setdefault(person.role, person.employee_id)
-        return MasterDataSnapshot(people, units, centers, project_ids, holders)
+        return MasterDataSnapshot(people, units, centers, project_ids, holders, parents)

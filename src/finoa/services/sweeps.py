@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from finoa.connectors.base import ApprovalSource, TaskReport
+from finoa.connectors.base import ApprovalSource, ConnectorKind, TaskReport
 from finoa.domain.errors import DomainError
 from finoa.services.approvals import task_decision
 from finoa.services.context import Hub
-from finoa.store.tables import approval_tasks, audit_events
+from finoa.store.tables import approval_tasks, audit_events, claims
 from finoa.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 REPORT_CHUNK = 100  # task ids per question to the OA
 SWEEP_LIMIT = 2000  # tasks looked at per sweep, oldest first
-DECISION_SOURCE = "generic-oa"  # the inbox source the OA's decision webhooks are recorded under
 
 
 @dataclass
@@ -55,13 +54,19 @@ class SweepReport:
         }
 
 
-def stuck_tasks(hub: Hub, older_than: timedelta) -> list[str]:
-    """Ids of pending approval tasks opened more than `older_than` ago, oldest first."""
+def stuck_tasks(hub: Hub, older_than: timedelta, oa_instance: str) -> list[str]:
+    """Ids of the pending approval tasks of claims from `oa_instance` opened more than
+    `older_than` ago, oldest first."""
     cutoff = hub.db.clock() - older_than
     with hub.db.engine.connect() as conn:
         rows = conn.execute(
             select(approval_tasks.c.id)
-            .where(approval_tasks.c.status == "pending", approval_tasks.c.created_at < cutoff)
+            .join(claims, claims.c.id == approval_tasks.c.claim_id)
+            .where(
+                approval_tasks.c.status == "pending",
+                approval_tasks.c.created_at < cutoff,
+                claims.c.oa_instance == oa_instance,
+            )
             .order_by(approval_tasks.c.created_at)
             .limit(SWEEP_LIMIT)
         )
@@ -69,21 +74,23 @@ def stuck_tasks(hub: Hub, older_than: timedelta) -> list[str]:
 
 
 async def sweep_stuck_tasks(
-    hub: Hub, oa: ApprovalSource, *, older_than: timedelta, source: str = DECISION_SOURCE
+    hub: Hub, sources: Mapping[str, ApprovalSource], *, older_than: timedelta
 ) -> SweepReport:
-    """Ask the OA about tasks pending longer than `older_than`; apply what it decided."""
+    """Ask each OA instance about its claims' tasks pending longer than `older_than`, and
+    apply what it decided (recorded in the inbox under the instance, as its webhooks are)."""
     report = SweepReport()
-    task_ids = await hub.db.run(stuck_tasks, hub, older_than)
-    for start in range(0, len(task_ids), REPORT_CHUNK):
-        chunk = task_ids[start : start + REPORT_CHUNK]
-        try:
-            reports = await oa.task_reports(chunk)
-        except Exception as exc:  # the OA is down: the next sweep asks again
-            report.errors.append(f"{type(exc).__name__}: {exc}"[:300])
-            log.warning("sweep: the OA could not report on %d tasks: %s", len(chunk), exc)
-            continue
-        report.checked += len(chunk)
-        await asyncio.gather(*(_settle(hub, r, source, report) for r in reports))
+    for instance, oa in sources.items():
+        task_ids = await hub.db.run(stuck_tasks, hub, older_than, instance)
+        for start in range(0, len(task_ids), REPORT_CHUNK):
+            chunk = task_ids[start : start + REPORT_CHUNK]
+            try:
+                reports = await oa.task_reports(chunk)
+            except Exception as exc:  # the OA is down: the next sweep asks again
+                report.errors.append(f"{instance}: {type(exc).__name__}: {exc}"[:300])
+                log.warning("sweep: %s could not report on %d tasks: %s", instance, len(chunk), exc)
+                continue
+            report.checked += len(chunk)
+            await asyncio.gather(*(_settle(hub, r, instance, report) for r in reports))
     if report.applied or report.unknown_at_oa or report.refused:
         log.warning("sweep of stuck approval tasks: %s", report.as_dict())
     return report
@@ -137,12 +144,17 @@ def _flag_unknown(task: TaskReport) -> Any:
 
 
 async def run_sweeper(
-    hub: Hub, oa: ApprovalSource, *, older_than: timedelta, every: float, stop: asyncio.Event
+    hub: Hub,
+    sources: Mapping[str, ApprovalSource],
+    *,
+    older_than: timedelta,
+    every: float,
+    stop: asyncio.Event,
 ) -> None:
     """Sweep at start and then every `every` seconds until `stop` is set."""
     while not stop.is_set():
         try:
-            await sweep_stuck_tasks(hub, oa, older_than=older_than)
+            await sweep_stuck_tasks(hub, sources, older_than=older_than)
         except Exception:
             log.exception("sweep of stuck approval tasks failed")
         try:
@@ -151,10 +163,10 @@ async def run_sweeper(
             continue
 
 
-def approval_source(connectors: dict[str, Any], names: Sequence[str] = ("oa",)) -> Any:
-    """The first configured connector that can report on approval tasks, or None."""
-    for name in names:
-        connector = connectors.get(name)
-        if isinstance(connector, ApprovalSource):
-            return connector
-    return next((c for c in connectors.values() if isinstance(c, ApprovalSource)), None)
+def approval_sources(hub: Hub, connectors: Mapping[str, Any]) -> dict[str, ApprovalSource]:
+    """The OA instances whose connector can report on approval tasks, by instance name."""
+    return {
+        name: connector
+        for name in hub.instances.of_kind(ConnectorKind.OA)
+        if isinstance(connector := connectors.get(name), ApprovalSource)
+    }

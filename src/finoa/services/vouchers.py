@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 
+from finoa.connectors.base import VoucherPayload
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, NotFound
 from finoa.domain.voucher import (
@@ -17,7 +18,7 @@ from finoa.domain.voucher import (
     format_voucher_no,
     reversal_of,
 )
-from finoa.messaging.outbox import claim_ref, post_voucher, write_back_status
+from finoa.messaging.outbox import ERP, claim_ref, post_voucher, write_back_status
 from finoa.services.context import Hub
 from finoa.services.periods import place_in_open_period, today
 from finoa.store import repositories as repo
@@ -45,20 +46,29 @@ def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
     The caller records the voucher id on the claim."""
     claim = repo.claim_from_row(uow.conn, claim_row)
     claim_id = claim.claim_id
-    applicant = hub.masterdata.get().employees.get(claim.applicant_id)
+    people = hub.masterdata.get()
+    # Where it is posted is settled first: an org unit no ERP instance takes refuses the
+    # approval (409 department_id) before anything is numbered.
+    erp_instance = hub.instances.erp_for(claim_row.department_id, people.org_parents)
+    applicant = people.employees.get(claim.applicant_id)
     voucher_id = f"V{claim_id[2:]}"
     placement = place_in_open_period(hub, uow, today(hub, uow), voucher_id)
     draft = build_claim_voucher(
         claim, hub.rules, placement.voucher_date, applicant.name if applicant else ""
     )
-    voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, reversal=None)
+    voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, None, erp_instance)
     key = f"finoa-voucher-{voucher_id}"
-    post_voucher(uow, voucher_id, key, erp_body(claim_id, voucher_no, draft))
+    post_voucher(uow, erp_instance, key, voucher_payload(voucher_id, claim_id, voucher_no, draft))
     return voucher_id
 
 
 def _store_voucher(
-    uow: UnitOfWork, voucher_id: str, claim_id: str, draft: VoucherDraft, reversal: str | None
+    uow: UnitOfWork,
+    voucher_id: str,
+    claim_id: str,
+    draft: VoucherDraft,
+    reversal: str | None,
+    erp_instance: str,
 ) -> str:
     number = repo.next_voucher_number(uow.conn, draft.period, draft.word)
     voucher_no = format_voucher_no(draft.word, number)
@@ -79,6 +89,7 @@ def _store_voucher(
             "idempotency_key": f"finoa-voucher-{voucher_id}",
             "reversal_of": reversal,
             "created_at": uow.now,
+            "erp_instance": erp_instance,
         },
     )
     INSERT_ENTRIES.run_many(
@@ -113,16 +124,24 @@ def _store_voucher(
     return voucher_no
 
 
-def erp_body(claim_id: str, voucher_no: str, draft: VoucherDraft) -> dict[str, Any]:
-    """The voucher as the generic ERP connector posts it."""
+def voucher_payload(
+    voucher_id: str,
+    claim_id: str,
+    voucher_no: str,
+    draft: VoucherDraft,
+    reversal_of: str | None = None,
+) -> VoucherPayload:
+    """The voucher as every ERP connector receives it (each maps it to its wire format)."""
     return {
-        "source_ref": f"finoa:{claim_id}",
-        "voucher_word": draft.word,
+        "voucher_id": voucher_id,
+        "claim_id": claim_id,
         "hub_voucher_no": voucher_no,
+        "word": draft.word,
         "period": draft.period,
         "date": draft.voucher_date.isoformat(),
         "summary": draft.summary,
         "currency": draft.currency,
+        "reversal_of": reversal_of,
         "entries": [
             {
                 "line": e.line,
@@ -218,16 +237,17 @@ def reverse_voucher(hub: Hub, voucher_id: str, *, actor: str, on: date | None = 
         reversal_id = f"R{voucher_id[1:]}"
         placement = place_in_open_period(hub, uow, on or today(hub, uow), reversal_id)
         draft = reversal_of(original, row.voucher_no, placement.voucher_date)
-        voucher_no = _store_voucher(uow, reversal_id, row.claim_id, draft, reversal=voucher_id)
+        erp_instance = row.erp_instance or ERP  # where the voucher it reverses went
+        voucher_no = _store_voucher(uow, reversal_id, row.claim_id, draft, voucher_id, erp_instance)
         uow.conn.execute(
             update(vouchers).where(vouchers.c.id == voucher_id).values(status="reversed")
         )
         uow.audit("voucher.reversed", "voucher", voucher_id, {"reversal_id": reversal_id})
         post_voucher(
             uow,
-            reversal_id,
+            erp_instance,
             f"finoa-voucher-{reversal_id}",
-            erp_body(row.claim_id, voucher_no, draft),
+            voucher_payload(reversal_id, row.claim_id, voucher_no, draft, voucher_id),
         )
         uow.commit()
         return reversal_id

@@ -107,6 +107,8 @@ claims = Table(
     Column("status_seq", Integer, nullable=False, default=0),
     # SHA-256 of the submission's canonical content; NULL on claims recorded before 0004.
     Column("content_digest", String(64)),
+    # The OA connector instance its todos and write-backs go to; NULL before 0007 (default OA).
+    Column("oa_instance", String(64)),
     UniqueConstraint("source", "external_id", "version"),
     # At most one live claim per external document (the others are withdrawn or rejected).
     Index(
@@ -194,6 +196,8 @@ vouchers = Table(
     Column("reversal_of", String(40)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("posted_at", DateTime(timezone=True)),
+    # The ERP connector instance it is posted to; NULL before 0007 (the default ERP).
+    Column("erp_instance", String(64)),
     UniqueConstraint("period", "word", "number"),
     Index("ix_vouchers_claim", "claim_id"),
 )

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from support.threaded import serve_in_thread
 
 import finoa
 from finoa.security.signatures import SignatureError, new_secret, verify
@@ -266,24 +266,9 @@ class WebhookReceiver:
 def receiver() -> Iterator[WebhookReceiver]:
     """A real HTTP server (uvicorn in a thread) playing the hub's webhook endpoint."""
     hook = WebhookReceiver(secret=new_secret())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    hook.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(
-        hook.app(), log_level="warning", access_log=False, loop="asyncio", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "webhook receiver did not start"
-        assert thread.is_alive(), "webhook receiver thread died"
-        time.sleep(0.01)
-    yield hook
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(hook.app(), "webhook receiver") as url:
+        hook.url = url
+        yield hook
 
 
 @pytest.fixture

@@ -168,7 +168,8 @@ def test_permanent_failure_dead_letters_and_replay_delivers(
     letter = letters[0]
     assert letter["action"] == "voucher.post" and letter["error_class"] == "permanent"
     assert "422" in letter["reason"]
-    assert letter["payload"]["source_ref"] == f"finoa:{claim_id}"
+    assert letter["payload"]["claim_id"] == claim_id  # the canonical voucher, as queued
+    assert letter["payload"]["voucher_id"] == f"V{claim_id[2:]}"
     assert get_claim(loop_hub.db, claim_id).status == "approved"
     httpx.delete(f"{erp.url}/_sim/faults").raise_for_status()
     with pytest.raises(NotFound):

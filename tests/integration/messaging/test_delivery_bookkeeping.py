@@ -35,7 +35,7 @@ from finoa.services.claims import submit_claim
 from finoa.services.context import Hub
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim, held_rows
-from finoa.services.sweeps import sweep_stuck_tasks
+from finoa.services.sweeps import approval_sources, sweep_stuck_tasks
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, OutboxMessage, UnitOfWork
 
@@ -340,8 +340,10 @@ def test_a_decision_the_oa_gave_up_sending_is_found_by_the_sweep(
     async def sweep() -> Any:
         http = new_http_client(loop_hub.settings)
         try:
-            oa_connector = build_dispatcher(loop_hub, http).connectors["oa"]
-            return await sweep_stuck_tasks(loop_hub, oa_connector, older_than=timedelta(0))  # type: ignore[arg-type]
+            connectors = build_dispatcher(loop_hub, http).connectors
+            sources = approval_sources(loop_hub, connectors)
+            assert list(sources) == ["generic-oa"]
+            return await sweep_stuck_tasks(loop_hub, sources, older_than=timedelta(0))
         finally:
             await loop_hub.commands.close()
             await http.aclose()

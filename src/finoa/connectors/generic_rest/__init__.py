@@ -1,18 +1,20 @@
 """Generic REST connectors (`generic-oa`, `generic-erp`) and their simulators.
 
-This module holds what both connector clients share: the config schema and its parsing.
+This module holds what both connector clients share: the config schema and its parsing, the
+auth provider (a static bearer key) and the authorized request.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 
-from finoa.connectors.base import ConnectorManifest, HealthReport
+from finoa.connectors.auth import StaticBearer, send_authorized
+from finoa.connectors.base import AuthProvider, ConnectorManifest, HealthReport
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -40,6 +42,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "required": ["base_url", "api_key"],
     "additionalProperties": False,
 }
+# Every secret field may instead be given as `<field>_env` (the name of an environment
+# variable) or `<field>_file` (a file holding it); the hub resolves them before the connector
+# sees its config, and never shows them (see `finoa.connectors.instances`).
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,16 @@ class RestConfig:
     """Validated connector config."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     timeout_seconds: float = 5.0
 
     @classmethod
-    def parse(cls, config: Mapping[str, Any]) -> RestConfig:
-        """Check a config dict against CONFIG_SCHEMA; raise ValueError naming the bad field."""
-        unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]))
+    def parse(
+        cls, config: Mapping[str, Any], schema: Mapping[str, Any] = CONFIG_SCHEMA
+    ) -> RestConfig:
+        """Check a config dict against `schema` (CONFIG_SCHEMA or one extending it); raise
+        ValueError naming the bad field. Fields beyond CONFIG_SCHEMA's are the caller's."""
+        unknown = sorted(set(config) - set(schema["properties"]))
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
         base_url = config.get("base_url")
@@ -68,12 +76,8 @@ class RestConfig:
         return cls(base_url.rstrip("/"), api_key, float(timeout))
 
     def headers(self) -> dict[str, str]:
-        """Bearer auth and JSON content headers for every request."""
-        return {
-            "authorization": f"Bearer {self.api_key}",
-            "content-type": "application/json",
-            "accept": "application/json",
-        }
+        """JSON content headers for every request (credentials come from the auth provider)."""
+        return {"content-type": "application/json", "accept": "application/json"}
 
 
 class RestConnector:
@@ -86,10 +90,30 @@ class RestConnector:
         self._http = http
         self._config: RestConfig | None = None
         self._config_error = ""
+        self.auth: AuthProvider = StaticBearer("")
         try:
-            self._config = RestConfig.parse(config)
+            self._config = RestConfig.parse(config, self.manifest.config_schema)
         except ValueError as exc:
             self._config_error = f"{self.manifest.name} config: {exc}"
+        else:
+            self.auth = StaticBearer(self._config.api_key)
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        """Raise ValueError (`field: reason`) for a config this connector cannot work with."""
+        RestConfig.parse(config, cls.manifest.config_schema)
+
+    async def _request(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """An HTTP request with the auth provider's credentials beside `headers`; a 401 is
+        answered by fresh credentials and one more try (see `send_authorized`)."""
+        extra = options.pop("headers", {})
+
+        async def send(auth_headers: dict[str, str]) -> httpx.Response:
+            return await self._http.request(
+                method, url, headers={**extra, **auth_headers}, **options
+            )
+
+        return await send_authorized(self.auth, send)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
@@ -102,8 +126,8 @@ async def rest_health(connector: RestConnector, path: str) -> HealthReport:
     config = connector._config
     started = time.perf_counter()
     try:
-        response = await connector._http.get(
-            config.base_url + path, headers=config.headers(), timeout=config.timeout_seconds
+        response = await connector._request(
+            "GET", config.base_url + path, headers=config.headers(), timeout=config.timeout_seconds
         )
     except Exception as exc:
         return HealthReport(False, f"{config.base_url} unreachable: {type(exc).__name__}: {exc}")

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
+from finoa.connectors.auth import delivery_error
 from finoa.connectors.base import (
     ConnectorKind,
     ConnectorManifest,
@@ -17,6 +18,7 @@ from finoa.connectors.base import (
     OutboundMessage,
 )
 from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConnector, rest_health
+from finoa.connectors.generic_rest.mapping import erp_voucher
 from finoa.messaging.retry import DeliveryError, ErrorClass, classify_status
 
 ACTION = "voucher.post"
@@ -52,18 +54,23 @@ class GenericERPConnector(RestConnector):
             ]
         config = self._config
         items = [
-            {**m.payload, "reference": m.idempotency_key, "idempotency_key": m.idempotency_key}
+            {
+                **erp_voucher(m.payload),
+                "reference": m.idempotency_key,
+                "idempotency_key": m.idempotency_key,
+            }
             for m in messages
         ]
         try:
-            response = await self._http.post(
+            response = await self._request(
+                "POST",
                 f"{config.base_url}/api/vouchers:batch",
                 content=orjson.dumps({"items": items}),
                 headers=config.headers(),
                 timeout=config.timeout_seconds,
             )
         except Exception as exc:
-            error = DeliveryError.from_exception(exc)
+            error = delivery_error(exc)
             return [DeliveryResult(error=error) for _ in messages]
         if not response.is_success:
             error = DeliveryError.from_response(response)
@@ -88,14 +95,17 @@ class GenericERPConnector(RestConnector):
             return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
         config = self._config
         try:
-            response = await self._http.post(
+            response = await self._request(
+                "POST",
                 f"{config.base_url}/api/vouchers",
-                content=orjson.dumps({**message.payload, "reference": message.idempotency_key}),
+                content=orjson.dumps(
+                    {**erp_voucher(message.payload), "reference": message.idempotency_key}
+                ),
                 headers={**config.headers(), "idempotency-key": message.idempotency_key},
                 timeout=config.timeout_seconds,
             )
         except Exception as exc:
-            return DeliveryResult(error=DeliveryError.from_exception(exc))
+            return DeliveryResult(error=delivery_error(exc))
         if not response.is_success:
             return DeliveryResult(error=DeliveryError.from_response(response))
         try:
@@ -113,7 +123,8 @@ class GenericERPConnector(RestConnector):
             return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, self._config_error))
         config = self._config
         try:
-            response = await self._http.get(
+            response = await self._request(
+                "GET",
                 f"{config.base_url}/api/vouchers",
                 params={"reference": message.idempotency_key},
                 headers=config.headers(),
@@ -148,14 +159,15 @@ class GenericERPConnector(RestConnector):
             raise DeliveryError(ErrorClass.CONFIG, self._config_error)
         config = self._config
         try:
-            response = await self._http.get(
+            response = await self._request(
+                "GET",
                 f"{config.base_url}/api/vouchers",
                 params={"idempotency_key": idempotency_key},
                 headers=config.headers(),
                 timeout=config.timeout_seconds,
             )
         except Exception as exc:
-            raise DeliveryError.from_exception(exc) from exc
+            raise delivery_error(exc) from exc
         if response.status_code == 404:
             return None
         if not response.is_success:

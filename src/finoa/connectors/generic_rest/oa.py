@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from finoa.connectors.auth import delivery_error
 from finoa.connectors.base import (
     ConnectorKind,
     ConnectorManifest,
@@ -16,7 +17,9 @@ from finoa.connectors.base import (
     OutboundMessage,
     TaskReport,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConfig, RestConnector, rest_health
+from finoa.connectors.generic_rest import RestConfig, RestConnector, rest_health
+from finoa.connectors.generic_rest.inbound import OA_CONFIG_SCHEMA, GenericOAInbound
+from finoa.connectors.generic_rest.mapping import oa_item
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION_PATHS: dict[str, str] = {
@@ -33,11 +36,12 @@ class GenericOAConnector(RestConnector):
         kind=ConnectorKind.OA,
         direction=Direction.BOTH,
         actions=tuple(ACTION_PATHS),
-        config_schema=CONFIG_SCHEMA,
+        config_schema=OA_CONFIG_SCHEMA,
         auth="bearer",
         max_batch=100,
         description="Generic REST OA: approval todos and status write-back; signed webhooks in.",
     )
+    inbound: ClassVar[type[GenericOAInbound]] = GenericOAInbound
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Send messages sharing one action; one result per message, in order."""
@@ -64,15 +68,16 @@ class GenericOAConnector(RestConnector):
         self, config: RestConfig, path: str, messages: Sequence[OutboundMessage]
     ) -> list[DeliveryResult]:
         try:
-            items = [{**m.payload, "idempotency_key": m.idempotency_key} for m in messages]
-            response = await self._http.post(
+            items = [oa_item(m.action, m.payload, m.idempotency_key) for m in messages]
+            response = await self._request(
+                "POST",
                 config.base_url + path,
                 content=orjson.dumps({"items": items}),
                 headers=config.headers(),
                 timeout=config.timeout_seconds,
             )
         except Exception as exc:
-            return _fail_all(messages, DeliveryError.from_exception(exc))
+            return _fail_all(messages, delivery_error(exc))
         if not response.is_success:
             return _fail_all(messages, DeliveryError.from_response(response))
         try:
@@ -114,7 +119,8 @@ class GenericOAConnector(RestConnector):
             raise DeliveryError(ErrorClass.CONFIG, self._config_error)
         config = self._config
         try:
-            response = await self._http.post(
+            response = await self._request(
+                "POST",
                 config.base_url + "/api/tasks:report",
                 content=orjson.dumps({"task_ids": list(task_ids)}),
                 headers=config.headers(),

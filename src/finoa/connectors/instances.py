@@ -1,0 +1,310 @@
+"""Named connector instances (`connectors:` in finoa.yaml) and where each message goes.
+
+```yaml
+connectors:
+  hq-oa:    {connector: generic-oa, config: {base_url: …, api_key_env: FINOA_HQ_OA_KEY,
+                                             webhook_secret_file: /run/secrets/hq-oa}}
+  erp-main: {connector: generic-erp, config: {…}, companies: [D00], org_units: [D01, D02]}
+```
+
+Each instance has its own credentials: a secret field `x` of the connector's config schema may
+be given as `x_env` (an environment variable) or `x_file` (a file holding it). Secrets are
+resolved here, once, and never shown: `repr` and `describe()` print `***` for them. Without a
+`connectors:` section the embedded defaults are `generic-oa` and `generic-erp`, built from
+`oa_base_url`, `oa_api_key`, `oa_webhook_secret`, `erp_base_url` and `erp_api_key`.
+
+Routing: a claim's todos and status write-backs go to the OA instance it came from (REST
+claims: the default OA instance); a voucher goes to the ERP instance its org unit, or the
+nearest enclosing org unit listed (under `org_units`, or as a company under `companies`), is
+mapped to, else to the default ERP instance (the only one, or the one marked
+`default: true`). The outbox names `oa` and `erp`, used before instances existed, stand for
+the default instances.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finoa.config import Settings
+from finoa.connectors.base import ConnectorKind, Direction, InboundHandler
+from finoa.connectors.registry import available_connectors
+from finoa.domain.errors import Conflict
+
+DEFAULT_OA = "generic-oa"
+DEFAULT_ERP = "generic-erp"
+LEGACY_DESTINATIONS = {"oa": ConnectorKind.OA, "erp": ConnectorKind.ERP}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+INSTANCE_FIELDS = ("connector", "config", "companies", "org_units", "default")
+REDACTED = "***"
+
+
+class ConnectorConfigError(ValueError):
+    """A `connectors:` entry that cannot work; one line naming the instance and field."""
+
+
+@dataclass(frozen=True, repr=False)
+class ConnectorInstance:
+    """One configured instance: its name, connector, resolved config and what maps to it."""
+
+    name: str
+    connector: str
+    kind: ConnectorKind
+    direction: Direction
+    config: Mapping[str, Any]
+    secret_fields: frozenset[str] = frozenset()
+    companies: tuple[str, ...] = ()
+    org_units: tuple[str, ...] = ()
+    default: bool = False
+    inbound: InboundHandler | None = field(default=None, compare=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The instance as diagnostics show it: secrets replaced by `***`."""
+        config = {
+            key: REDACTED if key in self.secret_fields else value
+            for key, value in self.config.items()
+        }
+        return {
+            "name": self.name,
+            "connector": self.connector,
+            "kind": self.kind.value,
+            "config": config,
+            "companies": list(self.companies),
+            "org_units": list(self.org_units),
+            "default": self.default,
+            "inbound": self.inbound is not None,
+        }
+
+    def __repr__(self) -> str:
+        return f"ConnectorInstance({self.describe()!r})"
+
+
+@dataclass(frozen=True)
+class ConnectorInstances:
+    """Every configured instance, the defaults per kind, and the org-unit map of the ERPs."""
+
+    instances: Mapping[str, ConnectorInstance]
+    default_oa: str | None
+    default_erp: str | None
+    erp_of_unit: Mapping[str, str]  # org unit (or company) id -> ERP instance
+
+    def of_kind(self, kind: ConnectorKind) -> list[str]:
+        return [name for name, i in self.instances.items() if i.kind is kind]
+
+    def legacy_destinations(self) -> dict[str, str]:
+        """`oa` / `erp` (outbox rows queued before instances) -> the default instances."""
+        defaults = {ConnectorKind.OA: self.default_oa, ConnectorKind.ERP: self.default_erp}
+        return {
+            alias: name
+            for alias, kind in LEGACY_DESTINATIONS.items()
+            if (name := defaults[kind]) is not None
+        }
+
+    def inbound(self, name: str) -> InboundHandler | None:
+        instance = self.instances.get(name)
+        return instance.inbound if instance is not None else None
+
+    def oa_for_rest(self) -> str:
+        """Where claims submitted through the REST API write back: the default OA."""
+        return self.default_oa or "oa"
+
+    def erp_for(self, department_id: str, parents: Mapping[str, str | None]) -> str:
+        """The ERP instance a voucher of `department_id` is posted to; a Conflict naming
+        `department_id` when no mapping and no default decides it."""
+        unit: str | None = department_id
+        seen: set[str] = set()
+        while unit is not None and unit not in seen:
+            seen.add(unit)
+            mapped = self.erp_of_unit.get(unit)
+            if mapped is not None:
+                return mapped
+            unit = parents.get(unit)
+        if self.default_erp is not None:
+            return self.default_erp
+        erps = ", ".join(self.of_kind(ConnectorKind.ERP)) or "none is configured"
+        raise Conflict(
+            "department_id",
+            f"org unit {department_id} is mapped to no ERP instance ({erps}): list it or its "
+            "company under one instance's org_units or companies, or mark one default: true",
+        )
+
+
+def load_instances(settings: Settings) -> ConnectorInstances:
+    """The instances of `settings` (`connectors:`, else the embedded defaults), checked:
+    raises ConnectorConfigError naming the instance and field."""
+    raw = settings.extra.get("connectors")
+    specs = embedded_defaults(settings) if raw is None else raw
+    if not isinstance(specs, Mapping) or not specs:
+        raise ConnectorConfigError("connectors: a mapping of instance names to connectors")
+    factories = available_connectors()
+    instances: dict[str, ConnectorInstance] = {}
+    for name, spec in specs.items():
+        instances[str(name)] = _instance(str(name), spec, factories, os.environ)
+    return _with_routing(instances)
+
+
+def embedded_defaults(settings: Settings) -> dict[str, Any]:
+    """`generic-oa` and `generic-erp` from today's settings (no `connectors:` section)."""
+    timeout = settings.connector_timeout_seconds
+    return {
+        DEFAULT_OA: {
+            "connector": "generic-oa",
+            "config": {
+                "base_url": settings.oa_base_url,
+                "api_key": settings.oa_api_key,
+                "timeout_seconds": timeout,
+                "webhook_secret": settings.oa_webhook_secret,
+                "webhook_tolerance_seconds": settings.webhook_tolerance_seconds,
+            },
+        },
+        DEFAULT_ERP: {
+            "connector": "generic-erp",
+            "config": {
+                "base_url": settings.erp_base_url,
+                "api_key": settings.erp_api_key,
+                "timeout_seconds": timeout,
+            },
+        },
+    }
+
+
+def _instance(
+    name: str, spec: Any, factories: Mapping[str, Any], env: Mapping[str, str]
+) -> ConnectorInstance:
+    where = f"connectors.{name}"
+    if not NAME.match(name):
+        raise ConnectorConfigError(
+            f"{where}: an instance name is 1-64 letters, digits, '.', '_' or '-'"
+        )
+    if name in LEGACY_DESTINATIONS:
+        raise ConnectorConfigError(
+            f"{where}: the names oa and erp stand for the default instances; choose another"
+        )
+    if not isinstance(spec, Mapping):
+        raise ConnectorConfigError(f"{where}: a mapping with connector and config")
+    unknown = sorted(set(spec) - set(INSTANCE_FIELDS))
+    if unknown:
+        raise ConnectorConfigError(f"{where}.{unknown[0]}: is not a known field")
+    connector = spec.get("connector")
+    factory = factories.get(connector) if isinstance(connector, str) else None
+    if factory is None:
+        installed = ", ".join(sorted(factories)) or "none"
+        raise ConnectorConfigError(
+            f"{where}.connector: no connector named {connector!r} is installed ({installed})"
+        )
+    manifest = factory.manifest
+    config, secrets = _resolve_secrets(where, spec.get("config") or {}, manifest.config_schema, env)
+    try:
+        check = getattr(factory, "check_config", None)
+        if check is not None:
+            check(config)
+        inbound_factory = getattr(factory, "inbound", None)
+        inbound = inbound_factory(config) if inbound_factory is not None else None
+    except ValueError as exc:
+        raise ConnectorConfigError(f"{where}.config.{exc}") from None
+    units = {key: _ids(where, key, spec.get(key)) for key in ("companies", "org_units")}
+    if manifest.kind is not ConnectorKind.ERP and (units["companies"] or units["org_units"]):
+        raise ConnectorConfigError(f"{where}.org_units: only ERP instances take org units")
+    default = spec.get("default", False)
+    if not isinstance(default, bool):
+        raise ConnectorConfigError(f"{where}.default: true or false")
+    return ConnectorInstance(
+        name=name,
+        connector=str(connector),
+        kind=manifest.kind,
+        direction=manifest.direction,
+        config=config,
+        secret_fields=secrets,
+        companies=units["companies"],
+        org_units=units["org_units"],
+        default=default,
+        inbound=inbound,
+    )
+
+
+def _resolve_secrets(
+    where: str, raw: Any, schema: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """Replace `x_env` / `x_file` by `x` for each field `x` of the schema; return the config
+    and the names of its secret fields (resolved ones, and those the schema marks writeOnly)."""
+    if not isinstance(raw, Mapping):
+        raise ConnectorConfigError(f"{where}.config: a mapping of the connector's settings")
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    config: dict[str, Any] = {}
+    secrets = {key for key, prop in properties.items() if prop.get("writeOnly")}
+    for key, value in raw.items():
+        base, _, suffix = str(key).rpartition("_")
+        if suffix not in ("env", "file") or base not in properties or key in properties:
+            config[str(key)] = value
+            continue
+        if base in raw or base in config:
+            raise ConnectorConfigError(
+                f"{where}.config.{key}: give {base}, {base}_env or {base}_file, only one"
+            )
+        if not isinstance(value, str) or not value:
+            raise ConnectorConfigError(f"{where}.config.{key}: the name of a variable or file")
+        if suffix == "env":
+            secret = env.get(value)
+            if not secret:
+                raise ConnectorConfigError(
+                    f"{where}.config.{key}: the environment variable {value} is not set"
+                )
+        else:
+            try:
+                secret = Path(value).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConnectorConfigError(
+                    f"{where}.config.{key}: cannot read {value}: {exc.strerror}"
+                ) from None
+            if not secret:
+                raise ConnectorConfigError(f"{where}.config.{key}: the file {value} is empty")
+        config[base] = secret
+        secrets.add(base)
+    return config, frozenset(secrets)
+
+
+def _ids(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConnectorConfigError(f"{where}.{key}: a list of org unit ids")
+    return tuple(value)
+
+
+def _with_routing(instances: dict[str, ConnectorInstance]) -> ConnectorInstances:
+    defaults: dict[ConnectorKind, str | None] = {}
+    for kind in (ConnectorKind.OA, ConnectorKind.ERP):
+        names = [n for n, i in instances.items() if i.kind is kind]
+        flagged = [n for n in names if instances[n].default]
+        if len(flagged) > 1:
+            raise ConnectorConfigError(
+                f"connectors.{flagged[1]}.default: {flagged[0]} is the default {kind.value} "
+                "instance already"
+            )
+        if flagged:
+            defaults[kind] = flagged[0]
+        elif len(names) == 1:
+            defaults[kind] = names[0]
+        elif kind is ConnectorKind.OA and names:
+            raise ConnectorConfigError(
+                f"connectors.{names[0]}.default: several OA instances ({', '.join(names)}); "
+                "mark the one REST-submitted claims write back to default: true"
+            )
+        else:
+            defaults[kind] = None
+    erp_of_unit: dict[str, str] = {}
+    for name, instance in instances.items():
+        for key, units in (("companies", instance.companies), ("org_units", instance.org_units)):
+            for unit in units:
+                other = erp_of_unit.setdefault(unit, name)
+                if other != name:
+                    raise ConnectorConfigError(
+                        f"connectors.{name}.{key}: {unit} is mapped to {other} already"
+                    )
+    return ConnectorInstances(
+        instances, defaults[ConnectorKind.OA], defaults[ConnectorKind.ERP], erp_of_unit
+    )
