@@ -226,7 +226,9 @@ def test_dropped_erp_answer_still_posts_exactly_one_voucher(auto: HubClient) -> 
     after = auto.erp_stats()
     assert after["faults"]["injected"]["drops"] == before["faults"]["injected"]["drops"] + 1
     assert after["vouchers"] == before["vouchers"] + 1
-    assert after["duplicates"] >= before["duplicates"] + 1  # the retry met the idempotency key
+    # the next attempt asked the ERP first (posted-lookup by reference) and found the voucher:
+    # nothing was posted again, so the ERP never even saw a repeated idempotency key
+    assert after["duplicates"] == before["duplicates"]
     assert_posted_once(auto, claim, claim_total_fen(body))
 
 
