@@ -367,7 +367,7 @@ def sim_oa(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the generic OA simulator (todos, status write-back, simulated approvers)."""
-    from finoa.connectors.generic_rest.oa_simulator import run_oa_simulator
+    from finoa.connectors.generic_oa.simulator import run_oa_simulator
 
     if not 0 <= reject_rate <= 1:
         _fail("--reject-rate: must be between 0 and 1")
@@ -404,7 +404,7 @@ def sim_erp(
     ] = 60.0,
 ) -> None:
     """Run the generic ERP simulator (vouchers, idempotency keys as configured)."""
-    from finoa.connectors.generic_rest.erp_simulator import IdempotencySpec, run_erp_simulator
+    from finoa.connectors.generic_erp.simulator import IdempotencySpec, run_erp_simulator
 
     if idempotency not in ("keep", "forget", "none"):
         raise typer.BadParameter("keep, forget or none", param_hint="--idempotency")

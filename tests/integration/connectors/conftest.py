@@ -30,8 +30,8 @@ RUNNER = (
     "import importlib, json, sys; "
     "getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(**json.loads(sys.argv[3]))"
 )
-ERP_MODULE = "finoa.connectors.generic_rest.erp_simulator"
-OA_MODULE = "finoa.connectors.generic_rest.oa_simulator"
+ERP_MODULE = "finoa.connectors.generic_erp.simulator"
+OA_MODULE = "finoa.connectors.generic_oa.simulator"
 T = TypeVar("T")
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from finoa.connectors.base import OutboundMessage
-from finoa.connectors.generic_rest.erp import GenericERPConnector
+from finoa.connectors.generic_erp.client import GenericERPConnector
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 pytestmark = pytest.mark.anyio

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from finoa.connectors.base import OutboundMessage
-from finoa.connectors.generic_rest.erp import GenericERPConnector
-from finoa.connectors.generic_rest.oa import GenericOAConnector
+from finoa.connectors.generic_erp.client import GenericERPConnector
+from finoa.connectors.generic_oa.client import GenericOAConnector
 from finoa.messaging.retry import ErrorClass, RetryPolicy
 
 pytestmark = pytest.mark.anyio

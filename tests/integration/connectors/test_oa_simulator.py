@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from finoa.connectors.base import DeliveryResult, OutboundMessage
-from finoa.connectors.generic_rest.oa import GenericOAConnector
+from finoa.connectors.generic_oa.client import GenericOAConnector
 from finoa.messaging.retry import ErrorClass
 from finoa.security.signatures import SignatureError, new_secret, verify
 

@@ -17,7 +17,7 @@ from finoa.connectors.base import (
     InboundRequest,
     SubmitClaim,
 )
-from finoa.connectors.generic_rest.inbound import GenericOAInbound
+from finoa.connectors.generic_oa.inbound import GenericOAInbound
 from finoa.security.signatures import new_secret, signed_headers
 
 pytestmark = pytest.mark.anyio

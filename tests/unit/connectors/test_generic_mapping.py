@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from finoa.connectors.base import VoucherPayload
-from finoa.connectors.generic_rest.mapping import erp_voucher, oa_item
+from finoa.connectors.generic_erp.mapping import erp_voucher
+from finoa.connectors.generic_oa.mapping import oa_item
 
 CANONICAL: VoucherPayload = {
     "voucher_id": "V0001",

@@ -15,9 +15,9 @@ from finoa.connectors.base import (
     Direction,
     OutboundMessage,
 )
-from finoa.connectors.generic_rest import RestConfig
-from finoa.connectors.generic_rest.erp import GenericERPConnector
-from finoa.connectors.generic_rest.oa import GenericOAConnector
+from finoa.connectors.generic_erp.client import GenericERPConnector
+from finoa.connectors.generic_oa.client import GenericOAConnector
+from finoa.connectors.rest import RestConfig
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 pytestmark = pytest.mark.anyio

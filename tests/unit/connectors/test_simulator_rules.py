@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finoa.connectors.generic_rest.erp_simulator import (
+from finoa.connectors.generic_erp.simulator import (
     create_erp_app,
     load_chart,
     request_digest,
     validate_voucher,
 )
-from finoa.connectors.generic_rest.oa_simulator import create_oa_app
+from finoa.connectors.generic_oa.simulator import create_oa_app
 from finoa.connectors.simulation import FaultSpec, FaultState
 
 CHART = load_chart()

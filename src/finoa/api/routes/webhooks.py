@@ -36,7 +36,7 @@ from finoa.connectors.base import (
     InboundRequest,
     SubmitClaim,
 )
-from finoa.connectors.generic_rest.inbound import OAEvent
+from finoa.connectors.generic_oa.inbound import OAEvent
 from finoa.connectors.instances import ConnectorInstances
 from finoa.domain.errors import DomainError
 from finoa.services.approvals import task_decision

@@ -9,17 +9,16 @@ import orjson
 
 from finoa.connectors.auth import delivery_error
 from finoa.connectors.base import (
-    ConnectorKind,
     ConnectorManifest,
     DeliveryResult,
-    Direction,
     HealthReport,
     OutboundMessage,
     TaskReport,
 )
-from finoa.connectors.generic_rest import RestConfig, RestConnector, rest_health
-from finoa.connectors.generic_rest.inbound import OA_CONFIG_SCHEMA, GenericOAInbound
-from finoa.connectors.generic_rest.mapping import oa_item
+from finoa.connectors.generic_oa.inbound import GenericOAInbound
+from finoa.connectors.generic_oa.manifest import MANIFEST
+from finoa.connectors.generic_oa.mapping import oa_item
+from finoa.connectors.rest import RestConfig, RestConnector, rest_health
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION_PATHS: dict[str, str] = {
@@ -31,16 +30,7 @@ ACTION_PATHS: dict[str, str] = {
 class GenericOAConnector(RestConnector):
     """Batches outbox messages into `POST /api/todos:batch` or `POST /api/status:batch`."""
 
-    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
-        name="generic-oa",
-        kind=ConnectorKind.OA,
-        direction=Direction.BOTH,
-        actions=tuple(ACTION_PATHS),
-        config_schema=OA_CONFIG_SCHEMA,
-        auth="bearer",
-        max_batch=100,
-        description="Generic REST OA: approval todos and status write-back; signed webhooks in.",
-    )
+    manifest: ClassVar[ConnectorManifest] = MANIFEST
     inbound: ClassVar[type[GenericOAInbound]] = GenericOAInbound
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:

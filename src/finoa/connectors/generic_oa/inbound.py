@@ -27,32 +27,12 @@ from finoa.connectors.base import (
     InboundRequest,
     SubmitClaim,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA
+from finoa.connectors.generic_oa.manifest import DEFAULT_TOLERANCE_SECONDS
 from finoa.schemas import ID, ClaimSubmission, DecisionIn, Line
 from finoa.security.signatures import SignatureError, verify
 
-DEFAULT_TOLERANCE_SECONDS = 300
 MAX_BATCH_EVENTS = 100
 PROBLEM_JSON = "application/problem+json"
-
-OA_CONFIG_SCHEMA: dict[str, Any] = {
-    **CONFIG_SCHEMA,
-    "properties": {
-        **CONFIG_SCHEMA["properties"],
-        "webhook_secret": {
-            "type": "string",
-            "pattern": "^whsec_",
-            "writeOnly": True,
-            "description": "Signs the OA's webhooks: `whsec_` + base64 of the key bytes",
-        },
-        "webhook_tolerance_seconds": {
-            "type": "integer",
-            "minimum": 1,
-            "default": DEFAULT_TOLERANCE_SECONDS,
-            "description": "How far a webhook's timestamp may be from the hub's clock",
-        },
-    },
-}
 
 
 class TaskDecided(DecisionIn):

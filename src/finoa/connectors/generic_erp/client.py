@@ -10,15 +10,14 @@ import orjson
 
 from finoa.connectors.auth import delivery_error
 from finoa.connectors.base import (
-    ConnectorKind,
     ConnectorManifest,
     DeliveryResult,
-    Direction,
     HealthReport,
     OutboundMessage,
 )
-from finoa.connectors.generic_rest import CONFIG_SCHEMA, RestConnector, rest_health
-from finoa.connectors.generic_rest.mapping import erp_voucher
+from finoa.connectors.generic_erp.manifest import MANIFEST
+from finoa.connectors.generic_erp.mapping import erp_voucher
+from finoa.connectors.rest import RestConnector, rest_health
 from finoa.messaging.retry import DeliveryError, ErrorClass, classify_status
 
 ACTION = "voucher.post"
@@ -28,16 +27,7 @@ class GenericERPConnector(RestConnector):
     """Posts vouchers to `POST /api/vouchers` (one) or `POST /api/vouchers:batch` (several),
     each under its own idempotency key."""
 
-    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
-        name="generic-erp",
-        kind=ConnectorKind.ERP,
-        direction=Direction.OUTBOUND,
-        actions=(ACTION,),
-        config_schema=CONFIG_SCHEMA,
-        auth="bearer",
-        max_batch=50,
-        description="Generic REST ERP: vouchers posted with an Idempotency-Key.",
-    )
+    manifest: ClassVar[ConnectorManifest] = MANIFEST
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Post the vouchers; one result per message, in order."""
