@@ -200,14 +200,14 @@ def test_the_heartbeat_keeps_a_long_delivery_leased(db: Database) -> None:
     enqueue(db, ["slow"])
     held = Probe()
     held.gate = asyncio.Event()
-    worker = dispatcher(db, held, lease_seconds=0.3, worker_id="w1")
-    rival = dispatcher(db, Probe(), lease_seconds=0.3, worker_id="w2")
+    worker = dispatcher(db, held, lease_seconds=1.5, worker_id="w1")
+    rival = dispatcher(db, Probe(), lease_seconds=1.5, worker_id="w2")
 
     async def scenario() -> None:
         delivery = asyncio.ensure_future(worker.run_once())
         await until(held.entered.is_set, "the delivery to start")
-        # three lease lengths pass while the delivery runs; the rival never gets the row
-        watched_until = time.monotonic() + 1.0
+        # more than two lease lengths pass while the delivery runs; the rival never gets the row
+        watched_until = time.monotonic() + 4.0
         while time.monotonic() < watched_until:
             assert await db.run(rival._claim_batch) == []
             await asyncio.sleep(0.05)
@@ -308,8 +308,9 @@ def test_an_erp_outage_heals_by_itself_with_a_few_probes(
     during = asyncio.run(scenario())
 
     assert dead_letters(loop_hub.db)[1] == 0
-    # three failures open the circuit, then probes 0.25, 0.5, 1, 1 s apart: not a storm
-    assert during <= 10, during
+    # a few failures open the circuit, then probes 0.25, 0.5, 1, 1 s apart: not a storm (the
+    # five vouchers retried every 0.05-0.2 s without a breaker would be some 75 requests)
+    assert during <= 15, during
 
 
 def test_a_decision_the_oa_gave_up_sending_is_found_by_the_sweep(
