@@ -27,11 +27,6 @@ from finoa.store.tables import claims, outbox
 
 
 @pytest.fixture(scope="module")
-def secrets() -> Secrets:
-    return Secrets.fresh()
-
-
-@pytest.fixture(scope="module")
 def sims(
     tmp_path_factory: pytest.TempPathFactory, secrets: Secrets
 ) -> Iterator[tuple[Server, Server, Server]]:
