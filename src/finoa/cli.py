@@ -136,6 +136,7 @@ def _settings(
             "give the path of an existing finoa.yaml, or leave --config out for the defaults",
         )
     try:
+        _check_config_shape(config)
         settings = load_settings(config, data_dir=data_dir, **overrides)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -153,10 +154,13 @@ def _settings(
             "restore it from a backup, or delete it to have new secrets made",
         ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"a field {exc} is missing" if isinstance(exc, KeyError) else str(exc)
         raise explain(exc) or CliError(
-            ExitCode.CONFIG, f"configuration: {exc}", f"fix {_config_path(config)}"
+            ExitCode.CONFIG,
+            f"configuration: {problem}",
+            f"fix {_config_path(config)} or the FINOA_* environment variables",
         ) from None
-    if not 1 <= settings.port <= 65_535:
+    if not isinstance(settings.port, int) or not 1 <= settings.port <= 65_535:
         raise CliError(
             ExitCode.CONFIG,
             f"configuration: port: {settings.port} is outside 1-65535",
@@ -167,6 +171,19 @@ def _settings(
 
         load_instances(settings)  # a ConnectorConfigError is explained by FinoaGroup
     return settings
+
+
+def _check_config_shape(config: Path | None) -> None:
+    """A config file holds a mapping of settings (its YAML errors are raised as they are)."""
+    path = Path(_config_path(config))
+    if path.exists():
+        document = yaml.safe_load(path.read_text())
+        if document is not None and not isinstance(document, dict):
+            raise CliError(
+                ExitCode.CONFIG,
+                f"configuration: {path} holds a {type(document).__name__}, not settings",
+                f"write {path} as `name: value` lines, e.g. `port: 8700`",
+            )
 
 
 def _config_path(config: Path | None) -> str:
@@ -578,7 +595,9 @@ def demo(
     claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,
     exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when done")] = False,
     data_dir: DataDirOpt = None,
-    port: Annotated[int, typer.Option(min=1, max=65_535, help="Hub port")] = 8700,
+    port: Annotated[
+        int, typer.Option(min=0, max=65_535, help="Hub port (0: any free port)")
+    ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
 ) -> None:
     """Run the whole loop on the embedded default: hub, simulators, claims, approvals."""
