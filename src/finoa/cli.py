@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -34,7 +35,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _report(error: CliError) -> int:
     """Tell an expected failure in two lines: what is wrong, what to do."""
-    err.print(f"[red]error:[/red] {error.problem}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(error.problem)}", highlight=False)
     err.print(f"fix: {error.fix}", highlight=False, markup=False)
     return int(error.code)
 
@@ -61,7 +62,7 @@ class FinoaGroup(TyperGroup):
         except click_errors.ClickException as exc:
             usage = isinstance(exc, click_errors.UsageError)
             where = exc.ctx.command_path if usage and exc.ctx else "finoa"  # type: ignore[attr-defined]
-            err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
             err.print(f"fix: see `{where} --help`", highlight=False, markup=False)
             sys.exit(ExitCode.BAD_INPUT if usage else exc.exit_code)
         except typer.Abort:
@@ -74,7 +75,7 @@ class FinoaGroup(TyperGroup):
             if error is None:
                 error = CliError(
                     ExitCode.BUG,
-                    f"unexpected {type(exc).__name__}: {exc}",
+                    f"unexpected {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
                     "this is a bug: run the command again with `finoa --debug …` and report "
                     "the traceback",
                 )
@@ -116,7 +117,7 @@ def global_options(
 
 
 def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
