@@ -5,21 +5,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
+try:  # newer Typer carries its own copy of Click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer runs on Click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from finoa.store.uow import Database
 
-app = typer.Typer(help="finoa — the open finance ⇄ OA integration hub.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _report(error: CliError) -> int:
+    """Tell an expected failure in two lines: what is wrong, what to do."""
+    err.print(f"[red]error:[/red] {escape(error.problem)}", highlight=False)
+    err.print(f"fix: {error.fix}", highlight=False, markup=False)
+    return int(error.code)
+
+
+class FinoaGroup(TyperGroup):
+    """The top-level command: every failure ends as a short message and an exit code."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(
+                argv, prog_name or "finoa", complete_var, standalone_mode=False, **extra
+            )
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            usage = isinstance(exc, click_errors.UsageError)
+            where = exc.ctx.command_path if usage and exc.ctx else "finoa"  # type: ignore[attr-defined]
+            err.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
+            err.print(f"fix: see `{where} --help`", highlight=False, markup=False)
+            sys.exit(ExitCode.BAD_INPUT if usage else exc.exit_code)
+        except typer.Abort:
+            err.print("aborted", highlight=False)
+            sys.exit(1)
+        except Exception as exc:
+            if "--debug" in argv:
+                raise
+            error = explain(exc)
+            if error is None:
+                error = CliError(
+                    ExitCode.BUG,
+                    f"unexpected {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+                    "this is a bug: run the command again with `finoa --debug …` and report "
+                    "the traceback",
+                )
+            sys.exit(_report(error))
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    cls=FinoaGroup,
+    help="finoa — the open finance ⇄ OA integration hub.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="Database schema and migrations.", no_args_is_help=True)
 sim_app = typer.Typer(help="Vendor simulators, each its own HTTP server.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
@@ -31,26 +100,118 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]
 
 
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
+PortOpt = Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")]
 
 
-def _settings(config: Path | None, data_dir: Path | None = None, **overrides: object) -> Settings:
+@app.callback()
+def global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback when a command fails")
+    ] = False,
+) -> None:
+    """finoa — the open finance ⇄ OA integration hub."""
+
+
+def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(
+    config: Path | None,
+    data_dir: Path | None = None,
+    *,
+    connectors: bool = False,
+    **overrides: object,
+) -> Settings:
+    """The settings, or a CliError naming the bad file, field or secret; with `connectors`,
+    the connector instances are checked too."""
     if config is not None and not config.exists():
-        _fail(f"--config: {config} does not exist")
+        raise CliError(
+            ExitCode.CONFIG,
+            f"--config: {config} does not exist",
+            "give the path of an existing finoa.yaml, or leave --config out for the defaults",
+        )
     try:
-        return load_settings(config, data_dir=data_dir, **overrides)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        _fail(f"configuration: {exc}")
-        raise  # unreachable
+        _check_config_shape(config)
+        settings = load_settings(config, data_dir=data_dir, **overrides)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise CliError(
+            ExitCode.CONFIG,
+            f"configuration: {_config_path(config)} is not valid YAML{at}: {problem}",
+            f"fix {_config_path(config)} (YAML) and run the command again",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            ExitCode.MISSING_SECRET,
+            f"secrets.json in the data dir is not valid JSON ({exc.msg})",
+            "restore it from a backup, or delete it to have new secrets made",
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"a field {exc} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise explain(exc) or CliError(
+            ExitCode.CONFIG,
+            f"configuration: {problem}",
+            f"fix {_config_path(config)} or the FINOA_* environment variables",
+        ) from None
+    if not isinstance(settings.port, int) or not 1 <= settings.port <= 65_535:
+        raise CliError(
+            ExitCode.CONFIG,
+            f"configuration: port: {settings.port} is outside 1-65535",
+            "set port (or FINOA_PORT) to a free TCP port such as 8700",
+        )
+    if connectors:
+        from finoa.connectors.instances import load_instances
+
+        load_instances(settings)  # a ConnectorConfigError is explained by FinoaGroup
+    return settings
+
+
+def _check_config_shape(config: Path | None) -> None:
+    """A config file holds a mapping of settings (its YAML errors are raised as they are)."""
+    path = Path(_config_path(config))
+    if path.exists():
+        document = yaml.safe_load(path.read_text())
+        if document is not None and not isinstance(document, dict):
+            raise CliError(
+                ExitCode.CONFIG,
+                f"configuration: {path} holds a {type(document).__name__}, not settings",
+                f"write {path} as `name: value` lines, e.g. `port: 8700`",
+            )
+
+
+def _config_path(config: Path | None) -> str:
+    """The config file in use, as load_settings finds it."""
+    return str(config or os.environ.get("FINOA_CONFIG") or "finoa.yaml")
+
+
+def _migrated(settings: Settings, config: Path | None, data_dir: Path | None) -> None:
+    """Fail with NOT_MIGRATED unless the database is at the newest revision."""
+    from alembic.script import ScriptDirectory
+
+    from finoa.store.db import alembic_config, current_revision
+
+    url = settings.effective_database_url
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    current = current_revision(url)
+    if current == head:
+        return
+    state = "is not initialised" if current is None else f"is at revision {current}, not {head}"
+    options = (f" --config {config}" if config else "") + (
+        f" --data-dir {data_dir}" if data_dir else ""
+    )
+    raise CliError(
+        ExitCode.NOT_MIGRATED,
+        f"the database {state} ({url.split('@')[-1]})",
+        f"run `finoa db upgrade{options}`",
+    )
 
 
 def _uvicorn_options() -> dict[str, object]:
@@ -75,7 +236,7 @@ def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65_535, help="Listen port")] = None,
     no_dispatch: Annotated[
         bool, typer.Option("--no-dispatch", help="Do not deliver the outbox in this process")
     ] = False,
@@ -85,10 +246,11 @@ def serve(
 
     from finoa.api.app import create_app
 
-    settings = _settings(config, data_dir, host=host, port=port)
+    settings = _settings(config, data_dir, connectors=True, host=host, port=port)
+    hub_app = create_app(settings, dispatch=not no_dispatch)
     console.print(f"finoa serving on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(
-        create_app(settings, dispatch=not no_dispatch),
+        hub_app,
         host=settings.host,
         port=settings.port,
         **_uvicorn_options(),  # type: ignore[arg-type]
@@ -101,7 +263,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     from finoa.runtime import build_dispatcher, new_http_client, prepare_database
     from finoa.services.context import Hub
 
-    settings = _settings(config, data_dir)
+    settings = _settings(config, data_dir, connectors=True)
     prepare_database(settings)
 
     async def main() -> None:
@@ -193,6 +355,7 @@ def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     from finoa.store.uow import Database
 
     settings = _settings(config, data_dir)
+    _migrated(settings, config, data_dir)
     db = Database.connect(settings.effective_database_url)
     try:
         report = verify_audit_chain(db)
@@ -206,7 +369,7 @@ def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         f"({report.checked} events before it verified)",
         highlight=False,
     )
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 @app.command()
@@ -225,12 +388,22 @@ def replay(
 ) -> None:
     """List dead letters (or held messages), or send dead letters again (the running hub
     delivers them, after asking the peer whether each had in fact arrived)."""
+    from finoa.connectors.instances import load_instances
+    from finoa.connectors.registry import destinations
     from finoa.domain.errors import DomainError
     from finoa.services.operations import replay_dead_letters
     from finoa.services.queries import OutboxFilter, dead_letters, held_rows
     from finoa.store.uow import Database
 
     settings = _settings(config, data_dir)
+    known = destinations(load_instances(settings))
+    if destination is not None and destination not in known:
+        raise CliError(
+            ExitCode.UNKNOWN_CONNECTOR,
+            f"--destination: no connector instance named {destination!r}",
+            f"use one of {', '.join(sorted(known))} (`connectors:` in the config file)",
+        )
+    _migrated(settings, config, data_dir)
     db = Database.connect(settings.effective_database_url)
     flt = OutboxFilter(destination=destination, aggregate_id=document)
     try:
@@ -352,7 +525,7 @@ def connectors() -> None:
 
 @sim_app.command("oa")
 def sim_oa(
-    port: Annotated[int, typer.Option(help="Listen port")] = 8701,
+    port: PortOpt = 8701,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     hub_url: Annotated[str | None, typer.Option(help="The hub to send webhooks to")] = None,
     reject_rate: Annotated[float, typer.Option(help="Share of todos the approvers reject")] = 0.1,
@@ -388,7 +561,7 @@ def sim_oa(
 
 @sim_app.command("erp")
 def sim_erp(
-    port: Annotated[int, typer.Option(help="Listen port")] = 8702,
+    port: PortOpt = 8702,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -423,7 +596,9 @@ def demo(
     claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,
     exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when done")] = False,
     data_dir: DataDirOpt = None,
-    port: Annotated[int, typer.Option(help="Hub port")] = 8700,
+    port: Annotated[
+        int, typer.Option(min=0, max=65_535, help="Hub port (0: any free port)")
+    ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
 ) -> None:
     """Run the whole loop on the embedded default: hub, simulators, claims, approvals."""

@@ -20,6 +20,15 @@ def one_line_error(result: subprocess.CompletedProcess[str], contains: str) -> N
     assert lines[0].startswith("error: ") and contains in lines[0], lines
 
 
+def config_error(result: subprocess.CompletedProcess[str], contains: str) -> None:
+    """A bad setting: exit code 3, the field named, then what to fix."""
+    assert result.returncode == 3, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: ") and contains in lines[0], lines
+    assert lines[1].startswith("fix: "), lines
+
+
 def test_close_list_and_open_a_period_as_cli(tmp_path: Path) -> None:
     data = tmp_path / "data"
     empty = finoa("periods", "list", data_dir=data)
@@ -81,17 +90,17 @@ def test_bad_period_is_a_one_line_error_and_changes_nothing(
         ),
     ],
 )
-def test_bad_company_time_settings_are_one_line_errors(
+def test_bad_company_time_settings_are_config_errors(
     tmp_path: Path, env: dict[str, str], contains: str
 ) -> None:
-    one_line_error(finoa("periods", "list", data_dir=tmp_path / "data", env=env), contains)
+    config_error(finoa("periods", "list", data_dir=tmp_path / "data", env=env), contains)
 
 
 def test_company_timezone_from_finoa_yaml(tmp_path: Path) -> None:
     config = tmp_path / "finoa.yaml"
     config.write_text("company_timezone: Atlantis/Capital\n", encoding="utf-8")
     result = finoa("periods", "list", "--config", str(config), data_dir=tmp_path / "data")
-    one_line_error(result, "company_timezone: unknown time zone 'Atlantis/Capital'")
+    config_error(result, "company_timezone: unknown time zone 'Atlantis/Capital'")
     config.write_text("company_timezone: Europe/Berlin\nclosed_period_policy: refuse\n")
     valid = finoa("periods", "list", "--config", str(config), data_dir=tmp_path / "data")
     assert valid.returncode == 0, valid.stderr
