@@ -31,12 +31,12 @@ from finoa.services.approvals import open_tasks, withdraw_approval
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
+from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared
 from finoa.store.tables import attachments, claim_lines, claims, vouchers, workflow_instances
 from finoa.store.uow import UnitOfWork
 
 RACE_RETRIES = 5
-DOCUMENT_LOCK_SPACE = 727_002  # PostgreSQL advisory locks (space, hash): one per document
 LOCK_DOCUMENT = text("SELECT pg_advisory_xact_lock(:space, hashtext(:document))")
 _DOCUMENT = (
     claims.c.source == bindparam("source"),
@@ -159,7 +159,7 @@ def _record(
         # One submission per document at a time (SQLite has one writer anyway): versions
         # racing each other queue here rather than meet in the unique indexes, where two
         # of them can deadlock.
-        lock = {"space": DOCUMENT_LOCK_SPACE, "document": f"{source}|{external_id}"}
+        lock = {"space": int(LockClass.DOCUMENT), "document": f"{source}|{external_id}"}
         conn.execute(LOCK_DOCUMENT, lock)
     same_key = CLAIM_OF_BUSINESS_KEY.first(conn, {**document, "version": version})
     if same_key is not None:

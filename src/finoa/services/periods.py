@@ -27,11 +27,11 @@ from finoa.domain.periods import (
     place_voucher,
 )
 from finoa.services.context import Hub
+from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared, run_sql
 from finoa.store.tables import accounting_periods, vouchers
 from finoa.store.uow import Database, UnitOfWork
 
-PERIOD_LOCK_KEY = 727_002  # advisory lock class of period status (the audit chain has 727_001)
 CLOSED_FROM = Prepared(
     select(accounting_periods.c.period).where(
         accounting_periods.c.status == PeriodStatus.CLOSED.value,
@@ -63,7 +63,8 @@ def _lock_period(uow: UnitOfWork, period: Period, *, exclusive: bool) -> None:
     if uow.conn.dialect.name != "postgresql":
         return  # SQLite: one writer at a time already
     kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    run_sql(uow.conn, f"SELECT {kind}({PERIOD_LOCK_KEY}, {period.year * 100 + period.month})")
+    key = period.year * 100 + period.month
+    run_sql(uow.conn, f"SELECT {kind}({int(LockClass.PERIOD_STATUS)}, {key})")
 
 
 def place_in_open_period(hub: Hub, uow: UnitOfWork, wanted: date, voucher_id: str) -> Placement:

@@ -20,12 +20,12 @@ from sqlalchemy import Connection, Engine, insert, select, text
 from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
 from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
+from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared, run_sql
 from finoa.store.tables import audit_events, outbox
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-AUDIT_LOCK_KEY = 727_001  # PostgreSQL advisory lock serializing appends to the audit chain
 INSERT_OUTBOX = Prepared(insert(outbox))
 INSERT_AUDIT = Prepared(insert(audit_events))
 AUDIT_HEAD = Prepared(
@@ -252,7 +252,8 @@ class UnitOfWork:
             return
         conn = self.conn
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+            lock = {"k": int(LockClass.AUDIT_CHAIN)}
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), lock)
         head = AUDIT_HEAD.first(conn)
         seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
         rows = []
