@@ -130,10 +130,17 @@ def test_rest_claims_are_approved_posted_once_and_written_back(auto: HubClient) 
     assert all(n == 1 for n in refs.values()), refs
 
     # every submission and decision above went through the group commit
-    figures = auto.stats()["group_commit"]
+    stats = auto.stats()
+    figures = stats["group_commit"]
     assert figures["commands"] >= len(submitted) + len(submitted[:-1]) + len(tasks)
     assert 1 <= figures["batches"] <= figures["commands"]
     assert figures["mean_batch"] == round(figures["commands"] / figures["batches"], 2)
+    assert figures["unknown_outcomes"] == 0
+    # the in-process dispatcher's counters and a closed circuit per destination it sent to
+    delivery = stats["delivery"]
+    assert delivery["delivered"] >= len(refs)
+    assert delivery["dead_lettered"] == 0
+    assert {c["state"] for c in delivery["circuits"].values()} == {"closed"}
 
 
 def test_oa_webhook_claims_complete_and_a_resend_is_a_duplicate(auto: HubClient) -> None:

@@ -61,6 +61,9 @@ class GroupCommit:
         self._thread: ThreadPoolExecutor | None = None
         self.batches = 0
         self.commands = 0
+        self.split_batches = 0  # batches that failed before COMMIT: each command ran alone
+        self.conflict_reruns = 0  # runs again of a command after a deadlock/serialization failure
+        self.unknown_outcomes = 0  # commands answered CommitOutcomeUnknown
 
     async def run(self, command: Command[T], *, actor: str) -> T:
         loop = asyncio.get_running_loop()
@@ -77,9 +80,18 @@ class GroupCommit:
         return self._thread
 
     def figures(self) -> dict[str, float]:
-        """Transactions committed, commands in them, and the mean commands per commit."""
+        """Transactions committed, commands in them, the mean commands per commit, and how
+        often commits went wrong: batches split after a failure before COMMIT, commands run
+        again after a deadlock, commands whose commit outcome was unknown."""
         mean = self.commands / self.batches if self.batches else 0.0
-        return {"batches": self.batches, "commands": self.commands, "mean_batch": round(mean, 2)}
+        return {
+            "batches": self.batches,
+            "commands": self.commands,
+            "mean_batch": round(mean, 2),
+            "split_batches": self.split_batches,
+            "conflict_reruns": self.conflict_reruns,
+            "unknown_outcomes": self.unknown_outcomes,
+        }
 
     async def close(self) -> None:
         """Stop the writers once the queue is empty (after the server stopped taking work)."""
@@ -147,6 +159,7 @@ class GroupCommit:
                 committed = True
         except CommitOutcomeUnknown as exc:
             log.error("the commit of %d commands has an unknown outcome: %s", len(batch), exc)
+            self.unknown_outcomes += sum(1 for outcome in outcomes if outcome.error is None)
             return [
                 outcome if outcome.error is not None else _Outcome(error=exc)
                 for outcome in outcomes
@@ -157,6 +170,7 @@ class GroupCommit:
             elif len(batch) == 1:
                 return [self._alone(batch[0], first_error=exc)]
             else:
+                self.split_batches += 1
                 log.warning(
                     "a group commit of %d commands failed (%s); retrying each", len(batch), exc
                 )
@@ -164,7 +178,7 @@ class GroupCommit:
         self.batches += 1
         self.commands += len(batch)
         return [
-            self._alone(queued) if _conflicted(outcome) else outcome
+            self._alone(queued, first_error=outcome.error) if _conflicted(outcome) else outcome
             for queued, outcome in zip(batch, outcomes, strict=True)
         ]
 
@@ -174,6 +188,8 @@ class GroupCommit:
         for attempt in range(CONFLICT_ATTEMPTS):
             if error is not None and not is_retryable_conflict(error):
                 return _Outcome(error=error)
+            if error is not None:
+                self.conflict_reruns += 1
             if attempt:
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))  # let the other side finish
             committed = False
@@ -186,6 +202,7 @@ class GroupCommit:
                     uow.commit()
                     committed = True
             except CommitOutcomeUnknown as exc:
+                self.unknown_outcomes += 1
                 return _Outcome(error=exc)
             except Exception as exc:
                 if not committed:

@@ -159,7 +159,14 @@ def test_a_failure_before_commit_reruns_each_command_alone(db: Database) -> None
     assert answers == [f"{k}:applied" for k in KEYS]
     assert keys_stored(db) == KEYS
     assert audit_count(db) == len(KEYS)
-    assert group.figures() == {"batches": len(KEYS), "commands": len(KEYS), "mean_batch": 1.0}
+    assert group.figures() == {
+        "batches": len(KEYS),
+        "commands": len(KEYS),
+        "mean_batch": 1.0,
+        "split_batches": 1,
+        "conflict_reruns": 0,
+        "unknown_outcomes": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -178,6 +185,8 @@ def test_an_unknown_commit_outcome_is_answered_as_unknown_and_the_retry_is_safe(
     assert fired == [1]
     assert all(isinstance(a, CommitOutcomeUnknown) for a in answers), answers
     assert keys_stored(db) == (KEYS if applied_before_retry else [])  # never run a second time
+    assert group.figures()["unknown_outcomes"] == len(KEYS)
+    assert group.figures()["split_batches"] == 0
 
     retried = run_batch(GroupCommit(db, writers=1), KEYS)  # the senders retry
 
@@ -262,6 +271,7 @@ def test_a_deadlocked_command_is_run_again_alone(db: Database) -> None:
 
     assert answers == ["a", "b"]
     assert sorted(runs) == ["a", "a", "b"] or sorted(runs) == ["a", "b", "b"]  # one re-run
+    assert group.figures()["conflict_reruns"] == 1
     with db.engine.connect() as conn:
         numbers = conn.execute(select(voucher_sequences.c.last_number)).scalars().all()
     assert numbers == [2, 2]  # each command's two increments, applied exactly once

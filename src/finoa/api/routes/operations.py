@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel
 
 from finoa.api.deps import HubDep, require
@@ -56,9 +56,14 @@ def ready(hub: HubDep) -> dict[str, Any]:
 
 
 @router.get("/stats", summary="Counts along the loop and submit→written-back latency")
-def stats(hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]) -> dict[str, Any]:
+def stats(
+    request: Request, hub: HubDep, _: Annotated[Principal, Depends(require("ops:read"))]
+) -> dict[str, Any]:
     figures = loop_stats(hub.db)
     figures["group_commit"] = hub.commands.figures()
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    if dispatcher is not None:  # this process's deliveries and circuit breakers
+        figures["delivery"] = dispatcher.figures()
     return figures
 
 
