@@ -13,7 +13,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    model_validator,
+)
 
 from finoa.domain.claim import ClaimStatus, ExpenseCategory
 from finoa.domain.money import NOT_PLAIN, is_plain_decimal
@@ -76,7 +85,20 @@ def plain_amount(value: Any) -> Any:
 Line = Annotated[str, AfterValidator(line_text)]
 Paragraph = Annotated[str, AfterValidator(paragraph_text)]
 FileName = Annotated[str, AfterValidator(line_text), AfterValidator(file_name)]
-Yuan = Annotated[Decimal, BeforeValidator(plain_amount)]
+CANONICAL = {"canonical": True}  # serialization context: the form content digests are taken of
+
+
+def amount_json(value: Decimal, info: SerializationInfo) -> str:
+    """An amount in JSON: as received ("100.0"), or, under the CANONICAL context, in one form
+    for every way of writing the same number ("100", 100, "100.00" → "100")."""
+    if info.context is not None and info.context.get("canonical"):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+Yuan = Annotated[
+    Decimal, BeforeValidator(plain_amount), PlainSerializer(amount_json, when_used="json")
+]
 InvoiceRef = Annotated[
     str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$")
 ]

@@ -79,6 +79,30 @@ def test_reused_idempotency_key_with_other_content_is_409(hub: HubClient) -> Non
     assert hub.claim(first.json()["id"])["title"] == body["title"]
 
 
+def with_first_amount(body: dict[str, Any], amount: Any) -> bytes:
+    lines = body["lines"]
+    return orjson.dumps({**body, "lines": [{**lines[0], "amount": amount}, *lines[1:]]})
+
+
+def test_the_same_amount_written_another_way_is_the_same_content(hub: HubClient) -> None:
+    """ "1280.50", "1280.5" and the JSON number 1280.5 are one amount: a resend that writes it
+    differently is a duplicate, under its Idempotency-Key and under its document version."""
+    body = claim_body(amount="1280.50")
+    key = f"key-{uuid.uuid4().hex}"
+    first = post_claim(hub, orjson.dumps(body), key)
+    assert first.status_code == 201, first.text
+    with hub.writes_nothing():
+        again = post_claim(hub, with_first_amount(body, 1280.5), key)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == first.json()["id"]
+        other = post_claim(hub, with_first_amount(body, "1280.51"), key)
+        assert_problem(other, 409, field="Idempotency-Key", detail_contains=key)
+    resync = post_claim(hub, with_first_amount(body, "1280.5"), f"key-{uuid.uuid4().hex}")
+    assert resync.status_code == 200, resync.text  # the same document version, resynced
+    assert resync.headers["finoa-duplicate"] == "true"
+    assert resync.json()["id"] == first.json()["id"]
+
+
 def test_reused_webhook_id_with_other_content_is_409(hub: HubClient) -> None:
     body = claim_body()
     msg_id = event_id()

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, insert, select
 
 from finoa.domain.errors import Conflict
+from finoa.schemas import CANONICAL
 from finoa.security.audit import digest
 from finoa.store.prepared import Prepared
 from finoa.store.tables import inbox
@@ -35,10 +36,20 @@ Content = BaseModel | Mapping[str, Any]
 
 
 def content_digest(content: Content) -> str:
-    """SHA-256 of a message's canonical content: a validated model dumped in JSON mode (or
-    the mapping of its parsed values), serialized with sorted keys and no whitespace."""
-    body = content.model_dump(mode="json") if isinstance(content, BaseModel) else content
-    return digest(body)
+    """SHA-256 of a message's canonical content: a validated model dumped in JSON mode with
+    amounts in one form (`schemas.CANONICAL`: "100.0" and 100 are the same amount), or the
+    mapping of its parsed values, serialized with sorted keys and no whitespace."""
+    if isinstance(content, BaseModel):
+        return digest(content.model_dump(mode="json", context=CANONICAL))
+    return digest(content)
+
+
+def same_content(stored: str | None, content: Content) -> bool:
+    """Whether a stored digest is of this content. Digests stored before amounts had one
+    form were taken of the amounts as written; those still match the same writing."""
+    if stored is None or stored == content_digest(content):
+        return True
+    return isinstance(content, BaseModel) and stored == digest(content.model_dump(mode="json"))
 
 
 def seen(
@@ -66,7 +77,7 @@ def seen(
             f"the message id {message_id} was already used by a {row.kind} message from "
             f"{source}; this {kind} message needs an id of its own",
         )
-    if row.digest != content_digest(body):
+    if not same_content(row.digest, body):
         raise Conflict(
             field,
             f"the message id {message_id} was already used by a {kind} message from {source} "

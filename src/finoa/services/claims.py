@@ -163,7 +163,7 @@ def _record(
         conn.execute(LOCK_DOCUMENT, lock)
     same_key = CLAIM_OF_BUSINESS_KEY.first(conn, {**document, "version": version})
     if same_key is not None:
-        if same_key.content_digest not in (None, content):
+        if not inbox.same_content(same_key.content_digest, submission):
             latest = LATEST_VERSION.first(conn, document)[0]
             raise Conflict(
                 "version",
