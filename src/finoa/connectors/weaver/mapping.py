@@ -118,8 +118,8 @@ def create_request_form(
             {
                 "tableDBName": detail_table,
                 "workflowRequestTableRecords": [
-                    {"recordOrder": 0, "workflowRequestTableFields": fields}
-                    for fields in detail_records(claim)
+                    {"recordOrder": order, "workflowRequestTableFields": fields}
+                    for order, fields in enumerate(detail_records(claim))
                 ],
             }
         ],
