@@ -41,12 +41,23 @@ def sim_weaver(
     from finoa.connectors.weaver.simulator import load_credentials, run_weaver_simulator
 
     if not 0 <= reject_rate <= 1:
-        raise CliError(ExitCode.BAD_INPUT, "--reject-rate: must be between 0 and 1", EXAMPLE)
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            "--reject-rate: must be between 0 and 1",
+            "give the share of todos to reject, e.g. --reject-rate 0.1",
+        )
     if token_ttl < 1:
-        raise CliError(ExitCode.BAD_INPUT, "--token-ttl: at least 1 second", EXAMPLE)
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            "--token-ttl: at least 1 second",
+            "give the longest token lifetime in seconds, e.g. --token-ttl 1800",
+        )
     if callback_url is not None and not callback_url.startswith(("http://", "https://")):
         raise CliError(
-            ExitCode.BAD_INPUT, "--callback-url: must start with http:// or https://", EXAMPLE
+            ExitCode.BAD_INPUT,
+            "--callback-url: must start with http:// or https://",
+            "give the hub's webhook URL, e.g. "
+            "--callback-url http://127.0.0.1:8700/api/v1/webhooks/weaver",
         )
     directory = (data_dir or load_settings().data_dir) / "sim-weaver"
     if show_credentials:

@@ -209,6 +209,7 @@ class WeaverSimulator:
             return weaver_error("cpk不是有效的RSA公钥")
         self.registered_cpk = cpk
         secret = self.credentials.secret
+        # Older e-cology releases spell the field `secrit`; clients read either.
         return {"code": 0, "msg": "ok", "status": True, "secret": secret, "secrit": secret,
                 "spk": self.credentials.spk}  # fmt: skip
 

@@ -148,6 +148,17 @@ def test_refusals_are_classed_and_create_nothing(sim: Any) -> None:
         run(with_connector(sim, soap, user_id="999"))  # no such e-cology user
     assert error.value.error_class is ErrorClass.CONFIG and "-2" in error.value.reason
 
+    nowhere = one_line_claim(
+        "OA-W3", applicant_id="E0011", department_id="D99", category="travel", amount="10"
+    )
+
+    async def unknown_department(connector: WeaverConnector) -> None:
+        await connector.create_request(nowhere, 1000)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, unknown_department))
+    assert error.value.error_class is ErrorClass.PERMANENT and "D99" in error.value.reason
+
     async def unknown_workflow(connector: WeaverConnector) -> None:
         await connector.create_request(CLAIM, 128050)
 
