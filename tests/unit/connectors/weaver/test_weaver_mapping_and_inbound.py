@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,28 @@ def test_a_repeated_key_is_refused_where_it_repeats() -> None:
     with pytest.raises(RequestValidationError) as refused:
         parse(signed(body))
     assert refused.value.errors()[0]["loc"][1:] == ("flowid",)
+
+
+def test_secrets_are_redacted_in_diagnostics_and_reprs(tmp_path: Path) -> None:
+    import httpx
+
+    from finoa.config import load_settings
+    from finoa.connectors.instances import load_instances
+    from finoa.connectors.weaver.client import WeaverConnector
+
+    spk = crypto.public_key_text(crypto.new_private_key())
+    config = {
+        "base_url": "https://oa.example.com", "appid": APPID, "secret": "s3cret-secret-value",
+        "spk": spk, "user_id": "1", "syscode": "finoa", "callback_secret": SECRET,
+    }  # fmt: skip
+    settings = replace(
+        load_settings(data_dir=tmp_path),
+        extra={"connectors": {"weaver": {"connector": "weaver", "config": config}}},
+    )
+    instance = load_instances(settings).instances["weaver"]
+    shown = repr(instance) + repr(instance.describe()) + repr(instance.inbound)
+    connector = WeaverConnector(config, httpx.AsyncClient())
+    shown += repr(connector.config) + repr(connector.auth)
+    assert "s3cret-secret-value" not in shown and SECRET not in shown
+    assert instance.describe()["config"]["secret"] == "***"
+    assert instance.describe()["config"]["callback_secret"] == "***"
