@@ -591,6 +591,12 @@ def sim_erp(
     )
 
 
+from finoa.connectors.weaver.command import EXAMPLE as WEAVER_EXAMPLE  # noqa: E402
+from finoa.connectors.weaver.command import sim_weaver  # noqa: E402
+
+sim_app.command("weaver", epilog=WEAVER_EXAMPLE)(sim_weaver)
+
+
 @app.command()
 def demo(
     claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,

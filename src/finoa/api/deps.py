@@ -50,6 +50,12 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 async def _principal(
     hub: HubDep, header: Annotated[str | None, Depends(client_credentials)]
 ) -> Principal:
+    return authenticate(hub, header)
+
+
+def authenticate(hub: Hub, header: str | None) -> Principal:
+    """The caller of an `Authorization: Bearer <token>` header; ApiProblem 401 naming
+    `authorization` when it is missing or the token is not valid."""
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiProblem(
@@ -78,14 +84,19 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     # A default rather than Annotated: annotations are strings here, and `scope` is local.
     async def check(principal: Principal = Security(_principal, scopes=[scope])) -> Principal:
-        if not principal.has(scope):
-            raise ApiProblem(
-                403,
-                "Forbidden",
-                f"authorization: the token lacks the scope {scope}",
-                kind="insufficient-scope",
-                field="authorization",
-            )
-        return principal
+        return authorize(principal, scope)
 
     return check
+
+
+def authorize(principal: Principal, scope: str) -> Principal:
+    """`principal` when its token carries `scope`; else ApiProblem 403 naming `authorization`."""
+    if not principal.has(scope):
+        raise ApiProblem(
+            403,
+            "Forbidden",
+            f"authorization: the token lacks the scope {scope}",
+            kind="insufficient-scope",
+            field="authorization",
+        )
+    return principal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -155,10 +155,17 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
-    errors = exc.errors()
+    body = validation_problem_body(exc.errors())
+    return ProblemResponse(body, status_code=body["status"])
+
+
+def validation_problem_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The problem for a request pydantic refused (400 for a body that is not JSON, else 422
+    naming the first field, with every refused field in `errors`); `errors` in pydantic's
+    shape, each `loc` starting where the request puts it (`body`, `query`, …)."""
     if any(e.get("type") == "json_invalid" for e in errors):
         msg = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {})
-        return problem(
+        return problem_body(
             400,
             "Malformed JSON",
             f"the request body is not valid JSON: {msg.get('error', 'parse error')}",
@@ -179,7 +186,7 @@ def _validation_problem(exc: RequestValidationError) -> ProblemResponse:
                 field = name if field == "body" else f"{field}.{name}"
         items.append({"field": field, "message": message})
     first = items[0]
-    return problem(
+    return problem_body(
         422,
         "Invalid request",
         f"{first['field']}: {first['message']}",

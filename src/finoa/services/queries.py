@@ -41,6 +41,22 @@ def get_claim(db: Database, claim_id: str) -> ClaimOut:
         return _claims_out(conn, [row])[0]
 
 
+def latest_claim_id(db: Database, source: str, external_id: str) -> str:
+    """The id of the latest version's claim of a document `source` sent; NotFound naming
+    `external_id` when it sent none."""
+    stmt = (
+        select(claims.c.id)
+        .where(claims.c.source == source, claims.c.external_id == external_id)
+        .order_by(claims.c.version.desc())
+        .limit(1)
+    )
+    with db.engine.connect() as conn:
+        claim_id = conn.execute(stmt).scalar()
+    if claim_id is None:
+        raise NotFound("external_id", f"no claim with external id {external_id}")
+    return str(claim_id)
+
+
 def list_claims(
     db: Database, flt: ClaimFilter, page: int, page_size: int
 ) -> tuple[list[ClaimOut], int]:

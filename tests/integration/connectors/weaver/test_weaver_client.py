@@ -1,0 +1,261 @@
+"""The Weaver connector against the e-cology simulator running as a real process: the RSA
+token handshake and re-auth on expiry, workflow requests by REST and by SOAP (zeep), HRM
+master data, unified todos, and e-cology's error shapes classed for the retry table."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import zeep
+from support.claims import one_line_claim
+from support.processes import Server
+from support.weaver import weaver_config, weaver_simulator
+
+from finoa.connectors.base import OutboundMessage
+from finoa.connectors.weaver import crypto
+from finoa.connectors.weaver.client import WeaverConnector, register
+from finoa.connectors.weaver.wsdl import WORKFLOW_NS
+from finoa.messaging.retry import DeliveryError, ErrorClass
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    with weaver_simulator(tmp_path_factory.mktemp("weaver"), auto_decide=False) as running:
+        yield running
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def with_connector(sim: tuple[Server, dict[str, str]], work: Any, **overrides: Any) -> Any:
+    server, credentials = sim
+    async with httpx.AsyncClient() as http:
+        connector = WeaverConnector(weaver_config(server.url, credentials, **overrides), http)
+        try:
+            return await work(connector)
+        finally:
+            await connector.aclose()
+
+
+def get(server: Server, path: str) -> Any:
+    return httpx.get(server.url + path).json()
+
+
+CLAIM = one_line_claim(
+    "OA-W1", applicant_id="E0011", department_id="D02", category="travel", amount="1280.50"
+)
+
+
+def test_regist_hands_out_the_secret_and_spk_the_console_shows(sim: Any) -> None:
+    server, credentials = sim
+    client_key = crypto.new_private_key()
+
+    async def work() -> tuple[str, str]:
+        async with httpx.AsyncClient() as http:
+            return await register(
+                http, server.url, credentials["appid"], crypto.public_key_text(client_key)
+            )
+
+    secret, spk = run(work())
+    assert (secret, spk) == (credentials["secret"], credentials["spk"])
+
+    async def refused() -> None:
+        async with httpx.AsyncClient() as http:
+            await register(http, server.url, "NOT-AN-APPID")
+
+    with pytest.raises(DeliveryError) as error:
+        run(refused())
+    assert error.value.error_class is ErrorClass.AUTH
+
+
+def test_token_handshake_and_reauth_after_expiry(sim: Any) -> None:
+    server, _ = sim
+
+    async def work(connector: WeaverConnector) -> tuple[int, int, int]:
+        health = await connector.health()
+        assert health.ok, health.detail
+        users = await connector.users()
+        status = {user["loginid"]: user["status"] for user in users}
+        assert status["E0099"] == "5" and status["E0011"] == "1"  # 离职 / 正式
+        httpx.post(server.url + "/_sim/expire-tokens")  # every token e-cology issued expires
+        departments = await connector.departments()
+        assert connector.auth is not None
+        return len(users), len(departments), connector.auth.tokens.fetches
+
+    users, departments, fetches = run(with_connector(sim, work))
+    assert (users, departments) == (18, 6)
+    assert fetches == 2  # the expired token was refused once, fetched again, and the call went
+
+
+def test_a_wrong_secret_is_an_auth_failure_and_creates_nothing(sim: Any) -> None:
+    server, _ = sim
+    before = len(get(server, "/_sim/requests"))
+
+    async def work(connector: WeaverConnector) -> None:
+        await connector.create_request(CLAIM, 128050)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, work, secret="not-the-secret"))
+    assert error.value.error_class is ErrorClass.AUTH
+    assert "applytoken" in error.value.reason
+    assert len(get(server, "/_sim/requests")) == before
+
+
+def test_requests_by_rest_and_soap_without_idempotency(sim: Any) -> None:
+    server, _ = sim
+
+    async def work(connector: WeaverConnector) -> tuple[int, int, int, dict[str, Any]]:
+        first = await connector.create_request(CLAIM, 128050)
+        second = await connector.create_request(CLAIM, 128050)
+        by_soap = await connector.create_request_soap(CLAIM, 128050)
+        return first, second, by_soap, await connector.request_status(first)
+
+    first, second, by_soap, status = run(with_connector(sim, work))
+    assert len({first, second, by_soap}) == 3  # e-cology keeps no idempotency key
+    assert status["requestId"] == first and status["currentNodeName"] == "部门经理审批"
+    stored = {r["requestid"]: r for r in get(server, "/_sim/requests")}
+    assert stored[first]["mainData"]["je"] == "1280.50"
+    assert stored[first]["mainData"]["sqr"] == "E0011"
+    assert stored[by_soap]["channel"] == "soap"
+    assert stored[by_soap]["mainData"]["wbdh"] == "OA-W1"
+
+
+def test_refusals_are_classed_and_create_nothing(sim: Any) -> None:
+    server, _ = sim
+    before = len(get(server, "/_sim/requests"))
+    departed = one_line_claim(
+        "OA-W2", applicant_id="E0099", department_id="D02", category="travel", amount="10"
+    )
+
+    async def rest(connector: WeaverConnector) -> None:
+        await connector.create_request(departed, 1000)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, rest))
+    assert error.value.error_class is ErrorClass.PERMANENT
+    assert "USER_EXCEPTION" in error.value.reason and "E0099" in error.value.reason
+
+    async def soap(connector: WeaverConnector) -> None:
+        await connector.create_request_soap(CLAIM, 128050)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, soap, user_id="999"))  # no such e-cology user
+    assert error.value.error_class is ErrorClass.CONFIG and "-2" in error.value.reason
+
+    nowhere = one_line_claim(
+        "OA-W3", applicant_id="E0011", department_id="D99", category="travel", amount="10"
+    )
+
+    async def unknown_department(connector: WeaverConnector) -> None:
+        await connector.create_request(nowhere, 1000)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, unknown_department))
+    assert error.value.error_class is ErrorClass.PERMANENT and "D99" in error.value.reason
+
+    async def unknown_workflow(connector: WeaverConnector) -> None:
+        await connector.create_request(CLAIM, 128050)
+
+    with pytest.raises(DeliveryError) as error:
+        run(with_connector(sim, unknown_workflow, workflow_id="404"))
+    assert error.value.error_class is ErrorClass.PERMANENT and "PARAM_ERROR" in error.value.reason
+    assert len(get(server, "/_sim/requests")) == before
+
+
+def test_zeep_reads_the_simulators_workflow_service_wsdl(sim: Any) -> None:
+    server, _ = sim
+    client = zeep.Client(server.url + "/services/WorkflowService?wsdl")
+    info_type = client.get_type(f"{{{WORKFLOW_NS}}}WorkflowRequestInfo")
+    info = info_type(
+        creatorId="11",
+        requestName="差旅报销-周杰",
+        workflowBaseInfo={"workflowId": "6"},
+        workflowMainTableInfo={
+            "requestRecords": {
+                "WorkflowRequestTableRecord": [
+                    {
+                        "workflowRequestTableFields": {
+                            "WorkflowRequestTableField": [
+                                {"fieldName": "je", "fieldValue": "100.00", "view": True},
+                                {"fieldName": "sqr", "fieldValue": "E0011"},
+                            ]
+                        }
+                    }
+                ]
+            }
+        },
+    )
+    request_id = client.service.doCreateWorkflowRequest(in0=info, in1=11)
+    assert int(request_id) > 0
+    assert client.service.doCreateWorkflowRequest(in0=info, in1=18) == "-2"  # E0099 left
+
+
+def todo(message_id: int, op: str, task_id: str, assignee: str = "E0010") -> OutboundMessage:
+    payload = {
+        "op": op, "task_id": task_id, "claim_id": "CL1", "external_id": "OA-1",
+        "assignee_id": assignee, "role": "manager", "title": "报销 1,280.50 CNY",
+        "amount_fen": 128050, "currency": "CNY",
+    }  # fmt: skip
+    return OutboundMessage(message_id, "todo.push", "CL1", f"todo:{task_id}:{op}", payload)
+
+
+def test_unified_todos_open_close_and_replays_change_nothing(sim: Any) -> None:
+    server, _ = sim
+
+    async def deliver(connector: WeaverConnector, *messages: OutboundMessage) -> list[Any]:
+        return await connector.deliver(messages)
+
+    async def work(connector: WeaverConnector) -> list[list[Any]]:
+        return [
+            await deliver(connector, todo(10, "create", "T-W1")),
+            await deliver(connector, todo(11, "close", "T-W1")),
+            await deliver(connector, todo(10, "create", "T-W1")),  # a late replay of the create
+            await deliver(connector, todo(12, "create", "T-W2", assignee="E0099")),
+        ]
+
+    opened, closed, replayed, departed = run(with_connector(sim, work))
+    assert opened[0].ok and closed[0].ok and replayed[0].ok
+    (row,) = get(server, "/_sim/todos?flowid=T-W1")
+    assert row["isremark"] == "2" and row["history"] == ["0", "2"]
+    assert row["record"]["receiver"] == "E0010" and row["record"]["syscode"] == "finoa"
+    assert not departed[0].ok
+    assert departed[0].error.error_class is ErrorClass.PERMANENT
+    assert "E0099" in departed[0].error.reason
+    assert get(server, "/_sim/todos?flowid=T-W2") == []
+
+
+def test_status_writebacks_are_acknowledged_without_a_call(sim: Any) -> None:
+    server, _ = sim
+    before = get(server, "/_sim/stats")["todo_records"]
+    status = OutboundMessage(20, "status.writeback", "CL1", "status:CL1:1", {"status": "posted"})
+
+    async def work(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver([status])
+
+    (result,) = run(with_connector(sim, work))
+    assert result.ok and result.response["status"] == "not_sent"
+    assert get(server, "/_sim/stats")["todo_records"] == before
+
+
+def test_a_bad_config_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="^spk: "):
+        WeaverConnector.check_config(
+            weaver_config(
+                "http://x",
+                {
+                    "appid": "a",
+                    "secret": "s",
+                    "spk": "nope",
+                    "syscode": "s",
+                    "callback_secret": "c" * 20,
+                },
+            )  # fmt: skip
+        )
+    with pytest.raises(ValueError, match="^colour: "):
+        WeaverConnector.check_config({"colour": "red"})

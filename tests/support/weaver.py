@@ -1,0 +1,69 @@
+"""The Weaver e-cology simulator as a real process, and the connector config that fits it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from support.processes import Server, free_port, start
+
+HUB_USER_ID = "1"  # E0001 in the simulator's HRM
+
+
+def weaver_credentials(data_dir: Path) -> dict[str, str]:
+    """What `finoa sim weaver --show-credentials` prints for `data_dir`."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "finoa", "sim", "weaver", "--show-credentials",
+         "--data-dir", str(data_dir)],
+        capture_output=True, check=True, env=os.environ.copy(),
+    )  # fmt: skip
+    credentials: dict[str, str] = json.loads(answer.stdout)
+    return credentials
+
+
+@contextmanager
+def weaver_simulator(
+    data_dir: Path,
+    *,
+    callback_url: str | None = None,
+    auto_decide: bool = True,
+    reject_rate: float = 0.0,
+    token_ttl: float | None = None,
+) -> Iterator[tuple[Server, dict[str, str]]]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    credentials = weaver_credentials(data_dir)
+    port = free_port()
+    args = ["sim", "weaver", "--port", str(port), "--data-dir", str(data_dir),
+            "--reject-rate", str(reject_rate)]  # fmt: skip
+    if callback_url:
+        args += ["--callback-url", callback_url]
+    if not auto_decide:
+        args.append("--no-auto-decide")
+    if token_ttl is not None:
+        args += ["--token-ttl", str(token_ttl)]
+    server = start("weaver", args, {}, "/_sim/stats", port, data_dir)
+    try:
+        yield server, credentials
+    finally:
+        server.stop()
+
+
+def weaver_config(url: str, credentials: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    """A `weaver` instance config for the simulator at `url`."""
+    return {
+        "base_url": url,
+        "appid": credentials["appid"],
+        "secret": credentials["secret"],
+        "spk": credentials["spk"],
+        "user_id": HUB_USER_ID,
+        "syscode": credentials["syscode"],
+        "callback_secret": credentials["callback_secret"],
+        "timeout_seconds": 5,
+        **overrides,
+    }
