@@ -256,17 +256,30 @@ def test_concurrent_commands_share_commits(db: Database) -> None:
         assert 1 <= figures["batches"] <= 50
 
 
+def counts(group: GroupCommit) -> dict[str, float]:
+    """What the group commit committed: batches, commands and the mean batch."""
+    figures = group.figures()
+    return {k: figures[k] for k in ("batches", "commands", "mean_batch")}
+
+
+def troubles(group: GroupCommit) -> dict[str, float]:
+    """How often its commits went wrong."""
+    figures = group.figures()
+    return {k: figures[k] for k in ("split_batches", "conflict_reruns", "unknown_outcomes")}
+
+
 def test_a_lone_command_and_the_batch_limit(db: Database) -> None:
     group = GroupCommit(db, max_batch=4, writers=1)
     assert run_all(group, [(writes("alone"), "alice")]) == [("alone", "alice")]
-    assert group.figures() == {"batches": 1, "commands": 1, "mean_batch": 1.0}
+    assert counts(group) == {"batches": 1, "commands": 1, "mean_batch": 1.0}
 
     keys = [f"k{n}" for n in range(10)]
     answers = run_all(group, [(writes(key), "bob") for key in keys])
 
     assert answers == [(key, "bob") for key in keys]
     assert stored(db).rows == sorted(["alone", *keys])
-    assert group.figures() == {"batches": 1 + 3, "commands": 11, "mean_batch": 2.75}  # 4+4+2
+    assert counts(group) == {"batches": 1 + 3, "commands": 11, "mean_batch": 2.75}  # 4+4+2
+    assert troubles(group) == {"split_batches": 0, "conflict_reruns": 0, "unknown_outcomes": 0}
 
 
 def test_a_refused_command_gets_its_error_and_the_others_commit(db: Database) -> None:
@@ -288,7 +301,8 @@ def test_a_refused_command_gets_its_error_and_the_others_commit(db: Database) ->
     assert sorted(after.audit) == [(key, f"user-{key}") for key in keys]
     assert sorted(after.outbox) == [f"idem-{key}" for key in keys]
     assert after.chain_checked == 10
-    assert group.figures() == {"batches": 1, "commands": 11, "mean_batch": 11.0}
+    assert counts(group) == {"batches": 1, "commands": 11, "mean_batch": 11.0}
+    assert troubles(group)["split_batches"] == 0  # a refused command is no failed commit
 
 
 def test_a_failed_shared_commit_retries_each_command_alone(
@@ -329,7 +343,8 @@ def test_a_failed_shared_commit_retries_each_command_alone(
     # the shared batch failed, then every command ran alone: the good ones committed alone
     assert "a group commit of 10 commands failed" in caplog.text
     assert runs == {"dup": 2, **{key: 2 for key in keys}}
-    assert group.figures() == {"batches": 9, "commands": 9, "mean_batch": 1.0}
+    assert counts(group) == {"batches": 9, "commands": 9, "mean_batch": 1.0}
+    assert troubles(group) == {"split_batches": 1, "conflict_reruns": 0, "unknown_outcomes": 0}
 
 
 def test_close_stops_the_writers_after_the_queued_work(db: Database) -> None:
