@@ -13,7 +13,7 @@ from finoa import __version__
 from finoa.api import problems
 from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
-from finoa.api.routes import auth, claims, operations, periods, tasks, webhooks
+from finoa.api.routes import auth, budgets, claims, operations, periods, tasks, webhooks
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
 from finoa.runtime import (
@@ -92,6 +92,7 @@ def create_app(
     app.include_router(operations.router, prefix=api)
     app.include_router(operations.health_router)
     app.include_router(periods.router, prefix=api)
+    app.include_router(budgets.router, prefix=api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(NoStore, path=TOKEN_URL)
     return app

@@ -21,7 +21,7 @@ import io
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +45,7 @@ from finoa.domain.budgets import (
     parse_category,
     parse_period,
 )
-from finoa.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from finoa.domain.money import yuan_to_fen
 from finoa.domain.periods import company_date
 from finoa.services.directory import MasterDataSnapshot
@@ -573,6 +573,20 @@ def _create(uow: UnitOfWork, key: BudgetKey, amount: int, mode: str) -> int:
     return budget_id
 
 
+def import_budget_content(
+    db: Database,
+    people: MasterDataSnapshot,
+    name: str,
+    content: bytes,
+    *,
+    default_mode: str,
+    actor: str,
+) -> ImportResult:
+    """Import the content of a .csv or .xlsx file called `name` (see `import_budgets`)."""
+    rows = read_budget_file(name, content)
+    return import_budgets(db, people, rows, default_mode=default_mode, actor=actor)
+
+
 def import_budget_file(
     db: Database, people: MasterDataSnapshot, path: Path, *, default_mode: str, actor: str
 ) -> ImportResult:
@@ -581,8 +595,9 @@ def import_budget_file(
         content = path.read_bytes()
     except OSError as exc:
         raise InvalidInput("file", f"cannot read {path}: {exc.strerror}") from None
-    rows = read_budget_file(path.name, content)
-    return import_budgets(db, people, rows, default_mode=default_mode, actor=actor)
+    return import_budget_content(
+        db, people, path.name, content, default_mode=default_mode, actor=actor
+    )
 
 
 # -- adjustments and transfers (maker-checker) ------------------------------------------------
@@ -748,9 +763,3 @@ def _apply(uow: UnitOfWork, request: Any) -> None:
             )
         movements.append(_movement(uow, budget_id, kind, request_id=request.id, amount=delta))
     INSERT_MOVEMENTS.run_many(uow.conn, movements)
-
-
-def budget_errors(exc: DomainError) -> list[dict[str, str]]:
-    """The row errors of a refused import, for callers printing them one per line."""
-    errors: Iterable[dict[str, str]] = exc.extensions.get("errors", [])
-    return list(errors)
