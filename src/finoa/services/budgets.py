@@ -57,17 +57,17 @@ from finoa.store.uow import Database, UnitOfWork
 if TYPE_CHECKING:
     from finoa.services.context import Hub
 
-balance_fen_of_row = budgets.c.amount_fen - budgets.c.consumed_fen - budgets.c.occupied_fen
+balance_left = budgets.c.amount_fen - budgets.c.consumed_fen - budgets.c.occupied_fen
 OCCUPY = (
     update(budgets)
     .where(
         budgets.c.id == bindparam("b_id"),
-        or_(budgets.c.mode != BudgetMode.BLOCK.value, balance_fen_of_row >= bindparam("b_amount")),
+        or_(budgets.c.mode != BudgetMode.BLOCK.value, balance_left >= bindparam("b_amount")),
     )
     .values(
         occupied_fen=budgets.c.occupied_fen + bindparam("b_amount"), updated_at=bindparam("b_now")
     )
-    .returning(budgets.c.mode, balance_fen_of_row.label("balance"))
+    .returning(budgets.c.mode, balance_left.label("balance"))
 )
 MOVE = update(budgets).where(budgets.c.id == bindparam("b_id"))
 INSERT_MOVEMENTS = Prepared(insert(budget_movements))
@@ -753,7 +753,7 @@ def _apply(uow: UnitOfWork, request: Any) -> None:
         delta = changes[budget_id]
         stmt = MOVE.values(amount_fen=budgets.c.amount_fen + delta, updated_at=uow.now)
         if delta < 0:
-            stmt = stmt.where(balance_fen_of_row >= -delta)
+            stmt = stmt.where(balance_left >= -delta)
         if uow.conn.execute(stmt, {"b_id": budget_id}).rowcount != 1:
             row = _budget(uow.conn, budget_id)
             raise Conflict(
