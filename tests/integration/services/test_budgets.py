@@ -4,9 +4,12 @@ periods in company time; import errors; maker-checker changes; the execution rep
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
@@ -39,7 +42,9 @@ from finoa.services.budgets import (
 from finoa.services.context import Hub
 from finoa.services.queries import get_claim
 from finoa.store.tables import audit_events, budget_movements, claims, outbox, workflow_instances
+from finoa.workflow import ApprovalEngine
 from finoa.workflow.serialization import load_state
+from finoa.workflow.specs import DEFAULT_DMN
 
 
 @pytest.fixture
@@ -370,3 +375,54 @@ def test_the_execution_report_follows_the_org_tree(hub: Hub) -> None:
     assert by_id[sales].rate == 0.0
     only_d04 = budget_report(hub.db, hub.masterdata.get(), BudgetFilter(node_id="D04"))
     assert [r.id for r in only_d04] == [marketing]
+
+
+def budget_aware_dmn(directory: Path) -> Path:
+    """The shipped approval levels plus a first rule: an exceeded budget brings in the
+    finance director, whatever the amount."""
+    text = DEFAULT_DMN.read_text(encoding="utf-8")
+    text = text.replace(
+        '      <output id="output_needs_finance_director"',
+        '      <input id="input_budget_exceeded" label="Budget exceeded">\n'
+        '        <inputExpression id="input_budget_exceeded_expression" typeRef="boolean">\n'
+        "          <text>budget_exceeded</text>\n"
+        "        </inputExpression>\n"
+        "      </input>\n"
+        '      <output id="output_needs_finance_director"',
+        1,
+    )
+    entries = itertools.count()
+    text = re.sub(
+        r"(</inputEntry>)(\s*<outputEntry)",
+        lambda m: f'{m[1]}<inputEntry id="any_{next(entries)}"><text>-</text></inputEntry>{m[2]}',
+        text,
+    )
+    first_rule = (
+        '<rule id="rule_budget_exceeded">'
+        '<inputEntry id="rule_budget_exceeded_amount"><text>-</text></inputEntry>'
+        '<inputEntry id="rule_budget_exceeded_flag"><text>true</text></inputEntry>'
+        '<outputEntry id="rule_budget_exceeded_fd"><text>true</text></outputEntry>'
+        '<outputEntry id="rule_budget_exceeded_cfo"><text>false</text></outputEntry>'
+        "</rule>\n      "
+    )
+    text = text.replace(
+        '<rule id="rule_manager_only">', first_rule + '<rule id="rule_manager_only">', 1
+    )
+    path = directory / "budget_levels.dmn"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_decision_table_can_route_an_exceeded_claim_to_another_approver(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Marketing's warn budget has 500 元 left. A second 400 元 meeting claim goes over it, and
+    the company's table sends such claims to the finance director (赵敏, E0003) as well."""
+    hub.engine = ApprovalEngine(dmn_path=budget_aware_dmn(tmp_path))
+    load_budgets(hub, "org_unit,D04,,2026,500.00,warn\n")
+    within = submit(hub, meeting_claim("DM-1", "400.00")).claim_id
+    over = submit(hub, meeting_claim("DM-2", "400.00")).claim_id
+    assert approve_all(hub, within) == "approved"
+    assert approve_all(hub, over) == "approved"
+    roles = {cid: sorted(t.role for t in get_claim(hub.db, cid).tasks) for cid in (within, over)}
+    assert roles == {within: ["manager"], over: ["finance_director", "manager"]}
