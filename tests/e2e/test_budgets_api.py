@@ -145,6 +145,14 @@ def test_an_excel_import_and_an_adjustment_approved_by_another_client(hub: HubCl
     assert (done.json()["status"], done.json()["decided_by"]) == ("approved", "client:checker")
     (adjusted,) = [b for b in budgets_of(hub) if b["id"] == budget_id]
     assert adjusted["amount_fen"] == 300_000
+    ledger = hub.http.get(f"{hub.url}/api/v1/budgets/{budget_id}/movements", headers=hub.auth())
+    assert ledger.status_code == 200, ledger.text
+    assert [(m["kind"], m["amount_delta_fen"], m["request_id"]) for m in ledger.json()] == [
+        ("allocate", 250_000, None),
+        ("adjust", 50_000, request_id),
+    ]
+    unknown = hub.http.get(f"{hub.url}/api/v1/budgets/999999/movements", headers=hub.auth())
+    assert_problem(unknown, 404, field="budget_id")
     again = hub.http.post(approve, headers=hub.auth(checker_token(hub)))
     assert_problem(again, 409, field="request_id")
     missing = hub.http.post(

@@ -348,6 +348,34 @@ def budget_report(
     return report
 
 
+class MovementOut(BaseModel):
+    """A line of a budget's ledger (all amounts are changes, in fen)."""
+
+    id: int
+    budget_id: int
+    kind: Movement
+    claim_id: str | None
+    request_id: str | None
+    amount_delta_fen: int
+    occupied_delta_fen: int
+    consumed_delta_fen: int
+    at: datetime
+    actor: str
+
+
+def budget_movements_of(db: Database, budget_id: int) -> list[MovementOut]:
+    """A budget's ledger, oldest first; its totals are the sums of these lines."""
+    with db.engine.connect() as conn:
+        if _budget(conn, budget_id) is None:
+            raise NotFound("budget_id", f"unknown budget {budget_id}")
+        rows = conn.execute(
+            select(budget_movements)
+            .where(budget_movements.c.budget_id == budget_id)
+            .order_by(budget_movements.c.id)
+        )
+        return [MovementOut.model_validate(r._mapping) for r in rows]
+
+
 def ledger_mismatches(db: Database) -> list[int]:
     """Ids of budgets whose totals differ from the sum of their movements (none, normally)."""
     sums = (

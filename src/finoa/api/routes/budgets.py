@@ -21,6 +21,8 @@ from finoa.services.budgets import (
     BudgetOut,
     BudgetReportRow,
     ImportResult,
+    MovementOut,
+    budget_movements_of,
     budget_report,
     decide_change,
     import_budget_content,
@@ -79,6 +81,19 @@ async def get_report(
 ) -> list[BudgetReportRow]:
     flt = _filter(period, node_kind, node_id)
     return await hub.db.run(budget_report, hub.db, hub.masterdata.get(), flt)
+
+
+@router.get(
+    "/{budget_id}/movements",
+    summary="A budget's ledger: every occupy, release, consume, reverse, adjust and transfer",
+    responses=problem_responses(404),
+)
+async def get_movements(
+    budget_id: Annotated[int, Path(ge=1, le=2**62, description="the budget's id")],
+    hub: HubDep,
+    _: Reader,
+) -> list[MovementOut]:
+    return await hub.db.run(budget_movements_of, hub.db, budget_id)
 
 
 @router.post(
