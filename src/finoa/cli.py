@@ -23,6 +23,7 @@ try:  # newer Typer carries its own copy of Click
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
 
@@ -99,6 +100,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
+app.add_typer(budget_app, name="budget")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

@@ -39,7 +39,11 @@ ALL_SCOPES = (
     "ops:replay",
     "ops:read",
     "periods:manage",
+    "budgets:read",
+    "budgets:manage",
+    "budgets:approve",
 )
+BUDGET_MODES = ("block", "warn", "none")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
 
 
@@ -73,6 +77,8 @@ class Settings:
     sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
     company_timezone: str = "Asia/Shanghai"  # voucher dates and periods follow company time
     closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
+    budget_mode: str = "block"  # mode of an imported budget that names none: block/warn/none
+    budget_cache_seconds: float = 5.0  # budgets made by another process apply within this
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,6 +88,8 @@ class Settings:
                 f"closed_period_policy: {self.closed_period_policy!r} is not one of "
                 + ", ".join(CLOSED_PERIOD_POLICIES)
             )
+        if self.budget_mode not in BUDGET_MODES:
+            raise ValueError(f"budget_mode: {self.budget_mode!r} is not one of block, warn, none")
 
     @property
     def company_zone(self) -> ZoneInfo:
@@ -170,6 +178,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "sqlite_synchronous": str,
         "company_timezone": str,
         "closed_period_policy": str,
+        "budget_mode": str,
+        "budget_cache_seconds": float,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

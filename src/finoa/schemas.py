@@ -318,6 +318,12 @@ class ClaimOut(_Out):
     attachments: list[AttachmentOut] = Field(default_factory=list, title="附件")
     tasks: list[ApprovalTaskOut] = Field(default_factory=list, title="审批任务")
     voucher: VoucherOut | None = Field(default=None, title="凭证")
+    budget_status: Literal["within", "exceeded"] | None = Field(
+        default=None,
+        title="预算",
+        description="what the budgets said at submission: `exceeded` when a warn-mode budget "
+        "went below zero; null when no budget applies",
+    )
 
 
 class ClaimPage(BaseModel):

@@ -107,6 +107,9 @@ def test_openapi_declares_client_credentials_and_problem_responses(running: Stac
         "tasks:decide",
         "ops:read",
         "ops:replay",
+        "budgets:read",
+        "budgets:manage",
+        "budgets:approve",
     }
     problem = spec["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "field", "errors"} <= set(problem["properties"])

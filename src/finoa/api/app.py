@@ -13,7 +13,16 @@ from finoa import __version__
 from finoa.api import problems
 from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
-from finoa.api.routes import auth, claims, operations, periods, soap_claims, tasks, webhooks
+from finoa.api.routes import (
+    auth,
+    budgets,
+    claims,
+    operations,
+    periods,
+    soap_claims,
+    tasks,
+    webhooks,
+)
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
 from finoa.runtime import (
@@ -93,6 +102,7 @@ def create_app(
     app.include_router(operations.health_router)
     app.include_router(periods.router, prefix=api)
     app.include_router(soap_claims.router)
+    app.include_router(budgets.router, prefix=api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(NoStore, path=TOKEN_URL)
     return app

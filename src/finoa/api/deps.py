@@ -24,6 +24,9 @@ SCOPES = {
     "tasks:decide": "Approve or reject approval tasks",
     "ops:read": "Read loop statistics and dead letters",
     "ops:replay": "Send dead letters again",
+    "budgets:read": "Read budgets and their execution report",
+    "budgets:manage": "Import budgets, request adjustments and transfers",
+    "budgets:approve": "Approve or reject budget adjustments and transfers of others",
 }
 
 # Declares the client-credentials flow in the OpenAPI document; the header itself is checked

@@ -128,7 +128,7 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
     """A business rule's refusal as a problem document."""
     detail = f"{exc.field}: {exc.message}" if exc.field else exc.message
     kind = type(exc).__name__.replace("Invalid", "invalid-").lower().strip("-")
-    return problem_body(exc.status, exc.title, detail, kind=kind, field=exc.field)
+    return problem_body(exc.status, exc.title, detail, kind=kind, field=exc.field, **exc.extensions)
 
 
 def unknown_outcome_problem(exc: CommitOutcomeUnknown) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """Base of every business-rule failure."""
@@ -13,6 +15,7 @@ class DomainError(Exception):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+        self.extensions: dict[str, Any] = {}  # extra members of its problem document
 
 
 class InvalidInput(DomainError):

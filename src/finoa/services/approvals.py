@@ -14,6 +14,7 @@ from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from finoa.domain.org import ApprovalRole, resolve_approver
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
+from finoa.services.budgets import release_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.vouchers import create_claim_voucher
@@ -217,6 +218,7 @@ def _decide(
         status = transition(status, ClaimStatus.REJECTED)
         seq += 1
         repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
+        release_claim_budgets(uow, claim)
         uow.audit(
             "claim.status_changed",
             "claim",

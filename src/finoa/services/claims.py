@@ -28,6 +28,7 @@ from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, write_back_status
 from finoa.schemas import ClaimOut, ClaimSubmission
 from finoa.services.approvals import open_tasks, withdraw_approval
+from finoa.services.budgets import occupy_claim_budgets, release_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
@@ -225,6 +226,7 @@ def _record(
         {"claim_id": claim_id, "seq": i + 1, **a.model_dump()}
         for i, a in enumerate(submission.attachments)
     ]
+    record["budget_status"] = occupy_claim_budgets(hub, uow, record, line_rows)
     INSERT_CLAIM.run(conn, record)
     INSERT_LINES.run_many(conn, line_rows)
     INSERT_ATTACHMENTS.run_many(conn, file_rows)
@@ -247,6 +249,7 @@ def _record(
             "amount_fen": total_fen,
             "department": submission.department_id,
             "category": lines[0].category.value,
+            "budget_exceeded": record["budget_status"] == "exceeded",
         }
     )
     INSERT_WORKFLOW.run(
@@ -301,6 +304,7 @@ def _withdraw(uow: UnitOfWork, row: Any, reason: str) -> None:
     repo.set_claim_status(uow.conn, row.id, status.value, seq, uow.now, reason=reason)
     ref = claim_ref(row)
     withdraw_approval(uow, ref, reason)
+    release_claim_budgets(uow, row)
     uow.audit("claim.status_changed", "claim", row.id, {"status": status.value, "reason": reason})
     write_back_status(uow, ref, status.value, seq, reason=reason)
 

@@ -14,6 +14,7 @@ from finoa.connectors.instances import ConnectorInstances, load_instances
 from finoa.domain.claim import ExpenseCategory
 from finoa.domain.errors import InvalidInput
 from finoa.domain.voucher import VoucherRules
+from finoa.services.budgets import BudgetCache
 from finoa.services.directory import MasterDataCache
 from finoa.store.group_commit import GroupCommit
 from finoa.store.uow import Database
@@ -51,6 +52,7 @@ class Hub:
     masterdata: MasterDataCache
     commands: GroupCommit  # where request handlers send their writes
     instances: ConnectorInstances  # the connector instances, and where messages go
+    budgets: BudgetCache  # which budgets exist, for the submissions' budget check
 
     @classmethod
     def create(
@@ -75,6 +77,7 @@ class Hub:
             masterdata=MasterDataCache(db),
             commands=GroupCommit(db),
             instances=instances,
+            budgets=BudgetCache(db, settings.budget_cache_seconds),
         )
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from finoa.domain.voucher import (
     reversal_of,
 )
 from finoa.messaging.outbox import ERP, claim_ref, post_voucher, write_back_status
+from finoa.services.budgets import consume_claim_budgets, reverse_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.periods import place_in_open_period, today
 from finoa.store import repositories as repo
@@ -182,8 +183,10 @@ def record_voucher_posted(uow: UnitOfWork, voucher_id: str, response: dict[str, 
         {"voucher_no": voucher.voucher_no, "erp_voucher_no": erp_no},
     )
     if voucher.reversal_of is not None:
+        reverse_claim_budgets(uow, voucher.claim_id)
         return
     claim = repo.claim_row(uow.conn, voucher.claim_id, lock=True)
+    consume_claim_budgets(uow, claim)
     status = transition(ClaimStatus(claim.status), ClaimStatus.POSTED)
     seq = claim.status_seq + 1
     repo.set_claim_status(uow.conn, claim.id, status.value, seq, uow.now)

@@ -109,6 +109,8 @@ claims = Table(
     Column("content_digest", String(64)),
     # The OA connector instance its todos and write-backs go to; NULL before 0007 (default OA).
     Column("oa_instance", String(64)),
+    # What the budgets said at submission: within / exceeded (a warn budget); NULL: none applied.
+    Column("budget_status", String(8)),
     UniqueConstraint("source", "external_id", "version"),
     # At most one live claim per external document (the others are withdrawn or rejected).
     Index(
@@ -308,4 +310,61 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_object", "object_type", "object_id"),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("node_kind", String(16), nullable=False),  # org_unit / cost_center / project
+    Column("node_id", String(32), nullable=False),
+    Column("category", String(32), nullable=False),  # an expense category, or "all"
+    Column("period", String(7), nullable=False),  # 2026 / 2026-Q4 / 2026-12
+    Column("mode", String(8), nullable=False),  # block / warn / none
+    # Running totals; each equals the sum of the budget's movements.
+    Column("amount_fen", Money, nullable=False),
+    Column("occupied_fen", Money, nullable=False),
+    Column("consumed_fen", Money, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("node_kind", "node_id", "category", "period"),
+)
+
+budget_movements = Table(
+    "budget_movements",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("budget_id", BigInteger, ForeignKey("budgets.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # finoa.domain.budgets.Movement
+    Column("claim_id", String(40)),  # the claim moved, for occupy/release/consume/reverse
+    Column("request_id", String(40)),  # the approved change, for adjust/transfer
+    Column("amount_delta_fen", Money, nullable=False),
+    Column("occupied_delta_fen", Money, nullable=False),
+    Column("consumed_delta_fen", Money, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Index("ix_budget_movements_claim", "claim_id"),
+    Index("ix_budget_movements_budget", "budget_id"),
+)
+
+budget_requests = Table(
+    "budget_requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # adjust / transfer
+    Column("budget_id", BigInteger, ForeignKey("budgets.id"), nullable=False),
+    Column("to_budget_id", BigInteger, ForeignKey("budgets.id")),  # a transfer's receiver
+    Column("amount_fen", Money, nullable=False),  # adjust: signed change; transfer: > 0
+    Column("reason", String(500), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / approved / rejected
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(100)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("comment", String(500)),
+    Index("ix_budget_requests_status", "status"),
 )

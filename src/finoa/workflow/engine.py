@@ -97,6 +97,10 @@ _FACT_TYPES: Final[dict[str, type]] = {
     "department": str,
     "category": str,
 }
+# Facts a caller may leave out, with the value a decision table then sees.
+_OPTIONAL_FACTS: Final[dict[str, tuple[type, object]]] = {
+    "budget_exceeded": (bool, False),  # a `warn` budget went below zero (finoa.domain.budgets)
+}
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,10 @@ class StepNotPending(LookupError):
 
 
 def _validate_facts(facts: Mapping[str, object]) -> dict[str, object]:
-    unknown = set(facts) - set(_FACT_TYPES)
+    unknown = set(facts) - set(_FACT_TYPES) - set(_OPTIONAL_FACTS)
     if unknown:
-        raise ValueError(f"unexpected facts {sorted(unknown)}; allowed: {sorted(_FACT_TYPES)}")
+        allowed = sorted([*_FACT_TYPES, *_OPTIONAL_FACTS])
+        raise ValueError(f"unexpected facts {sorted(unknown)}; allowed: {allowed}")
     data: dict[str, object] = {}
     for key, expected in _FACT_TYPES.items():
         if key not in facts:
@@ -146,6 +151,11 @@ def _validate_facts(facts: Mapping[str, object]) -> dict[str, object]:
         value = facts[key]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise TypeError(f"fact {key!r} must be {expected.__name__}, got {type(value).__name__}")
+        data[key] = value
+    for key, (kind, default) in _OPTIONAL_FACTS.items():
+        value = facts.get(key, default)
+        if not isinstance(value, kind):
+            raise TypeError(f"fact {key!r} must be {kind.__name__}, got {type(value).__name__}")
         data[key] = value
     amount = data["amount_fen"]
     if not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT_FEN:
@@ -204,7 +214,8 @@ class ApprovalEngine:
 
         ``facts`` holds exactly ``claim_id`` (str), ``amount_fen`` (int in 分, 1 to
         ``MAX_AMOUNT_FEN``), ``department`` (str) and ``category`` (str) -- ids and amounts,
-        never documents. Raises ``ValueError``/``TypeError`` for anything else.
+        never documents -- and may hold ``budget_exceeded`` (bool, default False).
+        Raises ``ValueError``/``TypeError`` for anything else.
         """
         data = _validate_facts(facts)
         loaded = self._loaded

@@ -305,6 +305,7 @@ def test_state_holds_only_facts_and_decisions(engine: ApprovalEngine) -> None:
         "amount_fen",
         "department",
         "category",
+        "budget_exceeded",
         "needs_finance_director",
         "needs_cfo",
         "approved",
