@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,7 +162,12 @@ class FaultProxy:
     error_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 7
-    counts: dict[str, int] = field(default_factory=lambda: {"errors": 0, "drops": 0, "calls": 0})
+    # Called after a model call was passed on (with its method and its number among them);
+    # when it returns True the answer is dropped, as when the server dies after the work.
+    after_forward: Callable[[str, int], bool] | None = None
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"errors": 0, "drops": 0, "calls": 0, "writes": 0}
+    )
     port: int = field(default_factory=free_port)
 
     @property
@@ -191,6 +196,7 @@ class FaultProxy:
                 with lock:
                     roll = rng.random() if writes else 1.0
                     proxy.counts["calls"] += 1
+                    number = proxy.counts["writes"] = proxy.counts["writes"] + int(writes)
                 if roll < proxy.error_rate:
                     with lock:
                         proxy.counts["errors"] += 1
@@ -208,7 +214,9 @@ class FaultProxy:
                 except httpx.HTTPError:
                     self._answer(502, b"trytond unreachable")
                     return
-                if roll < proxy.error_rate + proxy.drop_rate:
+                hook = proxy.after_forward
+                dropped = bool(writes and hook is not None and hook(method, number))
+                if dropped or roll < proxy.error_rate + proxy.drop_rate:
                     with lock:
                         proxy.counts["drops"] += 1
                     self.close_connection = True  # the work is done; the answer never comes
