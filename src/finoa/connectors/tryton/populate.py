@@ -43,17 +43,26 @@ def populate(config_file: str, database: str, plan: dict[str, Any]) -> dict[str,
     Pool.start()
     pool = Pool(database)
     pool.init()
-    summary: dict[str, Any] = {}
-    with Transaction().start(database, 0, context={}) as transaction:
-        company = _company(pool, plan)
-        summary["company"] = company.id
-        with transaction.set_context(company=company.id, companies=[company.id]):
-            _users(pool, plan, company)
-            summary["fiscal_years"] = _fiscal_years(pool, plan, company)
-            summary["accounts"] = _accounts(pool, plan, company)
-            summary["parties"] = _parties(pool, plan)
-        transaction.commit()
-    return summary
+    from trytond.transaction import TransactionError
+
+    extras: dict[str, Any] = {}
+    while True:  # as trytond's dispatcher does: a TransactionError says how to start again
+        summary: dict[str, Any] = {}
+        with Transaction().start(database, 0, context={}, **extras) as transaction:
+            try:
+                company = _company(pool, plan)
+                summary["company"] = company.id
+                with transaction.set_context(company=company.id, companies=[company.id]):
+                    _users(pool, plan, company)
+                    summary["fiscal_years"] = _fiscal_years(pool, plan, company)
+                    summary["accounts"] = _accounts(pool, plan, company)
+                    summary["parties"] = _parties(pool, plan)
+            except TransactionError as exc:
+                transaction.rollback()
+                exc.fix(extras)
+                continue
+            transaction.commit()
+        return summary
 
 
 def _company(pool: Any, plan: dict[str, Any]) -> Any:

@@ -180,9 +180,10 @@ def init_site(
         password=password or secrets.token_urlsafe(18),
     )
     write_config(site, session_timeout_seconds=session_timeout_seconds)
-    pass_file = directory / ".admin-password"
-    pass_file.write_text(admin_password or secrets.token_urlsafe(18), encoding="utf-8")
-    pass_file.chmod(0o600)
+    pass_file = directory / ".admin-password"  # read by trytond-admin when it creates admin
+    if admin_password or not pass_file.exists():
+        pass_file.write_text(admin_password or secrets.token_urlsafe(18), encoding="utf-8")
+        pass_file.chmod(0o600)
     env = {**os.environ, "TRYTONPASSFILE": str(pass_file)}
     create_database(site)
     _run(
