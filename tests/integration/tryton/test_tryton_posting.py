@@ -237,3 +237,26 @@ def test_a_wrong_password_is_an_auth_failure_without_the_secret(trytond: TrytonP
 def test_a_bad_config_names_the_field(config: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}"):
         TrytonConnector.check_config(config)
+
+
+def test_account_codes_map_finoas_chart_onto_trytons(
+    hub: Hub, tryton_admin: TrytonAdmin, trytond: TrytonProcess
+) -> None:
+    approve_claim(hub)
+    (row,) = voucher_outbox(hub)
+    message = OutboundMessage(
+        row.id, row.action, row.aggregate_id, row.idempotency_key, row.payload
+    )
+
+    async def send(codes: dict[str, str]) -> Any:
+        config = {**trytond.site.connector_config(), "account_codes": codes}
+        async with httpx.AsyncClient() as http:
+            return await TrytonConnector(config, http).deliver([message])
+
+    (missing,) = asyncio.run(send({"6602.01": "660299"}))
+    assert missing.error is not None and "account 660299 does not exist" in missing.error.reason
+    (posted,) = asyncio.run(send({"6602.01": "6602.04"}))
+    assert posted.ok, posted.error
+    (move,) = tryton_admin.moves([f"finoa:{row.payload['voucher_id']}"])
+    codes = sorted(line["account."]["code"] for line in tryton_admin.lines(move["id"]))
+    assert codes == ["2241", "6602.04"]

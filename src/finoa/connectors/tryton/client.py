@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import httpx
@@ -58,6 +58,7 @@ class TrytonConfig(BaseModel):
     login: str = Field(min_length=1)
     password: str = Field(min_length=1, repr=False)
     journal: str = Field(default="MISC", min_length=1)
+    account_codes: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=30.0, gt=0)
     base_data_ttl_seconds: float = Field(default=60.0, ge=0)
 
@@ -223,6 +224,8 @@ class TrytonConnector:
             config = self._require_config()
         except DeliveryError as exc:
             return [DeliveryResult(error=exc) for _ in messages]
+        if config.account_codes:
+            messages = [_with_tryton_accounts(m, config.account_codes) for m in messages]
         return await deliver_checked(
             messages, self.cache, f"Tryton database {config.database!r}", self._deliver
         )
@@ -468,6 +471,20 @@ def _shape_error(message: OutboundMessage) -> DeliveryError | None:
             ErrorClass.CONFIG, f"outbox row {message.id} is not a canonical voucher"
         )
     return None
+
+
+def _with_tryton_accounts(message: OutboundMessage, codes: Mapping[str, str]) -> OutboundMessage:
+    """The message with each entry's finoa account code replaced by its Tryton code."""
+    entries = message.payload.get("entries")
+    if not isinstance(entries, list):
+        return message
+    mapped = [
+        {**e, "account_code": codes.get(str(e.get("account_code")), e.get("account_code"))}
+        if isinstance(e, dict)
+        else e
+        for e in entries
+    ]
+    return replace(message, payload={**message.payload, "entries": mapped})
 
 
 def _account_kind(account_type: Mapping[str, Any] | None) -> str:

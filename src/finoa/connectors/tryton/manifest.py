@@ -30,6 +30,13 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": "MISC",
             "description": "Code of the account journal moves are made in",
         },
+        "account_codes": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "minLength": 1},
+            "default": {},
+            "description": "finoa account code -> the Tryton account code it posts to, where "
+            "they differ (e.g. {'6602.01': '660201'})",
+        },
         "timeout_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
