@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
+from finoa.erp_cli import erp_app
 
 if TYPE_CHECKING:
     from finoa.store.uow import Database
@@ -101,6 +102,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(budget_app, name="budget")
+app.add_typer(erp_app, name="erp")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

@@ -12,6 +12,8 @@ has:
   tell now. The dispatcher asks before any retry after an unknown outcome and before any
   replay, so exactly-once never rests on the peer keeping idempotency keys.
 - `health()`: can the peer be reached with these credentials right now?
+- (ERP connectors, optional) `base_data()`: the ERP's accounts, periods and dimension codes,
+  which vouchers are checked against before posting (`finoa.connectors.basedata`).
 
 An OA connector that can report on approval tasks is also an `ApprovalSource`: the hub asks
 it about tasks whose decision never arrived. Connectors are found through the

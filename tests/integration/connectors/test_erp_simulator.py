@@ -325,3 +325,39 @@ async def test_batch_posts_each_voucher_once_with_its_own_result(
     ]
     stats = httpx.get(f"{server.url}/_sim/stats").json()
     assert stats["vouchers"] == 3
+
+
+# -- base data: GET /api/base-data and the check before posting ---------------------------------
+
+
+def checking(server: Any, http: httpx.AsyncClient) -> GenericERPConnector:
+    config = {"base_url": server.url, "api_key": API_KEY, "check_base_data": True}
+    return GenericERPConnector(config, http)
+
+
+async def test_the_simulator_reports_its_chart(erp: Any, http: httpx.AsyncClient) -> None:
+    base = await checking(erp, http).base_data()
+    assert base.accounts["6602.01"].kind == "expense" and base.accounts["6602.01"].postable
+    assert base.accounts["2241"].kind == "payable"
+    assert base.periods is None and dict(base.dimensions) == {}  # not kept: not checked
+
+
+async def test_a_closed_account_is_refused_before_sending(
+    erp: Any, http: httpx.AsyncClient
+) -> None:
+    response = await http.post(f"{erp.url}/_sim/accounts/closed", json={"codes": ["6602.03"]})
+    response.raise_for_status()
+    client = checking(erp, http)
+    ok, refused = await client.deliver(
+        [message("k-ok", voucher()), message("k-bad", voucher(debit_account="6602.03"))]
+    )
+    assert ok.ok, ok.error
+    assert refused.error is not None and refused.error.error_class == "permanent"
+    assert "entries[0].account_code" in refused.error.reason
+    assert "account 6602.03 takes no postings" in refused.error.reason
+    figures = await stats(http, erp)
+    assert figures["vouchers"] == 1 and figures["rejected"] == 0  # the ERP never saw it
+    # without the check the ERP itself refuses it
+    plain = GenericERPConnector({"base_url": erp.url, "api_key": API_KEY}, http)
+    (result,) = await plain.deliver([message("k-bad-2", voucher(debit_account="6602.03"))])
+    assert result.error is not None and (await stats(http, erp))["rejected"] == 1

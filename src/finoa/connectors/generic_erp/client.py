@@ -15,6 +15,12 @@ from finoa.connectors.base import (
     HealthReport,
     OutboundMessage,
 )
+from finoa.connectors.basedata import (
+    BaseDataCache,
+    ERPBaseData,
+    base_data_from_dict,
+    deliver_checked,
+)
 from finoa.connectors.generic_erp.manifest import MANIFEST
 from finoa.connectors.generic_erp.mapping import erp_voucher
 from finoa.connectors.rest import RestConnector, rest_health
@@ -29,8 +35,46 @@ class GenericERPConnector(RestConnector):
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
 
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        super().__init__(config, http)
+        # With `check_base_data: true` every voucher is checked against `GET /api/base-data`
+        # (read at most once a minute) and one the ERP would refuse is refused here.
+        self.check_base_data = config.get("check_base_data") is True
+        self.cache = BaseDataCache(self.read_base_data, ttl_seconds=60.0)
+
+    async def base_data(self) -> ERPBaseData:
+        """The ERP's base data (cached for a minute)."""
+        return await self.cache.get()
+
+    async def read_base_data(self) -> ERPBaseData:
+        """`GET /api/base-data`: accounts with kind and postability (see docs/connectors.md)."""
+        if self._config is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        config = self._config
+        try:
+            response = await self._request(
+                "GET",
+                f"{config.base_url}/api/base-data",
+                headers=config.headers(),
+                timeout=config.timeout_seconds,
+            )
+        except Exception as exc:
+            raise delivery_error(exc) from exc
+        if not response.is_success:
+            raise DeliveryError.from_response(response)
+        try:
+            return base_data_from_dict(_json_object(response))
+        except ValueError as exc:
+            raise DeliveryError(ErrorClass.PERMANENT, str(exc)) from exc
+
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Post the vouchers; one result per message, in order."""
+        """Post the vouchers (checked against the ERP's base data first when configured);
+        one result per message, in order."""
+        if self.check_base_data and self._config is not None:
+            return await deliver_checked(messages, self.cache, "the generic ERP", self._deliver)
+        return await self._deliver(messages)
+
+    async def _deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         if len(messages) == 1:
             return [await self._post(messages[0])]
         if self._config is None:

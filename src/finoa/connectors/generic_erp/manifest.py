@@ -10,7 +10,17 @@ MANIFEST = ConnectorManifest(
     kind=ConnectorKind.ERP,
     direction=Direction.OUTBOUND,
     actions=("voucher.post",),
-    config_schema=CONFIG_SCHEMA,
+    config_schema={
+        **CONFIG_SCHEMA,
+        "properties": {
+            **CONFIG_SCHEMA["properties"],
+            "check_base_data": {
+                "type": "boolean",
+                "default": False,
+                "description": "Check every voucher against GET /api/base-data before posting",
+            },
+        },
+    },
     auth="bearer",
     max_batch=50,
     description="Generic REST ERP: vouchers posted with an Idempotency-Key.",

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from finoa.connectors.basedata import chart_kind
 from finoa.connectors.simulation import (
     FaultMiddleware,
     FaultState,
@@ -172,6 +173,7 @@ def create_erp_app(
     """The ERP simulator app; its vouchers live in `data_dir/erp.sqlite3`."""
     conn = open_database(Path(data_dir) / "erp.sqlite3", ERP_SCHEMA)
     chart = load_chart()
+    closed: set[str] = set()  # accounts closed for posting (POST /_sim/accounts/closed)
     faults = FaultState()
     counts = {"duplicates": 0, "rejected": 0}
     keys = IdempotencySpec.model_validate(idempotency or {})
@@ -206,7 +208,9 @@ def create_erp_app(
         # No await in here: one event loop serialises posts; the UNIQUE key guards the rest.
         row = stored(key)
         if row is None:
-            errors = validate_voucher(body, chart)
+            errors = validate_voucher(
+                body, {code: name for code, name in chart.items() if code not in closed}
+            )
             if errors:
                 counts["rejected"] += 1
                 return 422, {"detail": "; ".join(errors), "errors": errors}
@@ -317,6 +321,30 @@ def create_erp_app(
             raise Problem(404, "Not found", f"no voucher under key {idempotency_key!r}")
         return json_response(_voucher_view(row))
 
+    @api.get("/base-data")
+    async def base_data() -> Response:
+        """The chart as this ERP keeps it: each account's kind and whether it takes postings
+        (one closed for posting does not). Periods and dimension codes
+        are not kept here, so they are not reported."""
+        codes = sorted(chart)
+        return json_response(
+            {
+                "accounts": [
+                    {
+                        "code": code,
+                        "name": chart[code],
+                        "kind": chart_kind(code),
+                        "postable": code not in closed,
+                        "needs_party": False,
+                        "needs_dimensions": [],
+                    }
+                    for code in codes
+                ],
+                "periods": None,
+                "dimensions": {},
+            }
+        )
+
     @api.get("/ping")
     async def ping() -> Response:
         return json_response({"ok": True, "time": now_iso()})
@@ -352,6 +380,17 @@ def create_erp_app(
     @app.get("/_sim/idempotency")
     async def get_idempotency() -> Response:
         return json_response(keys.model_dump())
+
+    @app.post("/_sim/accounts/closed")
+    async def close_accounts(request: Request) -> Response:
+        """`{"codes": [...]}`: these accounts take no postings from now on (`[]` reopens)."""
+        body = await read_json(request)
+        codes = body.get("codes") if isinstance(body, dict) else None
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise Problem(422, "Bad request", "codes: a list of account codes is required")
+        closed.clear()
+        closed.update(codes)
+        return json_response({"closed": sorted(closed)})
 
     @app.get("/_sim/stats")
     async def stats() -> Response:
