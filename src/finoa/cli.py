@@ -231,7 +231,7 @@ def _uvicorn_options() -> dict[str, object]:
     return options
 
 
-@app.command()
+@app.command(epilog="Example: finoa serve --port 8700")
 def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -257,7 +257,7 @@ def serve(
     )
 
 
-@app.command()
+@app.command(epilog="Example: finoa worker")
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Deliver the outbox (for deployments that run the API and delivery apart)."""
     from finoa.runtime import build_dispatcher, new_http_client, prepare_database
@@ -280,7 +280,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         asyncio.run(main())
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", epilog="Example: finoa db upgrade")
 def db_upgrade(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -294,7 +294,7 @@ def db_upgrade(
     console.print(f"database at revision {current_revision(settings.effective_database_url)}")
 
 
-@db_app.command("current")
+@db_app.command("current", epilog="Example: finoa db current")
 def db_current(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Show the database's migration revision."""
     from finoa.store.db import current_revision
@@ -303,7 +303,7 @@ def db_current(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     console.print(current_revision(settings.effective_database_url) or "not migrated")
 
 
-@masterdata_app.command("load")
+@masterdata_app.command("load", epilog="Example: finoa masterdata load")
 def masterdata_load(
     file: Annotated[
         Path | None, typer.Argument(help="YAML file; the sample company if absent")
@@ -331,7 +331,7 @@ def masterdata_load(
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
-@app.command()
+@app.command(epilog="Example: finoa schema ExpenseClaim")
 def schema(
     name: Annotated[str | None, typer.Argument(help="One type, e.g. ExpenseClaim")] = None,
 ) -> None:
@@ -348,7 +348,7 @@ def schema(
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", epilog="Example: finoa audit verify")
 def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Recompute the audit hash chain; name the first broken link."""
     from finoa.services.audit_trail import verify_audit_chain
@@ -372,7 +372,7 @@ def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-@app.command()
+@app.command(epilog="Example: finoa replay --held")
 def replay(
     letter_id: Annotated[list[int] | None, typer.Option("--id", help="Dead letter id")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
@@ -485,7 +485,7 @@ def _change_period(config: Path | None, data_dir: Path | None, action: str, peri
     console.print(f"period {state.period} is {state.status} ({state.vouchers} vouchers)")
 
 
-@periods_app.command("list")
+@periods_app.command("list", epilog="Example: finoa periods list")
 def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Periods with vouchers or a recorded status; any other period is open."""
     from finoa.services.periods import list_periods
@@ -499,19 +499,19 @@ def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     console.print(table)
 
 
-@periods_app.command("close")
+@periods_app.command("close", epilog="Example: finoa periods close 2026-01")
 def periods_close(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Close a period: vouchers dated in it then follow closed_period_policy."""
     _change_period(config, data_dir, "close", period)
 
 
-@periods_app.command("open")
+@periods_app.command("open", epilog="Example: finoa periods open 2026-01")
 def periods_open(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Reopen a closed period."""
     _change_period(config, data_dir, "open", period)
 
 
-@app.command()
+@app.command(epilog="Example: finoa connectors")
 def connectors() -> None:
     """List installed connectors and their manifests."""
     from finoa.connectors.registry import available_connectors
@@ -523,7 +523,7 @@ def connectors() -> None:
     console.print(table)
 
 
-@sim_app.command("oa")
+@sim_app.command("oa", epilog="Example: finoa sim oa --port 8701")
 def sim_oa(
     port: PortOpt = 8701,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -559,7 +559,7 @@ def sim_oa(
     )
 
 
-@sim_app.command("erp")
+@sim_app.command("erp", epilog="Example: finoa sim erp --port 8702 --idempotency none")
 def sim_erp(
     port: PortOpt = 8702,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -591,7 +591,7 @@ def sim_erp(
     )
 
 
-@app.command()
+@app.command(epilog="Example: finoa demo --claims 20 --exit")
 def demo(
     claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,
     exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when done")] = False,
