@@ -523,6 +523,20 @@ def connectors() -> None:
     console.print(table)
 
 
+@app.command(epilog="Example: finoa doctor --json")
+def doctor(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Check the config, database, durability, permissions, disk and connectors; exit 0 when
+    all is ok, 9 when some checks warn, 1 when any fails."""
+    from finoa.doctor import examine, report
+
+    findings = examine(lambda: _settings(config, data_dir), config, data_dir)
+    raise typer.Exit(report(findings, as_json, console, err))
+
+
 @sim_app.command("oa", epilog="Example: finoa sim oa --port 8701")
 def sim_oa(
     port: PortOpt = 8701,

@@ -268,7 +268,7 @@ def run_demo(
 ) -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, mode=0o700)
     hub_port = _free_port(port)
     oa_port, erp_port = _free_port(port + 1), _free_port(port + 2)
     hub, oa, erp = (f"http://127.0.0.1:{p}" for p in (hub_port, oa_port, erp_port))
