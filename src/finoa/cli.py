@@ -241,7 +241,8 @@ def serve(
         bool, typer.Option("--no-dispatch", help="Do not deliver the outbox in this process")
     ] = False,
 ) -> None:
-    """Run the hub: API, webhooks and the outbox dispatcher."""
+    """Run the hub: the API under /api/v1 (OpenAPI at /docs), webhooks and the outbox
+    dispatcher."""
     import uvicorn
 
     from finoa.api.app import create_app
@@ -286,7 +287,7 @@ def db_upgrade(
     data_dir: DataDirOpt = None,
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
-    """Apply database migrations."""
+    """Apply the database migrations (Alembic)."""
     from finoa.store.db import current_revision, upgrade
 
     settings = _settings(config, data_dir)
@@ -311,7 +312,8 @@ def masterdata_load(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Load org units, employees, cost centers, projects and the chart of accounts."""
+    """Load org units, employees, cost centers, projects and the chart of accounts (the
+    sample company when no file is given)."""
     from finoa.runtime import prepare_database
     from finoa.services.masterdata import load_masterdata
     from finoa.store.uow import Database
@@ -487,7 +489,8 @@ def _change_period(config: Path | None, data_dir: Path | None, action: str, peri
 
 @periods_app.command("list", epilog="Example: finoa periods list")
 def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Periods with vouchers or a recorded status; any other period is open."""
+    """List accounting periods (会计期间) with their status and voucher counts; a period
+    not listed is open."""
     from finoa.services.periods import list_periods
 
     with _periods_database(config, data_dir) as db:
@@ -501,13 +504,14 @@ def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 @periods_app.command("close", epilog="Example: finoa periods close 2026-01")
 def periods_close(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Close a period: vouchers dated in it then follow closed_period_policy."""
+    """Close a period (audited, actor `cli`): vouchers dated in it then follow
+    closed_period_policy."""
     _change_period(config, data_dir, "close", period)
 
 
 @periods_app.command("open", epilog="Example: finoa periods open 2026-01")
 def periods_open(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Reopen a closed period."""
+    """Reopen a closed period (audited, actor `cli`)."""
     _change_period(config, data_dir, "open", period)
 
 
@@ -535,6 +539,22 @@ def doctor(
 
     findings = examine(lambda: _settings(config, data_dir), config, data_dir)
     raise typer.Exit(report(findings, as_json, console, err))
+
+
+@app.command(epilog="Example: finoa token --scope claims:read")
+def token(
+    client: Annotated[str, typer.Option(help="The API client")] = "finoa-admin",
+    scope: Annotated[
+        str | None, typer.Option(help="Scopes, separated by spaces (default: all the client's)")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a 15-minute bearer token for an API client, as POST /api/v1/oauth/token issues
+    it; use it as `Authorization: Bearer $(finoa token)`."""
+    from finoa.access import client_token
+
+    sys.stdout.write(client_token(_settings(config, data_dir), client, scope) + "\n")
 
 
 @sim_app.command("oa", epilog="Example: finoa sim oa --port 8701")
@@ -590,7 +610,8 @@ def sim_erp(
         float, typer.Option(help="Seconds a key is remembered with --idempotency forget")
     ] = 60.0,
 ) -> None:
-    """Run the generic ERP simulator (vouchers, idempotency keys as configured)."""
+    """Run the generic ERP simulator: vouchers, with Idempotency-Keys kept, forgotten after
+    --forget-after seconds, or ignored (Kingdee-like)."""
     from finoa.connectors.generic_erp.simulator import IdempotencySpec, run_erp_simulator
 
     if idempotency not in ("keep", "forget", "none"):
@@ -615,7 +636,8 @@ def demo(
     ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
 ) -> None:
-    """Run the whole loop on the embedded default: hub, simulators, claims, approvals."""
+    """Run the whole loop on the embedded default: the hub, OA and ERP simulators, claims
+    and approvals; then print what to try next."""
     from finoa.demo import run_demo
 
     if claims < 1:

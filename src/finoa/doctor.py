@@ -470,40 +470,35 @@ STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
 
 
 def report(findings: Sequence[Finding], as_json: bool, console: Console, err: Console) -> int:
-    """Print the findings (a table, or JSON) and return the exit code; a summary of what
-    failed or warned goes to stderr in the CLI's two lines."""
+    """Print the findings (a table, or JSON on stdout) and return the exit code; when some
+    check failed or warned, a summary goes to stderr in the CLI's two lines."""
     code = exit_code(findings)
+    failed = sum(f.status is Status.FAIL for f in findings)
+    warned = sum(f.status is Status.WARN for f in findings)
     if as_json:
-        statuses = {f.status for f in findings}
-        worst = next((s for s in (Status.FAIL, Status.WARN) if s in statuses), Status.OK)
+        worst = Status.FAIL if failed else Status.WARN if warned else Status.OK
         document = {
             "status": worst.value,
             "exit_code": code,
             "checks": [asdict(f) | {"status": f.status.value} for f in findings],
         }
         sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
-        return code
-    table = Table("check", "status", "detail", "hint", title="finoa doctor")
-    for f in findings:
-        status = f"[{STYLE[f.status]}]{f.status.value}[/{STYLE[f.status]}]"
-        table.add_row(escape(f.check), status, escape(f.detail), escape(f.hint))
-    console.print(table)
-    failed = sum(f.status is Status.FAIL for f in findings)
-    warned = sum(f.status is Status.WARN for f in findings)
-    summary = {
-        True: (
-            f"[red]error:[/red] {failed} check(s) failed, {warned} warned",
-            "fix: follow the hint of each failed row, then run finoa doctor again",
-        ),
-        False: (
-            f"warning: {warned} check(s) warned, none failed",
-            "fix: see the hints; finoa runs, with the risks they name",
-        ),
-    }
-    if failed or warned:
-        problem, fix = summary[bool(failed)]
-        err.print(problem, highlight=False)
-        err.print(fix, highlight=False, markup=False)
     else:
-        console.print(f"all {len(findings)} checks ok")
+        table = Table("check", "status", "detail", "hint", title="finoa doctor")
+        for f in findings:
+            status = f"[{STYLE[f.status]}]{f.status.value}[/{STYLE[f.status]}]"
+            table.add_row(escape(f.check), status, escape(f.detail), escape(f.hint))
+        console.print(table)
+        if not failed and not warned:
+            console.print(f"all {len(findings)} checks ok")
+    if failed:
+        err.print(f"[red]error:[/red] {failed} check(s) failed, {warned} warned", highlight=False)
+        err.print(
+            "fix: follow the hint of each failed row, then run finoa doctor again",
+            highlight=False,
+            markup=False,
+        )
+    elif warned:
+        err.print(f"warning: {warned} check(s) warned, none failed", highlight=False)
+        err.print("fix: see the hints; finoa runs, with the risks they name", markup=False)
     return code
