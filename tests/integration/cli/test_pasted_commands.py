@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +64,15 @@ class Shell:
             timeout=timeout,
         )
 
-    def serve(self, command: str, ready: str, port: int | None) -> str:
-        """Start a serving command, wait until it serves, stop it; its whole output."""
+    def serve(
+        self,
+        command: str,
+        ready: str,
+        port: int | None,
+        while_serving: Callable[[], None] = lambda: None,
+    ) -> str:
+        """Start a serving command, wait until it serves, run `while_serving`, stop it; its
+        whole output."""
         log = self.cwd / f"serving-{time.monotonic_ns()}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -82,6 +89,7 @@ class Shell:
                 assert process.poll() is None, (command, log.read_text())
                 assert time.monotonic() < deadline, (command, "did not come up", log.read_text())
                 time.sleep(0.05)  # readiness polling with a deadline
+            while_serving()
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -147,6 +155,29 @@ def test_every_command_of_the_readme_table_works_when_pasted(tmp_path: Path) -> 
     # On a fresh folder most commands simply work (the first of them creates the database).
     assert "finoa demo --claims 20 --exit" in succeeded
     assert "finoa audit verify" in succeeded and "finoa db current" in succeeded
+
+    # What the demo printed when it stopped: the offline commands, then serving its data
+    # again and reading a claim meanwhile (both on a free port instead of 8700).
+    demo = outcomes["finoa demo --claims 20 --exit"]
+    assert isinstance(demo, subprocess.CompletedProcess)
+    port = free_port()
+    printed = [
+        c.replace("--port 8700", f"--port {port}").replace(":8700/", f":{port}/")
+        for c in printed_commands(demo.stdout)
+    ]
+    serve = next(c for c in printed if finoa_words(c) == ("serve",))
+    curl = next(c for c in printed if c.startswith("curl "))
+    for command in printed:
+        if command not in (serve, curl):
+            result = assert_pasted(shell, command)
+            assert isinstance(result, subprocess.CompletedProcess) and result.returncode == 0
+
+    def read_claim() -> None:
+        answer = shell.run(curl)
+        assert answer.returncode == 0, answer.stderr
+        assert json.loads(answer.stdout)["id"] == curl.rsplit("/", 1)[1]
+
+    assert "finoa serving on" in shell.serve(serve, "/health", port, read_claim)
 
 
 @pytest.fixture
