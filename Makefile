@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CLAIMS ?= 200
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test lint readme bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+## Regenerate the README's command table from the CLI.
+readme: $(STAMP)
+	$(BIN)/python -m finoa.cli_reference --write README.md
 
 ## Benchmarks: throughput and latency of the loop through the simulators.
 bench: $(STAMP)

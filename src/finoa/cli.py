@@ -235,7 +235,7 @@ def _uvicorn_options() -> dict[str, object]:
     return options
 
 
-@app.command()
+@app.command(epilog="Example: finoa serve --port 8700")
 def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -245,7 +245,8 @@ def serve(
         bool, typer.Option("--no-dispatch", help="Do not deliver the outbox in this process")
     ] = False,
 ) -> None:
-    """Run the hub: API, webhooks and the outbox dispatcher."""
+    """Run the hub: the API under /api/v1 (OpenAPI at /docs), webhooks and the outbox
+    dispatcher."""
     import uvicorn
 
     from finoa.api.app import create_app
@@ -261,7 +262,7 @@ def serve(
     )
 
 
-@app.command()
+@app.command(epilog="Example: finoa worker")
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Deliver the outbox (for deployments that run the API and delivery apart)."""
     from finoa.runtime import build_dispatcher, new_http_client, prepare_database
@@ -284,13 +285,13 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         asyncio.run(main())
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", epilog="Example: finoa db upgrade")
 def db_upgrade(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
-    """Apply database migrations."""
+    """Apply the database migrations (Alembic)."""
     from finoa.store.db import current_revision, upgrade
 
     settings = _settings(config, data_dir)
@@ -298,7 +299,7 @@ def db_upgrade(
     console.print(f"database at revision {current_revision(settings.effective_database_url)}")
 
 
-@db_app.command("current")
+@db_app.command("current", epilog="Example: finoa db current")
 def db_current(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Show the database's migration revision."""
     from finoa.store.db import current_revision
@@ -307,7 +308,7 @@ def db_current(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     console.print(current_revision(settings.effective_database_url) or "not migrated")
 
 
-@masterdata_app.command("load")
+@masterdata_app.command("load", epilog="Example: finoa masterdata load")
 def masterdata_load(
     file: Annotated[
         Path | None, typer.Argument(help="YAML file; the sample company if absent")
@@ -315,7 +316,8 @@ def masterdata_load(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Load org units, employees, cost centers, projects and the chart of accounts."""
+    """Load org units, employees, cost centers, projects and the chart of accounts (the
+    sample company when no file is given)."""
     from finoa.runtime import prepare_database
     from finoa.services.masterdata import load_masterdata
     from finoa.store.uow import Database
@@ -335,7 +337,7 @@ def masterdata_load(
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
-@app.command()
+@app.command(epilog="Example: finoa schema ExpenseClaim")
 def schema(
     name: Annotated[str | None, typer.Argument(help="One type, e.g. ExpenseClaim")] = None,
 ) -> None:
@@ -352,7 +354,7 @@ def schema(
     sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", epilog="Example: finoa audit verify")
 def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Recompute the audit hash chain; name the first broken link."""
     from finoa.services.audit_trail import verify_audit_chain
@@ -376,7 +378,7 @@ def audit_verify(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-@app.command()
+@app.command(epilog="Example: finoa replay --held")
 def replay(
     letter_id: Annotated[list[int] | None, typer.Option("--id", help="Dead letter id")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
@@ -489,9 +491,10 @@ def _change_period(config: Path | None, data_dir: Path | None, action: str, peri
     console.print(f"period {state.period} is {state.status} ({state.vouchers} vouchers)")
 
 
-@periods_app.command("list")
+@periods_app.command("list", epilog="Example: finoa periods list")
 def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Periods with vouchers or a recorded status; any other period is open."""
+    """List accounting periods (会计期间) with their status and voucher counts; a period
+    not listed is open."""
     from finoa.services.periods import list_periods
 
     with _periods_database(config, data_dir) as db:
@@ -503,19 +506,20 @@ def periods_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     console.print(table)
 
 
-@periods_app.command("close")
+@periods_app.command("close", epilog="Example: finoa periods close 2026-01")
 def periods_close(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Close a period: vouchers dated in it then follow closed_period_policy."""
+    """Close a period (audited, actor `cli`): vouchers dated in it then follow
+    closed_period_policy."""
     _change_period(config, data_dir, "close", period)
 
 
-@periods_app.command("open")
+@periods_app.command("open", epilog="Example: finoa periods open 2026-01")
 def periods_open(period: PeriodArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Reopen a closed period."""
+    """Reopen a closed period (audited, actor `cli`)."""
     _change_period(config, data_dir, "open", period)
 
 
-@app.command()
+@app.command(epilog="Example: finoa connectors")
 def connectors() -> None:
     """List installed connectors and their manifests."""
     from finoa.connectors.registry import available_connectors
@@ -527,7 +531,37 @@ def connectors() -> None:
     console.print(table)
 
 
-@sim_app.command("oa")
+@app.command(epilog="Example: finoa doctor --json")
+def doctor(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Check the config, database, durability, permissions, disk and connectors; exit 0 when
+    all is ok, 9 when some checks warn, 1 when any fails."""
+    from finoa.doctor import examine, report
+
+    findings = examine(lambda: _settings(config, data_dir), config, data_dir)
+    raise typer.Exit(report(findings, as_json, console, err))
+
+
+@app.command(epilog="Example: finoa token --scope claims:read")
+def token(
+    client: Annotated[str, typer.Option(help="The API client")] = "finoa-admin",
+    scope: Annotated[
+        str | None, typer.Option(help="Scopes, separated by spaces (default: all the client's)")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a 15-minute bearer token for an API client, as POST /api/v1/oauth/token issues
+    it; use it as `Authorization: Bearer $(finoa token)`."""
+    from finoa.access import client_token
+
+    sys.stdout.write(client_token(_settings(config, data_dir), client, scope) + "\n")
+
+
+@sim_app.command("oa", epilog="Example: finoa sim oa --port 8701")
 def sim_oa(
     port: PortOpt = 8701,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -563,7 +597,7 @@ def sim_oa(
     )
 
 
-@sim_app.command("erp")
+@sim_app.command("erp", epilog="Example: finoa sim erp --port 8702 --idempotency none")
 def sim_erp(
     port: PortOpt = 8702,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -580,7 +614,8 @@ def sim_erp(
         float, typer.Option(help="Seconds a key is remembered with --idempotency forget")
     ] = 60.0,
 ) -> None:
-    """Run the generic ERP simulator (vouchers, idempotency keys as configured)."""
+    """Run the generic ERP simulator: vouchers, with Idempotency-Keys kept, forgotten after
+    --forget-after seconds, or ignored (Kingdee-like)."""
     from finoa.connectors.generic_erp.simulator import IdempotencySpec, run_erp_simulator
 
     if idempotency not in ("keep", "forget", "none"):
@@ -601,7 +636,7 @@ from finoa.connectors.weaver.command import sim_weaver  # noqa: E402
 sim_app.command("weaver", epilog=WEAVER_EXAMPLE)(sim_weaver)
 
 
-@app.command()
+@app.command(epilog="Example: finoa demo --claims 20 --exit")
 def demo(
     claims: Annotated[int, typer.Option("--claims", "-n", help="How many claims")] = 200,
     exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when done")] = False,
@@ -611,7 +646,8 @@ def demo(
     ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
 ) -> None:
-    """Run the whole loop on the embedded default: hub, simulators, claims, approvals."""
+    """Run the whole loop on the embedded default: the hub, OA and ERP simulators, claims
+    and approvals; then print what to try next."""
     from finoa.demo import run_demo
 
     if claims < 1:

@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     UNKNOWN_CONNECTOR = 6  # a connector or connector instance that does not exist
     CONNECTOR_UNREACHABLE = 7  # a connector's endpoint cannot be reached
     MISSING_SECRET = 8  # a secret named in the config is not set or not readable
+    WARNINGS = 9  # `finoa doctor` found only warnings: finoa runs, with the risks they name
     BUG = 70  # an unexpected error: rerun with --debug and report it
 
 

@@ -129,7 +129,7 @@ def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     missing = {k: make() for k, make in wanted.items() if k not in stored}
     if missing:
         stored.update(missing)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(stored, indent=2))
         os.chmod(tmp, 0o600)

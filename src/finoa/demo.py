@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -268,9 +269,10 @@ def run_demo(
 ) -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, mode=0o700)
     hub_port = _free_port(port)
-    oa_port, erp_port = _free_port(port + 1), _free_port(port + 2)
+    # beside the hub's port when one is asked for; any free ports with --port 0
+    oa_port, erp_port = (_free_port(port + 1 if port else 0), _free_port(port + 2 if port else 0))
     hub, oa, erp = (f"http://127.0.0.1:{p}" for p in (hub_port, oa_port, erp_port))
     env = {
         **os.environ,
@@ -329,16 +331,90 @@ def run_demo(
         finally:
             db.dispose()
         ok = _report(console, tally, stats, erp_stats, chain.ok, chain.checked, elapsed)
+        claim_id = _a_claim_id(hub, token)
+        later_port = port or settings.port
+        for line in what_to_try_next(
+            data_dir, hub_port if not exit_when_done else later_port, claim_id, exit_when_done
+        ):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
         if exit_when_done:
             return 0 if ok else 1
         console.print(
-            f"\nfinoa is serving at [bold]{hub}[/bold] (API docs: {hub}/docs); "
-            f"OA simulator {oa}, ERP simulator {erp}. Admin client: finoa-admin, secret in "
-            f"{data_dir / 'secrets.json'}. Ctrl-C to stop."
+            f"\nfinoa is serving at [bold]{hub}[/bold]; OA simulator {oa}, ERP simulator {erp}. "
+            "Ctrl-C to stop."
         )
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     return 0 if ok else 1
+
+
+def _a_claim_id(hub: str, token: str) -> str | None:
+    """A posted claim's id (else any claim's), to show how to read one through the API."""
+    headers = {"authorization": f"Bearer {token}"}
+    queries: tuple[dict[str, str | int], ...] = (
+        {"status": "posted", "page_size": 1},
+        {"page_size": 1},
+    )
+    for params in queries:
+        items = httpx.get(f"{hub}/api/v1/claims", params=params, headers=headers).json()["items"]
+        if items:
+            return str(items[0]["id"])
+    return None
+
+
+def finoa_invocation() -> str:
+    """How a shell opened here runs this same finoa: `finoa` when it is the one on PATH,
+    else the path of this installation's script (e.g. `.venv/bin/finoa`)."""
+    script = Path(sys.executable).parent / "finoa"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m finoa"
+    on_path = shutil.which("finoa")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "finoa"
+    try:
+        shown = script.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(script.absolute()))
+    return shlex.quote(str(shown) if shown.parent != Path(".") else f"./{shown}")
+
+
+def what_to_try_next(data_dir: Path, port: int, claim_id: str | None, stopped: bool) -> list[str]:
+    """The commands that inspect what the demo did, each with the demo's --data-dir, ready to
+    paste: a heading, then for each step a line saying what it does and the command on the
+    next line, indented by four spaces. `stopped`: the hub is no longer serving, so the API
+    steps say how to serve the demo's data again."""
+    finoa = finoa_invocation()
+    where = f"--data-dir {shlex.quote(str(data_dir))}"
+    hub = f"http://127.0.0.1:{port}"
+    claim = f"{hub}/api/v1/claims/{claim_id}" if claim_id else f"{hub}/api/v1/claims"
+    steps = [
+        ("Check that the audit trail is intact:", f"{finoa} audit verify {where}"),
+        ("List dead letters (and replay them with --id N):", f"{finoa} replay {where}"),
+        ("See accounting periods and their vouchers:", f"{finoa} periods list {where}"),
+    ]
+    if stopped:
+        steps.append(
+            (
+                "Serve the demo's data again (the API steps below need it):",
+                f"{finoa} serve {where} --port {port}",
+            )
+        )
+    steps += [
+        (
+            "Get an API token (client finoa-admin; POST /api/v1/oauth/token issues the same "
+            f"with the secret in {data_dir / 'secrets.json'}):",
+            f"{finoa} token {where}",
+        ),
+        (
+            "Read a claim through the API with it:",
+            f'curl -sS -H "Authorization: Bearer $({finoa} token {where})" {claim}',
+        ),
+    ]
+    lines = ["", "What to try next (paste from this folder):"]
+    for what, command in steps:
+        lines += [f"  {what}", f"    {command}"]
+    lines.append(f"  The API's documentation, while the hub serves: {hub}/docs")
+    return lines
 
 
 def _report(

@@ -20,3 +20,7 @@ def pg_admin(sql: str) -> None:
     """Run one statement (CREATE/DROP DATABASE …) outside a transaction."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql)  # type: ignore[arg-type]
+
+
+# The newest migration: written here once, so that adding one is a deliberate change.
+HEAD_REVISION = "0013"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
@@ -96,11 +97,14 @@ class DeliveryResult:
 
 @dataclass(frozen=True)
 class HealthReport:
-    """What `health()` found: reachable and authorised, or why not."""
+    """What `health()` found: reachable and authorised, or why not. `server_time` is the
+    peer's clock when it answered (aware, e.g. from the HTTP `Date` header), where it tells;
+    `finoa doctor` compares it with the hub's clock."""
 
     ok: bool
     detail: str = ""
     latency_ms: float | None = None
+    server_time: datetime | None = None
 
 
 @dataclass(frozen=True)

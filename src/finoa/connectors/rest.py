@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -132,7 +134,21 @@ async def rest_health(connector: RestConnector, path: str) -> HealthReport:
     except Exception as exc:
         return HealthReport(False, f"{config.base_url} unreachable: {type(exc).__name__}: {exc}")
     latency = round((time.perf_counter() - started) * 1000, 1)
+    server_time = http_date(response)
     if not response.is_success:
         detail = f"{config.base_url}{path} answered HTTP {response.status_code}"
-        return HealthReport(False, detail, latency)
-    return HealthReport(True, f"{config.base_url} answered in {latency} ms", latency)
+        return HealthReport(False, detail, latency, server_time)
+    return HealthReport(True, f"{config.base_url} answered in {latency} ms", latency, server_time)
+
+
+def http_date(response: httpx.Response) -> datetime | None:
+    """The peer's clock from the response's `Date` header (RFC 9110), None when absent or
+    unreadable."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

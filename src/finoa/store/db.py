@@ -10,6 +10,7 @@ PostgreSQL is used as is.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,7 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
                 f"{', '.join(SQLITE_SYNCHRONOUS_MODES)}"
             )
         synchronous = sqlite_synchronous.upper()
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -93,12 +92,24 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision` (`finoa db upgrade`)."""
-    if url.startswith("sqlite:///"):
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    create_private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of `url` (and its folder) readable by its owner only, unless it
+    exists; SQLite gives the -wal and -shm files the database's mode."""
+    if not url.startswith("sqlite"):
+        return
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    if not path or path == ":memory:" or Path(path).exists():
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def current_revision(url: str) -> str | None:
+    create_private_sqlite_file(url)
     engine = create_engine(
         url.replace("postgresql://", "postgresql+psycopg://"), poolclass=NullPool
     )

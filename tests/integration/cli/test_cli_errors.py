@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from support.cli import finoa
-from support.databases import pg_admin, pg_url
 
 from finoa.cli_errors import ExitCode
 
@@ -258,15 +257,6 @@ def test_an_unreachable_postgresql_says_so(tmp_path: Path) -> None:
             "port 9",
             "database_url",
         )
-
-
-@pytest.fixture
-def empty_postgresql() -> Iterator[str]:
-    """A PostgreSQL database that was never migrated."""
-    name = f"finoa_cli_{uuid.uuid4().hex[:12]}"
-    pg_admin(f'CREATE DATABASE "{name}"')
-    yield pg_url(name)
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_an_unmigrated_postgresql_says_to_run_db_upgrade(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
+from support.databases import HEAD_REVISION
 
 from finoa.store.db import current_revision
 from finoa.store.tables import metadata
 
 
 def test_migrated_schema_matches_the_tables(db_url: str) -> None:
-    assert current_revision(db_url) == "0013"
+    assert current_revision(db_url) == HEAD_REVISION
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -462,3 +463,16 @@ async def test_health_and_task_reports() -> None:
     async with client(lambda request: httpx.Response(401)) as http:
         report = await GenericERPConnector(CONFIG, http).health()
     assert not report.ok and "401" in report.detail
+
+
+async def test_health_reports_the_peers_clock_from_its_date_header() -> None:
+    dated = {"date": "Tue, 01 Dec 2026 08:00:05 GMT"}
+    async with client(lambda request: httpx.Response(200, headers=dated)) as http:
+        report = await GenericERPConnector(CONFIG, http).health()
+    assert report.ok and report.server_time == datetime(2026, 12, 1, 8, 0, 5, tzinfo=UTC)
+    async with client(lambda request: httpx.Response(401, headers=dated)) as http:
+        refused = await GenericOAConnector(CONFIG, http).health()
+    assert not refused.ok and refused.server_time is not None
+    for header in ({}, {"date": "yesterday-ish"}):
+        async with client(lambda request, h=header: httpx.Response(200, headers=h)) as http:
+            assert (await GenericERPConnector(CONFIG, http).health()).server_time is None
