@@ -73,6 +73,11 @@ class Settings:
     sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
     company_timezone: str = "Asia/Shanghai"  # voucher dates and periods follow company time
     closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
+    company_tax_id: str = ""  # the buyer every invoice must name (统一社会信用代码)
+    invoice_max_bytes: int = 5_242_880  # an uploaded invoice file at most (5 MiB)
+    invoice_dir: str = ""  # where invoice files are kept; default <data_dir>/invoices
+    tax_platform_url: str = ""  # the invoice verification service; empty: not verified
+    tax_platform_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,6 +98,11 @@ class Settings:
                 f"company_timezone: unknown time zone {self.company_timezone!r} "
                 "(an IANA name such as Asia/Shanghai)"
             ) from None
+
+    @property
+    def invoice_path(self) -> Path:
+        """The directory of invoice files (write-once, named by SHA-256)."""
+        return Path(self.invoice_dir) if self.invoice_dir else self.data_dir / "invoices"
 
     @property
     def effective_database_url(self) -> str:
@@ -170,6 +180,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "sqlite_synchronous": str,
         "company_timezone": str,
         "closed_period_policy": str,
+        "company_tax_id": str,
+        "invoice_max_bytes": int,
+        "invoice_dir": str,
+        "tax_platform_url": str,
+        "tax_platform_api_key": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")
