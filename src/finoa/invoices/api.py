@@ -20,6 +20,7 @@ from finoa.invoices.service import (
     CheckedUpload,
     DuplicateInvoice,
     FileTooLarge,
+    attachable_line,
     check_upload,
     claim_invoices,
     invoice_attachment,
@@ -121,6 +122,11 @@ async def verify_upload(hub: Hub, upload: CheckedUpload) -> VerificationState:
     return result.state
 
 
+def _check_line(hub: Hub, claim_id: str, line_no: int) -> None:
+    with hub.db.engine.connect() as conn:
+        attachable_line(conn, claim_id, line_no)
+
+
 @router.post(
     "/claims/{claim_id}/lines/{line_no}/invoices",
     status_code=status.HTTP_201_CREATED,
@@ -144,6 +150,7 @@ async def upload_invoice(
     if len(data) > limit:
         raise FileTooLarge("file", f"larger than the {limit}-byte limit for invoice files")
     settings = hub.settings
+    await hub.db.run(_check_line, hub, claim_id, line_no)  # before the platform is asked
     upload = await asyncio.to_thread(
         check_upload,
         data,

@@ -153,18 +153,7 @@ def _attach(
     verification: VerificationState,
 ) -> AttachResult:
     conn = uow.conn
-    claim = (CLAIM if uow.db.is_sqlite else CLAIM_LOCKED).first(conn, {"claim_id": claim_id})
-    if claim is None:
-        raise NotFound("claim_id", f"unknown claim {claim_id}")
-    if ClaimStatus(claim.status) not in ATTACHABLE:
-        raise Conflict(
-            "claim_id",
-            f"claim {claim_id} is {claim.status}; invoices attach only while it is submitted "
-            "or in approval",
-        )
-    line = LINE.first(conn, {"claim_id": claim_id, "line_no": line_no})
-    if line is None:
-        raise NotFound("line_no", f"claim {claim_id} has no line {line_no}")
+    line = attachable_line(conn, claim_id, line_no, lock=not uow.db.is_sqlite)
     on_claim = ACTIVE_ON_CLAIM.all(conn, {"claim_id": claim_id})
     for row in on_claim:
         if row.sha256 == upload.sha256 and row.line_no == line_no:
@@ -184,6 +173,7 @@ def _attach(
         vat, rule = deductible_vat(invoice, ExpenseCategory(line.category))
     else:
         vat, rule = 0, "awaiting manual entry"
+        verification = VerificationState.MANUAL_ENTRY
     row = {
         "id": new_invoice_id(),
         "claim_id": claim_id,
@@ -228,6 +218,24 @@ def _attach(
         },
     )
     return AttachResult(invoice_view(row), duplicate=False)
+
+
+def attachable_line(conn: Connection, claim_id: str, line_no: int, *, lock: bool = False) -> Any:
+    """The claim line an invoice is to go on; refused unless the claim is still open.
+    `lock` holds the claim row (PostgreSQL) against a decision until the transaction ends."""
+    claim = (CLAIM_LOCKED if lock else CLAIM).first(conn, {"claim_id": claim_id})
+    if claim is None:
+        raise NotFound("claim_id", f"unknown claim {claim_id}")
+    if ClaimStatus(claim.status) not in ATTACHABLE:
+        raise Conflict(
+            "claim_id",
+            f"claim {claim_id} is {claim.status}; invoices attach only while it is submitted "
+            "or in approval",
+        )
+    line = LINE.first(conn, {"claim_id": claim_id, "line_no": line_no})
+    if line is None:
+        raise NotFound("line_no", f"claim {claim_id} has no line {line_no}")
+    return line
 
 
 def release_claim_invoices(conn: Connection, claim_id: str, status: str, now: Any) -> None:
