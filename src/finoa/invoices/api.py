@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from finoa.api.deps import HubDep, require
 from finoa.api.problems import ApiProblem, problem_responses
+from finoa.invoices.parsing import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, XML_MEDIA_TYPE
 from finoa.invoices.service import (
     CheckedUpload,
     DuplicateInvoice,
@@ -197,7 +198,13 @@ def list_invoices(
     summary="Read an invoice file exactly as it was received",
     response_class=Response,
     responses={
-        200: {"description": "The original bytes; Repr-Digest carries their SHA-256"},
+        200: {
+            "description": "The original bytes; Repr-Digest carries their SHA-256",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in (XML_MEDIA_TYPE, OFD_MEDIA_TYPE, PDF_MEDIA_TYPE)
+            },
+        },
         **problem_responses(404),
     },
 )
