@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from finoa.domain.periods import ClosedPeriodPolicy
+from finoa.invoices.validation import is_credit_code
 from finoa.security.signatures import new_secret
 
 DEFAULT_DATA_DIR = Path("finoa-data")
@@ -87,6 +88,13 @@ class Settings:
                 f"closed_period_policy: {self.closed_period_policy!r} is not one of "
                 + ", ".join(CLOSED_PERIOD_POLICIES)
             )
+        if self.company_tax_id and not is_credit_code(self.company_tax_id):
+            raise ValueError(
+                f"company_tax_id: {self.company_tax_id!r} is not a valid 统一社会信用代码 "
+                "(18 characters with its GB 32100 check character)"
+            )
+        if self.invoice_max_bytes < 1:
+            raise ValueError("invoice_max_bytes: must be a positive number of bytes")
 
     @property
     def company_zone(self) -> ZoneInfo:
