@@ -27,6 +27,7 @@ from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
 from finoa.erp_cli import erp_app
+from finoa.invoices.cli import SIM_TAX_PLATFORM_EPILOG, invoices_app, sim_tax_platform
 
 if TYPE_CHECKING:
     from finoa.store.uow import Database
@@ -103,6 +104,8 @@ app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(budget_app, name="budget")
 app.add_typer(erp_app, name="erp")
+app.add_typer(invoices_app, name="invoices")
+sim_app.command("tax-platform", epilog=SIM_TAX_PLATFORM_EPILOG)(sim_tax_platform)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

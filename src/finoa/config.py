@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from finoa.domain.periods import ClosedPeriodPolicy
+from finoa.invoices.validation import is_credit_code
 from finoa.security.signatures import new_secret
 
 DEFAULT_DATA_DIR = Path("finoa-data")
@@ -79,6 +80,11 @@ class Settings:
     closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
     budget_mode: str = "block"  # mode of an imported budget that names none: block/warn/none
     budget_cache_seconds: float = 5.0  # budgets made by another process apply within this
+    company_tax_id: str = ""  # the buyer every invoice must name (统一社会信用代码)
+    invoice_max_bytes: int = 5_242_880  # an uploaded invoice file at most (5 MiB)
+    invoice_dir: str = ""  # where invoice files are kept; default <data_dir>/invoices
+    tax_platform_url: str = ""  # the invoice verification service; empty: not verified
+    tax_platform_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +96,13 @@ class Settings:
             )
         if self.budget_mode not in BUDGET_MODES:
             raise ValueError(f"budget_mode: {self.budget_mode!r} is not one of block, warn, none")
+        if self.company_tax_id and not is_credit_code(self.company_tax_id):
+            raise ValueError(
+                f"company_tax_id: {self.company_tax_id!r} is not a valid 统一社会信用代码 "
+                "(18 characters with its GB 32100 check character)"
+            )
+        if self.invoice_max_bytes < 1:
+            raise ValueError("invoice_max_bytes: must be a positive number of bytes")
 
     @property
     def company_zone(self) -> ZoneInfo:
@@ -101,6 +114,11 @@ class Settings:
                 f"company_timezone: unknown time zone {self.company_timezone!r} "
                 "(an IANA name such as Asia/Shanghai)"
             ) from None
+
+    @property
+    def invoice_path(self) -> Path:
+        """The directory of invoice files (write-once, named by SHA-256)."""
+        return Path(self.invoice_dir) if self.invoice_dir else self.data_dir / "invoices"
 
     @property
     def effective_database_url(self) -> str:
@@ -180,6 +198,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "closed_period_policy": str,
         "budget_mode": str,
         "budget_cache_seconds": float,
+        "company_tax_id": str,
+        "invoice_max_bytes": int,
+        "invoice_dir": str,
+        "tax_platform_url": str,
+        "tax_platform_api_key": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

@@ -25,6 +25,7 @@ from finoa.api.routes import (
 )
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
+from finoa.invoices import api as invoices_api
 from finoa.runtime import (
     build_dispatcher,
     ensure_chart,
@@ -103,6 +104,12 @@ def create_app(
     app.include_router(periods.router, prefix=api)
     app.include_router(soap_claims.router)
     app.include_router(budgets.router, prefix=api)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(invoices_api.router, prefix=api)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        uploads=invoices_api.UPLOAD_PATH,
+        upload_max_bytes=settings.invoice_max_bytes + invoices_api.MULTIPART_OVERHEAD,
+    )
     app.add_middleware(NoStore, path=TOKEN_URL)
     return app

@@ -5,6 +5,7 @@ endpoint's answers."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -106,15 +107,28 @@ class NoStore:
 
 
 class BodySizeLimit:
-    """Refuse bodies larger than `max_bytes` with 413 problem+json."""
+    """Refuse bodies larger than `max_bytes` with 413 problem+json; paths matching `uploads`
+    (file uploads) may send up to `upload_max_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        uploads: re.Pattern[str] | None = None,
+        upload_max_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.uploads is not None and self.uploads.fullmatch(scope["path"]):
+            limited = BodySizeLimit(self.app, max(self.max_bytes, self.upload_max_bytes))
+            await limited(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":

@@ -57,6 +57,7 @@ PROBLEM_TITLES = {
     404: "No such object",
     409: "The object is not in a state that allows this",
     413: "The request body is larger than the limit",
+    415: "The uploaded file is not of an accepted type",
     422: "A field was refused; `field` and `errors` name it",
     429: "Too many failed attempts; retry after Retry-After seconds",
     503: "Not ready, or the outcome of a commit is unknown: retry after Retry-After seconds",

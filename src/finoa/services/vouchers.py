@@ -18,6 +18,7 @@ from finoa.domain.voucher import (
     format_voucher_no,
     reversal_of,
 )
+from finoa.invoices.service import invoice_vat_by_line, with_invoice_vat
 from finoa.messaging.outbox import ERP, claim_ref, post_voucher, write_back_status
 from finoa.services.budgets import consume_claim_budgets, reverse_claim_budgets
 from finoa.services.context import Hub
@@ -47,6 +48,8 @@ def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
     The caller records the voucher id on the claim."""
     claim = repo.claim_from_row(uow.conn, claim_row)
     claim_id = claim.claim_id
+    # Lines with invoices post the deductible input VAT their invoices carry.
+    claim = with_invoice_vat(claim, invoice_vat_by_line(uow.conn, claim_id))
     people = hub.masterdata.get()
     # Where it is posted is settled first: an org unit no ERP instance takes refuses the
     # approval (409 department_id) before anything is numbered.

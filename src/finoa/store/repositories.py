@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from finoa.domain.claim import Attachment, Claim, ClaimLine, ExpenseCategory
+from finoa.invoices.service import release_claim_invoices
 from finoa.store.prepared import Prepared
 from finoa.store.tables import (
     approval_tasks,
@@ -141,7 +142,7 @@ def set_claim_status(
     voucher_id: str | None = None,
 ) -> None:
     """Move a claim to `status` (the `seq`-th status change); reason and voucher id, when
-    given, are recorded too."""
+    given, are recorded too. A rejected or withdrawn claim releases its invoices."""
     SET_CLAIM_STATUS.run(
         conn,
         {
@@ -153,6 +154,7 @@ def set_claim_status(
             "b_voucher_id": voucher_id,
         },
     )
+    release_claim_invoices(conn, claim_id, status, now)
 
 
 def task_row(conn: Connection, task_id: str, *, lock: bool = False) -> Any:

@@ -368,3 +368,47 @@ budget_requests = Table(
     Column("comment", String(500)),
     Index("ix_budget_requests_status", "status"),
 )
+
+# An invoice attached to a claim line. While `released_at` is NULL it holds its number
+# against every other claim (防止重复入账); a rejected or withdrawn claim releases it.
+ACTIVE_INVOICE = "released_at IS NULL AND number IS NOT NULL"
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("claim_id", String(40), ForeignKey("claims.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("number", String(20)),  # NULL while the invoice awaits manual entry
+    Column("kind", String(16)),
+    Column("source_format", String(16), nullable=False),
+    Column("issue_date", Date),
+    Column("seller_tax_id", String(20)),
+    Column("seller_name", String(200)),
+    Column("buyer_tax_id", String(20)),
+    Column("amount_fen", Money),
+    Column("tax_fen", Money),
+    Column("total_fen", Money),
+    Column("deductible_vat_fen", Money, nullable=False),
+    Column("vat_rule", String(200), nullable=False),
+    Column("manual_entry_reason", Text),
+    Column("verification", String(16), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("data_path", String(255), nullable=False, default=""),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
+    Column("uploaded_by", String(100), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    Column("released_reason", Text),
+    Index(
+        "uq_invoices_active_number",
+        "number",
+        unique=True,
+        sqlite_where=text(ACTIVE_INVOICE),
+        postgresql_where=text(ACTIVE_INVOICE),
+    ),
+    Index("ix_invoices_claim", "claim_id", "line_no"),
+    Index("ix_invoices_number", "number"),
+)
