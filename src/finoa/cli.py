@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
+from finoa.connectors.dingtalk.command import sim_dingtalk
 from finoa.mapping.cli import mapping_app
 
 if TYPE_CHECKING:
@@ -101,6 +102,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(mapping_app, name="mapping")
+sim_app.command(
+    "dingtalk",
+    epilog="Example: finoa sim dingtalk --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
+)(sim_dingtalk)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

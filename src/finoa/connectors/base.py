@@ -181,6 +181,30 @@ class ClaimStatusPayload(TypedDict):
     at: str
 
 
+class ApprovalRequestLine(TypedDict):
+    category: str
+    amount_fen: int
+    tax_fen: int
+    expense_date: str
+    description: str
+
+
+class ApprovalRequestPayload(TypedDict):
+    """Action `approval.create` (OA-led mode): start the claim's approval in the OA's own
+    approval app. The answer carries the OA's instance id as `oa_approval_id`."""
+
+    id: str
+    external_id: str
+    applicant_id: str
+    department_id: str
+    cost_center_id: str | None
+    project_id: str | None
+    title: str
+    currency: str
+    total_fen: int
+    lines: list[ApprovalRequestLine]
+
+
 class VoucherAux(TypedDict):
     department: str | None
     employee: str | None
@@ -246,10 +270,14 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class SubmitClaim:
-    """Canonical command: record a claim (a new document or a new version of one)."""
+    """Canonical command: record a claim (a new document or a new version of one).
+
+    `oa_approval_id` is set when an employee started the claim in an OA-led instance's own
+    approval app: the OA's approval instance, whose final result decides the claim."""
 
     message_id: str
     submission: ClaimSubmission
+    oa_approval_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,7 +291,32 @@ class DecideTask:
     comment: str | None
 
 
-InboundCommand = SubmitClaim | DecideTask
+class ApprovalResult(StrEnum):
+    """The final result of an approval that ran in an OA (OA-led mode)."""
+
+    AGREE = "agree"  # approved: the claim goes on to its voucher
+    REFUSE = "refuse"  # rejected, with the approvers' reason
+    REVOKE = "revoke"  # the applicant withdrew it (撤销)
+    TERMINATE = "terminate"  # ended without a decision (deleted, stopped by an admin)
+
+
+@dataclass(frozen=True)
+class ConcludeApproval:
+    """Canonical command: an OA-led approval ended in the OA with `result`.
+
+    The claim is found by the OA's approval instance id (`oa_approval_id`), or by `claim_id`
+    when the OA carries finoa's claim id (an instance finoa created, whose id may not be
+    recorded yet)."""
+
+    message_id: str
+    oa_approval_id: str
+    result: ApprovalResult
+    actor_id: str | None = None
+    comment: str | None = None
+    claim_id: str | None = None
+
+
+InboundCommand = SubmitClaim | DecideTask | ConcludeApproval
 
 
 @dataclass(frozen=True)

@@ -161,14 +161,28 @@ class MappingCatalog:
         return sorted(found)
 
 
+class PassThrough(dict[str, str]):
+    """A master-data code table taken on trust: every code is its own finoa id (the hub
+    checks master data itself when the document arrives); listed entries still apply."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key, key)
+
+
 def code_tables(
-    loaded: LoadedMapping, masterdata: KnownIds | None = None
+    loaded: LoadedMapping, masterdata: KnownIds | None = None, *, unchecked: bool = False
 ) -> dict[str, dict[str, str]]:
     """The mapping's code tables, resolved: file entries, then master data ids, then inline
-    values (later sources win)."""
+    values (later sources win). With `unchecked` and no master data, a master-data table
+    passes every code through (a connector maps before the hub checks master data)."""
     tables: dict[str, dict[str, str]] = {}
     for name, spec in loaded.spec.code_tables.items():
-        tables[name] = _table(loaded, name, spec, masterdata)
+        if spec.masterdata is not None and masterdata is None and unchecked:
+            table = PassThrough()
+            table.update(_table(loaded, name, spec.model_copy(update={"masterdata": None}), None))
+            tables[name] = table
+        else:
+            tables[name] = _table(loaded, name, spec, masterdata)
     return tables
 
 

@@ -30,6 +30,7 @@ from finoa.api.problems import (
 )
 from finoa.connectors.base import (
     CommandOutcome,
+    ConcludeApproval,
     InboundCommand,
     InboundInvalid,
     InboundRefused,
@@ -42,6 +43,7 @@ from finoa.domain.errors import DomainError
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
 from finoa.services.context import Hub
+from finoa.services.oa_approvals import approval_conclusion
 from finoa.store.errors import CommitOutcomeUnknown
 from finoa.store.uow import UnitOfWork
 
@@ -166,7 +168,12 @@ def _write(
     acts. The inbox source is the instance: message ids are the instance's own."""
     if isinstance(command, SubmitClaim):
         submit = claim_submission(
-            hub, command.submission, instance, command.message_id, oa_instance=instance
+            hub,
+            command.submission,
+            instance,
+            command.message_id,
+            oa_instance=instance,
+            oa_approval_id=command.oa_approval_id,
         )
 
         def submitted(uow: UnitOfWork) -> dict[str, Any]:
@@ -174,6 +181,18 @@ def _write(
             return {"claim_id": result.claim_id, "duplicate": result.duplicate}
 
         return submitted, f"oa:{instance}"
+    if isinstance(command, ConcludeApproval):
+        conclude = approval_conclusion(hub, instance, command)
+
+        def concluded(uow: UnitOfWork) -> dict[str, Any]:
+            result = conclude(uow)
+            return {
+                "claim_id": result.claim_id,
+                "claim_status": result.claim_status,
+                "duplicate": result.duplicate,
+            }
+
+        return concluded, f"employee:{command.actor_id or 'unknown'} via oa:{instance}"
     decide = task_decision(
         hub,
         command.task_id,
