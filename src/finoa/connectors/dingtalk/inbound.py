@@ -150,15 +150,12 @@ class DingTalkInbound:
         try:
             body = EncryptedBody.model_validate(request.read_json(request.body))
         except ValidationError:
-            raise InboundInvalid(
-                [
-                    {
-                        "type": "missing",
-                        "loc": ("encrypt",),
-                        "msg": "the encrypted text is required",
-                        "input": None,
-                    }
-                ]
+            raise InboundRefused(
+                400,
+                "Bad request",
+                'encrypt: the body must be {"encrypt": "<the encrypted event>"}',
+                kind="invalid-body",
+                field="encrypt",
             ) from None
         try:
             plain = self.crypto.open(signature, timestamp, nonce, body.encrypt)
