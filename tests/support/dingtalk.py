@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from finoa.connectors.base import OutboundMessage
 from support.processes import Server, free_port, start
 
 
@@ -58,3 +59,50 @@ def start_dingtalk(data_dir: Path, *args: str) -> DingTalkSim:
     )
     credentials = httpx.get(server.url + "/_sim/credentials", timeout=5).json()
     return DingTalkSim(server, credentials)
+
+
+# A claim as `approval.create` carries it, and an approval todo, for the connector tests.
+CLAIM: dict[str, Any] = {
+    "id": "CL0001",
+    "external_id": "finoa-1",
+    "applicant_id": "E0011",
+    "department_id": "D02",
+    "cost_center_id": None,
+    "project_id": None,
+    "title": "客户拜访 上海",
+    "currency": "CNY",
+    "total_fen": 123450,
+    "lines": [
+        {
+            "category": "travel",
+            "amount_fen": 100000,
+            "tax_fen": 0,
+            "expense_date": "2026-11-20",
+            "description": "高铁",
+        },
+        {
+            "category": "lodging",
+            "amount_fen": 23450,
+            "tax_fen": 1327,
+            "expense_date": "2026-11-21",
+            "description": "",
+        },
+    ],
+}
+TODO = {
+    "op": "create",
+    "task_id": "T-1",
+    "claim_id": "CL0001",
+    "external_id": "finoa-1",
+    "assignee_id": "E0010",
+    "role": "manager",
+    "title": "报销审批 CL0001",
+    "amount_fen": 123450,
+    "currency": "CNY",
+}
+
+
+def message(action: str, payload: dict[str, Any], n: int = 1) -> OutboundMessage:
+    return OutboundMessage(
+        n, action, str(payload.get("claim_id") or payload.get("id")), f"{action}:{n}", payload
+    )
