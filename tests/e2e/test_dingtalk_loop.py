@@ -150,3 +150,82 @@ def test_hub_led_todos_in_dingtalk_decide_finoas_approval_and_the_claim_is_poste
     )
     presses = hub_led.dingtalk.get("/_sim/presses")
     assert presses and all(p["status"] == 200 for p in presses)
+
+
+def _post_event(stack: DingTalkStack, crypto: Any, event: dict[str, Any], **query: str) -> Any:
+    import time
+
+    import httpx
+
+    timestamp = query.pop("timestamp", str(int(time.time() * 1000)))
+    sealed = crypto.envelope(json.dumps(event, ensure_ascii=False), timestamp=timestamp)
+    params = {
+        "msg_signature": sealed["msg_signature"],
+        "timestamp": timestamp,
+        "nonce": sealed["nonce"],
+    }
+    params.update(query)
+    return httpx.post(
+        f"{stack.hub.url}/api/v1/webhooks/dingtalk",
+        params=params,
+        json={"encrypt": sealed["encrypt"]},
+        timeout=10,
+    )
+
+
+def test_bad_callbacks_are_refused_with_nothing_written_and_a_replay_changes_nothing(
+    oa_led: DingTalkStack,
+) -> None:
+    import time
+
+    import httpx
+
+    from finoa.connectors.dingtalk.crypto import CallbackCrypto, new_encoding_aes_key
+
+    c = oa_led.dingtalk.credentials
+    good = CallbackCrypto(c["token"], c["aesKey"], c["appKey"])
+    instance_id, claim = employee_starts(oa_led, "E0041", 6, "20.00")
+    event = {
+        "EventType": "bpms_instance_change",
+        "eventId": f"replayed-{uuid.uuid4().hex}",
+        "processCode": c["processCode"],
+        "processInstanceId": instance_id,
+        "type": "finish",
+        "result": "refuse",
+        "staffId": "E0040",
+        "remark": "重复报销",
+    }
+    stale = str(int((time.time() - 3600) * 1000))
+    refusals = {
+        "msg_signature": _post_event(oa_led, good, event, msg_signature="0" * 40),
+        "timestamp": _post_event(oa_led, good, event, timestamp=stale),
+        "encrypt": _post_event(
+            oa_led, CallbackCrypto(c["token"], new_encoding_aes_key(), c["appKey"]), event
+        ),
+    }
+    for field, answer in refusals.items():
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["field"] == field
+    malformed = httpx.post(
+        f"{oa_led.hub.url}/api/v1/webhooks/dingtalk",
+        params={"msg_signature": "x", "timestamp": str(int(time.time() * 1000)), "nonce": "n"},
+        content=b'{"encrypt": ',
+        timeout=10,
+    )
+    assert malformed.status_code in (400, 422) and malformed.status_code < 500
+    assert oa_led.claim(claim["id"])["status"] == "in_approval"  # nothing was applied
+
+    first = _post_event(oa_led, good, event)
+    assert first.status_code == 200
+    reply = first.json()
+    assert (
+        good.open(reply["msg_signature"], reply["timeStamp"], reply["nonce"], reply["encrypt"])
+        == "success"
+    )
+    rejected = oa_led.claim(claim["id"])
+    assert (rejected["status"], rejected["reason"]) == ("rejected", "重复报销")
+    replay = _post_event(oa_led, good, event)
+    assert replay.status_code == 200
+    again = oa_led.claim(claim["id"])
+    assert again["status"] == "rejected" and again["updated_at"] == rejected["updated_at"]
