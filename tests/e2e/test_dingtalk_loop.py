@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from e2e.conftest import _database
 from e2e.helpers import claim_body
-from support.dingtalk import DingTalkStack, dingtalk_stack
+from support.dingtalk import DingTalkStack, dingtalk_stack, employee_form
 from support.processes import wait_for
 
 
@@ -65,17 +65,7 @@ def employee_starts(
     stack: DingTalkStack, user: str, dept: int, amount: str
 ) -> tuple[str, dict[str, Any]]:
     """An employee starts the expense form in DingTalk; the claim finoa makes of it."""
-    rows = [
-        [
-            {"name": "费用类别", "value": "交通费"},
-            {"name": "金额（元）", "value": amount},
-            {"name": "费用日期", "value": "2026-11-20"},
-        ]
-    ]
-    form = [
-        {"name": "报销事由", "value": "打车 客户拜访"},
-        {"name": "费用明细", "value": json.dumps(rows, ensure_ascii=False)},
-    ]
+    form = employee_form("交通费", amount)
     started = stack.dingtalk.post(
         "/_sim/instances", {"originatorUserId": user, "deptId": dept, "formComponentValues": form}
     )

@@ -244,3 +244,20 @@ def dingtalk_stack(
         if dingtalk is not None:
             dingtalk.server.stop()
         erp.stop()
+
+
+def employee_form(category: str, amount: str, title: str = "打车 客户拜访") -> list[dict[str, str]]:
+    """The expense form as an employee fills it in DingTalk: one table row."""
+    import json
+
+    rows = [
+        [
+            {"name": "费用类别", "value": category},
+            {"name": "金额（元）", "value": amount},
+            {"name": "费用日期", "value": "2026-11-20"},
+        ]
+    ]
+    return [
+        {"name": "报销事由", "value": title},
+        {"name": "费用明细", "value": json.dumps(rows, ensure_ascii=False)},
+    ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
@@ -317,6 +318,25 @@ class ConcludeApproval:
 
 
 InboundCommand = SubmitClaim | DecideTask | ConcludeApproval
+
+
+@dataclass(frozen=True)
+class OAChanges:
+    """What an OA reports changed in its approvals within a window: the commands its
+    callbacks would have carried, in order, and the documents it could not turn into one
+    (each a one-line reason naming the document and field)."""
+
+    commands: tuple[InboundCommand, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ApprovalChanges(Protocol):
+    """An OA connector that can list the approvals changed between two moments (sweeps:
+    `finoa sync oa`), so that a document whose callback was lost is still found. A change
+    already applied comes back as a duplicate and changes nothing."""
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges: ...
 
 
 @dataclass(frozen=True)

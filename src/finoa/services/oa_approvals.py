@@ -183,7 +183,7 @@ def _conclude(
     current = ClaimStatus(claim.status)
     if link.status not in (CREATING, RUNNING):
         if link.status == command.result.value:  # the same result under another message id
-            return _remember(uow, source, command, content, claim.id, current.value)
+            return _remember(uow, source, command, content, claim.id, current.value, duplicate=True)
         raise Conflict(
             "result",
             f"the OA approval {command.oa_approval_id} already ended with {link.status}",
@@ -235,7 +235,10 @@ def _remember(
     content: dict[str, Any],
     claim_id: str,
     status: str,
+    *,
+    duplicate: bool = False,
 ) -> ConclusionResult:
+    """Record the message in the inbox; `duplicate` when its result was known already."""
     result = {"claim_id": claim_id, "claim_status": status}
     inbox.record(uow, source, command.message_id, "oa_result", content, result)
-    return ConclusionResult(claim_id, status)
+    return ConclusionResult(claim_id, status, duplicate=duplicate)

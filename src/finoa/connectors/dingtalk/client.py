@@ -26,10 +26,16 @@ from finoa.connectors.auth import CachedToken, delivery_error, send_authorized
 from finoa.connectors.base import (
     AccessToken,
     ApprovalRequestPayload,
+    ApprovalResult,
+    ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
     HealthReport,
+    InboundCommand,
+    InboundInvalid,
+    OAChanges,
     OutboundMessage,
+    SubmitClaim,
     TodoPayload,
 )
 from finoa.connectors.dingtalk.inbound import DingTalkInbound
@@ -38,6 +44,7 @@ from finoa.connectors.dingtalk.mapping import (
     CLAIM_ID_FIELD,
     DingTalkConfig,
     WireMappingError,
+    claim_from_instance,
     create_todo_body,
     form_value,
     start_instance_body,
@@ -55,6 +62,12 @@ REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_ERRCODES = frozenset({40014, 42001})
 LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an instance
 PAGE_SIZE = 20  # ListProcessInstanceIds takes at most 20 per page
+# An instance's (status, result) as GetProcessInstance reports it -> its final result.
+INSTANCE_STATUS_RESULTS = {
+    ("COMPLETED", "agree"): ApprovalResult.AGREE,
+    ("COMPLETED", "refuse"): ApprovalResult.REFUSE,
+    ("TERMINATED", ""): ApprovalResult.REVOKE,
+}
 
 
 def _vendor_error(response: httpx.Response) -> DeliveryError:
@@ -431,6 +444,45 @@ class DingTalkConnector:
             if existing is not None:
                 return DeliveryResult(response={"todo_id": existing.get("id"), "status": "created"})
         return None
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
+        """The form's instances started between `since` and `until` (DingTalk lists by start
+        time), as the commands their callbacks carry: an instance an employee started is a
+        claim, a finished, revoked or deleted one concludes its claim."""
+        if self.api is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        api = self.api
+        ids = await api.list_instance_ids(
+            int(since.timestamp() * 1000), int(until.timestamp() * 1000)
+        )
+        commands: list[InboundCommand] = []
+        problems: list[str] = []
+        for instance_id in ids:
+            instance = await api.get_instance(instance_id)
+            claim_id = form_value(instance, CLAIM_ID_FIELD)
+            if claim_id is None:
+                try:
+                    claim = claim_from_instance(api.config, instance_id, instance)
+                except InboundInvalid as exc:
+                    first = exc.errors[0]
+                    path = ".".join(str(p) for p in first["loc"])
+                    problems.append(f"instance {instance_id}: {path}: {first['msg']}")
+                    continue
+                commands.append(
+                    SubmitClaim(f"dingtalk-start:{instance_id}", claim, oa_approval_id=instance_id)
+                )
+            state = (str(instance.get("status")), str(instance.get("result") or ""))
+            result = INSTANCE_STATUS_RESULTS.get(state)
+            if result is not None:
+                commands.append(
+                    ConcludeApproval(
+                        f"dingtalk-result:{instance_id}",
+                        instance_id,
+                        result,
+                        claim_id=claim_id,
+                    )
+                )
+        return OAChanges(tuple(commands), tuple(problems))
 
     async def health(self) -> HealthReport:
         """An access token for the app key and secret, fetched now."""
