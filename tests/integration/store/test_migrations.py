@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from finoa.store.db import current_revision
+from finoa.store.db import alembic_config, current_revision
 from finoa.store.tables import metadata
 
 
 def test_migrated_schema_matches_the_tables(db_url: str) -> None:
-    assert current_revision(db_url) == "0007"
+    head = ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+    assert current_revision(db_url) == head
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
