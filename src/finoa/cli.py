@@ -26,8 +26,10 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
+from finoa.connectors.dingtalk.command import sim_dingtalk
 from finoa.erp_cli import erp_app
 from finoa.invoices.cli import SIM_TAX_PLATFORM_EPILOG, invoices_app, sim_tax_platform
+from finoa.mapping.cli import mapping_app
 
 if TYPE_CHECKING:
     from finoa.store.uow import Database
@@ -106,6 +108,13 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(erp_app, name="erp")
 app.add_typer(invoices_app, name="invoices")
 sim_app.command("tax-platform", epilog=SIM_TAX_PLATFORM_EPILOG)(sim_tax_platform)
+app.add_typer(mapping_app, name="mapping")
+sync_app = typer.Typer(help="Sweep connected systems for what their callbacks missed.")
+app.add_typer(sync_app, name="sync")
+sim_app.command(
+    "dingtalk",
+    epilog="Example: finoa sim dingtalk --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
+)(sim_dingtalk)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]
@@ -662,3 +671,30 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+@sync_app.command("oa", epilog="Example: finoa sync oa dingtalk --since 24h")
+def sync_oa(
+    instance: Annotated[str, typer.Argument(help="The OA connector instance, e.g. dingtalk")],
+    since: Annotated[str, typer.Option(help="From when: ISO date/date-time, or 24h, 7d")],
+    until: Annotated[str | None, typer.Option(help="Until when (default: now)")] = None,
+    overlap_minutes: Annotated[
+        float, typer.Option(min=0, help="How far back before --since to look again")
+    ] = 10.0,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Find approvals the OA changed whose callbacks never arrived, and apply them once."""
+    from datetime import UTC, datetime
+
+    from finoa.sync_cli import parse_moment, sync_instance
+
+    settings = _settings(config, data_dir, connectors=True)
+    _migrated(settings, config, data_dir)
+    zone = settings.company_zone
+    start = parse_moment(since, "--since", zone)
+    end = parse_moment(until, "--until", zone) if until else datetime.now(UTC)
+    if end <= start:
+        _fail("--until: must be after --since")
+    report = sync_instance(settings, instance, start, end, overlap_minutes)
+    console.print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

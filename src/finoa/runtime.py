@@ -15,6 +15,7 @@ from finoa.messaging.dispatcher import Dispatcher, SuccessHandler
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
 from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
+from finoa.services.oa_approvals import CREATE_ACTION, record_approval_created
 from finoa.services.sweeps import approval_sources, run_sweeper
 from finoa.services.vouchers import record_voucher_posted
 from finoa.store.db import upgrade
@@ -53,6 +54,14 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") ->
         for destination, name in destinations(hub.instances).items()
         if instances[name].kind is ConnectorKind.ERP
     }
+    # OA-led approvals: the OA's instance id is kept against the claim.
+    posted.update(
+        {
+            (destination, CREATE_ACTION): record_approval_created
+            for destination, name in destinations(hub.instances).items()
+            if instances[name].kind is ConnectorKind.OA
+        }
+    )
     return Dispatcher(
         hub.db,
         build_connectors(hub.instances, http),

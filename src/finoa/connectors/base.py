@@ -187,6 +187,30 @@ class ClaimStatusPayload(TypedDict):
     at: str
 
 
+class ApprovalRequestLine(TypedDict):
+    category: str
+    amount_fen: int
+    tax_fen: int
+    expense_date: str
+    description: str
+
+
+class ApprovalRequestPayload(TypedDict):
+    """Action `approval.create` (OA-led mode): start the claim's approval in the OA's own
+    approval app. The answer carries the OA's instance id as `oa_approval_id`."""
+
+    id: str
+    external_id: str
+    applicant_id: str
+    department_id: str
+    cost_center_id: str | None
+    project_id: str | None
+    title: str
+    currency: str
+    total_fen: int
+    lines: list[ApprovalRequestLine]
+
+
 class VoucherAux(TypedDict):
     department: str | None
     employee: str | None
@@ -252,10 +276,14 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class SubmitClaim:
-    """Canonical command: record a claim (a new document or a new version of one)."""
+    """Canonical command: record a claim (a new document or a new version of one).
+
+    `oa_approval_id` is set when an employee started the claim in an OA-led instance's own
+    approval app: the OA's approval instance, whose final result decides the claim."""
 
     message_id: str
     submission: ClaimSubmission
+    oa_approval_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +297,51 @@ class DecideTask:
     comment: str | None
 
 
-InboundCommand = SubmitClaim | DecideTask
+class ApprovalResult(StrEnum):
+    """The final result of an approval that ran in an OA (OA-led mode)."""
+
+    AGREE = "agree"  # approved: the claim goes on to its voucher
+    REFUSE = "refuse"  # rejected, with the approvers' reason
+    REVOKE = "revoke"  # the applicant withdrew it (撤销)
+    TERMINATE = "terminate"  # ended without a decision (deleted, stopped by an admin)
+
+
+@dataclass(frozen=True)
+class ConcludeApproval:
+    """Canonical command: an OA-led approval ended in the OA with `result`.
+
+    The claim is found by the OA's approval instance id (`oa_approval_id`), or by `claim_id`
+    when the OA carries finoa's claim id (an instance finoa created, whose id may not be
+    recorded yet)."""
+
+    message_id: str
+    oa_approval_id: str
+    result: ApprovalResult
+    actor_id: str | None = None
+    comment: str | None = None
+    claim_id: str | None = None
+
+
+InboundCommand = SubmitClaim | DecideTask | ConcludeApproval
+
+
+@dataclass(frozen=True)
+class OAChanges:
+    """What an OA reports changed in its approvals within a window: the commands its
+    callbacks would have carried, in order, and the documents it could not turn into one
+    (each a one-line reason naming the document and field)."""
+
+    commands: tuple[InboundCommand, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ApprovalChanges(Protocol):
+    """An OA connector that can list the approvals changed between two moments (sweeps:
+    `finoa sync oa`), so that a document whose callback was lost is still found. A change
+    already applied comes back as a duplicate and changes nothing."""
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges: ...
 
 
 @dataclass(frozen=True)

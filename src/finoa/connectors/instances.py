@@ -39,8 +39,14 @@ DEFAULT_OA = "generic-oa"
 DEFAULT_ERP = "generic-erp"
 LEGACY_DESTINATIONS = {"oa": ConnectorKind.OA, "erp": ConnectorKind.ERP}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INSTANCE_FIELDS = ("connector", "config", "companies", "org_units", "default")
+INSTANCE_FIELDS = ("connector", "config", "companies", "org_units", "default", "approvals")
+# How a document type's approval runs (`approvals:` of an OA instance): in finoa's BPMN with
+# todos pushed to the OA (hub-led, the default), or in the OA's own approval app (oa-led).
+HUB_LED, OA_LED = "hub-led", "oa-led"
+APPROVAL_MODES = (HUB_LED, OA_LED)
+DOCUMENT_TYPES = ("expense_claim",)
 REDACTED = "***"
+MAPPINGS_KEY = "mappings"  # the config key carrying finoa.yaml's `mappings:` overrides
 
 
 class ConnectorConfigError(ValueError):
@@ -61,6 +67,7 @@ class ConnectorInstance:
     org_units: tuple[str, ...] = ()
     default: bool = False
     inbound: InboundHandler | None = field(default=None, compare=False)
+    approvals: Mapping[str, str] = field(default_factory=dict)  # document type -> mode
 
     def describe(self) -> dict[str, Any]:
         """The instance as diagnostics show it: secrets replaced by `***`."""
@@ -77,7 +84,12 @@ class ConnectorInstance:
             "org_units": list(self.org_units),
             "default": self.default,
             "inbound": self.inbound is not None,
+            "approvals": {doc: self.approval_mode(doc) for doc in DOCUMENT_TYPES},
         }
+
+    def approval_mode(self, document_type: str) -> str:
+        """`oa-led` or `hub-led` (the default) for a document type."""
+        return self.approvals.get(document_type, HUB_LED)
 
     def __repr__(self) -> str:
         return f"ConnectorInstance({self.describe()!r})"
@@ -107,6 +119,12 @@ class ConnectorInstances:
     def inbound(self, name: str) -> InboundHandler | None:
         instance = self.instances.get(name)
         return instance.inbound if instance is not None else None
+
+    def approval_mode(self, name: str, document_type: str = "expense_claim") -> str:
+        """How the approval of `document_type` runs for the OA instance `name` (an outbox
+        alias such as `oa` stands for the default): `oa-led` or `hub-led`."""
+        instance = self.instances.get(self.legacy_destinations().get(name, name))
+        return instance.approval_mode(document_type) if instance is not None else HUB_LED
 
     def oa_for_rest(self) -> str:
         """Where claims submitted through the REST API write back: the default OA."""
@@ -142,8 +160,9 @@ def load_instances(settings: Settings) -> ConnectorInstances:
         raise ConnectorConfigError("connectors: a mapping of instance names to connectors")
     factories = available_connectors()
     instances: dict[str, ConnectorInstance] = {}
+    mappings = settings.extra.get("mappings")
     for name, spec in specs.items():
-        instances[str(name)] = _instance(str(name), spec, factories, os.environ)
+        instances[str(name)] = _instance(str(name), spec, factories, os.environ, mappings)
     return _with_routing(instances)
 
 
@@ -173,7 +192,11 @@ def embedded_defaults(settings: Settings) -> dict[str, Any]:
 
 
 def _instance(
-    name: str, spec: Any, factories: Mapping[str, Any], env: Mapping[str, str]
+    name: str,
+    spec: Any,
+    factories: Mapping[str, Any],
+    env: Mapping[str, str],
+    mappings: Any = None,
 ) -> ConnectorInstance:
     where = f"connectors.{name}"
     if not NAME.match(name):
@@ -198,6 +221,9 @@ def _instance(
         )
     manifest = factory.manifest
     config, secrets = _resolve_secrets(where, spec.get("config") or {}, manifest.config_schema, env)
+    if getattr(factory, "uses_mappings", False) and mappings is not None:
+        # A connector built on the mapping engine sees the `mappings:` overrides of finoa.yaml.
+        config[MAPPINGS_KEY] = mappings
     try:
         check = getattr(factory, "check_config", None)
         if check is not None:
@@ -212,6 +238,7 @@ def _instance(
     default = spec.get("default", False)
     if not isinstance(default, bool):
         raise ConnectorConfigError(f"{where}.default: true or false")
+    approvals = _approvals(where, spec.get("approvals"), manifest)
     return ConnectorInstance(
         name=name,
         connector=str(connector),
@@ -223,7 +250,35 @@ def _instance(
         org_units=units["org_units"],
         default=default,
         inbound=inbound,
+        approvals=approvals,
     )
+
+
+def _approvals(where: str, value: Any, manifest: Any) -> dict[str, str]:
+    """`approvals: {expense_claim: oa-led}`, checked: OA instances only, known document
+    types and modes, and oa-led only where the connector can create the OA's instance."""
+    if value is None:
+        return {}
+    if manifest.kind is not ConnectorKind.OA:
+        raise ConnectorConfigError(f"{where}.approvals: only OA instances run approvals")
+    if not isinstance(value, Mapping):
+        raise ConnectorConfigError(f"{where}.approvals: a mapping of document type to mode")
+    modes: dict[str, str] = {}
+    for document, mode in value.items():
+        if document not in DOCUMENT_TYPES:
+            raise ConnectorConfigError(
+                f"{where}.approvals.{document}: unknown document type ({', '.join(DOCUMENT_TYPES)})"
+            )
+        if mode not in APPROVAL_MODES:
+            raise ConnectorConfigError(
+                f"{where}.approvals.{document}: {mode!r} is not one of {', '.join(APPROVAL_MODES)}"
+            )
+        if mode == OA_LED and "approval.create" not in manifest.actions:
+            raise ConnectorConfigError(
+                f"{where}.approvals.{document}: {manifest.name} cannot run approvals in the OA"
+            )
+        modes[str(document)] = str(mode)
+    return modes
 
 
 def _resolve_secrets(

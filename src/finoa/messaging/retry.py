@@ -49,6 +49,46 @@ EXCEPTION_CLASSES: tuple[tuple[type[BaseException], ErrorClass], ...] = (
 )
 
 
+# Vendors that name their errors with codes of their own (in the body, with HTTP 200, 400 or
+# 403): the class of each code, per vendor. A code not listed falls back to the HTTP status.
+VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
+    "dingtalk": {
+        # v1.0 open API (`{"code": "…", "message": "…"}`)
+        "InvalidAuthentication": ErrorClass.AUTH,  # access token unknown or expired
+        "Forbidden.AccessDenied.AccessTokenPermissionDenied": ErrorClass.CONFIG,
+        "Forbidden.AccessDenied.QpsLimitForApi": ErrorClass.RATE_LIMITED,
+        "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi": ErrorClass.RATE_LIMITED,
+        "autoflowLikeTriggerRateLimited": ErrorClass.RATE_LIMITED,
+        "invalidClientIdOrSecret": ErrorClass.AUTH,
+        "processInstanceInvalidParameter": ErrorClass.PERMANENT,  # unknown user or dept
+        "formConverterError": ErrorClass.CONFIG,  # the mapping does not fit the form
+        "targetSelectApproverMissing": ErrorClass.CONFIG,  # the form needs chosen approvers
+        "processCodeNotFound": ErrorClass.CONFIG,
+        "todoUserNotFound": ErrorClass.PERMANENT,
+        "ServiceUnavailable": ErrorClass.TRANSIENT,
+        "SystemBusy": ErrorClass.TRANSIENT,
+        # topapi (`{"errcode": n, "errmsg": "…"}`, HTTP 200)
+        "-1": ErrorClass.TRANSIENT,  # 系统繁忙
+        "88": ErrorClass.RATE_LIMITED,
+        "90002": ErrorClass.RATE_LIMITED,
+        "90018": ErrorClass.RATE_LIMITED,
+        "40014": ErrorClass.AUTH,  # 不合法的access_token
+        "42001": ErrorClass.AUTH,  # access_token 已过期
+        "60003": ErrorClass.PERMANENT,  # 部门不存在
+        "60121": ErrorClass.PERMANENT,  # 找不到该用户
+    },
+}
+
+
+def classify_vendor_code(vendor: str, code: str, status: int | None = None) -> ErrorClass:
+    """Error class of a vendor's own error code; the HTTP status decides when the code is
+    not in the table (PERMANENT when there is no status either)."""
+    known = VENDOR_CODE_CLASSES.get(vendor, {}).get(code)
+    if known is not None:
+        return known
+    return classify_status(status) if status is not None and status >= 400 else ErrorClass.PERMANENT
+
+
 def classify_status(status: int) -> ErrorClass:
     """Error class of an HTTP status that is not a success."""
     if status in HTTP_STATUS_CLASSES:
@@ -79,6 +119,17 @@ UNKNOWN_OUTCOME_EXCEPTIONS: tuple[type[BaseException], ...] = (
 UNKNOWN_OUTCOME_STATUSES = frozenset(range(500, 600)) - {501, 503, 505}
 
 
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The seconds of a `Retry-After` header, when it has them."""
+    header = response.headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        return None
+
+
 class DeliveryError(Exception):
     """A delivery failed; `error_class` says what happens next.
 
@@ -103,13 +154,7 @@ class DeliveryError(Exception):
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> DeliveryError:
-        retry_after: float | None = None
-        header = response.headers.get("retry-after")
-        if header:
-            try:
-                retry_after = max(0.0, float(header))
-            except ValueError:
-                retry_after = None
+        retry_after = retry_after_seconds(response)
         body = response.text[:300]
         return cls(
             classify_status(response.status_code),

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
+from finoa.connectors.instances import OA_LED
 from finoa.domain.claim import (
     LIVE_STATUSES,
     ClaimLine,
@@ -31,6 +32,7 @@ from finoa.services.approvals import open_tasks, withdraw_approval
 from finoa.services.budgets import occupy_claim_budgets, release_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
+from finoa.services.oa_approvals import start_in_oa
 from finoa.store import repositories as repo
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared
@@ -84,10 +86,17 @@ def submit_claim(
     message_id: str | None = None,
     key_field: str = "message_id",
     oa_instance: str | None = None,
+    oa_approval_id: str | None = None,
 ) -> SubmitResult:
     """Accept a claim once, in a transaction of its own (see `claim_submission`)."""
     command = claim_submission(
-        hub, submission, source, message_id, key_field=key_field, oa_instance=oa_instance
+        hub,
+        submission,
+        source,
+        message_id,
+        key_field=key_field,
+        oa_instance=oa_instance,
+        oa_approval_id=oa_approval_id,
     )
     return hub.db.perform(command, actor=actor)
 
@@ -100,6 +109,7 @@ def claim_submission(
     *,
     key_field: str = "message_id",
     oa_instance: str | None = None,
+    oa_approval_id: str | None = None,
 ) -> Callable[[UnitOfWork], SubmitResult]:
     """The command that records a claim; checks needing master data run right away.
 
@@ -111,13 +121,18 @@ def claim_submission(
     claim is approved or posted, the new version is refused.
 
     `oa_instance` is the OA connector instance the claim came from, where its todos and
-    status write-backs go; None (the REST API) means the default OA instance.
+    status write-backs go; None (the REST API) means the default OA instance. The approval
+    runs in that OA's own approval app (`finoa.services.oa_approvals`) when the claim comes
+    with the OA's approval instance (`oa_approval_id`), or when the instance is configured
+    `oa-led` for expense claims; else in finoa's BPMN.
     """
     lines = validate_submission(hub.masterdata.get(), submission)
     instance = oa_instance or hub.instances.oa_for_rest()
+    in_oa = oa_approval_id is not None or hub.instances.approval_mode(instance) == OA_LED
+    oa_led = (oa_approval_id,) if in_oa else None
 
     def record(uow: UnitOfWork) -> SubmitResult:
-        return _record(hub, uow, submission, lines, source, message_id, key_field, instance)
+        return _record(hub, uow, submission, lines, source, message_id, key_field, instance, oa_led)
 
     def command(uow: UnitOfWork) -> SubmitResult:
         if uow.db.is_sqlite:  # one writer at a time: no concurrent twin can slip in
@@ -145,6 +160,7 @@ def _record(
     message_id: str | None,
     key_field: str,
     oa_instance: str,
+    oa_led: tuple[str | None] | None = None,
 ) -> SubmitResult:
     content = inbox.content_digest(submission)
     if message_id is not None:
@@ -243,17 +259,42 @@ def _record(
     uow.audit("claim.submitted", "claim", claim_id, submitted)
     write_back_status(uow, ref, ClaimStatus.SUBMITTED.value, 1)
 
+    if oa_led is not None:  # the approval runs in the OA's own approval app
+        start_in_oa(uow, ref, oa_led[0])
+        tasks: list[dict[str, Any]] = []
+    else:
+        tasks = _start_approval(hub, uow, ref, submission, lines, record)
+    uow.audit("claim.status_changed", "claim", claim_id, {"status": "in_approval"})
+    write_back_status(uow, ref, ClaimStatus.IN_APPROVAL.value, 2)
+    _remember(uow, source, message_id, submission, claim_id, business_key)
+    view = ClaimOut.model_validate(
+        {**record, "lines": line_rows, "attachments": file_rows, "tasks": tasks}
+    )
+    return SubmitResult(claim_id, duplicate=False, claim=view)
+
+
+def _start_approval(
+    hub: Hub,
+    uow: UnitOfWork,
+    ref: dict[str, Any],
+    submission: ClaimSubmission,
+    lines: list[ClaimLine],
+    record: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Start finoa's BPMN for the claim (`record`, its row as stored) and open the first
+    tasks (hub-led)."""
+    claim_id = ref["id"]
     state = hub.engine.start(
         {
             "claim_id": claim_id,
-            "amount_fen": total_fen,
+            "amount_fen": record["total_fen"],
             "department": submission.department_id,
             "category": lines[0].category.value,
             "budget_exceeded": record["budget_status"] == "exceeded",
         }
     )
     INSERT_WORKFLOW.run(
-        conn,
+        uow.conn,
         {
             "claim_id": claim_id,
             "spec_version": state.spec_version,
@@ -264,13 +305,7 @@ def _record(
         },
     )
     tasks = open_tasks(uow, hub.masterdata.get(), ref, submission.applicant_id, state.pending)
-    uow.audit("claim.status_changed", "claim", claim_id, {"status": "in_approval"})
-    write_back_status(uow, ref, ClaimStatus.IN_APPROVAL.value, 2)
-    _remember(uow, source, message_id, submission, claim_id, business_key)
-    view = ClaimOut.model_validate(
-        {**record, "lines": line_rows, "attachments": file_rows, "tasks": tasks}
-    )
-    return SubmitResult(claim_id, duplicate=False, claim=view)
+    return tasks
 
 
 def _remember(

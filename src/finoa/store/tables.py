@@ -412,3 +412,19 @@ invoices = Table(
     Index("ix_invoices_claim", "claim_id", "line_no"),
     Index("ix_invoices_number", "number"),
 )
+
+# OA-led approvals (0009): the approval of a claim runs in its OA's own approval app. The
+# OA's instance id is kept against the claim (NULL while finoa's request to create it is on
+# its way); `status` is running, then the OA's final result.
+oa_approvals = Table(
+    "oa_approvals",
+    metadata,
+    Column("claim_id", String(40), ForeignKey("claims.id"), primary_key=True),
+    Column("oa_instance", String(64), nullable=False),
+    Column("oa_approval_id", String(128)),
+    Column("status", String(16), nullable=False),  # creating / running / agree / refuse / …
+    Column("result_comment", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("oa_instance", "oa_approval_id", name="uq_oa_approvals_oa_id"),
+)

@@ -44,6 +44,7 @@ def test_unknown_schema_name_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_masterdata_and_connectors(tmp_path: Path) -> None:
+
     data = tmp_path / "data"
     assert f"revision {HEAD_REVISION}" in finoa("db", "upgrade", data_dir=data).stdout
     assert finoa("db", "current", data_dir=data).stdout.strip() == HEAD_REVISION

@@ -34,16 +34,13 @@ from finoa.connectors.base import (
     InboundInvalid,
     InboundRefused,
     InboundRequest,
-    SubmitClaim,
 )
 from finoa.connectors.generic_oa.inbound import OAEvent
 from finoa.connectors.instances import ConnectorInstances
 from finoa.domain.errors import DomainError
-from finoa.services.approvals import task_decision
-from finoa.services.claims import claim_submission
 from finoa.services.context import Hub
+from finoa.services.inbound import command_write
 from finoa.store.errors import CommitOutcomeUnknown
-from finoa.store.uow import UnitOfWork
 
 __all__ = ["OAEvent", "router_for"]
 
@@ -139,7 +136,7 @@ async def _apply(hub: Hub, instance: str, command: InboundCommand) -> CommandOut
     """Run one command through the group commit; its failure becomes its outcome, so the
     writes of all a request's commands share one commit and none holds back the others."""
     try:
-        write, actor = _write(hub, instance, command)
+        write, actor = command_write(hub, instance, command)
         result = await hub.commands.run(write, actor=actor)
     except DomainError as exc:
         return CommandOutcome(command.message_id, exc.status, problem=domain_problem(exc))
@@ -157,40 +154,3 @@ async def _apply(hub: Hub, instance: str, command: InboundCommand) -> CommandOut
         )
         return CommandOutcome(command.message_id, 500, problem=problem)
     return CommandOutcome(command.message_id, 200, result=result)
-
-
-def _write(
-    hub: Hub, instance: str, command: InboundCommand
-) -> tuple[Callable[[UnitOfWork], dict[str, Any]], str]:
-    """The write a command asks for, answering with the result the vendor is told; and who
-    acts. The inbox source is the instance: message ids are the instance's own."""
-    if isinstance(command, SubmitClaim):
-        submit = claim_submission(
-            hub, command.submission, instance, command.message_id, oa_instance=instance
-        )
-
-        def submitted(uow: UnitOfWork) -> dict[str, Any]:
-            result = submit(uow)
-            return {"claim_id": result.claim_id, "duplicate": result.duplicate}
-
-        return submitted, f"oa:{instance}"
-    decide = task_decision(
-        hub,
-        command.task_id,
-        command.approver_id,
-        command.approve,
-        command.comment,
-        instance,
-        command.message_id,
-    )
-
-    def decision(uow: UnitOfWork) -> dict[str, Any]:
-        outcome = decide(uow)
-        return {
-            "task_id": outcome.task_id,
-            "claim_id": outcome.claim_id,
-            "claim_status": outcome.claim_status,
-            "duplicate": outcome.duplicate,
-        }
-
-    return decision, f"employee:{command.approver_id} via oa:{instance}"

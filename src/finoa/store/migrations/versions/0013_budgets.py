@@ -6,7 +6,7 @@ adjustments and transfers waiting for (or decided by) a second person. A claim r
 the budgets said when it was submitted in `claims.budget_status` (NULL on earlier claims).
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 13:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

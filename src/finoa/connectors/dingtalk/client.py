@@ -1,0 +1,500 @@
+"""The hub's client to DingTalk's open API, and the connector's outbound side.
+
+Auth: `POST /v1.0/oauth2/accessToken` with the app's AppKey and AppSecret gives a token for
+7200 seconds; it is cached (`CachedToken`) and fetched again 5 minutes before it expires, or
+at once when DingTalk refuses it (HTTP 401 `InvalidAuthentication` on the v1.0 API, errcode
+40014 / 42001 on the topapi). Errors are classed by DingTalk's own codes in the one table of
+`finoa.messaging.retry` (`VENDOR_CODE_CLASSES["dingtalk"]`), else by the HTTP status.
+
+Actions: `approval.create` (OA-led: start the claim's 审批 instance; the answer carries its
+id), `todo.push` (hub-led: a 待办 for the approver, marked done when decided) and
+`status.writeback` (DingTalk has no place for a foreign status on an instance it runs; the
+result is visible in DingTalk itself, so this is acknowledged without a call).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+import httpx
+import orjson
+
+from finoa.connectors.auth import CachedToken, delivery_error, send_authorized
+from finoa.connectors.base import (
+    AccessToken,
+    ApprovalRequestPayload,
+    ApprovalResult,
+    ConcludeApproval,
+    ConnectorManifest,
+    DeliveryResult,
+    HealthReport,
+    InboundCommand,
+    InboundInvalid,
+    OAChanges,
+    OutboundMessage,
+    SubmitClaim,
+    TodoPayload,
+)
+from finoa.connectors.dingtalk.inbound import DingTalkInbound
+from finoa.connectors.dingtalk.manifest import MANIFEST
+from finoa.connectors.dingtalk.mapping import (
+    CLAIM_ID_FIELD,
+    DingTalkConfig,
+    WireMappingError,
+    claim_from_instance,
+    create_todo_body,
+    form_value,
+    start_instance_body,
+)
+from finoa.messaging.retry import (
+    UNKNOWN_OUTCOME_STATUSES,
+    DeliveryError,
+    ErrorClass,
+    classify_vendor_code,
+    retry_after_seconds,
+)
+
+TOKEN_HEADER = "x-acs-dingtalk-access-token"
+REFRESH_MARGIN_SECONDS = 300.0
+TOKEN_ERRCODES = frozenset({40014, 42001})
+LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an instance
+PAGE_SIZE = 20  # ListProcessInstanceIds takes at most 20 per page
+# An instance's (status, result) as GetProcessInstance reports it -> its final result.
+INSTANCE_STATUS_RESULTS = {
+    ("COMPLETED", "agree"): ApprovalResult.AGREE,
+    ("COMPLETED", "refuse"): ApprovalResult.REFUSE,
+    ("TERMINATED", ""): ApprovalResult.REVOKE,
+}
+
+
+def _vendor_error(response: httpx.Response) -> DeliveryError:
+    """A DeliveryError from a DingTalk error answer, classed by its code."""
+    code = ""
+    message = response.text[:300]
+    try:
+        body = orjson.loads(response.content)
+        if isinstance(body, dict):
+            code = str(body.get("code") or body.get("errcode") or "")
+            message = str(body.get("message") or body.get("errmsg") or message)
+    except orjson.JSONDecodeError:
+        pass
+    retry_after = retry_after_seconds(response)
+    error_class = classify_vendor_code("dingtalk", code, response.status_code)
+    return DeliveryError(
+        error_class,
+        f"DingTalk {response.status_code} {code or '-'} from {response.request.url.path}: "
+        + message,
+        retry_after=retry_after
+        if retry_after is not None
+        else (1.0 if error_class is ErrorClass.RATE_LIMITED else None),
+        outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
+    )
+
+
+class DingTalkApi:
+    """DingTalk's open API as finoa uses it: one instance per connector instance."""
+
+    def __init__(
+        self,
+        config: DingTalkConfig,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._http = http
+        self.auth = CachedToken(
+            self._fetch_token,
+            clock=clock,
+            refresh_margin_seconds=REFRESH_MARGIN_SECONDS,
+            header=TOKEN_HEADER,
+            scheme="",
+        )
+        self._clock = clock
+
+    async def _fetch_token(self) -> AccessToken:
+        started = self._clock()
+        url = self.config.api_base_url + "/v1.0/oauth2/accessToken"
+        try:
+            response = await self._http.post(
+                url,
+                json={"appKey": self.config.app_key, "appSecret": self.config.app_secret},
+                timeout=self.config.timeout_seconds,
+            )
+        except Exception as exc:
+            raise DeliveryError.from_exception(exc) from exc
+        if not response.is_success:
+            error = _vendor_error(response)
+            if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
+                raise DeliveryError(
+                    ErrorClass.AUTH, f"DingTalk refused the app key: {error.reason}"
+                )
+            raise error
+        try:
+            body = orjson.loads(response.content)
+            value, lifetime = body["accessToken"], float(body["expireIn"])
+            if not isinstance(value, str) or not value:
+                raise TypeError("accessToken is not a non-empty string")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DeliveryError(
+                ErrorClass.PERMANENT, f"malformed answer from DingTalk's token endpoint: {exc}"
+            ) from exc
+        return AccessToken(value, started + lifetime)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """A v1.0 call with the access token (refreshed once on 401); the answer's JSON, or
+        None for a 404 when `missing_ok`. Raises DeliveryError."""
+        url = self.config.api_base_url + path
+        content = orjson.dumps(body) if body is not None else None
+        extra = {"content-type": "application/json"} if content is not None else {}
+
+        async def send(headers: dict[str, str]) -> httpx.Response:
+            return await self._http.request(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers={**extra, **headers},
+                timeout=self.config.timeout_seconds,
+            )
+
+        try:
+            response = await send_authorized(self.auth, send)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
+        if response.status_code == 404 and missing_ok:
+            return None
+        if not response.is_success:
+            raise _vendor_error(response)
+        try:
+            return orjson.loads(response.content) if response.content else {}
+        except orjson.JSONDecodeError as exc:
+            raise DeliveryError(
+                ErrorClass.PERMANENT, f"DingTalk answered non-JSON to {path}: {exc}"
+            ) from exc
+
+    async def topapi(self, path: str, body: Mapping[str, Any]) -> Any:
+        """A topapi call (`?access_token=`; errors as `errcode` with HTTP 200); the `result`.
+        A refused token is dropped and the call sent once more with a fresh one."""
+        url = self.config.oapi_base_url + path
+        for attempt in (1, 2):
+            headers = await self.auth.headers()
+            token = headers[TOKEN_HEADER]
+            try:
+                response = await self._http.post(
+                    url,
+                    params={"access_token": token},
+                    json=dict(body),
+                    timeout=self.config.timeout_seconds,
+                )
+            except Exception as exc:
+                raise DeliveryError.from_exception(exc) from exc
+            if not response.is_success:
+                raise _vendor_error(response)
+            try:
+                answer = orjson.loads(response.content)
+                errcode = int(answer.get("errcode", 0))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+                raise DeliveryError(
+                    ErrorClass.PERMANENT, f"malformed topapi answer: {exc}"
+                ) from exc
+            if errcode == 0:
+                return answer.get("result")
+            if errcode in TOKEN_ERRCODES and attempt == 1:
+                await self.auth.rejected(headers)
+                continue
+            error_class = classify_vendor_code("dingtalk", str(errcode))
+            raise DeliveryError(
+                error_class,
+                f"DingTalk errcode {errcode} from {path}: {answer.get('errmsg', '')}",
+                retry_after=1.0 if error_class is ErrorClass.RATE_LIMITED else None,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- workflow (审批) ----------------------------------------------------------------------
+
+    async def start_instance(self, body: Mapping[str, Any]) -> str:
+        answer = await self.call("POST", "/v1.0/workflow/processInstances", body=body)
+        instance_id = answer.get("instanceId") if isinstance(answer, dict) else None
+        if not isinstance(instance_id, str) or not instance_id:
+            raise DeliveryError(ErrorClass.PERMANENT, "DingTalk's answer has no instanceId")
+        return instance_id
+
+    async def get_instance(self, instance_id: str) -> dict[str, Any]:
+        answer = await self.call(
+            "GET", "/v1.0/workflow/processInstances", params={"processInstanceId": instance_id}
+        )
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, dict):
+            raise DeliveryError(
+                ErrorClass.PERMANENT, f"DingTalk has no result for instance {instance_id}"
+            )
+        return result
+
+    async def list_instance_ids(
+        self, start_ms: int, end_ms: int, *, user_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Ids of the form's instances started in [start_ms, end_ms], every page."""
+        found: list[str] = []
+        next_token: Any = 0
+        while True:
+            body: dict[str, Any] = {
+                "processCode": self.config.process_code,
+                "startTime": start_ms,
+                "endTime": end_ms,
+                "nextToken": next_token,
+                "maxResults": PAGE_SIZE,
+            }
+            if user_ids:
+                body["userIds"] = list(user_ids)
+            answer = await self.call(
+                "POST", "/v1.0/workflow/processes/instanceIds/query", body=body
+            )
+            result = answer.get("result") or {}
+            found.extend(str(i) for i in result.get("list") or [])
+            next_token = result.get("nextToken")
+            if next_token in (None, "", 0, "0"):
+                return found
+
+    # -- todo (待办) ---------------------------------------------------------------------------
+
+    async def create_todo(self, union_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self.call(
+                "POST",
+                f"/v1.0/todo/users/{union_id}/tasks",
+                body=body,
+                params={"operatorId": union_id},
+            ),
+        )
+
+    async def todo_by_source(self, union_id: str, source_id: str) -> dict[str, Any] | None:
+        return cast(
+            dict[str, Any] | None,
+            await self.call(
+                "GET", f"/v1.0/todo/users/{union_id}/tasks/sources/{source_id}", missing_ok=True
+            ),
+        )
+
+    async def update_todo(self, union_id: str, todo_id: str, body: Mapping[str, Any]) -> None:
+        await self.call(
+            "PUT",
+            f"/v1.0/todo/users/{union_id}/tasks/{todo_id}",
+            body=body,
+            params={"operatorId": union_id},
+        )
+
+    async def delete_todo(self, union_id: str, todo_id: str) -> None:
+        await self.call(
+            "DELETE",
+            f"/v1.0/todo/users/{union_id}/tasks/{todo_id}",
+            params={"operatorId": union_id},
+        )
+
+    # -- contacts (通讯录) ---------------------------------------------------------------------
+
+    async def user(self, user_id: str) -> dict[str, Any]:
+        """`topapi/v2/user/get`: one user (userid, unionid, name, dept_id_list, active)."""
+        return cast(dict[str, Any], await self.topapi("/topapi/v2/user/get", {"userid": user_id}))
+
+    async def sub_departments(self, dept_id: int = 1) -> list[dict[str, Any]]:
+        """`topapi/v2/department/listsub`: the departments directly under `dept_id`."""
+        return list(await self.topapi("/topapi/v2/department/listsub", {"dept_id": dept_id}) or [])
+
+    async def department_users(self, dept_id: int) -> list[dict[str, Any]]:
+        """`topapi/v2/user/list`: every user of a department, page by page."""
+        users: list[dict[str, Any]] = []
+        cursor = 0
+        while True:
+            page = await self.topapi(
+                "/topapi/v2/user/list", {"dept_id": dept_id, "cursor": cursor, "size": 100}
+            )
+            users.extend(page.get("list") or [])
+            if not page.get("has_more"):
+                return users
+            cursor = int(page["next_cursor"])
+
+
+class DingTalkConnector:
+    """The `dingtalk` connector of one instance."""
+
+    manifest: ClassVar[ConnectorManifest] = MANIFEST
+    inbound: ClassVar[type[DingTalkInbound]] = DingTalkInbound
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
+
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self._config_error = ""
+        self.api: DingTalkApi | None = None
+        try:
+            self.api = DingTalkApi(DingTalkConfig.parse(config), http)
+        except ValueError as exc:
+            self._config_error = f"dingtalk config: {exc}"
+        self._union_ids: dict[str, str] = {}
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        DingTalkConfig.parse(config)
+
+    @property
+    def auth(self) -> CachedToken | None:
+        return self.api.auth if self.api is not None else None
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        """Each message on its own (DingTalk has no batch calls); one result per message."""
+        if self.api is None:
+            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
+            return [DeliveryResult(error=error) for _ in messages]
+        return [await self._one(self.api, message) for message in messages]
+
+    async def _one(self, api: DingTalkApi, message: OutboundMessage) -> DeliveryResult:
+        handlers: dict[str, Callable[[DingTalkApi, Any], Awaitable[dict[str, Any]]]] = {
+            "approval.create": self._create_approval,
+            "todo.push": self._push_todo,
+            "status.writeback": self._status,
+        }
+        handler = handlers.get(message.action)
+        if handler is None:
+            reason = f"dingtalk has no action {message.action!r}; it knows {list(handlers)}"
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
+        try:
+            return DeliveryResult(response=await handler(api, message.payload))
+        except WireMappingError as exc:
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, f"mapping: {exc}"))
+        except Exception as exc:
+            return DeliveryResult(error=delivery_error(exc))
+
+    async def _create_approval(
+        self, api: DingTalkApi, claim: ApprovalRequestPayload
+    ) -> dict[str, Any]:
+        instance_id = await api.start_instance(start_instance_body(api.config, claim))
+        return {"oa_approval_id": instance_id}
+
+    async def union_id(self, api: DingTalkApi, user_id: str) -> str:
+        """The unionId of a DingTalk user (todos are addressed by it), cached."""
+        known = self._union_ids.get(user_id)
+        if known is None:
+            user = await api.user(user_id)
+            known = str(user.get("unionid") or "")
+            if not known:
+                raise DeliveryError(ErrorClass.PERMANENT, f"DingTalk user {user_id} has no unionid")
+            self._union_ids[user_id] = known
+        return known
+
+    async def _push_todo(self, api: DingTalkApi, todo: TodoPayload) -> dict[str, Any]:
+        union_id = await self.union_id(api, todo["assignee_id"])
+        if todo["op"] == "create":
+            if api.config.callback_url is None:
+                raise DeliveryError(ErrorClass.CONFIG, "callback_url: required for todos (hub-led)")
+            created = await api.create_todo(union_id, create_todo_body(api.config, todo, union_id))
+            return {"todo_id": created.get("id"), "status": "created"}
+        existing = await api.todo_by_source(union_id, todo["task_id"])
+        if existing is None or existing.get("done"):
+            return {"todo_id": existing.get("id") if existing else None, "status": "closed"}
+        await api.update_todo(union_id, str(existing["id"]), {"done": True})
+        return {"todo_id": existing["id"], "status": "closed"}
+
+    async def _status(self, api: DingTalkApi, status: Mapping[str, Any]) -> dict[str, Any]:
+        return {"status": "acknowledged"}
+
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        """Did it already happen? An instance of this claim (its 单号 in the form) started
+        by the claim's applicant in the last week; a todo with the task's id as sourceId."""
+        if self.api is None:
+            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
+            return [DeliveryResult(error=error) for _ in messages]
+        results: list[DeliveryResult | None] = []
+        for message in messages:
+            try:
+                results.append(await self._lookup_one(self.api, message))
+            except Exception as exc:
+                results.append(DeliveryResult(error=delivery_error(exc)))
+        return results
+
+    async def _lookup_one(
+        self, api: DingTalkApi, message: OutboundMessage
+    ) -> DeliveryResult | None:
+        payload = message.payload
+        if message.action == "approval.create":
+            now = datetime.now(UTC)
+            ids = await api.list_instance_ids(
+                int((now - LOOKUP_WINDOW).timestamp() * 1000),
+                int(now.timestamp() * 1000),
+                user_ids=[str(payload["applicant_id"])],
+            )
+            for instance_id in ids:
+                instance = await api.get_instance(instance_id)
+                if form_value(instance, CLAIM_ID_FIELD) == payload["id"]:
+                    return DeliveryResult(response={"oa_approval_id": instance_id})
+            return None
+        if message.action == "todo.push" and payload.get("op") == "create":
+            union_id = await self.union_id(api, str(payload["assignee_id"]))
+            existing = await api.todo_by_source(union_id, str(payload["task_id"]))
+            if existing is not None:
+                return DeliveryResult(response={"todo_id": existing.get("id"), "status": "created"})
+        return None
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
+        """The form's instances started between `since` and `until` (DingTalk lists by start
+        time), as the commands their callbacks carry: an instance an employee started is a
+        claim, a finished, revoked or deleted one concludes its claim."""
+        if self.api is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        api = self.api
+        ids = await api.list_instance_ids(
+            int(since.timestamp() * 1000), int(until.timestamp() * 1000)
+        )
+        commands: list[InboundCommand] = []
+        problems: list[str] = []
+        for instance_id in ids:
+            instance = await api.get_instance(instance_id)
+            claim_id = form_value(instance, CLAIM_ID_FIELD)
+            if claim_id is None:
+                try:
+                    claim = claim_from_instance(api.config, instance_id, instance)
+                except InboundInvalid as exc:
+                    first = exc.errors[0]
+                    path = ".".join(str(p) for p in first["loc"])
+                    problems.append(f"instance {instance_id}: {path}: {first['msg']}")
+                    continue
+                commands.append(
+                    SubmitClaim(f"dingtalk-start:{instance_id}", claim, oa_approval_id=instance_id)
+                )
+            state = (str(instance.get("status")), str(instance.get("result") or ""))
+            result = INSTANCE_STATUS_RESULTS.get(state)
+            if result is not None:
+                commands.append(
+                    ConcludeApproval(
+                        f"dingtalk-result:{instance_id}",
+                        instance_id,
+                        result,
+                        claim_id=claim_id,
+                    )
+                )
+        return OAChanges(tuple(commands), tuple(problems))
+
+    async def health(self) -> HealthReport:
+        """An access token for the app key and secret, fetched now."""
+        if self.api is None:
+            return HealthReport(False, self._config_error)
+        started = time.perf_counter()
+        try:
+            await self.api._fetch_token()
+        except DeliveryError as exc:
+            return HealthReport(False, exc.reason)
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        return HealthReport(True, f"DingTalk issued a token in {latency} ms", latency)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""

@@ -1,0 +1,28 @@
+"""`finoa sim dingtalk` on the command line: its credentials and its expected failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.cli import finoa
+
+from finoa.connectors.dingtalk.crypto import aes_key_bytes
+
+
+def test_show_credentials_prints_the_console_names_and_keeps_them(tmp_path: Path) -> None:
+    first = finoa("sim", "dingtalk", "--show-credentials", data_dir=tmp_path / "data")
+    assert first.returncode == 0, first.stderr
+    credentials = json.loads(first.stdout)
+    assert {"appKey", "appSecret", "token", "aesKey"} <= set(credentials)
+    assert len(aes_key_bytes(credentials["aesKey"])) == 32
+    again = finoa("sim", "dingtalk", "--show-credentials", data_dir=tmp_path / "data")
+    assert json.loads(again.stdout) == credentials
+
+
+def test_bad_options_are_one_clear_failure(tmp_path: Path) -> None:
+    done = finoa("sim", "dingtalk", "--callback-url", "ftp://x", data_dir=tmp_path / "data")
+    assert done.returncode == 2
+    assert "error: --callback-url" in done.stderr and "fix:" in done.stderr
+    done = finoa("sim", "dingtalk", "--reject-rate", "2", data_dir=tmp_path / "data")
+    assert done.returncode == 2 and "--reject-rate" in done.stderr
