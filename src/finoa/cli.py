@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
+from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(budget_app, name="budget")
+app.add_typer(policy_app, name="policy")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

@@ -79,6 +79,7 @@ class Settings:
     closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
     budget_mode: str = "block"  # mode of an imported budget that names none: block/warn/none
     budget_cache_seconds: float = 5.0  # budgets made by another process apply within this
+    policy_file: str = ""  # expense policy YAML; empty: the default shipped with finoa
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -180,6 +181,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "closed_period_policy": str,
         "budget_mode": str,
         "budget_cache_seconds": float,
+        "policy_file": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

@@ -19,6 +19,7 @@ from finoa.api.routes import (
     claims,
     operations,
     periods,
+    policy,
     soap_claims,
     tasks,
     webhooks,
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(periods.router, prefix=api)
     app.include_router(soap_claims.router)
     app.include_router(budgets.router, prefix=api)
+    app.include_router(policy.router, prefix=api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(NoStore, path=TOKEN_URL)
     return app
