@@ -58,7 +58,7 @@ class PolicyRule(_File):
     category: ExpenseCategory
     per: RuleUnit
     on_breach: BreachAction | None = None  # None: the policy's default
-    quantity_required: bool = False  # a line without nights/days is refused, not taken as 1
+    quantity_required: bool = False  # a line without nights/days is refused, not unchecked
     limits: dict[str, dict[str, Limit]] = Field(min_length=1)  # grade -> tier -> yuan
 
     @model_validator(mode="after")
@@ -285,8 +285,8 @@ class ExpensePolicy:
 
     def check(self, grade: str | None, lines: list[PolicyLine]) -> list[LineCheck]:
         """Each line weighed against the rules of its category in the version in force on its
-        expense date. A line of a per-night or per-day rule without `nights` or `days` counts
-        one, or is refused (InvalidInput naming the field) where the rule requires it.
+        expense date. A line without the `nights` or `days` a rule counts is not checked
+        against it, or is refused (InvalidInput naming the field) where the rule requires it.
         Returns every check made, breached or not."""
         grade = grade or self.file.default_grade or ""
         checks: list[LineCheck] = []
@@ -299,8 +299,9 @@ class ExpensePolicy:
                 if rule.category != line.category:
                     continue
                 unit = self._limit(version.version, rule.name, grade, tier)
-                if unit is None:
-                    continue  # the rule sets no limit for this grade and tier
+                quantity = _quantity(rule, line)
+                if unit is None or quantity is None:
+                    continue  # no limit for this grade and tier, or nothing to count
                 checks.append(
                     LineCheck(
                         line.index,
@@ -309,7 +310,7 @@ class ExpensePolicy:
                         version.version,
                         grade,
                         tier,
-                        unit * _quantity(rule, line),
+                        unit * quantity,
                         line.amount_fen,
                         rule.on_breach or self.file.on_breach,
                     )
@@ -321,14 +322,14 @@ class ExpensePolicy:
         return self.file.model_dump(mode="json")
 
 
-def _quantity(rule: PolicyRule, line: PolicyLine) -> int:
+def _quantity(rule: PolicyRule, line: PolicyLine) -> int | None:
+    """How many nights or days the rule counts for the line; None: the line gives none, so
+    the rule does not apply to it (refused instead where the rule requires the quantity)."""
     if rule.per is RuleUnit.LINE:
         return 1
     field = "nights" if rule.per is RuleUnit.NIGHT else "days"
     value = line.nights if rule.per is RuleUnit.NIGHT else line.days
-    if value is None:
-        if not rule.quantity_required:
-            return 1
+    if value is None and rule.quantity_required:
         raise InvalidInput(
             f"lines[{line.index}].{field}",
             f"a {line.category} line needs {field}: the policy limits it per {rule.per.value} "

@@ -108,10 +108,18 @@ def test_a_per_night_rule_that_requires_nights_names_the_field(policy: ExpensePo
     assert caught.value.field == "lines[0].nights"
 
 
-def test_the_shipped_policy_counts_a_missing_quantity_as_one() -> None:
-    """The default policy does not require nights: a lodging line without them is one night."""
-    (check,) = default_policy().check("P5", [lodging(60_001, None)])
-    assert (check.limit_fen, check.breached) == (60_000, True)
+def test_the_shipped_policy_leaves_lines_without_a_quantity_unchecked() -> None:
+    """The default policy requires no nights or days: a train ticket (travel, no days) is no
+    per-diem claim and a lodging line without nights has nothing to count; with them, both
+    are checked (P5 in Shanghai: 600 元 a night, 120 元 a day)."""
+    policy = default_policy()
+    ticket = PolicyLine(0, "travel", 128_050, NOV, "上海")
+    assert policy.check("P5", [ticket, lodging(60_001, None)]) == []
+    stay, per_diem = policy.check(
+        "P5", [lodging(60_001, 1), PolicyLine(1, "travel", 24_000, NOV, "上海", days=2)]
+    )
+    assert (stay.limit_fen, stay.breached) == (60_000, True)
+    assert (per_diem.limit_fen, per_diem.breached) == (24_000, False)
 
 
 VALID = TRAVEL_POLICY.read_text(encoding="utf-8")
