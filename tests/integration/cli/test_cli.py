@@ -44,8 +44,8 @@ def test_unknown_schema_name_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_db_upgrade_masterdata_and_connectors(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert "revision 0013" in finoa("db", "upgrade", data_dir=data).stdout
-    assert finoa("db", "current", data_dir=data).stdout.strip() == "0013"
+    assert "revision 0015" in finoa("db", "upgrade", data_dir=data).stdout
+    assert finoa("db", "current", data_dir=data).stdout.strip() == "0015"
     loaded = finoa("masterdata", "load", data_dir=data)
     assert loaded.returncode == 0 and "18 employees" in loaded.stdout
     missing = finoa("masterdata", "load", str(tmp_path / "nope.yaml"), data_dir=data)

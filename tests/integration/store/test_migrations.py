@@ -11,7 +11,7 @@ from finoa.store.tables import metadata
 
 
 def test_migrated_schema_matches_the_tables(db_url: str) -> None:
-    assert current_revision(db_url) == "0013"
+    assert current_revision(db_url) == "0015"
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
