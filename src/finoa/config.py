@@ -85,6 +85,7 @@ class Settings:
     invoice_dir: str = ""  # where invoice files are kept; default <data_dir>/invoices
     tax_platform_url: str = ""  # the invoice verification service; empty: not verified
     tax_platform_api_key: str = ""
+    policy_file: str = ""  # expense policy YAML; empty: the default shipped with finoa
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,6 +204,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "invoice_dir": str,
         "tax_platform_url": str,
         "tax_platform_api_key": str,
+        "policy_file": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

@@ -165,6 +165,24 @@ class ClaimLineIn(_In):
         title="发票号码",
         description="Invoice numbers (数电票 20 digits, or code+number)",
     )
+    city: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^\S(.*\S)?$",
+        title="城市",
+        description="Where the expense was incurred; the expense policy's city tier follows it",
+    )
+    nights: int | None = Field(
+        default=None, ge=1, le=366, title="住宿晚数", description="Nights of a lodging line"
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=366,
+        title="天数",
+        description="Days a per-day line covers, e.g. the per-diem allowance (出差补助)",
+    )
 
 
 class ClaimSubmission(_In):
@@ -295,6 +313,28 @@ class VoucherOut(_Out):
     entries: list[VoucherEntryOut] = Field(title="分录")
 
 
+class PolicyLineCheckOut(_Out):
+    """One claim line weighed against one expense-policy rule."""
+
+    line: int = Field(title="行", description="index of the line in `lines`, from 0")
+    rule: str = Field(title="规则")
+    label: str = Field(title="规则名称")
+    policy_version: str = Field(title="标准版本")
+    grade: str = Field(title="职级")
+    tier: str = Field(title="城市等级")
+    limit_fen: int = Field(title="标准(分)", description="the line's limit, e.g. nights × rate")
+    amount_fen: int = Field(title="金额(分)")
+    action: Literal["flag", "block"] = Field(title="超标处理")
+
+
+class PolicyCheckOut(_Out):
+    """What the expense policy said of a claim at submission (费用标准检查)."""
+
+    versions: list[str] = Field(title="标准版本", description="the policy versions applied")
+    checks: list[PolicyLineCheckOut] = Field(title="检查", description="every line and its limit")
+    breaches: list[PolicyLineCheckOut] = Field(title="超标", description="lines above their limit")
+
+
 class ClaimOut(_Out):
     """An expense claim as finoa holds it (报销单)."""
 
@@ -323,6 +363,11 @@ class ClaimOut(_Out):
         title="预算",
         description="what the budgets said at submission: `exceeded` when a warn-mode budget "
         "went below zero; null when no budget applies",
+    )
+    policy_check: PolicyCheckOut | None = Field(
+        default=None,
+        title="费用标准",
+        description="what the expense policy said at submission; null when no rule applies",
     )
 
 

@@ -19,6 +19,7 @@ from finoa.api.routes import (
     claims,
     operations,
     periods,
+    policy,
     soap_claims,
     tasks,
     webhooks,
@@ -104,6 +105,7 @@ def create_app(
     app.include_router(periods.router, prefix=api)
     app.include_router(soap_claims.router)
     app.include_router(budgets.router, prefix=api)
+    app.include_router(policy.router, prefix=api)
     app.include_router(invoices_api.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,

@@ -29,6 +29,7 @@ class Employee:
     manager_id: str | None
     role: EmployeeRole = EmployeeRole.EMPLOYEE
     active: bool = True
+    grade: str | None = None  # 职级, e.g. P5: what the expense policy's limits depend on
 
 
 def resolve_approver(

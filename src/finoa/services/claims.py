@@ -33,6 +33,7 @@ from finoa.services.budgets import occupy_claim_budgets, release_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.oa_approvals import start_in_oa
+from finoa.services.policy import check_claim_policy, policy_breached
 from finoa.store import repositories as repo
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared
@@ -242,6 +243,7 @@ def _record(
         {"claim_id": claim_id, "seq": i + 1, **a.model_dump()}
         for i, a in enumerate(submission.attachments)
     ]
+    record["policy_check"] = check_claim_policy(hub, submission, lines)
     record["budget_status"] = occupy_claim_budgets(hub, uow, record, line_rows)
     INSERT_CLAIM.run(conn, record)
     INSERT_LINES.run_many(conn, line_rows)
@@ -291,6 +293,7 @@ def _start_approval(
             "department": submission.department_id,
             "category": lines[0].category.value,
             "budget_exceeded": record["budget_status"] == "exceeded",
+            "policy_breached": policy_breached(record),
         }
     )
     INSERT_WORKFLOW.run(

@@ -63,6 +63,7 @@ class MasterDataCache:
                     manager_id=row.manager_id,
                     role=EmployeeRole(row.role),
                     active=bool(row.active),
+                    grade=row.grade,
                 )
                 for row in conn.execute(select(employees).order_by(employees.c.id))
             }

@@ -37,7 +37,8 @@ def load_masterdata(db: Database, data: dict[str, Any] | Path | None = None) -> 
     data = data if data is not None else sample_masterdata()
     kinds: list[tuple[str, Table, str, list[dict[str, Any]]]] = [
         ("org_units", org_units, "id", list(data.get("org_units") or [])),
-        ("employees", employees, "id", list(data.get("employees") or [])),
+        # An employee listed without a grade (职级) has none: the policy's default grade.
+        ("employees", employees, "id", [{"grade": None, **e} for e in data.get("employees") or []]),
         ("cost_centers", cost_centers, "id", list(data.get("cost_centers") or [])),
         ("projects", projects, "id", list(data.get("projects") or [])),
         ("accounts", accounts, "code", chart_of_accounts()),

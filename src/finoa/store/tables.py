@@ -53,6 +53,7 @@ employees = Table(
     Column("role", String(32), nullable=False, default="employee"),
     Column("email", String(200)),
     Column("active", Boolean, nullable=False, default=True),
+    Column("grade", String(16)),  # 职级 for the expense policy; NULL: the policy's default grade
 )
 
 cost_centers = Table(
@@ -111,6 +112,8 @@ claims = Table(
     Column("oa_instance", String(64)),
     # What the budgets said at submission: within / exceeded (a warn budget); NULL: none applied.
     Column("budget_status", String(8)),
+    # What the expense policy said at submission (finoa.services.policy); NULL: no rule applied.
+    Column("policy_check", JSON),
     UniqueConstraint("source", "external_id", "version"),
     # At most one live claim per external document (the others are withdrawn or rejected).
     Index(

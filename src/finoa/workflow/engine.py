@@ -100,6 +100,7 @@ _FACT_TYPES: Final[dict[str, type]] = {
 # Facts a caller may leave out, with the value a decision table then sees.
 _OPTIONAL_FACTS: Final[dict[str, tuple[type, object]]] = {
     "budget_exceeded": (bool, False),  # a `warn` budget went below zero (finoa.domain.budgets)
+    "policy_breached": (bool, False),  # a line above a `flag` rule's limit (finoa.domain.policy)
 }
 
 

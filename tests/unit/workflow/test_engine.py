@@ -306,6 +306,7 @@ def test_state_holds_only_facts_and_decisions(engine: ApprovalEngine) -> None:
         "department",
         "category",
         "budget_exceeded",
+        "policy_breached",
         "needs_finance_director",
         "needs_cfo",
         "approved",
