@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -227,3 +228,13 @@ def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # ty
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.05)
+
+
+def sim_credentials(args: list[str]) -> dict[str, str]:
+    """The JSON a `finoa sim … --show-credentials` command prints."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "finoa", *args, "--show-credentials"],
+        capture_output=True, check=True, env=os.environ.copy(),
+    )  # fmt: skip
+    credentials: dict[str, str] = json.loads(answer.stdout)
+    return credentials
