@@ -7,8 +7,10 @@ retry table."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -276,3 +278,26 @@ def test_simulators_refuse_hostile_xml_and_bad_config_is_named(nc: Sim) -> None:
         YonyouU8Connector.check_config(
             {"base_url": server.url, "app_key": "a", "from_account": "f", "to_account": "t"}
         )
+
+
+def test_cli_names_a_bad_profile_and_shows_its_example(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "finoa", "sim", "yonyou", *args, "--data-dir", str(tmp_path)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    bad = run("--profile", "k3")
+    assert bad.returncode == 2
+    assert "error: --profile: 'k3' is not a Yonyou profile" in bad.stderr
+    assert "fix: give --profile u8" in bad.stderr
+    short = run("--profile", "u8", "--token-ttl", "0")
+    assert short.returncode == 2 and "--token-ttl: at least 1 second" in short.stderr
+    assert not (tmp_path / "sim-yonyou-k3").exists()
+    shown = run("--help")
+    assert "Example: finoa sim yonyou --profile u8 --port 8706" in shown.stdout
+    nc = run("--profile", "nc", "--show-credentials")
+    assert nc.returncode == 0 and {"account", "groupcode", "sender"} <= set(json.loads(nc.stdout))

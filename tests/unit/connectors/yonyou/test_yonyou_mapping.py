@@ -147,3 +147,28 @@ def test_unknown_codes_are_refused_naming_them() -> None:
     unbalanced["entries"][3]["credit_fen"] = 1
     with pytest.raises(Refused, match="debits 181050 fen != credits 1 fen"):
         check(_u8_voucher(u8_voucher(unbalanced, KEY, "finoa")), base)
+
+
+def test_app_secret_is_redacted_in_diagnostics_and_reprs(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import httpx
+
+    from finoa.config import load_settings
+    from finoa.connectors.instances import load_instances
+    from finoa.connectors.yonyou.client import YonyouU8Connector
+
+    config = {
+        "base_url": "https://api.yonyouup.com", "app_key": "opa0123", "from_account": "finoa",
+        "app_secret": "very-secret-app-secret", "to_account": "u8corp",
+    }  # fmt: skip
+    settings = replace(
+        load_settings(data_dir=tmp_path),
+        extra={"connectors": {"u8": {"connector": "yonyou-u8", "config": config}}},
+    )
+    instance = load_instances(settings).instances["u8"]
+    connector = YonyouU8Connector(config, httpx.AsyncClient())
+    shown = repr(instance) + repr(instance.describe()) + repr(connector) + repr(connector.config)
+    assert "very-secret-app-secret" not in shown
+    assert instance.describe()["config"]["app_secret"] == "***"
+    assert instance.describe()["config"]["app_key"] == "opa0123"
