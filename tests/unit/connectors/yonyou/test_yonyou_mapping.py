@@ -172,3 +172,22 @@ def test_app_secret_is_redacted_in_diagnostics_and_reprs(tmp_path: Path) -> None
     assert "very-secret-app-secret" not in shown
     assert instance.describe()["config"]["app_secret"] == "***"
     assert instance.describe()["config"]["app_key"] == "opa0123"
+
+
+def test_red_ink_reversal_keeps_each_line_on_its_side_with_negative_amounts() -> None:
+    original = voucher()
+    reversal = voucher(voucher_id="V0002", hub_voucher_no="记-0008", reversal_of="V0001")
+    reversal["entries"] = [
+        {**e, "debit_fen": -e["debit_fen"], "credit_fen": -e["credit_fen"]}
+        for e in original["entries"]
+    ]
+    body = u8_voucher(reversal, "finoa-voucher-V0002", "finoa")["voucher"]
+    assert [e["natural_debit_currency"] for e in body["debit"]["entry"]] == [
+        "-1280.50", "-500.00", "-30.00"
+    ]  # fmt: skip
+    assert body["credit"]["entry"][0]["natural_credit_currency"] == "-1810.50"
+    base = BaseData.sample()
+    check(_u8_voucher({"voucher": body}), base)
+    nc = read_xml(nc_voucher_xml(reversal, "finoa-voucher-V0002", ENVELOPE))
+    assert nc.findtext("voucher/voucher_body/entry/natural_debit_currency") == "-1280.50"
+    check(_nc_voucher(nc.find("voucher")), base)
