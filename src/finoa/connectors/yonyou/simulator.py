@@ -11,7 +11,8 @@ What they enforce, as the vendor does:
   encoding.
 - **Both**: base data by code (accounts of the chart, voucher types 记/收/付/转, the
   departments, persons and projects of the sample master data): an unknown code is refused
-  naming it; vouchers must balance; injectable faults (`/_sim/faults`).
+  naming it; vouchers must balance; injectable faults (`/_sim/faults`) and answers in the
+  vendor's error shape before any work (`/_sim/vendor-errors`).
 """
 
 from __future__ import annotations
@@ -162,6 +163,33 @@ def check(voucher: LedgerVoucher, base: BaseData) -> None:
     credit = sum(e.credit_fen for e in voucher.entries)
     if debit != credit:
         raise Refused("unbalanced", f"debits {debit} fen != credits {credit} fen")
+
+
+class VendorErrors:
+    """Answers in the vendor's own error shape, queued by `POST /_sim/vendor-errors`
+    (`{"code": "50000", "message": "系统繁忙", "count": 2}`): the next `count` voucher calls
+    answer `code` before doing any work."""
+
+    def __init__(self) -> None:
+        self.code: str | None = None
+        self.message = ""
+        self.remaining = 0
+
+    def take(self) -> tuple[str, str] | None:
+        if self.code is None or self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        return self.code, self.message
+
+    def routes(self, app: FastAPI) -> None:
+        @app.post("/_sim/vendor-errors")
+        async def queue(request: Request) -> Response:
+            body = orjson.loads(await request.body() or b"{}")
+            code, count = body.get("code"), body.get("count", 1)
+            if not isinstance(code, str) or not isinstance(count, int) or count < 1:
+                return json_response({"detail": "code: a string; count: a positive integer"}, 422)
+            self.code, self.message, self.remaining = code, str(body.get("message", "")), count
+            return json_response({"code": code, "remaining": count})
 
 
 class Ledger:
@@ -342,6 +370,7 @@ def create_u8_app(
     base = BaseData.sample()
     faults = FaultState()
     tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+    vendor_errors = VendorErrors()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -383,6 +412,9 @@ def create_u8_app(
         refused = authorised(request)
         if refused is not None:
             return refused
+        queued = vendor_errors.take()
+        if queued is not None:
+            return _u8_error(*queued)
         tradeid = request.query_params.get("tradeid") or request.query_params.get("biz_id")
         if tradeid:
             first = ledger.by_tradeid(tradeid)
@@ -419,6 +451,7 @@ def create_u8_app(
         )
 
     _sim_routes(app, ledger, faults)
+    vendor_errors.routes(app)
     return app
 
 
@@ -492,6 +525,7 @@ def create_nc_app(data_dir: Path) -> FastAPI:
     ledger = Ledger(open_database(data_dir / "nc.sqlite3", LEDGER_SCHEMA))
     base = BaseData.sample()
     faults = FaultState()
+    vendor_errors = VendorErrors()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -532,6 +566,9 @@ def create_nc_app(data_dir: Path) -> FastAPI:
             return failed(codes.NC_SENDER, f"外部系统 {root.get('sender')!r} 未注册", encoding)
         if root.get("proc") == "query":
             return query_answer(root, encoding)
+        queued = vendor_errors.take()
+        if queued is not None:
+            return failed(*queued, encoding)
         results = []
         for node in root.findall("voucher"):
             bdocid = str(node.get("id") or "")
@@ -562,6 +599,7 @@ def create_nc_app(data_dir: Path) -> FastAPI:
         return answer(found or [NCResult(True, codes.NC_OK, "查询成功", "", reference)], encoding)
 
     _sim_routes(app, ledger, faults)
+    vendor_errors.routes(app)
     return app
 
 

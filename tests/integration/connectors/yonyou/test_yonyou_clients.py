@@ -301,3 +301,37 @@ def test_cli_names_a_bad_profile_and_shows_its_example(tmp_path: Path) -> None:
     assert "Example: finoa sim yonyou --profile u8 --port 8706" in shown.stdout
     nc = run("--profile", "nc", "--show-credentials")
     assert nc.returncode == 0 and {"account", "groupcode", "sender"} <= set(json.loads(nc.stdout))
+
+
+@pytest.mark.parametrize(
+    ("profile", "code", "error_class"),
+    [
+        ("u8", "50000", ErrorClass.TRANSIENT),
+        ("u8", "42900", ErrorClass.RATE_LIMITED),
+        ("u8", "40001", ErrorClass.PERMANENT),
+        ("u8", "77777", ErrorClass.PERMANENT),
+        ("nc", "-5", ErrorClass.TRANSIENT),
+        ("nc", "-32", ErrorClass.PERMANENT),
+    ],
+)
+def test_vendor_error_shapes_are_classed_for_the_retry_table(
+    u8: Sim, nc: Sim, profile: str, code: str, error_class: ErrorClass
+) -> None:
+    sim = u8 if profile == "u8" else nc
+    server, _ = sim
+    key = f"finoa-voucher-{time.time_ns()}"
+    queued = httpx.post(
+        f"{server.url}/_sim/vendor-errors", json={"code": code, "message": "系统繁忙", "count": 1}
+    )
+    assert queued.status_code == 200, queued.text
+
+    async def work(c: Any) -> Any:
+        (refused,) = await c.deliver([message(key)])
+        (posted,) = await c.deliver([message(key)])
+        return refused, posted
+
+    refused, posted = asyncio.run((with_u8 if profile == "u8" else with_nc)(sim, work))
+    assert refused.error is not None and refused.error.error_class is error_class
+    assert code in refused.error.reason and "系统繁忙" in refused.error.reason
+    assert posted.ok  # the queued answer was used up; nothing was made by the refused call
+    assert len(vouchers_with(server, key)) == 1
