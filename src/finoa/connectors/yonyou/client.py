@@ -205,10 +205,17 @@ class YonyouU8Connector(_YonyouConnector):
         http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.monotonic,
+        refresh_margin_seconds: float = 60.0,
     ) -> None:
         super().__init__(config, http)
         self._clock = clock
-        self.tokens = CachedToken(self._fetch_token, clock=clock, header="token", scheme="")
+        self.tokens = CachedToken(
+            self._fetch_token,
+            clock=clock,
+            refresh_margin_seconds=refresh_margin_seconds,
+            header="token",
+            scheme="",
+        )
 
     def __repr__(self) -> str:
         app_key = self.config.fields["app_key"] if self.config else None

@@ -67,10 +67,8 @@ async def with_u8(sim: Sim, work: Any, **overrides: Any) -> Any:
     server, credentials = sim
     async with httpx.AsyncClient() as http:
         # margin 0: the cached token is used right up to its expiry, so U8 refuses it
-        connector = YonyouU8Connector(
-            yonyou_config("u8", server.url, credentials, **overrides), http
-        )
-        connector.tokens._margin = 0.0
+        config = yonyou_config("u8", server.url, credentials, **overrides)
+        connector = YonyouU8Connector(config, http, refresh_margin_seconds=0.0)
         return await work(connector)
 
 
