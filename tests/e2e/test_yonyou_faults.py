@@ -74,8 +74,12 @@ def test_twenty_percent_faults_leave_no_voucher_missing_or_doubled(
     hub: tuple[HubClient, str],
 ) -> None:
     client, profile = hub
+    # The ERP's base data lacks project P003: that claim's voucher is refused, naming it.
+    withdrawn = httpx.post(f"{client.erp_url}/_sim/base-data/withdraw", json={"item_id": ["P003"]})
+    assert withdrawn.status_code == 200 and "P003" not in withdrawn.json()["item_id"]
     httpx.post(f"{client.erp_url}/_sim/faults", json=FAULTS).raise_for_status()
-    claims = [client.submit(claim_body(amount=f"{100 + i}.25")) for i in range(CLAIMS)]
+    claims = [client.submit(claim_body(amount=f"{100 + i}.25")) for i in range(CLAIMS - 1)]
+    claims.append(client.submit(claim_body(project_id="P003")))
 
     def key(claim: dict[str, Any]) -> str:
         return f"finoa-voucher-V{claim['id'][2:]}"
@@ -106,5 +110,8 @@ def test_twenty_percent_faults_leave_no_voucher_missing_or_doubled(
         assert claim["voucher"]["erp_voucher_no"] == f"{mine['period']}-{mine['voucher_no']}"
     dead = dead_vouchers()
     assert all(letter["reason"] for letter in dead.values()), dead
+    unknown_project = dead[key(claims[-1])]
+    assert unknown_project["error_class"] == "permanent"
+    assert "item_id 'P003' does not exist" in unknown_project["reason"], unknown_project
     assert len(posted) + len(dead) == CLAIMS
     assert all(c["status"] == "posted" or key(c) in dead for c in final)

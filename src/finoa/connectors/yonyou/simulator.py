@@ -21,7 +21,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -82,6 +82,19 @@ class BaseData:
     accounts: frozenset[str]
     voucher_types: frozenset[str]
     aux: dict[str, frozenset[str]]  # wire name (dept_id, person_id, item_id) -> codes
+
+    def without(self, codes: Mapping[str, Any]) -> BaseData:
+        """This base data without some codes, keyed `account_code`, `voucher_type` or an
+        auxiliary item's wire name; ValueError naming an unknown key."""
+        unknown = sorted(set(codes) - {"account_code", "voucher_type", *self.aux})
+        if unknown:
+            raise ValueError(f"no base data kind {unknown[0]!r}")
+        drop = {kind: frozenset(map(str, values)) for kind, values in codes.items()}
+        return BaseData(
+            self.accounts - drop.get("account_code", frozenset()),
+            self.voucher_types - drop.get("voucher_type", frozenset()),
+            {kind: known - drop.get(kind, frozenset()) for kind, known in self.aux.items()},
+        )
 
     @classmethod
     def sample(cls) -> BaseData:
@@ -165,6 +178,14 @@ def check(voucher: LedgerVoucher, base: BaseData) -> None:
         raise Refused("unbalanced", f"debits {debit} fen != credits {credit} fen")
 
 
+class SimState:
+    """What a simulator's test routes change: its base data and queued vendor errors."""
+
+    def __init__(self) -> None:
+        self.base = BaseData.sample()
+        self.vendor_errors = VendorErrors()
+
+
 class VendorErrors:
     """Answers in the vendor's own error shape, queued by `POST /_sim/vendor-errors`
     (`{"code": "50000", "message": "系统繁忙", "count": 2}`): the next `count` voucher calls
@@ -181,15 +202,13 @@ class VendorErrors:
         self.remaining -= 1
         return self.code, self.message
 
-    def routes(self, app: FastAPI) -> None:
-        @app.post("/_sim/vendor-errors")
-        async def queue(request: Request) -> Response:
-            body = orjson.loads(await request.body() or b"{}")
-            code, count = body.get("code"), body.get("count", 1)
-            if not isinstance(code, str) or not isinstance(count, int) or count < 1:
-                return json_response({"detail": "code: a string; count: a positive integer"}, 422)
-            self.code, self.message, self.remaining = code, str(body.get("message", "")), count
-            return json_response({"code": code, "remaining": count})
+    def queue(self, body: Any) -> Response:
+        code = body.get("code") if isinstance(body, dict) else None
+        count = body.get("count", 1) if isinstance(body, dict) else None
+        if not isinstance(code, str) or not isinstance(count, int) or count < 1:
+            return json_response({"detail": "code: a string; count: a positive integer"}, 422)
+        self.code, self.message, self.remaining = code, str(body.get("message", "")), count
+        return json_response({"code": code, "remaining": count})
 
 
 class Ledger:
@@ -367,10 +386,9 @@ def create_u8_app(
     credentials = load_credentials(data_dir, "u8")
     assert isinstance(credentials, U8Credentials)
     ledger = Ledger(open_database(data_dir / "u8.sqlite3", LEDGER_SCHEMA))
-    base = BaseData.sample()
+    state = SimState()
     faults = FaultState()
     tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
-    vendor_errors = VendorErrors()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -412,7 +430,7 @@ def create_u8_app(
         refused = authorised(request)
         if refused is not None:
             return refused
-        queued = vendor_errors.take()
+        queued = state.vendor_errors.take()
         if queued is not None:
             return _u8_error(*queued)
         tradeid = request.query_params.get("tradeid") or request.query_params.get("biz_id")
@@ -424,7 +442,7 @@ def create_u8_app(
         try:
             body = orjson.loads(await request.body())
             voucher = _u8_voucher(body)
-            check(voucher, base)
+            check(voucher, state.base)
         except orjson.JSONDecodeError as exc:
             ledger.counts["rejected"] += 1
             return _u8_error(codes.U8_BAD_PARAMETER, f"body is not JSON: {exc}")
@@ -450,8 +468,7 @@ def create_u8_app(
             {"errcode": codes.U8_OK, "errmsg": "", "voucher": [_u8_added(r) for r in rows]}
         )
 
-    _sim_routes(app, ledger, faults)
-    vendor_errors.routes(app)
+    _sim_routes(app, ledger, faults, state)
     return app
 
 
@@ -470,8 +487,32 @@ def _u8_added(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _sim_routes(app: FastAPI, ledger: Ledger, faults: FaultState) -> None:
+async def _sim_body(request: Request) -> Any:
+    """A test route's JSON body; None when it is not JSON (the route answers 422)."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _sim_routes(app: FastAPI, ledger: Ledger, faults: FaultState, state: SimState) -> None:
     add_sim_routes(app, faults)
+
+    @app.post("/_sim/vendor-errors")
+    async def queue_vendor_errors(request: Request) -> Response:
+        return state.vendor_errors.queue(await _sim_body(request))
+
+    @app.post("/_sim/base-data/withdraw")
+    async def withdraw_base_data(request: Request) -> Response:
+        """Codes the ERP's base data no longer has: `{"item_id": ["P003"], ...}`."""
+        body = await _sim_body(request)
+        try:
+            if not isinstance(body, dict):
+                raise ValueError("the body must be an object of code lists")
+            state.base = state.base.without(body)
+        except (ValueError, TypeError) as exc:
+            return json_response({"detail": str(exc)}, 422)
+        return json_response({kind: sorted(codes) for kind, codes in state.base.aux.items()})
 
     @app.get("/_sim/stats")
     async def stats() -> Response:
@@ -523,9 +564,8 @@ def create_nc_app(data_dir: Path) -> FastAPI:
     credentials = load_credentials(data_dir, "nc")
     assert isinstance(credentials, NCCredentials)
     ledger = Ledger(open_database(data_dir / "nc.sqlite3", LEDGER_SCHEMA))
-    base = BaseData.sample()
+    state = SimState()
     faults = FaultState()
-    vendor_errors = VendorErrors()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -566,7 +606,7 @@ def create_nc_app(data_dir: Path) -> FastAPI:
             return failed(codes.NC_SENDER, f"外部系统 {root.get('sender')!r} 未注册", encoding)
         if root.get("proc") == "query":
             return query_answer(root, encoding)
-        queued = vendor_errors.take()
+        queued = state.vendor_errors.take()
         if queued is not None:
             return failed(*queued, encoding)
         results = []
@@ -574,7 +614,7 @@ def create_nc_app(data_dir: Path) -> FastAPI:
             bdocid = str(node.get("id") or "")
             try:
                 voucher = _nc_voucher(node)
-                check(voucher, base)
+                check(voucher, state.base)
             except Refused as exc:
                 ledger.counts["rejected"] += 1
                 code = codes.NC_TRANSLATE if exc.kind == "base_data" else codes.NC_BUSINESS
@@ -598,8 +638,7 @@ def create_nc_app(data_dir: Path) -> FastAPI:
         ]
         return answer(found or [NCResult(True, codes.NC_OK, "查询成功", "", reference)], encoding)
 
-    _sim_routes(app, ledger, faults)
-    vendor_errors.routes(app)
+    _sim_routes(app, ledger, faults, state)
     return app
 
 
