@@ -649,6 +649,11 @@ from finoa.connectors.weaver.command import sim_weaver  # noqa: E402
 
 sim_app.command("weaver", epilog=WEAVER_EXAMPLE)(sim_weaver)
 
+from finoa.connectors.yonyou.command import EXAMPLE as YONYOU_EXAMPLE  # noqa: E402
+from finoa.connectors.yonyou.command import sim_yonyou  # noqa: E402
+
+sim_app.command("yonyou", epilog=YONYOU_EXAMPLE)(sim_yonyou)
+
 
 @app.command(epilog="Example: finoa demo --claims 20 --exit")
 def demo(

@@ -6,9 +6,6 @@ Bad or replayed callbacks change nothing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,10 +14,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import yaml
 from e2e.conftest import _database
 from e2e.helpers import claim_body
-from support.processes import Secrets, Server, free_port, start, wait_for
+from support.processes import Secrets, Server, free_port, start, start_configured_hub, wait_for
 from support.weaver import weaver_config, weaver_simulator
 
 from finoa.connectors.weaver.inbound import callback_signature
@@ -86,27 +82,13 @@ def stack(
                 callback_url=f"{hub_url}/api/v1/webhooks/weaver",
                 auto_decide=False,
             ) as (weaver, credentials):
-                config = directory / "finoa.yaml"
-                config.write_text(yaml.safe_dump({"connectors": {
+                connectors = {
                     "weaver": {"connector": "weaver", "default": True,
                                "config": weaver_config(weaver.url, credentials, hub_url=hub_url)},
                     "ledger": {"connector": "generic-erp", "default": True,
                                "config": {"base_url": erp.url, "api_key": secrets.erp_api_key}},
-                }}, allow_unicode=True))  # fmt: skip
-                hub_env = {**env, "FINOA_CONFIG": str(config), "FINOA_DATABASE_URL": database_url,
-                           "FINOA_CONNECTOR_TIMEOUT_SECONDS": "2"}  # fmt: skip
-                subprocess.run(
-                    [sys.executable, "-m", "finoa", "masterdata", "load"],
-                    env={**os.environ, **hub_env}, check=True, capture_output=True,
-                )  # fmt: skip
-                hub = start(
-                    "hub",
-                    ["serve", "--port", str(hub_port)],
-                    hub_env,
-                    "/ready",
-                    hub_port,
-                    directory,
-                )
+                }  # fmt: skip
+                hub = start_configured_hub(env, connectors, database_url, hub_port, directory)
                 try:
                     with httpx.Client(timeout=30) as http:
                         yield WeaverStack(hub, weaver, credentials, secrets, http)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from finoa.security.signatures import new_secret
 
@@ -227,3 +230,28 @@ def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # ty
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.05)
+
+
+def sim_credentials(args: list[str]) -> dict[str, str]:
+    """The JSON a `finoa sim … --show-credentials` command prints."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "finoa", *args, "--show-credentials"],
+        capture_output=True, check=True, env=os.environ.copy(),
+    )  # fmt: skip
+    credentials: dict[str, str] = json.loads(answer.stdout)
+    return credentials
+
+
+def start_configured_hub(
+    env: dict[str, str], connectors: dict[str, Any], database_url: str, port: int, directory: Path
+) -> Server:
+    """The hub with `connectors` as its finoa.yaml, the sample master data loaded first."""
+    config = directory / "finoa.yaml"
+    config.write_text(yaml.safe_dump({"connectors": connectors}, allow_unicode=True))
+    hub_env = {**env, "FINOA_CONFIG": str(config), "FINOA_DATABASE_URL": database_url,
+               "FINOA_CONNECTOR_TIMEOUT_SECONDS": "2"}  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "finoa", "masterdata", "load"],
+        env={**os.environ, **hub_env}, check=True, capture_output=True,
+    )  # fmt: skip
+    return start("hub", ["serve", "--port", str(port)], hub_env, "/ready", port, directory)

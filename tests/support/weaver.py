@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support.processes import Server, free_port, start
+from support.processes import Server, free_port, sim_credentials, start
 
 HUB_USER_ID = "1"  # E0001 in the simulator's HRM
 
 
 def weaver_credentials(data_dir: Path) -> dict[str, str]:
     """What `finoa sim weaver --show-credentials` prints for `data_dir`."""
-    answer = subprocess.run(
-        [sys.executable, "-m", "finoa", "sim", "weaver", "--show-credentials",
-         "--data-dir", str(data_dir)],
-        capture_output=True, check=True, env=os.environ.copy(),
-    )  # fmt: skip
-    credentials: dict[str, str] = json.loads(answer.stdout)
-    return credentials
+    return sim_credentials(["sim", "weaver", "--data-dir", str(data_dir)])
 
 
 @contextmanager

@@ -174,15 +174,23 @@ class FaultState:
 
 
 class FaultMiddleware:
-    """Pure ASGI middleware applying FaultState to `/api/*` requests."""
+    """Pure ASGI middleware applying FaultState to `/api/*` requests (or to the paths under
+    `prefixes`, for a vendor whose interface lives elsewhere)."""
 
-    def __init__(self, app: ASGIApp, state: FaultState, hang_seconds: float = HANG_SECONDS):
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: FaultState,
+        hang_seconds: float = HANG_SECONDS,
+        prefixes: tuple[str, ...] = ("/api/",),
+    ):
         self.app = app
         self.state = state
         self.hang_seconds = hang_seconds
+        self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         spec = self.state.spec
