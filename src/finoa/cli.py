@@ -598,6 +598,11 @@ from finoa.connectors.weaver.command import sim_weaver  # noqa: E402
 
 sim_app.command("weaver", epilog=WEAVER_EXAMPLE)(sim_weaver)
 
+from finoa.connectors.sap.command import EXAMPLE as SAP_EXAMPLE  # noqa: E402
+from finoa.connectors.sap.command import sim_sap  # noqa: E402
+
+sim_app.command("sap", epilog=SAP_EXAMPLE)(sim_sap)
+
 
 @app.command()
 def demo(
