@@ -639,6 +639,7 @@ def create_sap_app(data_dir: Path, session_seconds: float = 30.0) -> FastAPI:
 
     @app.get("/_sim/stats")
     async def stats() -> Response:
+        ledger.sweep()
         (documents,) = conn.execute("SELECT COUNT(*) FROM bkpf").fetchone()
         (reversals,) = conn.execute("SELECT COUNT(*) FROM bkpf WHERE XREVERSAL = '2'").fetchone()
         pending = sum(len(s.pending) for s in ledger.sessions.values())
