@@ -6,6 +6,10 @@ closed periods refused naming the field, reversal with BAPI_ACC_DOCUMENT_REV_POS
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,3 +263,43 @@ def test_an_idle_session_ends_and_rolls_its_luw_back(tmp_path: Path) -> None:
         wait_for(rolled_back, 15, "the idle session's rollback")
         assert gateway.call("BAPI_TRANSACTION_COMMIT", {"WAIT": "X"}).status_code == 403
         assert httpx.get(f"{server.url}/_sim/stats").json()["documents"] == 0
+
+
+def test_the_simulator_command_refuses_a_bad_option_with_a_fix(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [sys.executable, "-m", "finoa", "sim", "sap", "--data-dir", str(tmp_path),
+         "--session-seconds", "0"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=60,
+    )  # fmt: skip
+    assert answer.returncode == 2
+    lines = answer.stderr.strip().splitlines()
+    assert lines[0] == "error: --session-seconds: at least 1 second"
+    assert lines[1].startswith("fix: ")
+    assert not (tmp_path / "sim-sap").exists()
+
+
+def test_show_credentials_prints_what_the_gateway_accepts(tmp_path: Path) -> None:
+    shown = [
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "finoa",
+                "sim",
+                "sap",
+                "--data-dir",
+                str(tmp_path),
+                "--show-credentials",
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=60,
+            check=True,
+        ).stdout  # fmt: skip
+        for _ in range(2)
+    ]
+    credentials = json.loads(shown[0])
+    assert shown[0] == shown[1]  # made once, then kept
+    assert credentials["username"] == "FINOA_RFC" and len(credentials["password"]) >= 20
+    assert (tmp_path / "sim-sap" / "credentials.json").stat().st_mode & 0o077 == 0
