@@ -361,24 +361,23 @@ class SAPConnector:
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Each voucher's document found by its REF_DOC_NO (BKPF-XBLNR); for a reversal, the
         reversal document of the original. None when SAP has none."""
-        found: list[DeliveryResult | None] = []
-        for message in messages:
-            try:
-                config = self._checked()
-                payload = cast(VoucherPayload, message.payload)
-                if payload.get("reversal_of"):
-                    ref = mapping.voucher_reference(str(payload["reversal_of"]))
-                    original = await self._original(config, ref)
-                    if original is None or not original.get("STBLG"):
-                        found.append(None)
-                    else:
-                        found.append(await self._reversal_of(config, original))
-                else:
-                    row = await self._original(config, mapping.reference(message.idempotency_key))
-                    found.append(None if row is None else DeliveryResult(response=_row_result(row)))
-            except DeliveryError as error:
-                found.append(DeliveryResult(error=error))
-        return found
+        async with self._lock:  # never between a posting and its commit
+            return [await self._find(message) for message in messages]
+
+    async def _find(self, message: OutboundMessage) -> DeliveryResult | None:
+        try:
+            config = self._checked()
+            payload = cast(VoucherPayload, message.payload)
+            if payload.get("reversal_of"):
+                ref = mapping.voucher_reference(str(payload["reversal_of"]))
+                original = await self._original(config, ref)
+                if original is None or not original.get("STBLG"):
+                    return None
+                return await self._reversal_of(config, original)
+            row = await self._original(config, mapping.reference(message.idempotency_key))
+            return None if row is None else DeliveryResult(response=_row_result(row))
+        except DeliveryError as error:
+            return DeliveryResult(error=error)
 
     async def health(self) -> HealthReport:
         """Fetch a CSRF token with the RFC user's credentials."""
