@@ -41,6 +41,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from finoa.connectors.generic_erp.simulator import load_chart
+from finoa.connectors.sap.mapping import amount
 from finoa.connectors.simulation import (
     FaultMiddleware,
     FaultState,
@@ -470,7 +471,7 @@ class Ledger:
             return fail(*errors)
         assert posting is not None
         items = [
-            {**row, "AMT_DOCCUR": f"{-(_fen(row['AMT_DOCCUR']) or 0) / 100:.2f}"}
+            {**row, "AMT_DOCCUR": amount(-(_fen(row["AMT_DOCCUR"]) or 0))}
             for row in orjson.loads(original["items"])["CURRENCYAMOUNT"]
         ]
         header = {
