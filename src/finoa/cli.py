@@ -649,8 +649,13 @@ from finoa.connectors.weaver.command import sim_weaver  # noqa: E402
 
 sim_app.command("weaver", epilog=WEAVER_EXAMPLE)(sim_weaver)
 
+from finoa.connectors.sap.command import EXAMPLE as SAP_EXAMPLE  # noqa: E402
+from finoa.connectors.sap.command import sim_sap  # noqa: E402
 from finoa.connectors.yonyou.command import EXAMPLE as YONYOU_EXAMPLE  # noqa: E402
 from finoa.connectors.yonyou.command import sim_yonyou  # noqa: E402
+
+sim_app.command("sap", epilog=SAP_EXAMPLE)(sim_sap)
+
 
 sim_app.command("yonyou", epilog=YONYOU_EXAMPLE)(sim_yonyou)
 
