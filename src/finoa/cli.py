@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.config import Settings, load_settings
+from finoa.connectors.kingdee.simulator import sim_kingdee
 
 if TYPE_CHECKING:
     from finoa.store.uow import Database
@@ -589,6 +590,12 @@ def sim_erp(
     run_erp_simulator(
         host, port, settings.data_dir / "sim-erp", settings.erp_api_key, spec.model_dump()
     )
+
+
+sim_app.command(
+    "kingdee",
+    epilog="Example: finoa sim kingdee --port 8703 --show-credentials > kingdee.json",
+)(sim_kingdee)
 
 
 @app.command()

@@ -174,15 +174,22 @@ class FaultState:
 
 
 class FaultMiddleware:
-    """Pure ASGI middleware applying FaultState to `/api/*` requests."""
+    """Pure ASGI middleware applying FaultState to requests under `prefix` (`/api/`)."""
 
-    def __init__(self, app: ASGIApp, state: FaultState, hang_seconds: float = HANG_SECONDS):
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: FaultState,
+        hang_seconds: float = HANG_SECONDS,
+        prefix: str = "/api/",
+    ):
         self.app = app
         self.state = state
         self.hang_seconds = hang_seconds
+        self.prefix = prefix  # the vendor's routes: faults are drawn for these only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         spec = self.state.spec
