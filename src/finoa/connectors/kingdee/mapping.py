@@ -124,9 +124,9 @@ def reference_in(text: Any) -> str | None:
 
 
 def voucher_model(payload: Mapping[str, Any], reference: str, base: BaseData) -> dict[str, Any]:
-    """The `Model` of a Save of a canonical voucher. A red-ink reversal (`reversal_of`) is a
-    voucher of its own with negated amounts on the usual side; its explanations name the hub
-    voucher it reverses."""
+    """The `Model` of a Save of a canonical voucher. A red-ink reversal (`reversal_of`) maps
+    the same way: a voucher of its own, with the negated amounts on the usual side and the
+    explanations ("冲销 <voucher no> …") the hub gave it."""
     word = base.voucher_words.get(payload["word"])
     if word is None:
         raise MappingError(f"voucher_words: no K/3 Cloud voucher word for {payload['word']!r}")
@@ -139,8 +139,6 @@ def voucher_model(payload: Mapping[str, Any], reference: str, base: BaseData) ->
     for entry in payload["entries"]:
         code = str(entry["account_code"])
         summary = str(entry["summary"] or payload["summary"])
-        if payload.get("reversal_of"):
-            summary = f"冲销 {payload['reversal_of']} {summary}"
         row: dict[str, Any] = {
             "FEXPLANATION": explanation(summary, reference) if in_explanation else summary,
             "FACCOUNTID": {"FNumber": base.accounts.get(code, code)},
