@@ -57,12 +57,13 @@ class KingdeeSim:
 
 
 @contextmanager
-def kingdee_simulator(data_dir: Path) -> Iterator[KingdeeSim]:
+def kingdee_simulator(data_dir: Path, session_seconds: float = 1200) -> Iterator[KingdeeSim]:
     """`finoa sim kingdee` in its own process; credentials read with `--show-credentials`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = ["sim", "kingdee", "--port", str(port), "--data-dir", str(data_dir)]
-    server = start("kingdee", args, {}, "/_sim/stats", port, data_dir)
+    session = ["--session-seconds", str(session_seconds)]
+    server = start("kingdee", [*args, *session], {}, "/_sim/stats", port, data_dir)
     try:
         shown = subprocess.run(
             [sys.executable, "-m", "finoa", *args, "--show-credentials"],

@@ -16,9 +16,10 @@ although K/3 Cloud keeps no idempotency keys.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import orjson
@@ -57,6 +58,7 @@ from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
 QUERY_LIMIT = 2000
+_R = TypeVar("_R")
 
 
 def _quoted(text: str) -> str:
@@ -68,7 +70,9 @@ def _config_error(reason: str) -> DeliveryResult:
 
 
 class KingdeeConnector:
-    """Posts canonical vouchers into one K/3 Cloud account set, one voucher per call."""
+    """Posts canonical vouchers into one K/3 Cloud account set: each voucher through its own
+    Save -> Submit -> Audit, up to `parallel` of them at a time. A batch from the dispatcher
+    fails as a whole only when every voucher in it failed."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
 
@@ -200,8 +204,22 @@ class KingdeeConnector:
 
     # -- the contract --------------------------------------------------------------------------
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Save, submit and audit each voucher; one result per message, in order."""
-        return [await self._post(message) for message in messages]
+        """Save, submit and audit each voucher (each on its own, up to `parallel` at a time);
+        one result per message, in order."""
+        return await self._each(self._post, messages)
+
+    async def _each(
+        self,
+        step: Callable[[OutboundMessage], Awaitable[_R]],
+        messages: Sequence[OutboundMessage],
+    ) -> list[_R]:
+        limit = asyncio.Semaphore(self._config.parallel if self._config else 1)
+
+        async def one(message: OutboundMessage) -> _R:
+            async with limit:
+                return await step(message)
+
+        return list(await asyncio.gather(*(one(m) for m in messages)))
 
     async def _post(self, message: OutboundMessage) -> DeliveryResult:
         if self._config is None:
@@ -254,7 +272,7 @@ class KingdeeConnector:
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Find each voucher by the hub's reference; finish one found saved or submitted."""
-        return [await self._find(message) for message in messages]
+        return await self._each(self._find, messages)
 
     def _reference_query(self, key: str) -> tuple[str, str]:
         """(the field that holds a reference, the FilterString finding `key` in it)."""

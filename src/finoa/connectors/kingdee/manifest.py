@@ -32,6 +32,9 @@ class KingdeeConfig(BaseModel):
     lcid: int = Field(default=2052, gt=0, description="Locale id (2052: simplified Chinese)")
     org_num: int = Field(default=0, ge=0, description="Organisation number (0: the default)")
     timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    parallel: int = Field(
+        default=8, ge=1, le=64, description="Vouchers in flight at once per delivery batch"
+    )
     session_seconds: float = Field(
         default=900.0, gt=60, description="Sign in again after this long (K/3 Cloud: 20 min)"
     )
@@ -68,7 +71,7 @@ MANIFEST = ConnectorManifest(
     actions=("voucher.post",),
     config_schema=KingdeeConfig.model_json_schema(),
     auth="kingdee-app-secret or ValidateUser session",
-    max_batch=1,
+    max_batch=20,
     description="Kingdee K/3 Cloud WebAPI: GL_VOUCHER Save -> Submit -> Audit, "
     "found again by the hub's reference (K/3 Cloud keeps no idempotency keys).",
 )
