@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from finoa.config import load_settings
+from finoa.connectors.instances import ConnectorConfigError, load_instances
 from finoa.connectors.kingdee.manifest import KingdeeConfig
 from finoa.connectors.kingdee.mapping import (
     BaseData,
@@ -192,3 +194,50 @@ def test_the_client_secret_is_derived_from_the_app_id() -> None:
     assert client_secret("204399_short") == ""
     assert client_secret("no-underscore") == ""
     assert len(client_secret("204399_" + "A" * 32)) == 32
+
+
+def test_kingdee_secrets_are_resolved_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINOA_TEST_K3_SECRET", "k3-secret-0042")
+    base = {"server_url": "http://k3.test/K3Cloud/", "acct_id": "a", "user_name": "u"}
+    connectors = {
+        "hq-oa": {
+            "connector": "generic-oa",
+            "config": {"base_url": "http://oa.test", "api_key": "k", "webhook_secret": "whsec_A"},
+        },
+        "k3": {
+            "connector": "kingdee",
+            "config": {**base, "app_id": "1_x", "app_secret_env": "FINOA_TEST_K3_SECRET"},
+        },
+        "k3-pw": {
+            "connector": "kingdee",
+            "config": {**base, "auth": "password", "password": "pw-0815"},
+        },
+    }
+    settings = load_settings(data_dir=tmp_path / "data", connectors=connectors)
+    instances = load_instances(settings)
+    k3, pw = instances.instances["k3"], instances.instances["k3-pw"]
+    assert k3.config["app_secret"] == "k3-secret-0042"
+    shown = repr(instances) + repr(k3.describe()) + repr(pw.describe())
+    assert "k3-secret-0042" not in shown and "pw-0815" not in shown
+    assert k3.describe()["config"]["app_secret"] == pw.describe()["config"]["password"] == "***"
+
+
+def test_a_bad_kingdee_config_is_refused_at_start_naming_the_field(tmp_path: Path) -> None:
+    connectors = {
+        "k3": {
+            "connector": "kingdee",
+            "config": {
+                "server_url": "http://k3.test/",
+                "acct_id": "a",
+                "user_name": "u",
+                "auth": "password",
+                "password": "p",
+                "lcid": 0,
+            },
+        }
+    }
+    settings = load_settings(data_dir=tmp_path / "data", connectors=connectors)
+    with pytest.raises(ConnectorConfigError, match="lcid"):
+        load_instances(settings)

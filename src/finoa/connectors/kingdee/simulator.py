@@ -385,13 +385,25 @@ VOUCHER_FIELDS = (
 
 # -- credentials -----------------------------------------------------------------------------------
 
+CREDENTIAL_FIELDS = ("acct_id", "user_name", "app_id", "app_secret", "password", "lcid")
+
+
+class CredentialsError(ValueError):
+    """The simulator's credentials file is damaged."""
+
 
 def credentials(data_dir: Path) -> dict[str, Any]:
     """The account set's credentials, made on first use and kept in `data_dir`."""
     path = data_dir / "credentials.json"
     if path.exists():
-        stored: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        return stored
+        try:
+            stored = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CredentialsError(f"{path}: cannot be read as JSON: {exc}") from None
+        missing = [k for k in CREDENTIAL_FIELDS if not isinstance(stored, dict) or k not in stored]
+        if missing:
+            raise CredentialsError(f"{path}: lacks {', '.join(missing)}")
+        return dict(stored)
     data_dir.mkdir(parents=True, exist_ok=True)
     made = {
         "acct_id": uuid.uuid4().hex[:14],
@@ -881,10 +893,16 @@ def sim_kingdee(
 ) -> None:
     """Run the Kingdee K/3 Cloud simulator (sessions, signatures, base data, no idempotency)."""
     from finoa.cli import _settings, console
+    from finoa.cli_errors import CliError, ExitCode
 
     directory = _settings(config, data_dir).data_dir / "sim-kingdee"
+    try:
+        shown = credentials_with_url(directory, host, port)
+    except CredentialsError as exc:
+        fix = f"delete {directory / 'credentials.json'}: the simulator makes new credentials"
+        raise CliError(ExitCode.CONFIG, str(exc), fix) from None
     if show_credentials:
-        typer.echo(json.dumps(credentials_with_url(directory, host, port), ensure_ascii=False))
+        typer.echo(json.dumps(shown, ensure_ascii=False))
         return
     console.print(f"K/3 Cloud simulator on http://{host}:{port}{PREFIX}")
     run_kingdee_simulator(host, port, directory, session_seconds)
