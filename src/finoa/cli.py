@@ -28,6 +28,7 @@ from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
+from finoa.connectors.kingdee.simulator import sim_kingdee
 from finoa.erp_cli import erp_app
 from finoa.invoices.cli import SIM_TAX_PLATFORM_EPILOG, invoices_app, sim_tax_platform
 from finoa.mapping.cli import mapping_app
@@ -658,6 +659,11 @@ sim_app.command("sap", epilog=SAP_EXAMPLE)(sim_sap)
 
 
 sim_app.command("yonyou", epilog=YONYOU_EXAMPLE)(sim_yonyou)
+
+sim_app.command(
+    "kingdee",
+    epilog="Example: finoa sim kingdee --port 8703 --show-credentials > kingdee.json",
+)(sim_kingdee)
 
 
 @app.command(epilog="Example: finoa demo --claims 20 --exit")
