@@ -115,7 +115,7 @@ sync_app = typer.Typer(help="Sweep connected systems for what their callbacks mi
 app.add_typer(sync_app, name="sync")
 sim_app.command(
     "dingtalk",
-    epilog="Example: finoa sim dingtalk --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
+    epilog="Example: finoa sim dingtalk --port 8704 --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
 )(sim_dingtalk)
 app.add_typer(policy_app, name="policy")
 
