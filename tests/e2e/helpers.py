@@ -230,11 +230,17 @@ class HubClient:
         """Wait until nothing is left to deliver: the outbox is settled and the simulated
         approvers have sent every decision they took."""
 
+        def settled_outbox() -> dict[str, int] | None:
+            outbox: dict[str, int] = self.stats()["outbox"]
+            return None if set(outbox) - {"done", "dead"} else outbox
+
         def settled() -> bool:
-            outbox = self.stats()["outbox"]
-            if set(outbox) - {"done", "dead"}:
+            # outbox, OA, outbox again: a delivery or decision in flight during the first
+            # read shows as a pending decision or as new outbox rows by the last one
+            before = settled_outbox()
+            if before is None or self.oa_stats()["decisions_pending"] != 0:
                 return False
-            return self.oa_stats()["decisions_pending"] == 0
+            return settled_outbox() == before
 
         wait_for(settled, timeout_s, "the outbox to settle")
 
