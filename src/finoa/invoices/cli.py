@@ -88,22 +88,25 @@ def sim_tax_platform(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where embedded data lives")
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help=f"The key the simulator accepts (default: ${API_KEY_ENV})"),
+    ] = None,
 ) -> None:
     """Run the tax platform simulator (invoice verification by four elements)."""
     from finoa.invoices.simulator import run_tax_platform_simulator
 
-    api_key = os.environ.get(API_KEY_ENV, "")
+    api_key = api_key or os.environ.get(API_KEY_ENV, "")
     if not api_key:
         raise CliError(
             ExitCode.MISSING_SECRET,
             f"{API_KEY_ENV} is not set",
-            f"export {API_KEY_ENV}=<the key the hub sends as tax_platform_api_key>",
+            f"give --api-key KEY, or export {API_KEY_ENV}=<the key the hub sends as"
+            " tax_platform_api_key>",
         )
     directory = (data_dir or Path(os.environ.get("FINOA_DATA_DIR", DEFAULT_DATA_DIR))) / "sim-tax"
     console.print(f"tax platform simulator on http://{host}:{port}")
     run_tax_platform_simulator(host, port, directory, api_key)
 
 
-SIM_TAX_PLATFORM_EPILOG = (
-    "Example: FINOA_TAX_PLATFORM_API_KEY=dev-key finoa sim tax-platform --port 8703"
-)
+SIM_TAX_PLATFORM_EPILOG = "Example: finoa sim tax-platform --port 8703 --api-key dev-key"
