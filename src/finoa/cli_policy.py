@@ -24,6 +24,12 @@ def check(
     file: Annotated[Path, typer.Argument(help="The policy YAML file to validate")],
 ) -> None:
     """Validate a policy file: each problem on one line, with its path in the file."""
+    if not file.is_file():
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            f"{file}: no such policy file",
+            "give the path of a policy YAML file (the shipped one: `finoa policy show`)",
+        )
     try:
         policy = read_policy(file)
     except PolicyFileError as exc:
