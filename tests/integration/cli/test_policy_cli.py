@@ -34,7 +34,10 @@ def test_check_lists_each_problem_on_a_line_with_its_path(tmp_path: Path) -> Non
 def test_check_of_a_missing_file(tmp_path: Path) -> None:
     result = finoa("policy", "check", str(tmp_path / "none.yaml"), data_dir=tmp_path / "data")
     assert result.returncode == 2
-    assert "cannot read: FileNotFoundError" in result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'none.yaml'}: no such policy file",
+        "fix: give the path of a policy YAML file (the shipped one: `finoa policy show`)",
+    ]
 
 
 def test_show_prints_the_default_or_the_configured_policy(tmp_path: Path) -> None:
