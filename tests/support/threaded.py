@@ -26,7 +26,7 @@ def serve_in_thread(app: Any, what: str = "server") -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, f"{what} did not start"
         assert thread.is_alive(), f"{what} thread died"
-        time.sleep(0.01)
+        time.sleep(0.01)  # polling for the server to start, with a deadline
     try:
         yield url
     finally:
