@@ -8,22 +8,13 @@ wrapper elements (`lines` holds `line` elements, `invoice_refs` holds `invoice_r
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
+from finoa.soap.wsdl import Operation, Service, document_literal_wsdl
 
 CLAIMS_NS = "https://finoa.dev/soap/claims/v1"
 CLAIM_LISTS = {"lines": "line", "invoice_refs": "invoice_ref", "attachments": "attachment"}
 
-_WSDL = """<?xml version="1.0" encoding="utf-8"?>
-<wsdl:definitions name="ClaimService" targetNamespace="{ns}"
-    xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
-    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
-    xmlns:xs="http://www.w3.org/2001/XMLSchema"
-    xmlns:tns="{ns}">
-  <wsdl:documentation>finoa claims Web Service: submit expense claims and query their
-    status. Authenticate with the HTTP header Authorization: Bearer (an access token from
-    /api/v1/oauth/token with the scopes claims:write and claims:read).</wsdl:documentation>
-  <wsdl:types>
-    <xs:schema targetNamespace="{ns}" elementFormDefault="qualified">
+_SCHEMA = """
+    <xs:schema targetNamespace="{CLAIMS_NS}" elementFormDefault="qualified">
       <xs:complexType name="InvoiceRefs">
         <xs:sequence>
           <xs:element name="invoice_ref" type="xs:string" minOccurs="0" maxOccurs="20"/>
@@ -136,58 +127,34 @@ _WSDL = """<?xml version="1.0" encoding="utf-8"?>
         </xs:complexType>
       </xs:element>
     </xs:schema>
-  </wsdl:types>
-  <wsdl:message name="SubmitClaimRequest">
-    <wsdl:part name="parameters" element="tns:SubmitClaim"/>
-  </wsdl:message>
-  <wsdl:message name="SubmitClaimResponse">
-    <wsdl:part name="parameters" element="tns:SubmitClaimResponse"/>
-  </wsdl:message>
-  <wsdl:message name="GetClaimStatusRequest">
-    <wsdl:part name="parameters" element="tns:GetClaimStatus"/>
-  </wsdl:message>
-  <wsdl:message name="GetClaimStatusResponse">
-    <wsdl:part name="parameters" element="tns:GetClaimStatusResponse"/>
-  </wsdl:message>
-  <wsdl:message name="ClaimFault">
-    <wsdl:part name="problem" element="tns:problem"/>
-  </wsdl:message>
-  <wsdl:portType name="ClaimPortType">
-    <wsdl:operation name="SubmitClaim">
-      <wsdl:input message="tns:SubmitClaimRequest"/>
-      <wsdl:output message="tns:SubmitClaimResponse"/>
-      <wsdl:fault name="ClaimFault" message="tns:ClaimFault"/>
-    </wsdl:operation>
-    <wsdl:operation name="GetClaimStatus">
-      <wsdl:input message="tns:GetClaimStatusRequest"/>
-      <wsdl:output message="tns:GetClaimStatusResponse"/>
-      <wsdl:fault name="ClaimFault" message="tns:ClaimFault"/>
-    </wsdl:operation>
-  </wsdl:portType>
-  <wsdl:binding name="ClaimBinding" type="tns:ClaimPortType">
-    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
-    <wsdl:operation name="SubmitClaim">
-      <soap:operation soapAction="{ns}/SubmitClaim"/>
-      <wsdl:input><soap:body use="literal"/></wsdl:input>
-      <wsdl:output><soap:body use="literal"/></wsdl:output>
-      <wsdl:fault name="ClaimFault"><soap:fault name="ClaimFault" use="literal"/></wsdl:fault>
-    </wsdl:operation>
-    <wsdl:operation name="GetClaimStatus">
-      <soap:operation soapAction="{ns}/GetClaimStatus"/>
-      <wsdl:input><soap:body use="literal"/></wsdl:input>
-      <wsdl:output><soap:body use="literal"/></wsdl:output>
-      <wsdl:fault name="ClaimFault"><soap:fault name="ClaimFault" use="literal"/></wsdl:fault>
-    </wsdl:operation>
-  </wsdl:binding>
-  <wsdl:service name="ClaimService">
-    <wsdl:port name="ClaimPort" binding="tns:ClaimBinding">
-      <soap:address location={location}/>
-    </wsdl:port>
-  </wsdl:service>
-</wsdl:definitions>
 """
+
+CLAIMS_SERVICE = Service(
+    name="ClaimService",
+    namespace=CLAIMS_NS,
+    port_type="ClaimPortType",
+    binding="ClaimBinding",
+    port="ClaimPort",
+    schema=_SCHEMA.format(CLAIMS_NS=CLAIMS_NS),
+    documentation=(
+        "finoa claims Web Service: submit expense claims and query their status. "
+        "Authenticate with the HTTP header Authorization: Bearer (an access token from "
+        "/api/v1/oauth/token with the scopes claims:write and claims:read)."
+    ),
+    operations=[
+        Operation(
+            name,
+            input_element=name,
+            output_element=f"{name}Response",
+            fault_element="problem",
+            fault_name="ClaimFault",
+            soap_action=f"{CLAIMS_NS}/{name}",
+        )
+        for name in ("SubmitClaim", "GetClaimStatus")
+    ],
+)
 
 
 def claims_wsdl(location: str) -> bytes:
     """The WSDL, with the service's address at `location`."""
-    return _WSDL.format(ns=CLAIMS_NS, location=quoteattr(location)).encode("utf-8")
+    return document_literal_wsdl(CLAIMS_SERVICE, location)

@@ -6,7 +6,7 @@ Arrays follow e-cology's XFire style: `ArrayOfX` wrapper types holding `X` eleme
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
+from finoa.soap.wsdl import Operation, Service, document_literal_wsdl
 
 WORKFLOW_NS = "http://webservice.workflow.weaver"
 WORKFLOW_LISTS = {
@@ -16,127 +16,108 @@ WORKFLOW_LISTS = {
     "workflowDetailTableInfos": "WorkflowDetailTableInfo",
 }
 
-_WSDL = """<?xml version="1.0" encoding="UTF-8"?>
-<wsdl:definitions targetNamespace="{ns}" xmlns:tns="{ns}"
-    xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
-    xmlns:wsdlsoap="http://schemas.xmlsoap.org/wsdl/soap/"
-    xmlns:xsd="http://www.w3.org/2001/XMLSchema">
-  <wsdl:types>
-    <xsd:schema targetNamespace="{ns}" elementFormDefault="qualified">
-      <xsd:complexType name="WorkflowRequestTableField">
-        <xsd:sequence>
-          <xsd:element name="fieldName" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="fieldValue" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="view" type="xsd:boolean" minOccurs="0"/>
-          <xsd:element name="edit" type="xsd:boolean" minOccurs="0"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="ArrayOfWorkflowRequestTableField">
-        <xsd:sequence>
-          <xsd:element name="WorkflowRequestTableField" type="tns:WorkflowRequestTableField"
+_SCHEMA = """
+    <xs:schema targetNamespace="{WORKFLOW_NS}" elementFormDefault="qualified">
+      <xs:complexType name="WorkflowRequestTableField">
+        <xs:sequence>
+          <xs:element name="fieldName" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="fieldValue" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="view" type="xs:boolean" minOccurs="0"/>
+          <xs:element name="edit" type="xs:boolean" minOccurs="0"/>
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="ArrayOfWorkflowRequestTableField">
+        <xs:sequence>
+          <xs:element name="WorkflowRequestTableField" type="tns:WorkflowRequestTableField"
               minOccurs="0" maxOccurs="unbounded" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="WorkflowRequestTableRecord">
-        <xsd:sequence>
-          <xsd:element name="workflowRequestTableFields"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="WorkflowRequestTableRecord">
+        <xs:sequence>
+          <xs:element name="workflowRequestTableFields"
               type="tns:ArrayOfWorkflowRequestTableField" minOccurs="0" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="ArrayOfWorkflowRequestTableRecord">
-        <xsd:sequence>
-          <xsd:element name="WorkflowRequestTableRecord" type="tns:WorkflowRequestTableRecord"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="ArrayOfWorkflowRequestTableRecord">
+        <xs:sequence>
+          <xs:element name="WorkflowRequestTableRecord" type="tns:WorkflowRequestTableRecord"
               minOccurs="0" maxOccurs="unbounded" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="WorkflowMainTableInfo">
-        <xsd:sequence>
-          <xsd:element name="requestRecords" type="tns:ArrayOfWorkflowRequestTableRecord"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="WorkflowMainTableInfo">
+        <xs:sequence>
+          <xs:element name="requestRecords" type="tns:ArrayOfWorkflowRequestTableRecord"
               minOccurs="0" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="WorkflowDetailTableInfo">
-        <xsd:sequence>
-          <xsd:element name="tableDBName" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="workflowRequestTableRecords"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="WorkflowDetailTableInfo">
+        <xs:sequence>
+          <xs:element name="tableDBName" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="workflowRequestTableRecords"
               type="tns:ArrayOfWorkflowRequestTableRecord" minOccurs="0" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="ArrayOfWorkflowDetailTableInfo">
-        <xsd:sequence>
-          <xsd:element name="WorkflowDetailTableInfo" type="tns:WorkflowDetailTableInfo"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="ArrayOfWorkflowDetailTableInfo">
+        <xs:sequence>
+          <xs:element name="WorkflowDetailTableInfo" type="tns:WorkflowDetailTableInfo"
               minOccurs="0" maxOccurs="unbounded" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="WorkflowBaseInfo">
-        <xsd:sequence>
-          <xsd:element name="workflowId" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="workflowName" type="xsd:string" minOccurs="0" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:complexType name="WorkflowRequestInfo">
-        <xsd:sequence>
-          <xsd:element name="creatorId" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="requestLevel" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="requestName" type="xsd:string" minOccurs="0" nillable="true"/>
-          <xsd:element name="workflowBaseInfo" type="tns:WorkflowBaseInfo" minOccurs="0"
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="WorkflowBaseInfo">
+        <xs:sequence>
+          <xs:element name="workflowId" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="workflowName" type="xs:string" minOccurs="0" nillable="true"/>
+        </xs:sequence>
+      </xs:complexType>
+      <xs:complexType name="WorkflowRequestInfo">
+        <xs:sequence>
+          <xs:element name="creatorId" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="requestLevel" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="requestName" type="xs:string" minOccurs="0" nillable="true"/>
+          <xs:element name="workflowBaseInfo" type="tns:WorkflowBaseInfo" minOccurs="0"
               nillable="true"/>
-          <xsd:element name="workflowMainTableInfo" type="tns:WorkflowMainTableInfo"
+          <xs:element name="workflowMainTableInfo" type="tns:WorkflowMainTableInfo"
               minOccurs="0" nillable="true"/>
-          <xsd:element name="workflowDetailTableInfos"
+          <xs:element name="workflowDetailTableInfos"
               type="tns:ArrayOfWorkflowDetailTableInfo" minOccurs="0" nillable="true"/>
-        </xsd:sequence>
-      </xsd:complexType>
-      <xsd:element name="doCreateWorkflowRequest">
-        <xsd:complexType>
-          <xsd:sequence>
-            <xsd:element name="in0" type="tns:WorkflowRequestInfo" nillable="true"/>
-            <xsd:element name="in1" type="xsd:int"/>
-          </xsd:sequence>
-        </xsd:complexType>
-      </xsd:element>
-      <xsd:element name="doCreateWorkflowRequestResponse">
-        <xsd:complexType>
-          <xsd:sequence>
-            <xsd:element name="out" type="xsd:string" nillable="true"/>
-          </xsd:sequence>
-        </xsd:complexType>
-      </xsd:element>
-    </xsd:schema>
-  </wsdl:types>
-  <wsdl:message name="doCreateWorkflowRequestRequest">
-    <wsdl:part name="parameters" element="tns:doCreateWorkflowRequest"/>
-  </wsdl:message>
-  <wsdl:message name="doCreateWorkflowRequestResponse">
-    <wsdl:part name="parameters" element="tns:doCreateWorkflowRequestResponse"/>
-  </wsdl:message>
-  <wsdl:portType name="WorkflowServicePortType">
-    <wsdl:operation name="doCreateWorkflowRequest">
-      <wsdl:input name="doCreateWorkflowRequestRequest"
-          message="tns:doCreateWorkflowRequestRequest"/>
-      <wsdl:output name="doCreateWorkflowRequestResponse"
-          message="tns:doCreateWorkflowRequestResponse"/>
-    </wsdl:operation>
-  </wsdl:portType>
-  <wsdl:binding name="WorkflowServiceHttpBinding" type="tns:WorkflowServicePortType">
-    <wsdlsoap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
-    <wsdl:operation name="doCreateWorkflowRequest">
-      <wsdlsoap:operation soapAction=""/>
-      <wsdl:input name="doCreateWorkflowRequestRequest"><wsdlsoap:body use="literal"/></wsdl:input>
-      <wsdl:output name="doCreateWorkflowRequestResponse">
-        <wsdlsoap:body use="literal"/>
-      </wsdl:output>
-    </wsdl:operation>
-  </wsdl:binding>
-  <wsdl:service name="WorkflowService">
-    <wsdl:port name="WorkflowServiceHttpPort" binding="tns:WorkflowServiceHttpBinding">
-      <wsdlsoap:address location={location}/>
-    </wsdl:port>
-  </wsdl:service>
-</wsdl:definitions>
+        </xs:sequence>
+      </xs:complexType>
+      <xs:element name="doCreateWorkflowRequest">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="in0" type="tns:WorkflowRequestInfo" nillable="true"/>
+            <xs:element name="in1" type="xs:int"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="doCreateWorkflowRequestResponse">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="out" type="xs:string" nillable="true"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+    </xs:schema>
 """
+
+WORKFLOW_SERVICE = Service(
+    name="WorkflowService",
+    namespace=WORKFLOW_NS,
+    port_type="WorkflowServicePortType",
+    binding="WorkflowServiceHttpBinding",
+    port="WorkflowServiceHttpPort",
+    schema=_SCHEMA.format(WORKFLOW_NS=WORKFLOW_NS),
+    operations=[
+        Operation(
+            "doCreateWorkflowRequest",
+            input_element="doCreateWorkflowRequest",
+            output_element="doCreateWorkflowRequestResponse",
+            named_io=True,
+        )
+    ],
+)
 
 
 def workflow_wsdl(location: str) -> bytes:
     """The WSDL with the service's address at `location`."""
-    return _WSDL.format(ns=WORKFLOW_NS, location=quoteattr(location)).encode("utf-8")
+    return document_literal_wsdl(WORKFLOW_SERVICE, location)
