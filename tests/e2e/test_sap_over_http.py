@@ -18,7 +18,16 @@ import pytest
 import yaml
 from e2e.conftest import _database
 from e2e.helpers import claim_body
-from support.processes import Secrets, Server, free_port, simulators, start, wait_for
+from support.processes import (
+    Secrets,
+    Server,
+    free_port,
+    hub_token,
+    read_claim,
+    simulators,
+    start,
+    wait_for,
+)
 from support.sap import sap_config, sap_simulator
 
 from finoa.connectors.sap.mapping import voucher_reference
@@ -31,18 +40,15 @@ class SapStack:
     secrets: Secrets
     http: httpx.Client
 
+    def bearer(self) -> str:
+        return hub_token(self.hub.url, self.secrets.client_id, self.secrets.client_secret,
+                         http=self.http)  # fmt: skip
+
     def auth(self) -> dict[str, str]:
-        answer = self.http.post(
-            f"{self.hub.url}/api/v1/oauth/token",
-            data={"grant_type": "client_credentials", "client_id": self.secrets.client_id,
-                  "client_secret": self.secrets.client_secret},
-        )  # fmt: skip
-        return {"authorization": f"Bearer {answer.json()['access_token']}"}
+        return {"authorization": f"Bearer {self.bearer()}"}
 
     def claim(self, claim_id: str) -> dict[str, Any]:
-        answer = self.http.get(f"{self.hub.url}/api/v1/claims/{claim_id}", headers=self.auth())
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
+        return read_claim(self.hub.url, self.bearer(), claim_id, self.http)
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))

@@ -16,7 +16,16 @@ import orjson
 import pytest
 from e2e.conftest import _database
 from e2e.helpers import claim_body
-from support.processes import Secrets, Server, free_port, start, start_configured_hub, wait_for
+from support.processes import (
+    Secrets,
+    Server,
+    free_port,
+    hub_token,
+    read_claim,
+    start,
+    start_configured_hub,
+    wait_for,
+)
 from support.weaver import weaver_config, weaver_simulator
 
 from finoa.connectors.weaver.inbound import callback_signature
@@ -30,18 +39,15 @@ class WeaverStack:
     secrets: Secrets
     http: httpx.Client
 
+    def bearer(self) -> str:
+        return hub_token(self.hub.url, self.secrets.client_id, self.secrets.client_secret,
+                         http=self.http)  # fmt: skip
+
     def token(self) -> dict[str, str]:
-        answer = self.http.post(
-            f"{self.hub.url}/api/v1/oauth/token",
-            data={"grant_type": "client_credentials", "client_id": self.secrets.client_id,
-                  "client_secret": self.secrets.client_secret},
-        )  # fmt: skip
-        return {"authorization": f"Bearer {answer.json()['access_token']}"}
+        return {"authorization": f"Bearer {self.bearer()}"}
 
     def claim(self, claim_id: str) -> dict[str, Any]:
-        answer = self.http.get(f"{self.hub.url}/api/v1/claims/{claim_id}", headers=self.token())
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
+        return read_claim(self.hub.url, self.bearer(), claim_id, self.http)
 
     def todos(self, flowid: str) -> list[dict[str, Any]]:
         return list(

@@ -15,7 +15,7 @@ import httpx
 import yaml
 
 from finoa.connectors.base import OutboundMessage
-from support.processes import Server, free_port, start
+from support.processes import Server, free_port, hub_token, read_claim, start
 
 
 @dataclass
@@ -125,26 +125,10 @@ class DingTalkStack:
     client_secret: str
 
     def token(self) -> str:
-        response = httpx.post(
-            f"{self.hub.url}/api/v1/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-            },
-            timeout=10,
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return hub_token(self.hub.url, self.client_id, self.client_secret)
 
     def claim(self, claim_id: str) -> dict[str, Any]:
-        response = httpx.get(
-            f"{self.hub.url}/api/v1/claims/{claim_id}",
-            headers={"authorization": f"Bearer {self.token()}"},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return dict(response.json())
+        return read_claim(self.hub.url, self.token(), claim_id)
 
     def claims_of(self, applicant_id: str) -> list[dict[str, Any]]:
         response = httpx.get(

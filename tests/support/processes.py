@@ -112,6 +112,38 @@ def start(
         time.sleep(0.05)  # readiness polling with a deadline
 
 
+def hub_token(
+    hub_url: str,
+    client_id: str,
+    client_secret: str,
+    scope: str | None = None,
+    http: httpx.Client | None = None,
+) -> str:
+    """An access token from the hub's client-credentials endpoint."""
+    data = {"grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": client_secret}  # fmt: skip
+    if scope is not None:
+        data["scope"] = scope
+    post = http.post if http is not None else httpx.post
+    response = post(f"{hub_url}/api/v1/oauth/token", data=data, timeout=10)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def read_claim(
+    hub_url: str, token: str, claim_id: str, http: httpx.Client | None = None
+) -> dict[str, Any]:
+    """The hub's representation of one claim."""
+    get = http.get if http is not None else httpx.get
+    response = get(
+        f"{hub_url}/api/v1/claims/{claim_id}",
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 @dataclass
 class Stack:
     """The hub with its OA and ERP simulators."""
@@ -124,16 +156,7 @@ class Stack:
 
     def token(self) -> str:
         assert self.hub is not None
-        response = httpx.post(
-            f"{self.hub.url}/api/v1/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self.secrets.client_id,
-                "client_secret": self.secrets.client_secret,
-            },
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return hub_token(self.hub.url, self.secrets.client_id, self.secrets.client_secret)
 
 
 @contextmanager
