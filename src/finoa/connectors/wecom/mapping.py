@@ -277,7 +277,10 @@ def applyevent_body(
             {"summary_info": [{"text": f"{claim['title']}"[:20], "lang": "zh_CN"}]},
             {
                 "summary_info": [
-                    {"text": f"{Decimal(claim['total_fen']) / 100:.2f} {claim['currency']}"}
+                    {
+                        "text": f"{Decimal(claim['total_fen']) / 100:.2f} {claim['currency']}",
+                        "lang": "zh_CN",
+                    }
                 ]
             },
         ],
