@@ -67,9 +67,7 @@ def receiver(sim: WeComSim, answers: list[int]) -> tuple[FastAPI, list[dict[str,
     @app.get("/hook")
     async def url_check(request: Request) -> PlainTextResponse:
         q = request.query_params
-        plain = crypto.check_signature(
-            q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"]
-        )
+        plain = crypto.check_signature(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
         return PlainTextResponse(plain.decode() if isinstance(plain, bytes) else plain)
 
     @app.post("/hook")

@@ -192,7 +192,11 @@ async def test_a_sweep_finds_employee_approvals_and_results_page_by_page(
     submitted = changes.commands[0]
     assert isinstance(submitted, SubmitClaim)
     claim = submitted.submission
-    assert (claim.applicant_id, claim.department_id, claim.external_id) == ("E0031", "D04", sp_nos[0])
+    assert (claim.applicant_id, claim.department_id, claim.external_id) == (
+        "E0031",
+        "D04",
+        sp_nos[0],
+    )
     assert claim.lines[0].category == "transport" and str(claim.lines[0].amount) == "60.00"
     assert claim.lines[0].expense_date.isoformat() == "2026-11-20"
     concluded = changes.commands[3]

@@ -112,7 +112,11 @@ def test_the_golden_detail_is_a_claim_and_its_result() -> None:
     submitted, concluded = approval_commands(config, detail)
     assert isinstance(submitted, SubmitClaim) and submitted.message_id == "wecom-start:202611200001"
     claim = submitted.submission
-    assert (claim.applicant_id, claim.department_id, claim.title) == ("E0031", "D04", "打车 客户拜访")
+    assert (claim.applicant_id, claim.department_id, claim.title) == (
+        "E0031",
+        "D04",
+        "打车 客户拜访",
+    )
     assert [(ln.category, str(ln.amount), ln.expense_date.isoformat()) for ln in claim.lines] == [
         ("transport", "66.00", "2026-11-20")
     ]
@@ -185,5 +189,9 @@ def test_the_url_check_is_answered_with_the_echostr_plaintext() -> None:
     message = asyncio.run(handler.verify(request(query, b"")))
     parsed = asyncio.run(handler.parse(message))
     reply = handler.reply(parsed, [])
-    assert (reply.status, reply.body, reply.media_type) == (200, b"5927782489442352469", "text/plain")
+    assert (reply.status, reply.body, reply.media_type) == (
+        200,
+        b"5927782489442352469",
+        "text/plain",
+    )
     assert refused({**query, "msg_signature": "f" * 40}, b"").field == "msg_signature"
