@@ -28,8 +28,8 @@ from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
-from finoa.connectors.wecom.command import sim_wecom
 from finoa.connectors.kingdee.simulator import sim_kingdee
+from finoa.connectors.wecom.command import sim_wecom
 from finoa.erp_cli import erp_app
 from finoa.invoices.cli import SIM_TAX_PLATFORM_EPILOG, invoices_app, sim_tax_platform
 from finoa.mapping.cli import mapping_app

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -200,7 +200,7 @@ def control_value(control: Mapping[str, Any], value: Any, path: str) -> dict[str
 
 
 def contents_of(
-    controls: list[Mapping[str, Any]], form: Mapping[str, Any], path: str = "form"
+    controls: Sequence[Mapping[str, Any]], form: Mapping[str, Any], path: str = "form"
 ) -> list[dict[str, Any]]:
     """`{title: value}` -> `apply_data.contents` (or a table row's `list`) for the controls."""
     by_title = {_title(c.get("property") or {}): c for c in controls}
@@ -258,7 +258,7 @@ def detail_form(detail: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def applyevent_body(
-    config: WeComConfig, claim: ApprovalRequestPayload, controls: list[Mapping[str, Any]]
+    config: WeComConfig, claim: ApprovalRequestPayload, controls: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The body of `oa/applyevent` for a claim (OA-led: the template's approvers decide)."""
     loaded = config.catalog.get("wecom", CREATE_MAPPING)
@@ -288,7 +288,7 @@ def applyevent_body(
 
 
 def task_applyevent_body(
-    config: WeComConfig, todo: TodoPayload, creator: str, controls: list[Mapping[str, Any]]
+    config: WeComConfig, todo: TodoPayload, creator: str, controls: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The body of `oa/applyevent` for one finoa task (hub-led): `creator` (the configured
     `task_creator_userid`) submits it, the task's assignee is its only approver."""

@@ -377,7 +377,7 @@ class WeComSimulator:
         """`oa/applyevent`: check everything, store the approval, tell the callback URL."""
         if not isinstance(body, dict):
             raise WeComError(40058, "the body must be a JSON object")
-        template = self.templates.get(body.get("template_id"))  # type: ignore[arg-type]
+        template = self.templates.get(str(body.get("template_id")))
         if template is None:
             raise WeComError(301025, f"template_id: template not found: {body.get('template_id')}")
         creator = self.directory.active(body.get("creator_userid"), "creator_userid")
@@ -461,7 +461,8 @@ class WeComSimulator:
         elif kind == "Money":
             money = value.get("new_money")
             try:
-                ok = isinstance(money, str) and Decimal(money).as_tuple().exponent >= -2  # type: ignore[operator]
+                exponent = Decimal(money).as_tuple().exponent if isinstance(money, str) else "n"
+                ok = isinstance(exponent, int) and exponent >= -2
             except InvalidOperation:
                 ok = False
             if not ok:
@@ -837,7 +838,9 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
     async def template_detail(request: Request) -> Response:
         guard(request)
         body = await body_of(request) or {}
-        template = sim.templates.get(body.get("template_id")) if isinstance(body, dict) else None
+        template = (
+            sim.templates.get(str(body.get("template_id"))) if isinstance(body, dict) else None
+        )
         if template is None:
             raise WeComError(301025, "template_id: template not found")
         return json_response(_ok(**template))

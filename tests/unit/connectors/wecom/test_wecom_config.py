@@ -30,7 +30,10 @@ def wecom(**config: Any) -> dict[str, Any]:
 def load(tmp_path: Path, spec: dict[str, Any]) -> Any:
     connectors = {
         "wecom": spec,
-        "erp-main": {"connector": "generic-erp", "config": {"base_url": "http://e", "api_key": "k"}},
+        "erp-main": {
+            "connector": "generic-erp",
+            "config": {"base_url": "http://e", "api_key": "k"},
+        },
     }
     return load_instances(load_settings(data_dir=tmp_path / "data", connectors=connectors))
 
