@@ -35,12 +35,16 @@ from finoa.connectors.base import (
     InboundInvalid,
     OAChanges,
     OutboundMessage,
+    TaskReport,
     TodoPayload,
 )
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
     CLAIM_ID_TITLE,
+    IN_APPROVAL,
+    PASSED,
+    REJECTED,
     TASK_ID_TITLE,
     WeComConfig,
     WireMappingError,
@@ -94,6 +98,31 @@ def _answer(response: httpx.Response, path: str) -> dict[str, Any]:
             ErrorClass.PERMANENT, f"malformed answer from WeCom's {path}: {exc}"
         ) from exc
     return answer
+
+
+def task_report(task_id: str, detail: Mapping[str, Any]) -> TaskReport:
+    """A task's state from its approval's detail."""
+    status = detail.get("sp_status")
+    if status == IN_APPROVAL:
+        return TaskReport(task_id, "pending")
+    if status not in (PASSED, REJECTED):
+        return TaskReport(task_id, "unknown")
+    decided = [
+        d
+        for record in detail.get("sp_record") or []
+        for d in record.get("details") or []
+        if d.get("sp_status") in (PASSED, REJECTED)
+    ]
+    last = decided[-1] if decided else {}
+    sptime = last.get("sptime")
+    return TaskReport(
+        task_id,
+        "approved" if status == PASSED else "rejected",
+        approver_id=str((last.get("approver") or {}).get("userid") or "") or None,
+        comment=str(last.get("speech") or "") or None,
+        decided_at=datetime.fromtimestamp(int(sptime), UTC).isoformat() if sptime else None,
+        message_id=f"wecom-task:{detail.get('sp_no')}",
+    )
 
 
 class WeComApi:
@@ -358,6 +387,29 @@ class WeComConnector:
                     return DeliveryResult(response={"oa_approval_id": sp_no})
                 return DeliveryResult(response={"todo_id": sp_no, "status": "created"})
         return None
+
+    async def task_reports(self, task_ids: Sequence[str]) -> list[TaskReport]:
+        """What WeCom holds on finoa's tasks (hub-led): the per-task approvals the
+        `task_creator_userid` applied in the last 31 days, read until every task asked about
+        is found. A decision carries the message id its callback has, so a late callback is
+        a duplicate; a task with no approval is `unknown`."""
+        if self.api is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        api = self.api
+        wanted = set(task_ids)
+        found: dict[str, TaskReport] = {}
+        creator = api.config.task_creator_userid
+        if creator is not None and wanted:
+            now = datetime.now(UTC)
+            filters = {"template_id": api.config.task_template_id, "creator": creator}
+            for sp_no in reversed(await api.list_sp_nos(now - MAX_WINDOW, now, filters)):
+                detail = await api.detail(sp_no)
+                task_id = str(detail_form(detail).get(TASK_ID_TITLE) or "")
+                if task_id in wanted and task_id not in found:
+                    found[task_id] = task_report(task_id, detail)
+                if len(found) == len(wanted):
+                    break
+        return [found.get(t) or TaskReport(t, "unknown") for t in task_ids]
 
     async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
         """Approvals of the expense and task templates applied between `since` and `until`

@@ -231,3 +231,35 @@ async def test_rate_limits_are_errcode_45009_classed_rate_limited(
     assert limited and all(e.error_class is ErrorClass.RATE_LIMITED for e in limited)
     assert "45009" in limited[0].reason and limited[0].retry_after is not None
     wait_for(lambda: sim.get("/_sim/stats")["rate_limited"] >= 1, 5, "a refusal counted")
+
+
+async def test_task_reports_tell_the_sweeper_what_wecom_holds_on_each_task(
+    sim: WeComSim, http: httpx.AsyncClient
+) -> None:
+    from finoa.connectors.base import ApprovalSource, TaskReport
+
+    connector = WeComConnector(sim.config(), http)
+    assert isinstance(connector, ApprovalSource)
+    todos = [
+        {**TODO, "task_id": "T-1"},
+        {**TODO, "task_id": "T-2"},
+        {**TODO, "task_id": "T-3", "assignee_id": "E0003", "role": "finance_director"},
+    ]
+    created = await connector.deliver([message("todo.push", t, n) for n, t in enumerate(todos)])
+    assert all(r.ok for r in created), [r.error for r in created]
+    sp = {t["task_id"]: r.response["todo_id"] for t, r in zip(todos, created, strict=True)}
+    sim.post(f"/_sim/approvals/{sp['T-1']}/decide", {"result": "agree"})
+    sim.post(f"/_sim/approvals/{sp['T-3']}/decide", {"result": "reject", "speech": "超标"})
+    reports = await connector.task_reports(["T-1", "T-2", "T-3", "T-404"])
+    by_task = {r.task_id: r for r in reports}
+    assert [r.task_id for r in reports] == ["T-1", "T-2", "T-3", "T-404"]
+    assert (by_task["T-1"].state, by_task["T-1"].approver_id) == ("approved", "E0010")
+    assert by_task["T-1"].message_id == f"wecom-task:{sp['T-1']}"
+    assert by_task["T-1"].decided_at is not None
+    assert by_task["T-2"] == TaskReport("T-2", "pending")
+    assert (by_task["T-3"].state, by_task["T-3"].approver_id, by_task["T-3"].comment) == (
+        "rejected",
+        "E0003",
+        "超标",
+    )
+    assert by_task["T-404"] == TaskReport("T-404", "unknown")
