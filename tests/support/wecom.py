@@ -15,6 +15,7 @@ import httpx
 import yaml
 
 from finoa.connectors.base import OutboundMessage
+from finoa.connectors.wecom.simulator import Credentials
 from support.processes import Server, free_port, start
 
 
@@ -29,17 +30,8 @@ class WeComSim:
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """A `wecom` instance config pointed at this simulator."""
-        c = self.credentials
         return {
-            "corp_id": c["corpid"],
-            "corp_secret": c["corpsecret"],
-            "token": c["token"],
-            "aes_key": c["EncodingAESKey"],
-            "agent_id": c["agentid"],
-            "template_id": c["template_id"],
-            "task_template_id": c["task_template_id"],
-            "task_creator_userid": TASK_CREATOR,
-            "api_base_url": self.url,
+            **Credentials.instance_config(self.credentials, self.url),
             "timeout_seconds": 5,
             **extra,
         }
@@ -67,8 +59,6 @@ def start_wecom(data_dir: Path, *args: str) -> WeComSim:
     credentials = httpx.get(server.url + "/_sim/credentials", timeout=5).json()
     return WeComSim(server, credentials)
 
-
-TASK_CREATOR = "E0004"  # the finance account that submits the per-task approvals (hub-led)
 
 # A claim as `approval.create` carries it, and an approval todo, for the connector tests.
 CLAIM: dict[str, Any] = {

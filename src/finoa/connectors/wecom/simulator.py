@@ -69,6 +69,7 @@ REPLY_TIMEOUT_SECONDS = 5.0
 AGENT_ID = 3010040
 EXPENSE_TEMPLATE_ID = "C4NyFinoaExpenseClaim3WLJF6naF5jhnXvwisuPmE"
 TASK_TEMPLATE_ID = "C4NyFinoaApprovalTask9VWWyc2RZiNbWqRkp7mUvQ"
+TASK_CREATOR = "E0004"  # the sample company's finance clerk submits the per-task approvals
 APPROVE_SPEECH = "同意"
 REJECT_SPEECH = "预算不足 / over budget"
 # sp_status and StatuChangeEvent
@@ -184,6 +185,24 @@ class Credentials:
             "agentid": AGENT_ID,
             "template_id": EXPENSE_TEMPLATE_ID,
             "task_template_id": TASK_TEMPLATE_ID,
+        }
+
+    @staticmethod
+    def instance_config(
+        console: dict[str, Any], api_base_url: str, *, task_creator_userid: str = TASK_CREATOR
+    ) -> dict[str, Any]:
+        """The `config:` of a `wecom` instance in finoa.yaml pointed at a simulator, from
+        what `--show-credentials` (or `/_sim/credentials`) prints."""
+        return {
+            "corp_id": console["corpid"],
+            "corp_secret": console["corpsecret"],
+            "token": console["token"],
+            "aes_key": console["EncodingAESKey"],
+            "agent_id": console["agentid"],
+            "template_id": console["template_id"],
+            "task_template_id": console["task_template_id"],
+            "task_creator_userid": task_creator_userid,
+            "api_base_url": api_base_url,
         }
 
     @classmethod
