@@ -89,6 +89,9 @@ def test_a_wecom_sweep_finds_what_the_callbacks_missed_and_a_second_changes_noth
     report = json.loads(second.stdout)
     assert (report["applied"], report["duplicates"]) == (0, 7) and report["refused"] == []
     with engine.connect() as conn:
-        after = dict(conn.execute(select(claims.c.external_id, claims.c.status)).all())
+        after = {
+            row.external_id: row.status
+            for row in conn.execute(select(claims.c.external_id, claims.c.status))
+        }
     assert after == status
     engine.dispose()

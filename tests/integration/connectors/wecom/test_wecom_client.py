@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from support.processes import wait_for
-from support.wecom import CLAIM, TASK_CREATOR, TODO, WeComSim, employee_approval, message
+from support.wecom import CLAIM, TODO, WeComSim, employee_approval, message
 
 from finoa.connectors.base import ApprovalResult, ConcludeApproval, DecideTask, SubmitClaim
 from finoa.connectors.wecom.client import WeComConnector
 from finoa.connectors.wecom.mapping import form_of
+from finoa.connectors.wecom.simulator import TASK_CREATOR
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from support.wecom import CLAIM, TODO
@@ -15,11 +15,13 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 
 from finoa.api.json_body import parse_json
 from finoa.connectors.base import (
+    ApprovalRequestPayload,
     ApprovalResult,
     ConcludeApproval,
     InboundRefused,
     InboundRequest,
     SubmitClaim,
+    TodoPayload,
 )
 from finoa.connectors.wecom.crypto import WeComCrypto, new_encoding_aes_key
 from finoa.connectors.wecom.inbound import WeComInbound
@@ -99,9 +101,11 @@ def refused(query: dict[str, str], body: bytes) -> InboundRefused:
 def test_the_applyevent_bodies_match_the_golden_payloads() -> None:
     config = WeComConfig.parse(SETTINGS)
     controls = expense_template()["template_content"]["controls"]
-    assert applyevent_body(config, CLAIM, controls) == golden("applyevent_expense_claim.json")
+    claim = cast(ApprovalRequestPayload, CLAIM)
+    assert applyevent_body(config, claim, controls) == golden("applyevent_expense_claim.json")
     task_controls = task_template()["template_content"]["controls"]
-    assert task_applyevent_body(config, TODO, "E0004", task_controls) == golden(
+    todo = cast(TodoPayload, TODO)
+    assert task_applyevent_body(config, todo, "E0004", task_controls) == golden(
         "applyevent_task.json"
     )
 
