@@ -210,7 +210,11 @@ def test_bad_callbacks_are_refused_with_nothing_written_and_a_replay_changes_not
     rejected = oa_led.wait_status(claim["id"], "rejected")
     assert rejected["reason"] == "重复报销"
     all_callbacks_delivered(oa_led)
-    replay = post_event(oa_led, good, event)
-    assert replay.status_code == 200 and replay.content == b""
+    resealed = post_event(oa_led, good, event)  # the same event sealed anew: a duplicate
+    assert resealed.status_code == 200 and resealed.content == b""
+    replay = httpx.post(
+        str(resealed.request.url), content=resealed.request.content, timeout=10
+    )  # the very same request again: refused before anything is read
+    assert replay.status_code == 409 and replay.json()["type"].endswith("/replay"), replay.text
     again = oa_led.claim(claim["id"])
     assert again["status"] == "rejected" and again["updated_at"] == rejected["updated_at"]

@@ -72,15 +72,14 @@ class WeComCrypto:
     encoding_aes_key: str = field(repr=False)
     corp_id: str
 
+    _cipher: CallbackCrypto = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        aes_key_bytes(self.encoding_aes_key)
+        cipher = CallbackCrypto(self.token, self.encoding_aes_key, self.corp_id)
+        object.__setattr__(self, "_cipher", cipher)
 
     def __repr__(self) -> str:
         return f"WeComCrypto(corp_id={self.corp_id!r})"
-
-    @property
-    def _cipher(self) -> CallbackCrypto:
-        return CallbackCrypto(self.token, self.encoding_aes_key, self.corp_id)
 
     def sign(self, timestamp: str, nonce: str, encrypt: str) -> str:
         return signature(self.token, timestamp, nonce, encrypt)

@@ -19,9 +19,12 @@ Two kinds of request arrive:
    - anything else: no command.
 
 WeCom gives events no id; a command's message id is the approval's (`wecom-result:<sp_no>`
-…), so WeCom's retries, a replayed callback and a sweep that finds the same change are
-duplicates in the inbox and change nothing. The reply is HTTP 200 with an empty body once
-every command was applied (or was a duplicate, or was refused for good); while one failed
+…), so WeCom's retries and a sweep that finds the same change are duplicates in the inbox
+and change nothing. A callback already answered 200 that comes again with the same
+`msg_signature` within twice the tolerance window is refused (409 `replay`) before anything
+is read; past the window its timestamp is stale anyway. (The memory of answered callbacks
+is per process; the inbox makes a replay to another process a duplicate.) The reply is
+HTTP 200 with an empty body once every command was applied (or was a duplicate, or was refused for good); while one failed
 transiently the reply is 503 and WeCom sends the event again.
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -49,6 +53,7 @@ from finoa.connectors.wecom.mapping import WeComConfig, approval_commands
 from finoa.messaging.retry import DeliveryError
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
+MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
 URL_CHECK = "url-check"
 EVENT = "event"
 SUBMITTED = "1"
@@ -90,6 +95,8 @@ class WeComInbound:
         self._clock = clock
         self._http: httpx.AsyncClient | None = None
         self._api: Any = None
+        # msg_signature -> when its callback was answered 200; kept for the tolerance window
+        self._answered: OrderedDict[str, float] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"WeComInbound(corp_id={self.config.corp_id!r})"
@@ -115,6 +122,15 @@ class WeComInbound:
                 f"(at most {self.config.tolerance_seconds})",
                 kind="stale-timestamp",
                 field="timestamp",
+            )
+        self._forget_old()
+        if signature in self._answered:
+            raise InboundRefused(
+                409,
+                "Replayed callback",
+                "msg_signature: this callback was answered already",
+                kind="replay",
+                field="msg_signature",
             )
         echostr = request.query.get("echostr")
         if echostr is not None and not request.body:
@@ -186,12 +202,25 @@ class WeComInbound:
             ) from None
         return detail
 
+    def _forget_old(self) -> None:
+        horizon = self._clock() - 2 * self.config.tolerance_seconds
+        while self._answered and next(iter(self._answered.values())) < horizon:
+            self._answered.popitem(last=False)
+
+    def _remember(self, signature: str) -> None:
+        if signature:
+            self._answered[signature] = self._clock()
+            while len(self._answered) > MAX_REMEMBERED:
+                self._answered.popitem(last=False)
+
     def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:
         """The echostr's plaintext to the URL check; an empty 200 when every command is
         settled; 503 while any must be sent again."""
         if parsed.message.message_id == URL_CHECK:
             return InboundReply(200, bytes(parsed.context), media_type="text/plain")
         again = [o for o in outcomes if o.status in RETRY_STATUSES]
+        if not again:
+            self._remember(parsed.message.request.query.get("msg_signature", ""))
         if again:
             first = again[0]
             detail = (first.problem or {}).get("detail", "") if first.problem else ""

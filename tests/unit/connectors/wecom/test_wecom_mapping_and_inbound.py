@@ -199,3 +199,20 @@ def test_the_url_check_is_answered_with_the_echostr_plaintext() -> None:
         "text/plain",
     )
     assert refused({**query, "msg_signature": "f" * 40}, b"").field == "msg_signature"
+
+
+def test_a_callback_answered_once_is_refused_when_it_comes_again() -> None:
+    handler = inbound()
+    query, body = sealed(event_xml().replace(EXPENSE_TEMPLATE, "another-template"))
+    message = asyncio.run(handler.verify(request(query, body)))
+    parsed = asyncio.run(handler.parse(message))
+    assert handler.reply(parsed, []).status == 200
+    with pytest.raises(InboundRefused) as caught:
+        asyncio.run(handler.verify(request(query, body)))
+    assert (caught.value.status, caught.value.kind, caught.value.field) == (
+        409,
+        "replay",
+        "msg_signature",
+    )
+    # the same event sealed anew is not a replay of this request: the inbox settles it
+    assert asyncio.run(handler.verify(request(*sealed(event_xml())))).message_id == "event"
