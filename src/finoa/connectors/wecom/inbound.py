@@ -24,8 +24,9 @@ and change nothing. A callback already answered 200 that comes again with the sa
 `msg_signature` within twice the tolerance window is refused (409 `replay`) before anything
 is read; past the window its timestamp is stale anyway. (The memory of answered callbacks
 is per process; the inbox makes a replay to another process a duplicate.) The reply is
-HTTP 200 with an empty body once every command was applied (or was a duplicate, or was refused for good); while one failed
-transiently the reply is 503 and WeCom sends the event again.
+HTTP 200 with an empty body once every command was applied (or was a duplicate, or was
+refused for good); while one failed transiently the reply is 503 and WeCom sends the event
+again.
 """
 
 from __future__ import annotations

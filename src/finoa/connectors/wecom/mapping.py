@@ -4,7 +4,7 @@
   mapping `wecom/expense_claim_create`, whose `form` names controls by title; each value is
   written as its control type takes it (`apply_data.contents[{control, id, value}]`).
 - An approval an employee started in WeCom -> a claim submission, by `wecom/expense_claim`
-  over the detail with its controls read back by title (`form_of`).
+  over the detail as `oa/getapprovaldetail` answers it (controls found by title).
 - `todo.push` (hub-led): an approval of the task template per finoa task, its approver the
   task's assignee (`use_template_approver` 0); the approver's decision comes back as the
   approval's `sys_approval_change`.
@@ -317,10 +317,9 @@ def claim_from_detail(config: WeComConfig, detail: Mapping[str, Any]) -> ClaimSu
     """A claim submission from an approval an employee started in WeCom; InboundInvalid
     naming every field the mapping or the claim's rules refuse (paths of the claim)."""
     loaded = config.catalog.get("wecom", CLAIM_MAPPING)
-    document = {**detail, "form": detail_form(detail)}
     result = apply_mapping(
         loaded.spec,
-        document,
+        detail,
         code_tables=code_tables(loaded, unchecked=True),
         target=ClaimSubmission,
     )

@@ -216,3 +216,14 @@ def test_a_callback_answered_once_is_refused_when_it_comes_again() -> None:
     )
     # the same event sealed anew is not a replay of this request: the inbox settles it
     assert asyncio.run(handler.verify(request(*sealed(event_xml())))).message_id == "event"
+
+
+def test_wecom_dates_are_epoch_seconds_read_in_company_time() -> None:
+    from finoa.mapping.transforms import TRANSFORMS, TransformContext, TransformError
+
+    ctx = TransformContext()
+    millis = TRANSFORMS["epoch_seconds"]("1795104000", ctx)
+    assert millis == 1_795_104_000_000 and TRANSFORMS["date"](millis, ctx) == "2026-11-20"
+    for bad in ("1795104000.5", "", True, "17951040000000"):
+        with pytest.raises(TransformError):
+            TRANSFORMS["epoch_seconds"](bad, ctx)
