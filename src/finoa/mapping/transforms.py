@@ -186,6 +186,17 @@ def _epoch_ms(value: Any, ctx: TransformContext) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _epoch_seconds(value: Any, ctx: TransformContext) -> int:
+    """Epoch seconds (WeCom's `s_timestamp`, as a number or digits) -> epoch milliseconds,
+    for `date` / `datetime` after it."""
+    if isinstance(value, bool):
+        raise TransformError("expected epoch seconds, got a boolean")
+    text = str(value).strip() if isinstance(value, int | str) else ""
+    if not re.fullmatch(r"[0-9]{1,11}", text):
+        raise TransformError(f"{value!r} is not epoch seconds")
+    return int(text) * 1000
+
+
 def _local_datetime(value: Any, ctx: TransformContext) -> str:
     """Any of the moment forms -> `yyyy-MM-dd HH:mm:ss` in company time."""
     return parse_moment(value, ctx.zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -266,6 +277,7 @@ TRANSFORMS: dict[str, Transform] = {
     "datetime": _datetime,
     "local_datetime": _local_datetime,
     "epoch_ms": _epoch_ms,
+    "epoch_seconds": _epoch_seconds,
     "currency": _currency,
     "json": _json,
     "json_string": _json_string,

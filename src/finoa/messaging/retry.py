@@ -77,6 +77,28 @@ VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
         "60003": ErrorClass.PERMANENT,  # 部门不存在
         "60121": ErrorClass.PERMANENT,  # 找不到该用户
     },
+    "wecom": {
+        # `{"errcode": n, "errmsg": "…"}` with HTTP 200
+        "-1": ErrorClass.TRANSIENT,  # 系统繁忙
+        "40001": ErrorClass.AUTH,  # invalid credential (corpsecret)
+        "40013": ErrorClass.CONFIG,  # invalid corpid
+        "40014": ErrorClass.AUTH,  # invalid access_token
+        "41001": ErrorClass.AUTH,  # access_token missing
+        "42001": ErrorClass.AUTH,  # access_token expired
+        "45009": ErrorClass.RATE_LIMITED,  # api freq out of limit
+        "45033": ErrorClass.RATE_LIMITED,  # api concurrent out of limit
+        "48002": ErrorClass.CONFIG,  # api forbidden: the app lacks the permission
+        "60011": ErrorClass.CONFIG,  # no privilege to access/modify contact
+        "60020": ErrorClass.CONFIG,  # not allow to access from your ip (trusted IP)
+        "60111": ErrorClass.PERMANENT,  # userid not found (or departed)
+        "60123": ErrorClass.PERMANENT,  # invalid department id
+        "301025": ErrorClass.CONFIG,  # template not found
+        "301026": ErrorClass.PERMANENT,  # approval not found
+        "301031": ErrorClass.CONFIG,  # approvers missing or wrong
+        "301035": ErrorClass.CONFIG,  # a control's id, type or value does not fit the template
+        "301036": ErrorClass.CONFIG,  # a required control is empty
+        "301055": ErrorClass.PERMANENT,  # the applicant is not in the chosen department
+    },
 }
 
 

@@ -37,6 +37,7 @@ SERVING: dict[tuple[str, ...], str] = {
     ("sim", "erp"): "/_sim/stats",
     ("sim", "weaver"): "/_sim/stats",
     ("sim", "dingtalk"): "/_sim/stats",
+    ("sim", "wecom"): "/_sim/stats",
     ("sim", "sap"): "/_sim/stats",
     ("sim", "yonyou"): "/_sim/stats",
     ("sim", "tax-platform"): "/_sim/stats",

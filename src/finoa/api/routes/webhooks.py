@@ -86,6 +86,11 @@ def router_for(instances: ConnectorInstances) -> APIRouter:
     async def unknown(instance: str, request: Request, hub: HubDep) -> Response:
         return await receive(hub, instance, request)
 
+    # A vendor's URL check is a GET (WeCom's `echostr`); the instance's handler answers it.
+    @router.get("/{instance}", include_in_schema=False)
+    async def url_check(instance: str, request: Request, hub: HubDep) -> Response:
+        return await receive(hub, instance, request)
+
     return router
 
 

@@ -1,0 +1,232 @@
+"""WeCom callbacks to the hub: `/api/v1/webhooks/<instance>`.
+
+Two kinds of request arrive:
+
+1. **The URL check** (a GET when the callback URL is saved in the admin console): the query
+   carries `msg_signature`, `timestamp`, `nonce` and the encrypted `echostr`. It is verified
+   like an event and answered with the decrypted plaintext, nothing else.
+2. **Encrypted events** (a POST of `<xml><ToUserName/><Encrypt/><AgentID/></xml>`):
+   `verify` checks `msg_signature` (SHA-1 over the sorted token, timestamp, nonce and
+   Encrypt), refuses a timestamp further than `callback_tolerance_seconds` from the hub's
+   clock, decrypts (AES-256-CBC; the receiveid must be the CorpID) and checks that
+   `ToUserName` names the CorpID too. XML is read defensively (no DTD, no entities).
+   `parse` reads `sys_approval_change` of the configured templates, fetches the approval
+   (`oa/getapprovaldetail`) and turns it into commands (`mapping.approval_commands`):
+   - submitted (StatuChangeEvent 1) in WeCom by an employee: a claim (approvals finoa
+     created carry its claim id in `finoa单号` and are skipped);
+   - passed, rejected, revoked or deleted: the claim's conclusion (OA-led), or the task's
+     decision when the approval carries `finoa任务` (hub-led);
+   - anything else: no command.
+
+WeCom gives events no id; a command's message id is the approval's (`wecom-result:<sp_no>`
+…), so WeCom's retries and a sweep that finds the same change are duplicates in the inbox
+and change nothing. A callback already answered 200 that comes again with the same
+`msg_signature` within twice the tolerance window is refused (409 `replay`) before anything
+is read; past the window its timestamp is stale anyway. (The memory of answered callbacks
+is per process; the inbox makes a replay to another process a duplicate.) The reply is
+HTTP 200 with an empty body once every command was applied (or was a duplicate, or was
+refused for good); while one failed transiently the reply is 503 and WeCom sends the event
+again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from finoa.connectors.base import (
+    CommandOutcome,
+    InboundInvalid,
+    InboundMessage,
+    InboundParse,
+    InboundRefused,
+    InboundReply,
+    InboundRequest,
+)
+from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
+from finoa.connectors.wecom.mapping import WeComConfig, approval_commands
+from finoa.messaging.retry import DeliveryError
+
+RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
+MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
+URL_CHECK = "url-check"
+EVENT = "event"
+SUBMITTED = "1"
+
+
+def _refused(exc: CallbackCryptoError) -> InboundRefused:
+    if exc.field == "body" or exc.field == "Encrypt":
+        return InboundRefused(400, "Bad request", str(exc), kind="invalid-body", field=exc.field)
+    return InboundRefused(
+        401, "Invalid signature", str(exc), kind="invalid-signature", field=exc.field
+    )
+
+
+def _query(request: InboundRequest, name: str) -> str:
+    value = request.query.get(name)
+    if not value:
+        raise InboundRefused(
+            401,
+            "Invalid signature",
+            f"{name}: missing from the query",
+            kind="invalid-signature",
+            field=name,
+        )
+    return value
+
+
+def _invalid(loc: str, msg: str) -> InboundInvalid:
+    return InboundInvalid([{"type": "value_error", "loc": (loc,), "msg": msg, "input": None}])
+
+
+class WeComInbound:
+    """Inbound handler of a `wecom` instance."""
+
+    request_model: ClassVar[type[BaseModel] | None] = None  # XML, not JSON
+
+    def __init__(self, config: Mapping[str, Any], *, clock: Any = time.time) -> None:
+        self.config = WeComConfig.parse(config)
+        self.crypto = WeComCrypto(self.config.token, self.config.aes_key, self.config.corp_id)
+        self._clock = clock
+        self._http: httpx.AsyncClient | None = None
+        self._api: Any = None
+        # msg_signature -> when its callback was answered 200; kept for the tolerance window
+        self._answered: OrderedDict[str, float] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"WeComInbound(corp_id={self.config.corp_id!r})"
+
+    async def verify(self, request: InboundRequest) -> InboundMessage:
+        signature = _query(request, "msg_signature")
+        timestamp = _query(request, "timestamp")
+        nonce = _query(request, "nonce")
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            raise InboundRefused(
+                401,
+                "Stale callback",
+                "timestamp: not seconds since the epoch",
+                kind="stale-timestamp",
+                field="timestamp",
+            )
+        drift = abs(self._clock() - int(timestamp))
+        if drift > self.config.tolerance_seconds:
+            raise InboundRefused(
+                401,
+                "Stale callback",
+                f"timestamp: {int(drift)} s from the hub's clock "
+                f"(at most {self.config.tolerance_seconds})",
+                kind="stale-timestamp",
+                field="timestamp",
+            )
+        self._forget_old()
+        if signature in self._answered:
+            raise InboundRefused(
+                409,
+                "Replayed callback",
+                "msg_signature: this callback was answered already",
+                kind="replay",
+                field="msg_signature",
+            )
+        echostr = request.query.get("echostr")
+        if echostr is not None and not request.body:
+            try:
+                plain = self.crypto.open(signature, timestamp, nonce, echostr)
+            except CallbackCryptoError as exc:
+                field = "echostr" if exc.field == "encrypt" else exc.field
+                raise InboundRefused(
+                    401, "Invalid signature", str(exc), kind="invalid-signature", field=field
+                ) from None
+            return InboundMessage(request, URL_CHECK, plain.encode("utf-8"))
+        try:
+            root = read_xml(request.body)
+            if root.tag != "xml":
+                raise CallbackCryptoError("body", "the root element must be <xml>")
+            encrypt = xml_text(root, "Encrypt")
+            if not encrypt:
+                raise CallbackCryptoError("Encrypt", "missing from the XML")
+            plain = self.crypto.open(signature, timestamp, nonce, encrypt)
+            event = read_xml(plain.encode("utf-8"))
+        except CallbackCryptoError as exc:
+            raise _refused(exc) from None
+        to_user = xml_text(event, "ToUserName")
+        if to_user != self.config.corp_id:
+            raise InboundRefused(
+                401,
+                "Invalid signature",
+                f"ToUserName: the event is for {to_user!r}, not this CorpID",
+                kind="invalid-signature",
+                field="ToUserName",
+            )
+        return InboundMessage(request, EVENT, plain.encode("utf-8"))
+
+    async def parse(self, message: InboundMessage) -> InboundParse:
+        if message.message_id == URL_CHECK:
+            return InboundParse(message, (), context=message.body)
+        event = read_xml(message.body)
+        if xml_text(event, "Event") != "sys_approval_change":
+            return InboundParse(message, (), context=EVENT)
+        info = event.find("ApprovalInfo")
+        if info is None:
+            raise _invalid("ApprovalInfo", "missing from the sys_approval_change event")
+        sp_no = xml_text(info, "SpNo")
+        if not sp_no or not sp_no.isdigit():
+            raise _invalid("ApprovalInfo.SpNo", "required, the approval's number")
+        template = xml_text(info, "TemplateId")
+        if template not in (self.config.template_id, self.config.task_template_id):
+            return InboundParse(message, (), context=EVENT)
+        submitted = xml_text(info, "StatuChangeEvent") == SUBMITTED
+        detail = await self._fetch(sp_no)
+        commands = approval_commands(self.config, detail, start=submitted, result=not submitted)
+        return InboundParse(message, tuple(commands), context=EVENT)
+
+    async def _fetch(self, sp_no: str) -> dict[str, Any]:
+        from finoa.connectors.wecom.client import WeComApi
+
+        if self._api is None:
+            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
+            self._api = WeComApi(self.config, self._http)
+        try:
+            detail: dict[str, Any] = await self._api.detail(sp_no)
+        except DeliveryError as exc:
+            raise InboundRefused(
+                503,
+                "WeCom unreachable",
+                f"SpNo: {exc.reason}",
+                kind="upstream",
+                field="SpNo",
+            ) from None
+        return detail
+
+    def _forget_old(self) -> None:
+        horizon = self._clock() - 2 * self.config.tolerance_seconds
+        while self._answered and next(iter(self._answered.values())) < horizon:
+            self._answered.popitem(last=False)
+
+    def _remember(self, signature: str) -> None:
+        if signature:
+            self._answered[signature] = self._clock()
+            while len(self._answered) > MAX_REMEMBERED:
+                self._answered.popitem(last=False)
+
+    def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:
+        """The echostr's plaintext to the URL check; an empty 200 when every command is
+        settled; 503 while any must be sent again."""
+        if parsed.message.message_id == URL_CHECK:
+            return InboundReply(200, bytes(parsed.context), media_type="text/plain")
+        again = [o for o in outcomes if o.status in RETRY_STATUSES]
+        if not again:
+            self._remember(parsed.message.request.query.get("msg_signature", ""))
+        if again:
+            first = again[0]
+            detail = (first.problem or {}).get("detail", "") if first.problem else ""
+            body = json.dumps(
+                {"success": False, "status": first.status, "detail": detail}, ensure_ascii=False
+            )
+            return InboundReply(503, body.encode("utf-8"), headers={"retry-after": "5"})
+        return InboundReply(200, b"", media_type="text/plain")
