@@ -294,7 +294,10 @@ def run_demo(
     env.pop("FINOA_CONFIG", None)
     erp_profile.prepare(erp_ctx)
     oa_profile.prepare(oa_ctx)
-    oa_credentials, erp_credentials = oa_profile.credentials(oa_ctx), erp_profile.credentials(erp_ctx)
+    oa_credentials, erp_credentials = (
+        oa_profile.credentials(oa_ctx),
+        erp_profile.credentials(erp_ctx),
+    )
     config: Path | None = None
     if (oa_profile.connector, erp_profile.connector) != ("generic-oa", "generic-erp"):
         # anything but the embedded default pair: the two instances in a finoa.yaml
