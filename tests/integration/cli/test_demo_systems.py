@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from support.cli import finoa
 
 from finoa.demo_stack import demo_names, demo_profile
@@ -60,6 +61,16 @@ def test_the_demo_completes_the_loop_with(
     assert posted + count(out, "rejected by approvers") == accepted
     assert count(out, "written back (final status in OA)") == accepted
     assert count(out, "dead letters") == 0
+    config = tmp_path / "demo" / "finoa.yaml"
+    if (oa, erp) == ("generic", "generic"):
+        assert not config.exists()  # the embedded default pair, as before
+    else:  # the two instances it ran, and serving the data again uses them
+        connectors = yaml.safe_load(config.read_text(encoding="utf-8"))["connectors"]
+        assert {c["connector"] for c in connectors.values()} == {
+            profiles[0].connector,
+            profiles[1].connector,
+        }
+        assert f"FINOA_CONFIG={config} " in out
 
 
 def test_every_system_has_a_profile_and_the_oa_modes_follow_the_manifests() -> None:

@@ -27,18 +27,23 @@ class DingTalkDemo(DemoProfile):
         return sim_credentials(["sim", "dingtalk", *self._where(ctx)])
 
     def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        c = credentials
         return {
             "connector": self.connector,
             "default": True,
             "approvals": {"expense_claim": ctx.approvals},
-            "config": {
-                "app_key": c["appKey"], "app_secret": c["appSecret"], "token": c["token"],
-                "aes_key": c["aesKey"], "process_code": c["processCode"],
-                "agent_id": c["agentId"], "api_base_url": ctx.url, "oapi_base_url": ctx.url,
-                "callback_url": f"{ctx.hub_url}/api/v1/webhooks/dingtalk",
-            },
-        }  # fmt: skip
+            "config": simulator_config(
+                ctx.url, credentials, callback_url=f"{ctx.hub_url}/api/v1/webhooks/dingtalk"
+            ),
+        }
+
+
+def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A `dingtalk` instance config for the simulator at `url`, from the credentials it
+    shows (console names)."""
+    c = credentials
+    return {"app_key": c["appKey"], "app_secret": c["appSecret"], "token": c["token"],
+            "aes_key": c["aesKey"], "process_code": c["processCode"], "agent_id": c["agentId"],
+            "api_base_url": url, "oapi_base_url": url, **overrides}  # fmt: skip
 
 
 def demo_profile(connector: str) -> DemoProfile:

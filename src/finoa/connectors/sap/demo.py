@@ -22,18 +22,22 @@ class SAPDemo(DemoProfile):
         return sim_credentials(["sim", "sap", *self._where(ctx)])
 
     def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        c = credentials
-        return {
-            "connector": self.connector,
-            "config": {
-                "base_url": f"{ctx.url}/api", "username": c["username"],
-                "password": c["password"], "company_code": c["company_code"],
-                "sap_client": "100",
-            },
-        }  # fmt: skip
+        return {"connector": self.connector, "config": simulator_config(ctx.url, credentials)}
 
     def vouchers(self, ctx: DemoContext, credentials: dict[str, Any]) -> int:
         return int(sim_stats(ctx.url)["documents"])
+
+
+def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The `sap` connector's config for the simulator at `url` (its gateway root `/api`)."""
+    return {
+        "base_url": f"{url}/api",
+        "username": credentials["username"],
+        "password": credentials["password"],
+        "company_code": credentials["company_code"],
+        "sap_client": "100",
+        **overrides,
+    }
 
 
 def demo_profile(connector: str) -> DemoProfile:

@@ -28,16 +28,16 @@ class WeaverDemo(DemoProfile):
         return sim_credentials(["sim", "weaver", *self._where(ctx)])
 
     def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        c = credentials
-        return {
-            "connector": self.connector,
-            "default": True,
-            "config": {
-                "base_url": ctx.url, "appid": c["appid"], "secret": c["secret"],
-                "spk": c["spk"], "user_id": HUB_USER_ID, "syscode": c["syscode"],
-                "callback_secret": c["callback_secret"], "hub_url": ctx.hub_url,
-            },
-        }  # fmt: skip
+        config = simulator_config(ctx.url, credentials, hub_url=ctx.hub_url)
+        return {"connector": self.connector, "default": True, "config": config}
+
+
+def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A `weaver` instance config for the simulator at `url` that accepts `credentials`."""
+    c = credentials
+    return {"base_url": url, "appid": c["appid"], "secret": c["secret"], "spk": c["spk"],
+            "user_id": HUB_USER_ID, "syscode": c["syscode"],
+            "callback_secret": c["callback_secret"], **overrides}  # fmt: skip
 
 
 def demo_profile(connector: str) -> DemoProfile:
