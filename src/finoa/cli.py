@@ -680,16 +680,30 @@ def demo(
         int, typer.Option(min=0, max=65_535, help="Hub port (0: any free port)")
     ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
+    oa: Annotated[str, typer.Option(help="The OA: generic, dingtalk, weaver")] = "generic",
+    erp: Annotated[
+        str, typer.Option(help="The ERP: generic, tryton, kingdee, yonyou-u8, yonyou-nc, sap")
+    ] = "generic",
+    approval: Annotated[
+        str, typer.Option(help="Who runs approvals: hub-led (finoa) or oa-led (the OA)")
+    ] = "hub-led",
 ) -> None:
     """Run the whole loop on the embedded default: the hub, OA and ERP simulators, claims
     and approvals; then print what to try next."""
     from finoa.demo import run_demo
+    from finoa.demo_stack import DemoProfileError, demo_profiles
 
     if claims < 1:
         _fail("--claims: must be at least 1")
-    raise typer.Exit(
-        run_demo(claims, exit_when_done, data_dir or Path("finoa-data/demo"), port, seed, console)
-    )
+    try:
+        demo_profiles(oa, erp, approval)
+        code = run_demo(
+            claims, exit_when_done, data_dir or Path("finoa-data/demo"), port, seed, console,
+            oa=oa, erp=erp, approvals=approval,
+        )  # fmt: skip
+    except DemoProfileError as exc:
+        raise CliError(ExitCode.BAD_INPUT, str(exc), exc.fix) from exc
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`finoa demo`: the whole loop on one machine, with no servers to install.
 
-Starts the hub and both simulators as separate processes on the embedded default (SQLite),
+Starts the hub, an OA and an ERP as separate processes on the embedded default (SQLite) —
+the generic simulators, or any connector's system through its demo profile (`demo_stack`) —
 submits realistic claims (some invalid, some sent twice) through the REST API and through the
-OA's webhooks, lets the simulated approvers decide, and reports what happened end to end.
+OA, lets the simulated approvers decide, and reports what happened end to end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from finoa.config import load_settings
+from finoa.connectors.instances import HUB_LED
+from finoa.demo_stack import DemoContext, DemoProfile, demo_profiles, free_port
 from finoa.services.audit_trail import verify_audit_chain
 from finoa.store.uow import Database
 
@@ -146,17 +149,6 @@ def _spoil(body: dict[str, Any], kind: str) -> None:
         del body["title"]
 
 
-def _free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port")
-
-
 @contextlib.contextmanager
 def _processes(
     commands: list[tuple[str, list[str]]], env: dict[str, str], logs: Path
@@ -204,7 +196,7 @@ async def _wait_ready(urls: list[str], deadline_s: float = 60) -> None:
 async def _submit_all(
     planned: list[PlannedClaim],
     hub: str,
-    oa: str,
+    oa: tuple[DemoProfile, DemoContext],
     token: str,
     tally: Tally,
     progress: Any,
@@ -216,7 +208,12 @@ async def _submit_all(
 
         async def send(claim: PlannedClaim, attempt: int) -> None:
             async with semaphore:
-                if claim.via == "api":
+                through_oa = None
+                if claim.via == "oa":
+                    through_oa = await oa[0].submit(client, oa[1], claim.body)
+                if through_oa is not None:
+                    status, body, duplicate = through_oa
+                else:
                     response = await client.post(
                         f"{hub}/api/v1/claims",
                         json=claim.body,
@@ -224,11 +221,6 @@ async def _submit_all(
                     )
                     status, body = response.status_code, response.json()
                     duplicate = response.headers.get("finoa-duplicate") == "true"
-                else:
-                    response = await client.post(f"{oa}/_sim/claims", json=claim.body)
-                    relay = response.json()
-                    status, body = relay.get("status_code", 0), relay.get("body") or {}
-                    duplicate = bool(isinstance(body, dict) and body.get("duplicate"))
             if status in (200, 201) and duplicate:
                 tally.duplicates += 1
             elif status in (200, 201):
@@ -265,25 +257,58 @@ async def _follow(
 
 
 def run_demo(
-    n: int, exit_when_done: bool, data_dir: Path, port: int, seed: int, console: Console
+    n: int,
+    exit_when_done: bool,
+    data_dir: Path,
+    port: int,
+    seed: int,
+    console: Console,
+    *,
+    oa: str = "generic",
+    erp: str = "generic",
+    approvals: str = HUB_LED,
 ) -> int:
+    """Run the loop with the OA and ERP named (`--oa`, `--erp`); raises DemoProfileError for
+    a name or approval mode the demo cannot run, before anything is started."""
+    oa_profile, erp_profile = demo_profiles(oa, erp, approvals)
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, mode=0o700)
-    hub_port = _free_port(port)
+    hub_port = free_port(port)
     # beside the hub's port when one is asked for; any free ports with --port 0
-    oa_port, erp_port = (_free_port(port + 1 if port else 0), _free_port(port + 2 if port else 0))
-    hub, oa, erp = (f"http://127.0.0.1:{p}" for p in (hub_port, oa_port, erp_port))
+    oa_port, erp_port = (free_port(port + 1 if port else 0), free_port(port + 2 if port else 0))
+    hub = f"http://127.0.0.1:{hub_port}"
+    settings = load_settings(data_dir=data_dir)  # creates the shared secrets file
+    secrets: dict[str, str] = json.loads((data_dir / "secrets.json").read_text())
+    oa_ctx = DemoContext(data_dir, hub, oa_port, approvals, 0.06, secrets)
+    erp_ctx = DemoContext(data_dir, hub, erp_port, approvals, 0.06, secrets)
     env = {
         **os.environ,
         "FINOA_DATA_DIR": str(data_dir),
         "FINOA_PORT": str(hub_port),
-        "FINOA_OA_BASE_URL": oa,
-        "FINOA_ERP_BASE_URL": erp,
+        "FINOA_OA_BASE_URL": oa_ctx.url,
+        "FINOA_ERP_BASE_URL": erp_ctx.url,
     }
     env.pop("FINOA_DATABASE_URL", None)
-    settings = load_settings(data_dir=data_dir)  # creates the shared secrets file
-    secret = json.loads((data_dir / "secrets.json").read_text())["admin_client_secret"]
+    env.pop("FINOA_CONFIG", None)
+    erp_profile.prepare(erp_ctx)
+    oa_profile.prepare(oa_ctx)
+    oa_credentials, erp_credentials = (
+        oa_profile.credentials(oa_ctx),
+        erp_profile.credentials(erp_ctx),
+    )
+    config: Path | None = None
+    if (oa_profile.connector, erp_profile.connector) != ("generic-oa", "generic-erp"):
+        # anything but the embedded default pair: the two instances in a finoa.yaml
+        config = data_dir / "finoa.yaml"
+        connectors = {
+            oa_profile.instance_name: oa_profile.instance(oa_ctx, oa_credentials),
+            erp_profile.instance_name: erp_profile.instance(erp_ctx, erp_credentials),
+        }
+        config.write_text(
+            yaml.safe_dump({"connectors": connectors}, allow_unicode=True), encoding="utf-8"
+        )
+        env["FINOA_CONFIG"] = str(config)
     subprocess.run(
         [sys.executable, "-m", "finoa", "masterdata", "load"],
         env=env,
@@ -291,20 +316,28 @@ def run_demo(
         stdout=subprocess.DEVNULL,
     )
     commands = [
-        ("erp", ["sim", "erp", "--port", str(erp_port)]),
-        ("oa", ["sim", "oa", "--port", str(oa_port), "--hub-url", hub, "--reject-rate", "0.06"]),
+        ("erp", erp_profile.command(erp_ctx)),
+        ("oa", oa_profile.command(oa_ctx)),
         ("hub", ["serve", "--port", str(hub_port)]),
     ]
     planned = plan_claims(n, seed)
     tally = Tally()
     with _processes(commands, env, data_dir):
-        asyncio.run(_wait_ready([f"{hub}/ready", f"{oa}/_sim/stats", f"{erp}/_sim/stats"]))
+        asyncio.run(
+            _wait_ready(
+                [
+                    f"{hub}/ready",
+                    oa_ctx.url + oa_profile.ready_path,
+                    erp_ctx.url + erp_profile.ready_path,
+                ]
+            )
+        )
         token = httpx.post(
             f"{hub}/api/v1/oauth/token",
             data={
                 "grant_type": "client_credentials",
                 "client_id": "finoa-admin",
-                "client_secret": secret,
+                "client_secret": secrets["admin_client_secret"],
             },
         ).json()["access_token"]
         started = time.monotonic()
@@ -316,7 +349,9 @@ def run_demo(
             console=console,
         ) as progress:
             submitting = progress.add_task("submitting claims", total=len(planned))
-            asyncio.run(_submit_all(planned, hub, oa, token, tally, progress, submitting))
+            asyncio.run(
+                _submit_all(planned, hub, (oa_profile, oa_ctx), token, tally, progress, submitting)
+            )
             finishing = progress.add_task(
                 "approved/rejected → posted → written back", total=tally.accepted
             )
@@ -324,24 +359,29 @@ def run_demo(
                 _follow(hub, token, tally.accepted, progress, finishing, timeout_s=120 + n * 0.2)
             )
         elapsed = time.monotonic() - started
-        erp_stats = httpx.get(f"{erp}/_sim/stats").json()
+        vouchers = erp_profile.vouchers(erp_ctx, erp_credentials)
         db = Database.connect(settings.effective_database_url)
         try:
             chain = verify_audit_chain(db)
         finally:
             db.dispose()
-        ok = _report(console, tally, stats, erp_stats, chain.ok, chain.checked, elapsed)
+        systems = f"{oa_profile.title} ({approvals}) × {erp_profile.title}"
+        ok = _report(console, tally, stats, vouchers, chain.ok, chain.checked, elapsed, systems)
         claim_id = _a_claim_id(hub, token)
         later_port = port or settings.port
         for line in what_to_try_next(
-            data_dir, hub_port if not exit_when_done else later_port, claim_id, exit_when_done
+            data_dir,
+            hub_port if not exit_when_done else later_port,
+            claim_id,
+            exit_when_done,
+            config,
         ):
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         if exit_when_done:
             return 0 if ok else 1
         console.print(
-            f"\nfinoa is serving at [bold]{hub}[/bold]; OA simulator {oa}, ERP simulator {erp}. "
-            "Ctrl-C to stop."
+            f"\nfinoa is serving at [bold]{hub}[/bold]; {oa_profile.title} {oa_ctx.url}, "
+            f"{erp_profile.title} {erp_ctx.url}. Ctrl-C to stop."
         )
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
@@ -378,12 +418,16 @@ def finoa_invocation() -> str:
     return shlex.quote(str(shown) if shown.parent != Path(".") else f"./{shown}")
 
 
-def what_to_try_next(data_dir: Path, port: int, claim_id: str | None, stopped: bool) -> list[str]:
+def what_to_try_next(
+    data_dir: Path, port: int, claim_id: str | None, stopped: bool, config: Path | None = None
+) -> list[str]:
     """The commands that inspect what the demo did, each with the demo's --data-dir, ready to
     paste: a heading, then for each step a line saying what it does and the command on the
     next line, indented by four spaces. `stopped`: the hub is no longer serving, so the API
-    steps say how to serve the demo's data again."""
+    steps say how to serve the demo's data again (with the demo's finoa.yaml, `config`, when
+    it wrote one)."""
     finoa = finoa_invocation()
+    serve_with = f"FINOA_CONFIG={shlex.quote(str(config))} " if config is not None else ""
     where = f"--data-dir {shlex.quote(str(data_dir))}"
     hub = f"http://127.0.0.1:{port}"
     claim = f"{hub}/api/v1/claims/{claim_id}" if claim_id else f"{hub}/api/v1/claims"
@@ -396,7 +440,7 @@ def what_to_try_next(data_dir: Path, port: int, claim_id: str | None, stopped: b
         steps.append(
             (
                 "Serve the demo's data again (the API steps below need it):",
-                f"{finoa} serve {where} --port {port}",
+                f"{serve_with}{finoa} serve {where} --port {port}",
             )
         )
     steps += [
@@ -421,16 +465,17 @@ def _report(
     console: Console,
     tally: Tally,
     stats: dict[str, Any],
-    erp: dict[str, Any],
+    erp_vouchers: int,
     chain_ok: bool,
     chain_checked: int,
     elapsed: float,
+    systems: str,
 ) -> bool:
     claims = stats["claims"]
     posted = claims.get("posted", 0)
     rejected = claims.get("rejected", 0)
     dead = stats["outbox"].get("dead", 0)
-    table = Table(title="finoa demo: the reimbursement loop", show_header=True)
+    table = Table(title=f"finoa demo: the reimbursement loop\n{systems}", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
     rows = [
@@ -439,7 +484,7 @@ def _report(
         ("approved", posted + claims.get("approved", 0)),
         ("rejected by approvers", rejected),
         ("posted to the ERP", posted),
-        ("vouchers in the ERP", erp.get("vouchers", 0)),
+        ("vouchers in the ERP", erp_vouchers),
         ("written back (final status in OA)", stats["written_back_final"]),
         ("duplicates ignored", tally.duplicates),
         ("dead letters", dead),
@@ -466,7 +511,7 @@ def _report(
         and not tally.errors
         and dead == 0
         and posted + rejected == tally.accepted
-        and erp.get("vouchers", 0) == posted
+        and erp_vouchers == posted
         and stats["written_back_final"] == tally.accepted
     )
     if tally.errors:

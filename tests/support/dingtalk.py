@@ -15,6 +15,7 @@ import httpx
 import yaml
 
 from finoa.connectors.base import OutboundMessage
+from finoa.connectors.dingtalk.demo import simulator_config
 from support.processes import Server, free_port, hub_token, read_claim, start
 
 
@@ -29,19 +30,7 @@ class DingTalkSim:
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """A `dingtalk` instance config pointed at this simulator."""
-        c = self.credentials
-        return {
-            "app_key": c["appKey"],
-            "app_secret": c["appSecret"],
-            "token": c["token"],
-            "aes_key": c["aesKey"],
-            "process_code": c["processCode"],
-            "agent_id": c["agentId"],
-            "api_base_url": self.url,
-            "oapi_base_url": self.url,
-            "timeout_seconds": 5,
-            **extra,
-        }
+        return simulator_config(self.url, self.credentials, **{"timeout_seconds": 5, **extra})
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.url + path, timeout=5)

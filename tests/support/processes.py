@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +15,12 @@ from typing import Any
 import httpx
 import yaml
 
+from finoa import demo_stack
 from finoa.security.signatures import new_secret
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return demo_stack.free_port()
 
 
 @dataclass
@@ -255,14 +252,9 @@ def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):  # ty
         time.sleep(0.05)
 
 
-def sim_credentials(args: list[str]) -> dict[str, str]:
+def sim_credentials(args: list[str]) -> dict[str, Any]:
     """The JSON a `finoa sim … --show-credentials` command prints."""
-    answer = subprocess.run(
-        [sys.executable, "-m", "finoa", *args, "--show-credentials"],
-        capture_output=True, check=True, env=os.environ.copy(),
-    )  # fmt: skip
-    credentials: dict[str, str] = json.loads(answer.stdout)
-    return credentials
+    return demo_stack.sim_credentials(args)
 
 
 def start_configured_hub(

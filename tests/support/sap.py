@@ -12,20 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from finoa.connectors.sap.demo import simulator_config
 from support.processes import Server, free_port, start
 
 
 def sap_config(url: str, credentials: dict[str, str], **overrides: Any) -> dict[str, Any]:
     """The `sap` connector's config for the simulator at `url`."""
-    return {
-        "base_url": f"{url}/api",
-        "username": credentials["username"],
-        "password": credentials["password"],
-        "company_code": credentials["company_code"],
-        "sap_client": "100",
-        "timeout_seconds": 2,
-        **overrides,
-    }
+    return simulator_config(url, credentials, **{"timeout_seconds": 2, **overrides})
 
 
 @contextmanager

@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from finoa.connectors.weaver.demo import simulator_config
 from support.processes import Server, free_port, sim_credentials, start
-
-HUB_USER_ID = "1"  # E0001 in the simulator's HRM
 
 
 def weaver_credentials(data_dir: Path) -> dict[str, str]:
@@ -46,14 +45,4 @@ def weaver_simulator(
 
 def weaver_config(url: str, credentials: dict[str, str], **overrides: Any) -> dict[str, Any]:
     """A `weaver` instance config for the simulator at `url`."""
-    return {
-        "base_url": url,
-        "appid": credentials["appid"],
-        "secret": credentials["secret"],
-        "spk": credentials["spk"],
-        "user_id": HUB_USER_ID,
-        "syscode": credentials["syscode"],
-        "callback_secret": credentials["callback_secret"],
-        "timeout_seconds": 5,
-        **overrides,
-    }
+    return simulator_config(url, credentials, **{"timeout_seconds": 5, **overrides})
