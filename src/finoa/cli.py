@@ -680,7 +680,7 @@ def demo(
         int, typer.Option(min=0, max=65_535, help="Hub port (0: any free port)")
     ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
-    oa: Annotated[str, typer.Option(help="The OA: generic, dingtalk, weaver")] = "generic",
+    oa: Annotated[str, typer.Option(help="The OA: generic, dingtalk, weaver, wecom")] = "generic",
     erp: Annotated[
         str, typer.Option(help="The ERP: generic, tryton, kingdee, yonyou-u8, yonyou-nc, sap")
     ] = "generic",
