@@ -83,9 +83,7 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     return hashlib.sha256((timestamp + nonce + encrypt_key).encode("utf-8") + body).hexdigest()
 
 
-def verify_signature(
-    got: str, timestamp: str, nonce: str, encrypt_key: str, body: bytes
-) -> None:
+def verify_signature(got: str, timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> None:
     """Raise EventCryptoError naming `X-Lark-Signature` unless it signs the body."""
     expected = signature(timestamp, nonce, encrypt_key, body).encode("ascii")
     if not hmac.compare_digest(got.encode("utf-8", "replace"), expected):

@@ -296,7 +296,6 @@ def external_instance_body(
             {"name": "金额", "value": amount},
             {"name": "审批角色", "value": todo["role"]},
         ],
-        "user_id": todo["assignee_id"],
         "start_time": str(now_ms),
         "end_time": str(now_ms) if status != "PENDING" else "0",
         "update_time": str(now_ms),
