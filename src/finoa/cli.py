@@ -28,6 +28,7 @@ from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
+from finoa.connectors.feishu.command import sim_feishu
 from finoa.connectors.kingdee.simulator import sim_kingdee
 from finoa.erp_cli import erp_app
 from finoa.invoices.cli import SIM_TAX_PLATFORM_EPILOG, invoices_app, sim_tax_platform
@@ -117,6 +118,10 @@ sim_app.command(
     "dingtalk",
     epilog="Example: finoa sim dingtalk --port 8704 --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
 )(sim_dingtalk)
+sim_app.command(
+    "feishu",
+    epilog="Example: finoa sim feishu --port 8712 --show-credentials > feishu.json",
+)(sim_feishu)
 app.add_typer(policy_app, name="policy")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]

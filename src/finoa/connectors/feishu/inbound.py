@@ -177,10 +177,7 @@ class FeishuInbound:
         if "action_type" in event and SIGNATURE_HEADER not in request.headers:
             return InboundMessage(request, None, plain.encode("utf-8"))
         self._check_signature(request)
-        if header is not None:
-            message_id = header.get("event_id")
-        else:
-            message_id = event.get("uuid")
+        message_id = header.get("event_id") if header is not None else event.get("uuid")
         if not isinstance(message_id, str) or not message_id:
             raise _refused(
                 "event_id", "the event has no id (header.event_id or uuid)", "invalid-body"
