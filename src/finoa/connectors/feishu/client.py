@@ -118,11 +118,14 @@ def _error(response: httpx.Response, code: int, msg: str) -> FeishuError:
     )
 
 
+PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches calls up
+
+
 class Pacer:
     """At most `rate` calls a second from this client: each call waits for its slot."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / rate
+        self.interval = PACING_MARGIN / rate
         self._clock = clock
         self._next = 0.0
         self._lock = asyncio.Lock()
