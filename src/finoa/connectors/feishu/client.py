@@ -280,12 +280,7 @@ class FeishuApi:
         )
 
     async def sync_external_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        data = await self.call(
-            "POST",
-            "/open-apis/approval/v4/external_instances",
-            body=body,
-            params={"user_id_type": "user_id"},
-        )
+        data = await self.call("POST", "/open-apis/approval/v4/external_instances", body=body)
         return dict(data.get("data") or data) if isinstance(data, dict) else {}
 
     # -- contacts (通讯录) ---------------------------------------------------------------------

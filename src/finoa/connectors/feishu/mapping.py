@@ -171,7 +171,7 @@ def form_widgets(form: Mapping[str, Any], currency: str) -> list[dict[str, Any]]
 
 
 def create_instance_body(config: FeishuConfig, claim: ApprovalRequestPayload) -> dict[str, Any]:
-    """The body of `POST /open-apis/approval/v4/instances?user_id_type=user_id` for a claim."""
+    """The body of `POST /open-apis/approval/v4/instances` for a claim."""
     loaded = config.catalog.get("feishu", CREATE_MAPPING)
     result = apply_mapping(loaded.spec, claim, code_tables=code_tables(loaded, unchecked=True))
     if not result.ok:
