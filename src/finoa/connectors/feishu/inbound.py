@@ -84,6 +84,13 @@ CLOSING_TIMELINE = ("REJECT", "PASS", "CANCEL", "DELETE")
 URL_VERIFICATION = "url_verification"
 
 
+class FeishuEncryptedBody(BaseModel):
+    """The body of every Feishu request when an Encrypt Key is set."""
+
+    model_config = ConfigDict(extra="forbid")
+    encrypt: str = Field(min_length=1, max_length=1_000_000)
+
+
 class QuickAction(BaseModel):
     """A quick approval callback from the Approval Center."""
 
@@ -138,7 +145,7 @@ def instance_result(
 class FeishuInbound:
     """Inbound handler of a `feishu` instance."""
 
-    request_model: ClassVar[type[BaseModel] | None] = None
+    request_model: ClassVar[type[BaseModel] | None] = FeishuEncryptedBody
 
     def __init__(self, config: Mapping[str, Any], *, clock: Any = time.time) -> None:
         self.config = FeishuConfig.parse(config)
