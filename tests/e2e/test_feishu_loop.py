@@ -138,7 +138,11 @@ def test_hub_led_external_instances_decide_finoas_approval_and_the_claim_is_post
     task_ids = {task["id"] for task in hub_led.claim(claim["id"])["tasks"]}
 
     def closed() -> bool:
-        mine = [e for e in hub_led.feishu.get("/_sim/external_instances") if e["instance_id"] in task_ids]
+        mine = [
+            e
+            for e in hub_led.feishu.get("/_sim/external_instances")
+            if e["instance_id"] in task_ids
+        ]
         return len(mine) == len(task_ids) and all(e["status"] == "TERMINATED" for e in mine)
 
     wait_for(closed, 30, "every task's external instance sent again when decided")

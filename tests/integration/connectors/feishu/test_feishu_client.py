@@ -165,7 +165,9 @@ async def test_contacts_are_read_as_master_data(sim: FeishuSim, http: httpx.Asyn
         await api.department_users("fs-d99")
 
 
-async def test_rate_limits_are_paced_and_backed_off(start_sim: Any, http: httpx.AsyncClient) -> None:
+async def test_rate_limits_are_paced_and_backed_off(
+    start_sim: Any, http: httpx.AsyncClient
+) -> None:
     sim = start_sim("--qps", "3", "--no-auto-decide")
     # A client that does not pace itself meets 99991400 and waits it out once.
     eager = FeishuConnector(sim.config(rate_limit_per_second=1000), http)

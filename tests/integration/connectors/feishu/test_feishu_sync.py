@@ -90,6 +90,8 @@ def test_a_sweep_finds_what_the_events_missed_and_a_second_changes_nothing(
     report = json.loads(second.stdout)
     assert (report["applied"], report["duplicates"]) == (0, 7) and report["refused"] == []
     with engine.connect() as conn:
-        again = dict(conn.execute(select(claims.c.external_id, claims.c.status)).all())
+        again: dict[Any, Any] = dict(
+            conn.execute(select(claims.c.external_id, claims.c.status)).all()
+        )
     assert again == status
     engine.dispose()

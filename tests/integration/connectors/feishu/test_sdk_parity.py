@@ -91,7 +91,9 @@ def _seal(key: str, event: dict[str, Any]) -> bytes:
     return json.dumps({"encrypt": base64.b64encode(sealed).decode()}).encode()
 
 
-def _request(key: str, body: bytes, timestamp: int | None = None, **headers: str) -> InboundRequest:
+def _request(
+    key: str, body: bytes, timestamp: int | None = None, headers: dict[str, str] | None = None
+) -> InboundRequest:
     ts = str(timestamp if timestamp is not None else int(time.time()))
     nonce = "n0nce"
     signature = hashlib.sha256((ts + nonce + key).encode() + body).hexdigest()
@@ -100,7 +102,7 @@ def _request(key: str, body: bytes, timestamp: int | None = None, **headers: str
         "x-lark-request-nonce": nonce,
         "x-lark-signature": signature,
     }
-    return InboundRequest("feishu", {**base, **headers}, body, {}, parse_json)
+    return InboundRequest("feishu", {**base, **(headers or {})}, body, {}, parse_json)
 
 
 def _events(sim: FeishuSim) -> list[dict[str, Any]]:
@@ -143,7 +145,7 @@ async def test_events_sealed_the_sdk_way_pass_and_tampered_ones_are_refused(
         assert isinstance(command, ConcludeApproval)
         assert command.result is ApprovalResult.TERMINATE and command.message_id in ("e-1", "e-2")
         refusals = {
-            "x-lark-signature": _request(key, body, **{"x-lark-signature": "0" * 64}),
+            "x-lark-signature": _request(key, body, headers={"x-lark-signature": "0" * 64}),
             "x-lark-request-timestamp": _request(key, body, timestamp=int(time.time()) - 3600),
             "encrypt": _request(key, _seal("another-key", event)),
             "token": _request(key, _seal(key, {**event, "token": "forged"})),
@@ -224,12 +226,18 @@ def test_the_simulators_events_pass_the_sdks_dispatcher(tmp_path: Any) -> None:
             for sim in sims:
                 started = sim.post(
                     "/_sim/instances",
-                    {"user_id": "E0031", "department_id": "fs-d04", "form": employee_form("交通费", 8.0)},
+                    {
+                        "user_id": "E0031",
+                        "department_id": "fs-d04",
+                        "form": employee_form("交通费", 8.0),
+                    },
                 )
                 assert started.status_code == 200, started.text
             wait_for(
-                lambda: {e.get("status") for e in seen if e["type"] == "approval_instance"}
-                >= {"PENDING", "APPROVED"},
+                lambda: (
+                    {e.get("status") for e in seen if e["type"] == "approval_instance"}
+                    >= {"PENDING", "APPROVED"}
+                ),
                 30,
                 "the SDK dispatcher to accept the instance's events",
             )
@@ -237,11 +245,13 @@ def test_the_simulators_events_pass_the_sdks_dispatcher(tmp_path: Any) -> None:
             assert set(sims[0].get("/_sim/stats")["callbacks"]) == {"delivered"}
             # Under another key the SDK refuses them (HTTP 500) and Feishu sends them again.
             wait_for(
-                lambda: all(
-                    cb["state"] == "retrying" and cb["last_status"] == 500
-                    for cb in sims[1].get("/_sim/callbacks")
-                )
-                and len(sims[1].get("/_sim/callbacks")) >= 2,
+                lambda: (
+                    all(
+                        cb["state"] == "retrying" and cb["last_status"] == 500
+                        for cb in sims[1].get("/_sim/callbacks")
+                    )
+                    and len(sims[1].get("/_sim/callbacks")) >= 2
+                ),
                 30,
                 "the refused events to be retried",
             )
