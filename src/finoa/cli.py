@@ -28,6 +28,7 @@ from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
+from finoa.connectors.feishu.command import sim_feishu
 from finoa.connectors.kingdee.simulator import sim_kingdee
 from finoa.connectors.wecom.command import sim_wecom
 from finoa.erp_cli import erp_app
@@ -122,6 +123,10 @@ sim_app.command(
     "wecom",
     epilog="Example: finoa sim wecom --port 8705 --callback-url http://127.0.0.1:8700/api/v1/webhooks/wecom",
 )(sim_wecom)
+sim_app.command(
+    "feishu",
+    epilog="Example: finoa sim feishu --port 8712 --show-credentials > feishu.json",
+)(sim_feishu)
 app.add_typer(policy_app, name="policy")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
@@ -680,7 +685,9 @@ def demo(
         int, typer.Option(min=0, max=65_535, help="Hub port (0: any free port)")
     ] = 8700,
     seed: Annotated[int, typer.Option(help="Random seed for the generated claims")] = 7,
-    oa: Annotated[str, typer.Option(help="The OA: generic, dingtalk, weaver, wecom")] = "generic",
+    oa: Annotated[
+        str, typer.Option(help="The OA: generic, dingtalk, feishu, weaver, wecom")
+    ] = "generic",
     erp: Annotated[
         str, typer.Option(help="The ERP: generic, tryton, kingdee, yonyou-u8, yonyou-nc, sap")
     ] = "generic",

@@ -99,6 +99,22 @@ VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
         "301036": ErrorClass.CONFIG,  # a required control is empty
         "301055": ErrorClass.PERMANENT,  # the applicant is not in the chosen department
     },
+    "feishu": {
+        # `{"code": n, "msg": "…", "data": …}` on every answer
+        "99991661": ErrorClass.AUTH,  # the tenant access token is missing
+        "99991663": ErrorClass.AUTH,  # the tenant access token is invalid or expired
+        "99991668": ErrorClass.AUTH,  # the user access token is invalid
+        "99991677": ErrorClass.AUTH,  # the token has expired
+        "10003": ErrorClass.AUTH,  # invalid app_id
+        "10014": ErrorClass.AUTH,  # invalid app_secret
+        "99991672": ErrorClass.CONFIG,  # the app lacks a permission (scope)
+        "99991400": ErrorClass.RATE_LIMITED,  # request trigger frequency limit
+        "1390001": ErrorClass.PERMANENT,  # invalid parameter (unknown or departed user …)
+        "1390002": ErrorClass.CONFIG,  # approval code not found
+        "1390003": ErrorClass.PERMANENT,  # instance code not found
+        "60012": ErrorClass.PERMANENT,  # uuid already used (the connector looks it up)
+        "1": ErrorClass.TRANSIENT,  # internal error
+    },
 }
 
 

@@ -17,7 +17,7 @@ from support.cli import finoa
 from finoa.demo_stack import demo_names, demo_profile
 
 ERPS = ("generic", "tryton", "kingdee", "yonyou-u8", "yonyou-nc", "sap")
-OAS = ("generic", "dingtalk", "weaver", "wecom")
+OAS = ("generic", "dingtalk", "feishu", "weaver", "wecom")
 OK = "every valid claim reached a final state exactly once"
 
 
@@ -29,7 +29,9 @@ def _runs() -> list[tuple[str, str, str]]:
         for mode in demo_profile("oa", oa).approval_modes
         if (oa, mode) != ("generic", "hub-led")  # the first run above
     ]
-    return [*runs, ("dingtalk", "kingdee", "oa-led"), ("wecom", "kingdee", "hub-led")]
+    pairs = [("dingtalk", "kingdee", "oa-led"), ("wecom", "kingdee", "hub-led"),
+             ("feishu", "sap", "oa-led")]  # fmt: skip
+    return [*runs, *pairs]
 
 
 def count(output: str, row: str) -> int:
@@ -84,11 +86,11 @@ def test_every_system_has_a_profile_and_the_oa_modes_follow_the_manifests() -> N
     ("args", "problem", "fix"),
     [
         (("--approval", "oa-led"), "--approval oa-led: the generic OA does not run approvals",
-         "use --approval hub-led, or an OA that supports oa-led: dingtalk, wecom"),
+         "use --approval hub-led, or an OA that supports oa-led: dingtalk, feishu, wecom"),
         (("--oa", "weaver", "--approval", "oa-led"), "--approval oa-led: the weaver OA",
          "use --approval hub-led"),
         (("--oa", "kingdee"), "--oa kingdee: not an OA the demo knows",
-         "give one of: generic, dingtalk, weaver, wecom"),
+         "give one of: generic, dingtalk, feishu, weaver, wecom"),
         (("--erp", "oracle"), "--erp oracle: not an ERP the demo knows",
          "give one of: generic, kingdee, sap, tryton, yonyou-nc, yonyou-u8"),
         (("--approval", "sometimes"), "--approval sometimes: not a mode",

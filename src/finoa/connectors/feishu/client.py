@@ -1,0 +1,507 @@
+"""The hub's client to Feishu's open API, and the connector's outbound side.
+
+Auth: `POST /open-apis/auth/v3/tenant_access_token/internal` with the app's App ID and App
+Secret gives a tenant access token for `expire` seconds (7200); it is cached (`CachedToken`)
+and fetched again 5 minutes before it expires, or at once when Feishu refuses it (code
+99991663 invalid or expired, 99991661 missing), after which the call is sent once more.
+
+Every answer is `{"code", "msg", "data"}`; a code other than 0 is an error, classed by
+Feishu's own codes in the one table of `finoa.messaging.retry` (`VENDOR_CODE_CLASSES
+["feishu"]`), else by the HTTP status. Calls are paced to `rate_limit_per_second`; a
+refusal for frequency (HTTP 429, code 99991400) is waited out once (up to
+`MAX_BACKOFF_SECONDS`, by `x-ogw-ratelimit-reset`) and then left to the dispatcher's backoff.
+
+Actions: `approval.create` (OA-led: start the claim's 审批 instance under a `uuid` derived
+from the claim; a repeat answers 60012 and the instance already made is looked up),
+`todo.push` (hub-led: each approval task as an external instance in the Approval Center,
+sent again DONE when decided) and `status.writeback` (the result shows in Feishu itself; it
+is acknowledged without a call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+
+from finoa.connectors.auth import CachedToken, delivery_error
+from finoa.connectors.base import (
+    AccessToken,
+    ApprovalRequestPayload,
+    ApprovalResult,
+    ConcludeApproval,
+    ConnectorManifest,
+    DeliveryResult,
+    HealthReport,
+    InboundCommand,
+    InboundInvalid,
+    OAChanges,
+    OutboundMessage,
+    SubmitClaim,
+    TodoPayload,
+)
+from finoa.connectors.feishu.inbound import FeishuInbound, instance_result
+from finoa.connectors.feishu.manifest import MANIFEST
+from finoa.connectors.feishu.mapping import (
+    CLAIM_ID_WIDGET,
+    FeishuConfig,
+    WireMappingError,
+    claim_from_instance,
+    create_instance_body,
+    create_uuid,
+    external_instance_body,
+    widget_value,
+)
+from finoa.messaging.retry import (
+    UNKNOWN_OUTCOME_STATUSES,
+    DeliveryError,
+    ErrorClass,
+    classify_vendor_code,
+    retry_after_seconds,
+)
+
+REFRESH_MARGIN_SECONDS = 300.0
+TOKEN_CODES = frozenset({99991661, 99991663, 99991668, 99991677})
+RATE_LIMIT_CODE = 99991400
+UUID_CONFLICT_CODE = 60012
+MAX_BACKOFF_SECONDS = 2.0
+LOOKUP_WINDOW = timedelta(days=7)  # how far back an instance of a claim is looked for
+PAGE_SIZE = 100  # the most instances Feishu lists per page
+
+
+class FeishuError(DeliveryError):
+    """A DeliveryError carrying Feishu's own `code`."""
+
+    def __init__(self, code: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.code = code
+
+
+def _answer(response: httpx.Response) -> tuple[int, str, Any]:
+    """`(code, msg, data)` of a Feishu answer; code -1 when it is not Feishu's shape."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return -1, response.text[:300], None
+    if not isinstance(body, dict) or isinstance(body.get("code"), bool):
+        return -1, response.text[:300], None
+    try:
+        code = int(body.get("code", -1))
+    except (TypeError, ValueError):
+        return -1, response.text[:300], None
+    return code, str(body.get("msg") or ""), body
+
+
+def _error(response: httpx.Response, code: int, msg: str) -> FeishuError:
+    retry_after = retry_after_seconds(response)
+    reset = response.headers.get("x-ogw-ratelimit-reset")
+    if retry_after is None and reset and reset.isdigit():
+        retry_after = float(reset)
+    error_class = classify_vendor_code(
+        "feishu", str(code), response.status_code if response.status_code >= 400 else None
+    )
+    if code == -1 and response.status_code < 400:
+        error_class = ErrorClass.PERMANENT
+    return FeishuError(
+        code,
+        error_class,
+        f"Feishu {response.status_code} code {code} from {response.request.url.path}: {msg}",
+        retry_after=retry_after
+        if retry_after is not None
+        else (1.0 if error_class is ErrorClass.RATE_LIMITED else None),
+        outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
+    )
+
+
+PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches calls up
+
+
+class Pacer:
+    """At most `rate` calls a second from this client: each call waits for its slot."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = PACING_MARGIN / rate
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def slot(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class FeishuApi:
+    """Feishu's open API as finoa uses it: one instance per connector instance."""
+
+    def __init__(
+        self,
+        config: FeishuConfig,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._http = http
+        self.auth = CachedToken(
+            self._fetch_token, clock=clock, refresh_margin_seconds=REFRESH_MARGIN_SECONDS
+        )
+        self._clock = clock
+        self.pacer = Pacer(config.rate_limit_per_second)
+        self.backoffs = 0  # how often a frequency refusal was waited out (diagnostics)
+
+    async def _fetch_token(self) -> AccessToken:
+        started = self._clock()
+        url = self.config.base_url + "/open-apis/auth/v3/tenant_access_token/internal"
+        await self.pacer.slot()
+        try:
+            response = await self._http.post(
+                url,
+                json={"app_id": self.config.app_id, "app_secret": self.config.app_secret},
+                timeout=self.config.timeout_seconds,
+            )
+        except Exception as exc:
+            raise DeliveryError.from_exception(exc) from exc
+        code, msg, body = _answer(response)
+        if code != 0:
+            error = _error(response, code, msg)
+            if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
+                raise DeliveryError(ErrorClass.AUTH, f"Feishu refused the app: {error.reason}")
+            raise error
+        try:
+            value, lifetime = body["tenant_access_token"], float(body["expire"])
+            if not isinstance(value, str) or not value:
+                raise TypeError("tenant_access_token is not a non-empty string")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeliveryError(
+                ErrorClass.PERMANENT, f"malformed answer from Feishu's token endpoint: {exc}"
+            ) from exc
+        return AccessToken(value, started + lifetime)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One call with the tenant access token; the answer's `data`. A refused token is
+        dropped and the call sent once more with a fresh one; a frequency refusal is waited
+        out once. Raises FeishuError (a DeliveryError)."""
+        url = self.config.base_url + path
+        content = orjson.dumps(body) if body is not None else None
+        extra = {"content-type": "application/json; charset=utf-8"} if content is not None else {}
+        refreshed = waited = False
+        while True:
+            headers = await self.auth.headers()
+            await self.pacer.slot()
+            try:
+                response = await self._http.request(
+                    method,
+                    url,
+                    content=content,
+                    params=params,
+                    headers={**extra, **headers},
+                    timeout=self.config.timeout_seconds,
+                )
+            except Exception as exc:
+                raise delivery_error(exc) from exc
+            code, msg, answer = _answer(response)
+            if code == 0 and response.is_success:
+                return answer.get("data") or {}
+            if code in TOKEN_CODES and not refreshed:
+                refreshed = True
+                await self.auth.rejected(headers)
+                continue
+            error = _error(response, code, msg)
+            if error.error_class is ErrorClass.RATE_LIMITED and not waited:
+                waited = True
+                self.backoffs += 1
+                await asyncio.sleep(min(error.retry_after or 1.0, MAX_BACKOFF_SECONDS))
+                continue
+            raise error
+
+    # -- approval (审批) ----------------------------------------------------------------------
+
+    async def create_instance(self, body: Mapping[str, Any]) -> str:
+        data = await self.call(
+            "POST",
+            "/open-apis/approval/v4/instances",
+            body=body,
+            params={"user_id_type": "user_id"},
+        )
+        code = data.get("instance_code") if isinstance(data, dict) else None
+        if not isinstance(code, str) or not code:
+            raise DeliveryError(ErrorClass.PERMANENT, "Feishu's answer has no instance_code")
+        return code
+
+    async def get_instance(self, instance_code: str) -> dict[str, Any]:
+        data = await self.call(
+            "GET",
+            f"/open-apis/approval/v4/instances/{instance_code}",
+            params={"user_id_type": "user_id"},
+        )
+        if not isinstance(data, dict) or not data:
+            raise DeliveryError(ErrorClass.PERMANENT, f"Feishu has no instance {instance_code}")
+        return data
+
+    async def list_instance_codes(self, start_ms: int, end_ms: int) -> list[str]:
+        """Codes of the form's instances started in [start_ms, end_ms], every page."""
+        found: list[str] = []
+        token = ""
+        while True:
+            params: dict[str, Any] = {
+                "approval_code": self.config.approval_code,
+                "start_time": str(start_ms),
+                "end_time": str(end_ms),
+                "page_size": PAGE_SIZE,
+            }
+            if token:
+                params["page_token"] = token
+            data = await self.call("GET", "/open-apis/approval/v4/instances", params=params)
+            found.extend(str(c) for c in data.get("instance_code_list") or [])
+            token = str(data.get("page_token") or "")
+            if not data.get("has_more") or not token:
+                return found
+
+    async def subscribe(self) -> None:
+        """Subscribe the app to the form's `approval_instance` / `approval_task` events."""
+        await self.call(
+            "POST", f"/open-apis/approval/v4/approvals/{self.config.approval_code}/subscribe"
+        )
+
+    async def sync_external_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        data = await self.call("POST", "/open-apis/approval/v4/external_instances", body=body)
+        return dict(data.get("data") or data) if isinstance(data, dict) else {}
+
+    # -- contacts (通讯录) ---------------------------------------------------------------------
+
+    async def user(self, user_id: str) -> dict[str, Any]:
+        """`GET /open-apis/contact/v3/users/:user_id`: one user (user_id, name, departments)."""
+        data = await self.call(
+            "GET",
+            f"/open-apis/contact/v3/users/{user_id}",
+            params={"user_id_type": "user_id", "department_id_type": "department_id"},
+        )
+        return dict(data.get("user") or {})
+
+    async def departments(self, parent: str = "0") -> list[dict[str, Any]]:
+        """Every department under `parent` (0: the root), every page."""
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params: dict[str, Any] = {
+                "department_id_type": "department_id",
+                "fetch_child": "true",
+                "page_size": 50,
+            }
+            if token:
+                params["page_token"] = token
+            data = await self.call(
+                "GET", f"/open-apis/contact/v3/departments/{parent}/children", params=params
+            )
+            found.extend(data.get("items") or [])
+            token = str(data.get("page_token") or "")
+            if not data.get("has_more") or not token:
+                return found
+
+    async def department_users(self, department_id: str) -> list[dict[str, Any]]:
+        """Every user directly in a department, every page."""
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params: dict[str, Any] = {
+                "department_id": department_id,
+                "department_id_type": "department_id",
+                "user_id_type": "user_id",
+                "page_size": 50,
+            }
+            if token:
+                params["page_token"] = token
+            data = await self.call(
+                "GET", "/open-apis/contact/v3/users/find_by_department", params=params
+            )
+            found.extend(data.get("items") or [])
+            token = str(data.get("page_token") or "")
+            if not data.get("has_more") or not token:
+                return found
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class FeishuConnector:
+    """The `feishu` connector of one instance."""
+
+    manifest: ClassVar[ConnectorManifest] = MANIFEST
+    inbound: ClassVar[type[FeishuInbound]] = FeishuInbound
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
+
+    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self._config_error = ""
+        self.api: FeishuApi | None = None
+        try:
+            self.api = FeishuApi(FeishuConfig.parse(config), http)
+        except ValueError as exc:
+            self._config_error = f"feishu config: {exc}"
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        FeishuConfig.parse(config)
+
+    @property
+    def auth(self) -> CachedToken | None:
+        return self.api.auth if self.api is not None else None
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        """Each message on its own (Feishu has no batch calls here); one result each."""
+        if self.api is None:
+            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
+            return [DeliveryResult(error=error) for _ in messages]
+        return [await self._one(self.api, message) for message in messages]
+
+    async def _one(self, api: FeishuApi, message: OutboundMessage) -> DeliveryResult:
+        handlers: dict[str, Callable[[FeishuApi, Any], Awaitable[dict[str, Any]]]] = {
+            "approval.create": self._create_approval,
+            "todo.push": self._push_todo,
+            "status.writeback": self._status,
+        }
+        handler = handlers.get(message.action)
+        if handler is None:
+            reason = f"feishu has no action {message.action!r}; it knows {list(handlers)}"
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
+        try:
+            return DeliveryResult(response=await handler(api, message.payload))
+        except WireMappingError as exc:
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, f"mapping: {exc}"))
+        except Exception as exc:
+            return DeliveryResult(error=delivery_error(exc))
+
+    async def _create_approval(
+        self, api: FeishuApi, claim: ApprovalRequestPayload
+    ) -> dict[str, Any]:
+        body = create_instance_body(api.config, claim)
+        try:
+            code = await api.create_instance(body)
+        except FeishuError as exc:
+            if exc.code != UUID_CONFLICT_CODE:
+                raise
+            found = await self.instance_of_claim(api, claim["id"])
+            if found is None:
+                raise DeliveryError(
+                    ErrorClass.PERMANENT,
+                    f"Feishu says uuid {body['uuid']} is taken (60012) but lists no instance "
+                    f"of claim {claim['id']} in the last {LOOKUP_WINDOW.days} days",
+                ) from None
+            return {"oa_approval_id": found, "status": "already_created"}
+        return {"oa_approval_id": code}
+
+    async def instance_of_claim(self, api: FeishuApi, claim_id: str) -> str | None:
+        """The instance finoa created for a claim (its create `uuid`), from the last week."""
+        wanted = create_uuid(claim_id)
+        now = datetime.now(UTC)
+        for code in await api.list_instance_codes(_ms(now - LOOKUP_WINDOW), _ms(now)):
+            instance = await api.get_instance(code)
+            if str(instance.get("uuid") or "").lower() == wanted:
+                return code
+        return None
+
+    async def _push_todo(self, api: FeishuApi, todo: TodoPayload) -> dict[str, Any]:
+        status = "PENDING" if todo["op"] == "create" else "TERMINATED"
+        if status == "PENDING" and api.config.callback_url is None:
+            raise DeliveryError(ErrorClass.CONFIG, "callback_url: required for todos (hub-led)")
+        body = external_instance_body(
+            api.config, todo, status=status, now_ms=_ms(datetime.now(UTC))
+        )
+        await api.sync_external_instance(body)
+        return {
+            "external_instance": todo["task_id"],
+            "status": "created" if status == "PENDING" else "closed",
+        }
+
+    async def _status(self, api: FeishuApi, status: Mapping[str, Any]) -> dict[str, Any]:
+        return {"status": "acknowledged"}
+
+    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+        """Did it already happen? An instance under the claim's create uuid; an external
+        instance is an upsert by its id, so sending it again is harmless (None)."""
+        if self.api is None:
+            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
+            return [DeliveryResult(error=error) for _ in messages]
+        results: list[DeliveryResult | None] = []
+        for message in messages:
+            try:
+                if message.action == "approval.create":
+                    found = await self.instance_of_claim(self.api, str(message.payload["id"]))
+                    results.append(
+                        DeliveryResult(response={"oa_approval_id": found}) if found else None
+                    )
+                else:
+                    results.append(None)
+            except Exception as exc:
+                results.append(DeliveryResult(error=delivery_error(exc)))
+        return results
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
+        """The form's instances started between `since` and `until` (Feishu lists by start
+        time), as the commands their events carry: an instance an employee started is a
+        claim; an approved, rejected, canceled or deleted one concludes its claim."""
+        if self.api is None:
+            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
+        api = self.api
+        commands: list[InboundCommand] = []
+        problems: list[str] = []
+        for code in await api.list_instance_codes(_ms(since), _ms(until)):
+            instance = await api.get_instance(code)
+            claim_id = widget_value(instance, CLAIM_ID_WIDGET)
+            if claim_id is None:
+                try:
+                    claim = claim_from_instance(api.config, code, instance)
+                except InboundInvalid as exc:
+                    first = exc.errors[0]
+                    path = ".".join(str(p) for p in first["loc"])
+                    problems.append(f"instance {code}: {path}: {first['msg']}")
+                    continue
+                commands.append(SubmitClaim(f"feishu-start:{code}", claim, oa_approval_id=code))
+            concluded = instance_result(instance)
+            if concluded is not None:
+                result, actor, comment = concluded
+                commands.append(
+                    ConcludeApproval(
+                        f"feishu-result:{code}",
+                        code,
+                        result,
+                        actor_id=actor,
+                        comment=comment,
+                        claim_id=claim_id,
+                    )
+                )
+        return OAChanges(tuple(commands), tuple(problems))
+
+    async def health(self) -> HealthReport:
+        """A tenant access token for the app, fetched now."""
+        if self.api is None:
+            return HealthReport(False, self._config_error)
+        started = time.perf_counter()
+        try:
+            await self.api._fetch_token()
+        except DeliveryError as exc:
+            return HealthReport(False, exc.reason)
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        return HealthReport(True, f"Feishu issued a tenant access token in {latency} ms", latency)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""
+
+
+__all__ = ["ApprovalResult", "FeishuApi", "FeishuConnector", "FeishuError"]

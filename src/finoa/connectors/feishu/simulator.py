@@ -1,0 +1,1080 @@
+"""A Feishu simulator: the open API and event pushes as Feishu speaks them.
+
+What it enforces, as Feishu does:
+
+- **Tokens.** `POST /open-apis/auth/v3/tenant_access_token/internal` with the app's
+  `app_id`/`app_secret` gives a tenant access token for `token_ttl` seconds (7200 as
+  Feishu; the same token again while more than 30 minutes remain). A missing token is
+  refused with code 99991661, an unknown or expired one with 99991663 (HTTP 400).
+- **Answers.** Always `{"code", "msg", "data"}`; code 0 is success.
+- **Base data.** Users and departments come from master data (the sample company by
+  default): user_id = employee id, department_id as the default code table numbers them.
+  An unknown or resigned user, or a department the user is not in, is refused (1390001);
+  contacts answer 99992351 for an id that does not exist.
+- **Forms.** `form` is a JSON string of widgets `{id, type, value}` checked against the
+  approval definition: widget ids and types, amounts as numbers with a currency, dates in
+  RFC 3339, the radio's options, a fieldList as rows of widgets, required widgets.
+- **Idempotency.** A create `uuid` already used answers 60012; an external instance is an
+  upsert by `instance_id`, the newer `update_time` winning.
+- **Rate limits.** At most `qps` calls per second per app (HTTP 429, code 99991400, with
+  `x-ogw-ratelimit-limit` / `x-ogw-ratelimit-reset`).
+- **Events.** `approval_instance` / `approval_task` events (schema 1.0 as Feishu sends
+  approval events, or 2.0 with `--event-schema 2.0`) encrypted under the Encrypt Key and
+  signed (`X-Lark-Signature`); any answer but HTTP 200 and the event is sent again after
+  15 s, 5 min, 1 h and 6 h (times `retry_scale`).
+
+Simulated approvers decide what reaches them: an instance's approver (the applicant's
+manager) approves, or rejects at `reject_rate`; an external instance's task approver presses
+its quick action, which Feishu sends to the action callback URL (the callback URL),
+encrypted and carrying the Verification Token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from finoa.connectors.feishu.crypto import encrypt, new_secret, signed_headers
+from finoa.connectors.simulation import (
+    FaultMiddleware,
+    FaultState,
+    add_sim_routes,
+    json_response,
+    open_database,
+    serve,
+    transaction,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN_TTL = 7200
+TOKEN_REUSE_SECONDS = 1800  # Feishu hands out the same token while more than 30 min remain
+DEFAULT_QPS = 50
+RETRY_DELAYS = (15.0, 300.0, 3600.0, 21600.0)  # Feishu's event push retry schedule
+APPROVAL_CODE = "7C468A54-8745-2245-9675-08B7C63E7A85"
+EXTERNAL_APPROVAL_CODE = "finoa-expense-claim"
+APPROVAL_NAME = "费用报销"
+CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY")
+# The approval definition's form: widget id -> (type, name); the fieldList's columns.
+FORM: dict[str, tuple[str, str]] = {
+    "reason": ("input", "报销事由"),
+    "claim_no": ("input", "finoa单号"),
+    "total": ("amount", "总金额"),
+    "details": ("fieldList", "费用明细"),
+    "cost_center": ("input", "成本中心"),
+    "project": ("input", "项目"),
+}
+COLUMNS: dict[str, tuple[str, str]] = {
+    "category": ("radioV2", "费用类别"),
+    "amount": ("amount", "金额"),
+    "tax": ("amount", "可抵扣税额"),
+    "date": ("date", "费用日期"),
+    "note": ("input", "说明"),
+}
+CATEGORY_OPTIONS = (
+    "差旅费",
+    "住宿费",
+    "业务招待费",
+    "交通费",
+    "办公费",
+    "通讯费",
+    "培训费",
+    "会议费",
+)
+REQUIRED = ("reason", "total", "details")
+REQUIRED_COLUMNS = ("category", "amount", "date")
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+INSTANCE_STATUSES = ("APPROVED", "REJECTED", "CANCELED", "DELETED")
+EXTERNAL_STATUSES = (
+    "PENDING",
+    "APPROVED",
+    "REJECTED",
+    "CANCELED",
+    "DELETED",
+    "HIDDEN",
+    "TERMINATED",
+)
+TASK_STATUSES = ("PENDING", "APPROVED", "REJECTED", "TRANSFERRED", "DONE")
+APPROVE_COMMENT = "同意"
+REJECT_COMMENT = "预算不足 / over budget"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    code TEXT PRIMARY KEY, uuid TEXT UNIQUE, user_id TEXT NOT NULL, department_id TEXT NOT NULL,
+    form TEXT NOT NULL, status TEXT NOT NULL, approver TEXT NOT NULL, task_id TEXT NOT NULL,
+    start_ms INTEGER NOT NULL, end_ms INTEGER, comment TEXT, serial INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS external_instances (
+    instance_id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL,
+    update_time INTEGER NOT NULL, versions INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS subscriptions (approval_code TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS callbacks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, event TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER,
+    last_error TEXT, url TEXT
+);
+CREATE TABLE IF NOT EXISTS presses (
+    task_id TEXT PRIMARY KEY, action_type TEXT NOT NULL, status INTEGER, answer TEXT
+);
+"""
+
+
+class FeishuError(Exception):
+    """An error answered in Feishu's shape: `{"code", "msg", "data": {}}`."""
+
+    def __init__(
+        self, status: int, code: int, msg: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg, self.headers = status, code, msg, headers
+
+    def response(self) -> Response:
+        body = {"code": self.code, "msg": self.msg, "data": {}}
+        return json_response(body, self.status, headers=self.headers)
+
+
+def _invalid(msg: str) -> FeishuError:
+    return FeishuError(400, 1390001, f"param is invalid: {msg}")
+
+
+def ok(data: Any) -> Response:
+    return json_response({"code": 0, "msg": "success", "data": data})
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the app's developer console shows."""
+
+    app_id: str
+    app_secret: str
+    encrypt_key: str
+    verification_token: str
+    tenant_key: str
+
+    def console(self) -> dict[str, Any]:
+        return {
+            "app_id": self.app_id,
+            "app_secret": self.app_secret,
+            "encrypt_key": self.encrypt_key,
+            "verification_token": self.verification_token,
+            "tenant_key": self.tenant_key,
+            "approval_code": APPROVAL_CODE,
+            "external_approval_code": EXTERNAL_APPROVAL_CODE,
+        }
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> Credentials:
+        path = data_dir / "credentials.json"
+        if path.exists():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                raw["app_id"],
+                raw["app_secret"],
+                raw["encrypt_key"],
+                raw["verification_token"],
+                raw["tenant_key"],
+            )
+        made = cls(
+            app_id="cli_" + secrets.token_hex(8),
+            app_secret=new_secret(32),
+            encrypt_key=new_secret(32),
+            verification_token=new_secret(32),
+            tenant_key=secrets.token_hex(8),
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(made.console(), indent=2), encoding="utf-8")
+        path.chmod(0o600)
+        return made
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    open_id: str
+    name: str
+    department_id: str
+    manager: str | None
+    active: bool
+
+    def contact(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "open_id": self.open_id,
+            "union_id": "on_" + self.open_id[3:],
+            "name": self.name,
+            "department_ids": [self.department_id],
+            "leader_user_id": self.manager or "",
+            "status": {"is_activated": self.active, "is_resigned": not self.active},
+        }
+
+
+def _open_id(prefix: str, key: str) -> str:
+    return prefix + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+class Directory:
+    """Feishu's contacts, built from finoa master data and the department code table."""
+
+    def __init__(self, masterdata: dict[str, Any]) -> None:
+        table = resources.files("finoa.mapping").joinpath("defaults/feishu/tables/departments.yaml")
+        ids = {str(v): str(k) for k, v in yaml.safe_load(table.read_text("utf-8")).items()}
+        self.departments: dict[str, dict[str, Any]] = {}
+        for unit in masterdata.get("org_units") or []:
+            dept = ids.get(unit["id"])
+            if dept is None:
+                continue
+            self.departments[dept] = {
+                "department_id": dept,
+                "open_department_id": _open_id("od-", dept),
+                "name": unit["name"],
+                "parent_department_id": ids.get(unit.get("parent_id") or "", "0"),
+                "leader_user_id": unit.get("manager_id") or "",
+                "status": {"is_deleted": False},
+            }
+        self.users: dict[str, User] = {}
+        for person in masterdata.get("employees") or []:
+            dept = ids.get(person["department_id"])
+            if dept is None:
+                continue
+            self.users[person["id"]] = User(
+                person["id"],
+                _open_id("ou_", person["id"]),
+                person["name"],
+                dept,
+                person.get("manager_id"),
+                bool(person.get("active", True)),
+            )
+
+    def active_user(self, user_id: Any, field: str) -> User:
+        user = self.users.get(user_id) if isinstance(user_id, str) else None
+        if user is None:
+            raise _invalid(f"{field}: user not found ({user_id})")
+        if not user.active:
+            raise _invalid(f"{field}: user has resigned ({user_id})")
+        return user
+
+
+class RateLimit:
+    """At most `qps` calls in any one-second window."""
+
+    def __init__(self, qps: int) -> None:
+        self.qps = qps
+        self.calls: list[float] = []
+        self.refused = 0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        self.calls = [t for t in self.calls if now - t < 1.0]
+        if len(self.calls) >= self.qps:
+            self.refused += 1
+            raise FeishuError(
+                429,
+                99991400,
+                "request trigger frequency limit",
+                headers={"x-ogw-ratelimit-limit": str(self.qps), "x-ogw-ratelimit-reset": "1"},
+            )
+        self.calls.append(now)
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FeishuSimulator:
+    """State and behaviour behind the Feishu simulator app."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        callback_url: str | None = None,
+        masterdata: dict[str, Any] | None = None,
+        token_ttl: int = DEFAULT_TOKEN_TTL,
+        qps: int = DEFAULT_QPS,
+        reject_rate: float = 0.0,
+        auto_decide: bool = True,
+        retry_scale: float = 1.0,
+        event_schema: str = "1.0",
+        seed: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.credentials = Credentials.load_or_create(self.data_dir)
+        self.conn = open_database(self.data_dir / "feishu.sqlite3", SCHEMA)
+        if masterdata is None:
+            from finoa.services.masterdata import sample_masterdata
+
+            masterdata = sample_masterdata()
+        self.directory = Directory(masterdata)
+        self.callback_url = callback_url
+        self.token_ttl = token_ttl
+        self.limit = RateLimit(qps)
+        self.reject_rate = reject_rate
+        self.auto_decide = auto_decide
+        self.retry_scale = retry_scale
+        self.event_schema = event_schema
+        self.rng = random.Random(seed)
+        self.faults = FaultState()
+        self.queue: asyncio.Queue[int] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sender: asyncio.Task[None] | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.counts = {"token_refusals": 0, "tokens_issued": 0, "uuid_conflicts": 0}
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def issue_token(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or body.get("app_id") != self.credentials.app_id:
+            raise FeishuError(400, 10003, "invalid param: app_id")
+        if body.get("app_secret") != self.credentials.app_secret:
+            raise FeishuError(400, 10014, "app secret invalid")
+        now = time.time()
+        row = self.conn.execute(
+            "SELECT token, expires_at FROM tokens ORDER BY expires_at DESC LIMIT 1"
+        ).fetchone()
+        if row is not None and row["expires_at"] - now > min(TOKEN_REUSE_SECONDS, self.token_ttl):
+            return {
+                "code": 0,
+                "msg": "ok",
+                "tenant_access_token": row["token"],
+                "expire": int(row["expires_at"] - now),
+            }
+        token = "t-" + secrets.token_hex(20)
+        with transaction(self.conn):
+            self.conn.execute("INSERT INTO tokens VALUES (?, ?)", (token, now + self.token_ttl))
+        self.counts["tokens_issued"] += 1
+        return {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_ttl}
+
+    def check_token(self, authorization: str | None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            self.counts["token_refusals"] += 1
+            raise FeishuError(
+                400,
+                99991661,
+                "Missing access token for authorization. Please make a request with token "
+                "attached.",
+            )
+        row = self.conn.execute(
+            "SELECT expires_at FROM tokens WHERE token = ?", (token.strip(),)
+        ).fetchone()
+        if row is None or time.time() >= row["expires_at"]:
+            self.counts["token_refusals"] += 1
+            raise FeishuError(
+                400,
+                99991663,
+                "Invalid access token for authorization. Please make a request with token "
+                "attached.",
+            )
+
+    def expire_tokens(self) -> int:
+        with transaction(self.conn):
+            return self.conn.execute("UPDATE tokens SET expires_at = 0").rowcount
+
+    # -- approval instances --------------------------------------------------------------
+
+    def create_instance(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _invalid("the body must be an object")
+        if body.get("approval_code") != APPROVAL_CODE:
+            raise FeishuError(400, 1390002, f"approval code not found: {body.get('approval_code')}")
+        user = self.directory.active_user(body.get("user_id"), "user_id")
+        dept = body.get("department_id")
+        if dept is not None:
+            if dept not in self.directory.departments:
+                raise _invalid(f"department_id: department not found ({dept})")
+            if dept != user.department_id:
+                raise _invalid(f"department_id: {user.user_id} is not in department {dept}")
+        form = self._form(body.get("form"))
+        create_uuid = body.get("uuid")
+        if create_uuid is not None:
+            if not isinstance(create_uuid, str) or not create_uuid or len(create_uuid) > 64:
+                raise _invalid("uuid: a string of at most 64 characters")
+            taken = self.conn.execute(
+                "SELECT code FROM instances WHERE uuid = ?", (create_uuid.lower(),)
+            ).fetchone()
+            if taken is not None:
+                self.counts["uuid_conflicts"] += 1
+                raise FeishuError(400, 60012, "uuid conflict")
+        approver = self._approver(user)
+        code = str(uuid.uuid4()).upper()
+        task_id = str(self.rng.randint(10**15, 10**16))
+        now = _ms()
+        with transaction(self.conn):
+            serial = self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0] + 1
+            self.conn.execute(
+                "INSERT INTO instances VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, NULL, NULL, ?)",
+                (
+                    code,
+                    create_uuid.lower() if isinstance(create_uuid, str) else None,
+                    user.user_id,
+                    user.department_id,
+                    json.dumps(form, ensure_ascii=False),
+                    approver,
+                    task_id,
+                    now,
+                    serial,
+                ),
+            )
+        self.emit(self._instance_event(code, "PENDING"))
+        self.emit(self._task_event(code, task_id, approver, "PENDING"))
+        if self.auto_decide:
+            self.later(self.decide_instance(code))
+        return {"instance_code": code}
+
+    def _form(self, raw: Any) -> list[dict[str, Any]]:
+        if not isinstance(raw, str):
+            raise _invalid("form: a JSON string of widgets")
+        try:
+            widgets = json.loads(raw)
+        except json.JSONDecodeError:
+            raise _invalid("form: not valid JSON") from None
+        if not isinstance(widgets, list) or not widgets:
+            raise _invalid("form: a non-empty list of widgets")
+        stored = [self._widget(w, FORM, f"form[{i}]") for i, w in enumerate(widgets)]
+        given = {w["id"] for w in stored}
+        missing = [w for w in REQUIRED if w not in given]
+        if missing:
+            raise _invalid(f"form: required widget {missing[0]} ({FORM[missing[0]][1]}) is empty")
+        return stored
+
+    def _widget(
+        self, widget: Any, definition: dict[str, tuple[str, str]], where: str
+    ) -> dict[str, Any]:
+        if not isinstance(widget, dict) or not isinstance(widget.get("id"), str):
+            raise _invalid(f"{where}: a widget needs an id")
+        widget_id = widget["id"]
+        if widget_id not in definition:
+            raise _invalid(f"{where}: widget {widget_id} not found in the approval definition")
+        kind, name = definition[widget_id]
+        if widget.get("type") != kind:
+            raise _invalid(f"{where}: widget {widget_id} is {kind}, not {widget.get('type')}")
+        value = widget.get("value")
+        out: dict[str, Any] = {"id": widget_id, "custom_id": widget_id, "name": name, "type": kind}
+        if kind == "amount":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _invalid(f"{where}: amount {widget_id} must be a number")
+            currency = widget.get("currency", "CNY")
+            if currency not in CURRENCIES:
+                raise _invalid(f"{where}: currency {currency} is not allowed")
+            out.update(value=value, currency=currency)
+        elif kind == "date":
+            if not isinstance(value, str) or not RFC3339.fullmatch(value):
+                raise _invalid(f"{where}: date {widget_id} must be RFC 3339")
+            out["value"] = value
+        elif kind == "radioV2":
+            if value not in CATEGORY_OPTIONS:
+                raise _invalid(f"{where}: {value!r} is not an option of {widget_id}")
+            out["value"] = value
+        elif kind == "fieldList":
+            if not isinstance(value, list) or not value:
+                raise _invalid(f"{where}: fieldList {widget_id} needs rows")
+            rows = []
+            for r, row in enumerate(value):
+                if not isinstance(row, list):
+                    raise _invalid(f"{where}.value[{r}]: a row is a list of widgets")
+                cells = [self._widget(c, COLUMNS, f"{where}.value[{r}]") for c in row]
+                given = {c["id"] for c in cells}
+                missing = [c for c in REQUIRED_COLUMNS if c not in given]
+                if missing:
+                    raise _invalid(f"{where}.value[{r}]: required {missing[0]} is empty")
+                rows.append(cells)
+            out["value"] = rows
+        else:
+            if not isinstance(value, str):
+                raise _invalid(f"{where}: input {widget_id} must be a string")
+            if widget_id in REQUIRED and not value.strip():
+                raise _invalid(f"{where}: required {widget_id} is empty")
+            out["value"] = value
+        return out
+
+    def _approver(self, user: User) -> str:
+        manager = user.manager
+        while manager is not None:
+            found = self.directory.users.get(manager)
+            if found is not None and found.active:
+                return found.user_id
+            manager = found.manager if found else None
+        return user.user_id
+
+    def _row(self, code: str) -> Any:
+        row = self.conn.execute("SELECT * FROM instances WHERE code = ?", (code,)).fetchone()
+        if row is None:
+            raise FeishuError(400, 1390003, f"instance code not found: {code}")
+        return row
+
+    def instance(self, code: str) -> dict[str, Any]:
+        row = self._row(code)
+        user = self.directory.users[row["user_id"]]
+        approver = self.directory.users[row["approver"]]
+        finished = row["status"] != "PENDING"
+        timeline: list[dict[str, Any]] = [
+            {"type": "START", "create_time": str(row["start_ms"]), "user_id": user.user_id}
+        ]
+        if finished:
+            kind = {"APPROVED": "PASS", "REJECTED": "REJECT", "CANCELED": "CANCEL"}.get(
+                row["status"], "DELETE"
+            )
+            who = user if kind in ("CANCEL", "DELETE") else approver
+            timeline.append(
+                {
+                    "type": kind,
+                    "create_time": str(row["end_ms"]),
+                    "user_id": who.user_id,
+                    "open_id": who.open_id,
+                    "comment": row["comment"] or "",
+                }
+            )
+        task_status = {"APPROVED": "APPROVED", "REJECTED": "REJECTED"}.get(
+            row["status"], "PENDING" if not finished else "DONE"
+        )
+        return {
+            "approval_code": APPROVAL_CODE,
+            "approval_name": APPROVAL_NAME,
+            "instance_code": row["code"],
+            "serial_number": f"{row['serial']:06d}",
+            "uuid": row["uuid"] or "",
+            "start_time": str(row["start_ms"]),
+            "end_time": str(row["end_ms"] or 0),
+            "user_id": user.user_id,
+            "open_id": user.open_id,
+            "department_id": row["department_id"],
+            "status": row["status"],
+            "reverted": False,
+            "form": json.dumps(json.loads(row["form"]), ensure_ascii=False),
+            "task_list": [
+                {
+                    "id": row["task_id"],
+                    "user_id": approver.user_id,
+                    "open_id": approver.open_id,
+                    "status": task_status,
+                    "node_id": "manager",
+                    "node_name": "直属上级",
+                    "custom_node_id": "manager",
+                    "type": "AND",
+                    "start_time": str(row["start_ms"]),
+                    "end_time": str(row["end_ms"] or 0),
+                }
+            ],
+            "comment_list": [],
+            "timeline": timeline,
+        }
+
+    def list_instances(self, params: dict[str, str]) -> dict[str, Any]:
+        if params.get("approval_code") != APPROVAL_CODE:
+            raise FeishuError(400, 1390002, "approval code not found")
+        try:
+            start, end = int(params["start_time"]), int(params["end_time"])
+        except (KeyError, ValueError):
+            raise _invalid("start_time / end_time: epoch milliseconds") from None
+        try:
+            size = int(params.get("page_size") or 100)
+            offset = int(params.get("page_token") or 0)
+        except ValueError:
+            raise _invalid("page_size / page_token") from None
+        if not 1 <= size <= 100:
+            raise _invalid("page_size: 1-100")
+        rows = self.conn.execute(
+            "SELECT code FROM instances WHERE start_ms >= ? AND start_ms <= ? ORDER BY start_ms, "
+            "code",
+            (start, end),
+        ).fetchall()
+        codes = [r["code"] for r in rows]
+        page = codes[offset : offset + size]
+        more = offset + size < len(codes)
+        return {
+            "instance_code_list": page,
+            "page_token": str(offset + size) if more else "",
+            "has_more": more,
+        }
+
+    async def decide_instance(self, code: str) -> None:
+        await asyncio.sleep(0.05)
+        approve = self.rng.random() >= self.reject_rate
+        self.finish_instance(code, "APPROVED" if approve else "REJECTED")
+
+    def finish_instance(self, code: str, status: str, comment: str | None = None) -> dict[str, Any]:
+        row = self._row(code)
+        if row["status"] != "PENDING":
+            raise _invalid(f"instance {code} is not pending but {row['status']}")
+        if comment is None:
+            comment = {"APPROVED": APPROVE_COMMENT, "REJECTED": REJECT_COMMENT}.get(status, "撤回")
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE instances SET status = ?, end_ms = ?, comment = ? WHERE code = ?",
+                (status, _ms(), comment, code),
+            )
+        if status in ("APPROVED", "REJECTED"):
+            self.emit(self._task_event(code, row["task_id"], row["approver"], status))
+        self.emit(self._instance_event(code, status))
+        return {"instance_code": code, "status": status}
+
+    def _event(self, body: dict[str, Any]) -> dict[str, Any]:
+        event_id = uuid.uuid4().hex
+        creds = self.credentials
+        now = _ms()
+        body = {"app_id": creds.app_id, "tenant_key": creds.tenant_key, **body}
+        if self.event_schema == "2.0":
+            return {
+                "schema": "2.0",
+                "header": {
+                    "event_id": event_id,
+                    "token": creds.verification_token,
+                    "create_time": str(now),
+                    "event_type": body["type"],
+                    "tenant_key": creds.tenant_key,
+                    "app_id": creds.app_id,
+                },
+                "event": body,
+            }
+        return {
+            "uuid": event_id,
+            "token": creds.verification_token,
+            "ts": f"{now / 1000:.7f}",
+            "type": "event_callback",
+            "event": body,
+        }
+
+    def _instance_event(self, code: str, status: str) -> dict[str, Any]:
+        row = self._row(code)
+        now = str(_ms())
+        return self._event(
+            {
+                "type": "approval_instance",
+                "approval_code": APPROVAL_CODE,
+                "instance_code": code,
+                "status": status,
+                "operate_time": now,
+                "instance_operate_time": now,
+                "uuid": row["uuid"] or "",
+            }
+        )
+
+    def _task_event(self, code: str, task_id: str, user_id: str, status: str) -> dict[str, Any]:
+        user = self.directory.users[user_id]
+        return self._event(
+            {
+                "type": "approval_task",
+                "approval_code": APPROVAL_CODE,
+                "instance_code": code,
+                "task_id": task_id,
+                "user_id": user.user_id,
+                "open_id": user.open_id,
+                "status": status,
+                "operate_time": str(_ms()),
+                "def_key": "manager",
+                "custom_key": "manager",
+            }
+        )
+
+    # -- external instances (Approval Center) --------------------------------------------
+
+    def sync_external(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _invalid("the body must be an object")
+        if body.get("approval_code") != EXTERNAL_APPROVAL_CODE:
+            raise FeishuError(400, 1390002, f"approval code not found: {body.get('approval_code')}")
+        instance_id = body.get("instance_id")
+        if not isinstance(instance_id, str) or not instance_id:
+            raise _invalid("instance_id: required")
+        if body.get("status") not in EXTERNAL_STATUSES:
+            raise _invalid(f"status: one of {', '.join(EXTERNAL_STATUSES)}")
+        links = body.get("links")
+        if not isinstance(links, dict) or not isinstance(links.get("pc_link"), str):
+            raise _invalid("links.pc_link: required")
+        update_time = body.get("update_time")
+        if not isinstance(update_time, str) or not update_time.isdigit():
+            raise _invalid("update_time: epoch milliseconds as a string")
+        tasks = body.get("task_list") or []
+        if not isinstance(tasks, list):
+            raise _invalid("task_list: a list")
+        for t, task in enumerate(tasks):
+            if not isinstance(task, dict) or not isinstance(task.get("task_id"), str):
+                raise _invalid(f"task_list[{t}].task_id: required")
+            self.directory.active_user(task.get("user_id"), f"task_list[{t}].user_id")
+            if task.get("status") not in TASK_STATUSES:
+                raise _invalid(f"task_list[{t}].status: one of {', '.join(TASK_STATUSES)}")
+        row = self.conn.execute(
+            "SELECT update_time FROM external_instances WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+        if row is not None and row["update_time"] >= int(update_time):
+            return {"data": json.loads(self._external_body(instance_id))}  # older: kept as is
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO external_instances (instance_id, body, status, update_time) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (instance_id) DO UPDATE SET body = excluded.body, "
+                "status = excluded.status, update_time = excluded.update_time, versions = "
+                "versions + 1",
+                (
+                    instance_id,
+                    json.dumps(body, ensure_ascii=False),
+                    body["status"],
+                    int(update_time),
+                ),
+            )
+        if self.auto_decide:
+            for task in tasks:
+                if task["status"] == "PENDING" and task.get("action_configs"):
+                    self.later(self.press(instance_id, task["task_id"]))
+        return {"data": body}
+
+    def _external_body(self, instance_id: str) -> str:
+        row = self.conn.execute(
+            "SELECT body FROM external_instances WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+        return str(row["body"]) if row else "{}"
+
+    async def press(
+        self, instance_id: str, task_id: str, action_type: str | None = None
+    ) -> dict[str, Any]:
+        """The task's approver presses a quick action: APPROVE, or REJECT at `reject_rate`."""
+        await asyncio.sleep(0.02)
+        body = json.loads(self._external_body(instance_id))
+        task = next((t for t in body.get("task_list") or [] if t.get("task_id") == task_id), None)
+        if task is None or self.callback_url is None:
+            return {"pressed": False, "reason": "no such task or no action callback URL"}
+        if action_type is None:
+            action_type = "APPROVE" if self.rng.random() >= self.reject_rate else "REJECT"
+        offered = {c.get("action_type") for c in task.get("action_configs") or []}
+        if action_type not in offered:
+            return {"pressed": False, "reason": f"the task offers no {action_type}"}
+        action = {
+            "action_type": action_type,
+            "action_context": task.get("action_context") or "",
+            "user_id": task["user_id"],
+            "approval_code": EXTERNAL_APPROVAL_CODE,
+            "instance_id": instance_id,
+            "task_id": task_id,
+            "message_id": uuid.uuid4().hex,
+            "token": self.credentials.verification_token,
+        }
+        if action_type == "REJECT":
+            action["reason"] = REJECT_COMMENT
+        sealed = orjson.dumps(
+            {"encrypt": encrypt(self.credentials.encrypt_key, json.dumps(action))}
+        )
+        status: int | None = None
+        answer = ""
+        for attempt in range(3):
+            try:
+                response = await self.client().post(
+                    self.callback_url, content=sealed, headers={"content-type": "application/json"}
+                )
+                status, answer = response.status_code, response.text[:500]
+                if response.status_code < 500:
+                    break
+            except httpx.HTTPError as exc:
+                answer = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.2 * (attempt + 1))
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR REPLACE INTO presses VALUES (?, ?, ?, ?)",
+                (task_id, action_type, status, answer),
+            )
+        return {"pressed": True, "action_type": action_type, "status": status, "answer": answer}
+
+    # -- events --------------------------------------------------------------------------
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Queue an event for the callback URL (nothing is sent without one)."""
+        if self.callback_url is None:
+            return
+        event_id = event["header"]["event_id"] if "header" in event else event["uuid"]
+        with transaction(self.conn):
+            seq = self.conn.execute(
+                "INSERT INTO callbacks (event_id, event, state, url) VALUES (?, ?, 'pending', ?)",
+                (event_id, json.dumps(event, ensure_ascii=False), self.callback_url),
+            ).lastrowid
+        assert seq is not None
+        self.queue.put_nowait(seq)
+
+    def sealed(self, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        """The headers and body of one push, as Feishu builds them."""
+        key = self.credentials.encrypt_key
+        body = orjson.dumps({"encrypt": encrypt(key, json.dumps(event, ensure_ascii=False))})
+        headers = signed_headers(key, body, str(int(time.time())))
+        return {**headers, "content-type": "application/json; charset=utf-8"}, body
+
+    async def _send_callbacks(self) -> None:
+        while True:
+            seq = await self.queue.get()
+            self.later(self._deliver(seq))
+
+    async def _deliver(self, seq: int) -> None:
+        row = self.conn.execute("SELECT * FROM callbacks WHERE seq = ?", (seq,)).fetchone()
+        event = json.loads(row["event"])
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            headers, body = self.sealed(event)
+            problem: str | None
+            status: int | None = None
+            try:
+                response = await self.client().post(row["url"], content=body, headers=headers)
+                status = response.status_code
+                problem = None if status == 200 else f"HTTP {status}: {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            last = attempt == len(RETRY_DELAYS)
+            state = "delivered" if problem is None else ("failed" if last else "retrying")
+            with transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE callbacks SET state = ?, attempts = ?, last_status = ?, last_error "
+                    "= ? WHERE seq = ?",
+                    (state, attempt + 1, status, problem, seq),
+                )
+            if problem is None or last:
+                return
+            await asyncio.sleep(RETRY_DELAYS[attempt] * self.retry_scale)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=10.0)
+        return self.http
+
+    def later(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def resume(self) -> None:
+        self.sender = asyncio.ensure_future(self._send_callbacks())
+        rows = self.conn.execute(
+            "SELECT seq FROM callbacks WHERE state IN ('pending', 'retrying')"
+        ).fetchall()
+        for row in rows:
+            self.queue.put_nowait(row["seq"])
+
+    async def close(self) -> None:
+        for task in [*self.tasks, *([self.sender] if self.sender else [])]:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.aclose()
+        self.conn.close()
+
+    def stats(self) -> dict[str, Any]:
+        def rows(sql: str) -> dict[str, int]:
+            return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
+
+        return {
+            "instances": rows("SELECT status, COUNT(*) FROM instances GROUP BY status"),
+            "external_instances": rows(
+                "SELECT status, COUNT(*) FROM external_instances GROUP BY status"
+            ),
+            "callbacks": rows("SELECT state, COUNT(*) FROM callbacks GROUP BY state"),
+            "rate_limited": self.limit.refused,
+            **self.counts,
+            "faults": self.faults.snapshot(),
+        }
+
+
+def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
+    """The simulator's HTTP app: Feishu's paths under /open-apis, `/_sim/*` to steer it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sim.resume()
+        yield
+        await sim.close()
+
+    app = FastAPI(title="finoa Feishu simulator", lifespan=lifespan)
+    app.state.sim = sim
+
+    @app.exception_handler(FeishuError)
+    async def feishu_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FeishuError)
+        return exc.response()
+
+    app.add_middleware(FaultMiddleware, state=sim.faults)
+
+    async def body_of(request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _invalid("the body is not JSON") from None
+
+    def guard(request: Request) -> None:
+        sim.limit.check()
+        sim.check_token(request.headers.get("authorization"))
+
+    def user_id_type(request: Request) -> None:
+        kind = request.query_params.get("user_id_type", "open_id")
+        if kind != "user_id":
+            raise _invalid(f"user_id_type: this tenant's ids are user_id, not {kind}")
+
+    @app.post("/open-apis/auth/v3/tenant_access_token/internal")
+    async def tenant_access_token(request: Request) -> Response:
+        sim.limit.check()
+        return json_response(sim.issue_token(await body_of(request)))
+
+    @app.post("/open-apis/approval/v4/instances")
+    async def create(request: Request) -> Response:
+        guard(request)
+        return ok(sim.create_instance(await body_of(request)))
+
+    @app.get("/open-apis/approval/v4/instances")
+    async def list_instances(request: Request) -> Response:
+        guard(request)
+        return ok(sim.list_instances(dict(request.query_params)))
+
+    @app.get("/open-apis/approval/v4/instances/{code}")
+    async def get_instance(code: str, request: Request) -> Response:
+        guard(request)
+        return ok(sim.instance(code))
+
+    @app.post("/open-apis/approval/v4/approvals/{code}/subscribe")
+    async def subscribe(code: str, request: Request) -> Response:
+        guard(request)
+        if code != APPROVAL_CODE:
+            raise FeishuError(400, 1390002, f"approval code not found: {code}")
+        with transaction(sim.conn):
+            sim.conn.execute("INSERT OR IGNORE INTO subscriptions VALUES (?)", (code,))
+        return ok({})
+
+    @app.post("/open-apis/approval/v4/external_instances")
+    async def external(request: Request) -> Response:
+        guard(request)
+        return ok(sim.sync_external(await body_of(request)))
+
+    @app.get("/open-apis/contact/v3/users/find_by_department")
+    async def users_of(request: Request) -> Response:
+        guard(request)
+        dept = request.query_params.get("department_id", "")
+        if dept not in sim.directory.departments:
+            raise FeishuError(400, 99992351, f"department_id not exist: {dept}")
+        people = [
+            u.contact()
+            for u in sim.directory.users.values()
+            if u.department_id == dept and u.active
+        ]
+        return ok({"items": people, "has_more": False, "page_token": ""})
+
+    @app.get("/open-apis/contact/v3/users/{user_id}")
+    async def user(user_id: str, request: Request) -> Response:
+        guard(request)
+        user_id_type(request)
+        found = sim.directory.users.get(user_id)
+        if found is None:
+            raise FeishuError(400, 99992351, f"user_id not exist: {user_id}")
+        return ok({"user": found.contact()})
+
+    @app.get("/open-apis/contact/v3/departments/{dept}/children")
+    async def children(dept: str, request: Request) -> Response:
+        guard(request)
+        if dept != "0" and dept not in sim.directory.departments:
+            raise FeishuError(400, 99992351, f"department_id not exist: {dept}")
+        everything = request.query_params.get("fetch_child") == "true"
+        found = []
+        wanted = {dept}
+        for _ in range(10 if everything else 1):
+            level = [
+                d
+                for d in sim.directory.departments.values()
+                if d["parent_department_id"] in wanted and d not in found
+            ]
+            found.extend(level)
+            wanted = {d["department_id"] for d in level}
+        return ok({"items": found, "has_more": False, "page_token": ""})
+
+    add_sim_routes(app, sim.faults)
+
+    @app.get("/_sim/stats")
+    async def stats() -> Response:
+        return json_response(sim.stats())
+
+    @app.get("/_sim/credentials")
+    async def credentials() -> Response:
+        return json_response(sim.credentials.console())
+
+    @app.post("/_sim/instances")
+    async def employee_starts(request: Request) -> Response:
+        """An employee starts an expense approval in Feishu's own app (no uuid)."""
+        body = await body_of(request) or {}
+        if isinstance(body, dict):
+            body.setdefault("approval_code", APPROVAL_CODE)
+            if isinstance(body.get("form"), list):
+                body["form"] = json.dumps(body["form"], ensure_ascii=False)
+        return json_response(sim.create_instance(body))
+
+    @app.get("/_sim/instances/{code}")
+    async def instance(code: str) -> Response:
+        return json_response(sim.instance(code))
+
+    @app.post("/_sim/instances/{code}/finish")
+    async def finish(code: str, request: Request) -> Response:
+        """Decide a pending instance by hand: `{"status": "APPROVED" | "REJECTED" |
+        "CANCELED" | "DELETED", "comment": "…"}`."""
+        body = await body_of(request) or {}
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in INSTANCE_STATUSES:
+            raise _invalid(f"status: one of {', '.join(INSTANCE_STATUSES)}")
+        comment = body.get("comment")
+        return json_response(
+            sim.finish_instance(code, status, comment if isinstance(comment, str) else None)
+        )
+
+    @app.get("/_sim/external_instances")
+    async def externals() -> Response:
+        rows = sim.conn.execute(
+            "SELECT instance_id, body, status, versions FROM external_instances"
+        ).fetchall()
+        return json_response(
+            [
+                {
+                    "instance_id": r["instance_id"],
+                    "status": r["status"],
+                    "versions": r["versions"],
+                    "body": json.loads(r["body"]),
+                }
+                for r in rows
+            ]
+        )
+
+    @app.get("/_sim/callbacks")
+    async def callbacks() -> Response:
+        rows = sim.conn.execute(
+            "SELECT seq, event_id, event, state, attempts, last_status, last_error FROM "
+            "callbacks ORDER BY seq"
+        ).fetchall()
+        return json_response([{**dict(r), "event": json.loads(r["event"])} for r in rows])
+
+    @app.get("/_sim/presses")
+    async def presses() -> Response:
+        return json_response(
+            [dict(r) for r in sim.conn.execute("SELECT * FROM presses").fetchall()]
+        )
+
+    @app.post("/_sim/tokens:expire")
+    async def expire() -> Response:
+        return json_response({"expired": sim.expire_tokens()})
+
+    return app
+
+
+def run_feishu_simulator(host: str, port: int, sim: FeishuSimulator) -> None:
+    """Serve the Feishu simulator until interrupted."""
+    serve(create_feishu_app(sim), host, port)
