@@ -14,7 +14,7 @@ the hub as separate processes on a fresh embedded database, then:
    (a loop that falls behind shows it as latency growing with the run's length).
 
 Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20]
-       [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]]
+       [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]] [--writers-ratio]
 """
 
 from __future__ import annotations
@@ -290,6 +290,40 @@ def throughput(
     }
 
 
+def writers_ratio(
+    args: argparse.Namespace, have_wrk: bool, work: Path, bench_db: str
+) -> dict[str, Any]:
+    """The closed loop on fresh PostgreSQL databases with 1 and 4 group-commit writers,
+    alternating (1, 4, 1, 4) so that both see the same machine; the ratio of the means."""
+    rates: dict[int, list[float]] = {1: [], 4: []}
+    for run, writers in enumerate((1, 4, 1, 4)):
+        name = f"{bench_db}_w{run}"
+        _pg(args.postgres, f'CREATE DATABASE "{name}"')
+        url = args.postgres.rpartition("/")[0] + f"/{name}"
+        data = work / f"writers-{run}"
+        data.mkdir()
+        try:
+            with stack(
+                data,
+                url,
+                auto_decide=True,
+                decision_batch=args.decision_batch,
+                extra_env={"FINOA_GROUP_COMMIT_WRITERS": str(writers)},
+            ) as running:
+                assert running.hub is not None
+                figures = throughput(running.hub.url, running.token(), args, have_wrk, data, url)
+        finally:
+            _pg(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        rates[writers].append(figures["end_to_end_claims_per_s"])
+        print(f"  {writers} writer(s): {figures}")
+    one, four = (sum(rates[w]) / len(rates[w]) for w in (1, 4))
+    return {
+        "one_writer_claims_per_s": rates[1],
+        "four_writers_claims_per_s": rates[4],
+        "four_over_one": round(four / one, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -302,7 +336,7 @@ def main() -> int:
         help="claims for the throughput run when wrk is not installed",
     )
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="0 skips the latency run")
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--sustain-rate", type=float, default=200.0, help="0 skips this run")
     parser.add_argument("--sustain-seconds", type=float, default=20.0)
@@ -329,6 +363,11 @@ def main() -> int:
         "--durability-ratio",
         action="store_true",
         help="also run the throughput phase with synchronous=normal and report the ratio",
+    )
+    parser.add_argument(
+        "--writers-ratio",
+        action="store_true",
+        help="also run the throughput phase with 1 group-commit writer and with 4 (PostgreSQL)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -368,11 +407,14 @@ def main() -> int:
             results["throughput"] = throughput(hub, token, args, have_wrk, work, database_url)
             print(f"throughput: {results['throughput']}")
 
-            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R"))
-            asyncio.run(wait_final(hub, token, 300))
-            times = final_times(work, database_url)
-            results["latency_at_rate"] = paced_figures(args.rate, offered, times)
-            print(f"latency: {results['latency_at_rate']}")
+            if args.rate > 0:
+                offered = asyncio.run(
+                    submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R")
+                )
+                asyncio.run(wait_final(hub, token, 300))
+                times = final_times(work, database_url)
+                results["latency_at_rate"] = paced_figures(args.rate, offered, times)
+                print(f"latency: {results['latency_at_rate']}")
 
             if args.sustain_rate > 0:
                 offered = asyncio.run(
@@ -403,6 +445,9 @@ def main() -> int:
                 "full_over_normal": round(durable / normal["end_to_end_claims_per_s"], 3),
             }
             print(f"durability cost: {results['durability']}")
+        if args.writers_ratio and args.postgres:
+            results["writers"] = writers_ratio(args, have_wrk, work, bench_db)
+            print(f"group-commit writers: {results['writers']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.postgres:
