@@ -15,6 +15,7 @@ the hub as separate processes on a fresh embedded database, then:
 
 Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20]
        [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]] [--writers-ratio]
+       [--budgets]
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -234,8 +237,8 @@ async def wait_final(url: str, token: str, timeout_s: float) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
-def final_times(data_dir: Path, database_url: str) -> list[tuple[float, float]]:
-    """(submitted, written back) epoch pairs of claims whose final status reached the OA."""
+def final_times(data_dir: Path, database_url: str) -> list[tuple[str, float, float]]:
+    """(external id, submitted, written back) of claims whose final status reached the OA."""
     from sqlalchemy import String, cast, literal, select
 
     from finoa.store.tables import claims, outbox
@@ -287,6 +290,90 @@ def throughput(
         "submit_claims_per_s": round(submit_rate, 1),
         "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
         "dead_letters": stats["outbox"].get("dead", 0),
+    }
+
+
+BUDGET_DEPARTMENTS = sorted({department for _, department in APPLICANTS})
+BUDGET_YUAN = 1_000_000_000  # far more than any run submits: no claim is refused
+
+
+def import_bench_budgets(data_dir: Path, database_url: str) -> None:
+    """`block` budgets for every department the bench's claims come from, all categories,
+    this year (in company time), through `finoa budget import`."""
+    from finoa.domain.periods import company_date
+
+    year = company_date(datetime.now(UTC), ZoneInfo("Asia/Shanghai")).year
+    rows = [f"org_unit,{d},all,{year},{BUDGET_YUAN},block" for d in BUDGET_DEPARTMENTS]
+    csv_file = data_dir / "bench-budgets.csv"
+    csv_file.write_text("node_kind,node_id,category,period,amount,mode\n" + "\n".join(rows) + "\n")
+    env = {**os.environ, "FINOA_DATA_DIR": str(data_dir), "FINOA_DATABASE_URL": database_url}
+    subprocess.run(
+        [sys.executable, "-m", "finoa", "budget", "import", str(csv_file)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+async def wait_budgets_apply(url: str, token: str, timeout_s: float) -> None:
+    """Submit probe claims until the hub's budget cache has the new budgets (a claim then
+    occupies some), so that the measured run has every check on."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout_s
+    rng = random.Random(7)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        n = 0
+        while True:
+            answer = await client.post("/api/v1/claims", json=claim(n, "B-P", rng))
+            answer.raise_for_status()
+            n += 1
+            budgets = (await client.get("/api/v1/budgets")).json()
+            if any(b["occupied_fen"] or b["consumed_fen"] for b in budgets):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the hub never applied the imported budgets")
+            await asyncio.sleep(0.5)
+
+
+def budgets_ratio(
+    args: argparse.Namespace, have_wrk: bool, work: Path, database_url: str, without: float
+) -> dict[str, Any]:
+    """The closed loop again on a fresh database of the same kind, with budgets covering
+    every claim: each submission occupies its department's budget (a conditional UPDATE
+    and a ledger row), each posting consumes it. The ratio is with budgets / without."""
+    data = work / "budgets"
+    data.mkdir()
+    if args.postgres:
+        name = f"{database_url.rpartition('/')[2]}_budgets"
+        _pg(args.postgres, f'CREATE DATABASE "{name}"')
+        url = args.postgres.rpartition("/")[0] + f"/{name}"
+    else:
+        url = f"sqlite:///{data / 'hub.db'}"
+    try:
+        env = {"FINOA_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
+        with stack(
+            data, url, auto_decide=True, decision_batch=args.decision_batch, extra_env=env
+        ) as running:
+            assert running.hub is not None
+            token = running.token()
+            import_bench_budgets(data, url)
+            asyncio.run(wait_budgets_apply(running.hub.url, token, 60))
+            asyncio.run(wait_final(running.hub.url, token, 120))
+            figures = throughput(running.hub.url, token, args, have_wrk, data, url)
+            budgets = httpx.get(
+                f"{running.hub.url}/api/v1/budgets",
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+    finally:
+        if args.postgres:
+            _pg(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {
+        "with_budgets_end_to_end_claims_per_s": figures["end_to_end_claims_per_s"],
+        "without_budgets_end_to_end_claims_per_s": without,
+        "with_over_without": round(figures["end_to_end_claims_per_s"] / without, 3),
+        "budgets": len(budgets),
+        "consumed_fen": sum(b["consumed_fen"] for b in budgets),
+        "dead_letters": figures["dead_letters"],
     }
 
 
@@ -363,6 +450,11 @@ def main() -> int:
         "--durability-ratio",
         action="store_true",
         help="also run the throughput phase with synchronous=normal and report the ratio",
+    )
+    parser.add_argument(
+        "--budgets",
+        action="store_true",
+        help="also run the throughput phase with block budgets covering every claim (ratio)",
     )
     parser.add_argument(
         "--writers-ratio",
@@ -445,6 +537,10 @@ def main() -> int:
                 "full_over_normal": round(durable / normal["end_to_end_claims_per_s"], 3),
             }
             print(f"durability cost: {results['durability']}")
+        if args.budgets:
+            without = results["throughput"]["end_to_end_claims_per_s"]
+            results["budgets"] = budgets_ratio(args, have_wrk, work, database_url, without)
+            print(f"budget checks: {results['budgets']}")
         if args.writers_ratio and args.postgres:
             results["writers"] = writers_ratio(args, have_wrk, work, bench_db)
             print(f"group-commit writers: {results['writers']}")
