@@ -15,7 +15,10 @@ just wrote skips restoring it: the hub's usual path) and with them off (every de
 restores the state from its JSON, as after a restart or in another worker). The figures are
 the median of several rounds: ms of one core per lifecycle (CPU time of this process), and
 decisions per second of one core's CPU time and of the wall clock (on a shared machine the
-wall clock also counts the time other work had the core). The target is at most 3 ms per lifecycle.
+wall clock also counts the time other work had the core). The target is at most 3 ms per
+lifecycle. The reference, measured in the same run, is the default process on stock
+SpiffWorkflow with its own serializer (restoring every state): `default_restored_over_stock`
+is what finoa's engine costs relative to it.
 
 Usage: python bench/workflow.py [--claims 300] [--rounds 5] [--json FILE]
 """
@@ -31,8 +34,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
 from finoa.workflow import Action, ApprovalEngine, Decision, EngineState
-from finoa.workflow.specs import DEFAULT_DMN
+from finoa.workflow.expressions import SCRIPT_ENGINE
+from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
 COUNTERSIGN_BPMN = Path(__file__).resolve().parent / "countersign_approval.bpmn"
 COMMITTEE = ("E0002", "E0003", "E0004")
@@ -79,8 +89,47 @@ def countersign_lifecycle(engine: ApprovalEngine, n: int) -> int:
     return len(COMMITTEE)
 
 
+class StockSpiffWorkflow:
+    """The reference: the same process on stock SpiffWorkflow's workflow class and JSON
+    serializer (the spec written into every state), none of finoa's caches; only the script
+    engine is finoa's, since the shipped tables write `true` / `false`."""
+
+    def __init__(self) -> None:
+        parser = CamundaParser()
+        parser.add_dmn_file(str(DEFAULT_DMN))
+        parser.add_bpmn_file(str(DEFAULT_BPMN))
+        self.spec = parser.get_spec("claim_approval")
+        self.subprocesses = parser.get_subprocess_specs("claim_approval")
+        registry = BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG)
+        self.serializer = BpmnWorkflowSerializer(registry)
+
+    def restore(self, state: str) -> BpmnWorkflow:
+        workflow = self.serializer.deserialize_json(state)
+        workflow.script_engine = SCRIPT_ENGINE
+        return workflow
+
+
+def stock_lifecycle(reference: StockSpiffWorkflow, n: int) -> int:
+    """`default_lifecycle` on stock SpiffWorkflow: restore, decide, run on, serialize."""
+    workflow = BpmnWorkflow(reference.spec, reference.subprocesses, script_engine=SCRIPT_ENGINE)
+    workflow.task_tree.data.update(facts(n, AMOUNTS_FEN[n % len(AMOUNTS_FEN)]))
+    workflow.do_engine_steps()
+    state = reference.serializer.serialize_json(workflow)
+    decisions = 0
+    while not (workflow := reference.restore(state)).is_completed():
+        (task,) = workflow.get_tasks(state=TaskState.READY, manual=True)
+        task.data.update(approved=True, comment="同意")
+        task.run()
+        workflow.do_engine_steps()
+        state = reference.serializer.serialize_json(workflow)
+        decisions += 1
+    ended = {t.task_spec.name for t in workflow.get_tasks(state=TaskState.COMPLETED)}
+    assert "approved" in ended and "rejected" not in ended, ended
+    return decisions
+
+
 def measure(
-    engine: ApprovalEngine, lifecycle: Lifecycle, claims: int, rounds: int
+    engine: Any, lifecycle: Callable[[Any, int], int], claims: int, rounds: int
 ) -> dict[str, Any]:
     lifecycle(engine, 0)  # warm: the definition is parsed and the expressions compiled
     cpu_ms: list[float] = []
@@ -128,6 +177,12 @@ def main() -> int:
             print(f"{name} process, {variant} instances: {figures}")
             if figures["ms_per_lifecycle"] > TARGET_MS:
                 over.append(f"{name}_{variant}")
+    reference = measure(StockSpiffWorkflow(), stock_lifecycle, args.claims, args.rounds)
+    print(f"reference, the default process on stock SpiffWorkflow: {reference}")
+    results["stock_spiffworkflow_default"] = reference
+    results["default_restored_over_stock"] = round(
+        results["default_restored"]["ms_per_lifecycle"] / reference["ms_per_lifecycle"], 3
+    )
     results["target_ms_per_lifecycle"] = TARGET_MS
     results["over_target"] = over
     print(json.dumps(results, indent=2))
