@@ -14,7 +14,8 @@ the hub as separate processes on a fresh embedded database, then:
    (a loop that falls behind shows it as latency growing with the run's length).
 
 Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20]
-       [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]]
+       [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]] [--writers-ratio]
+       [--budgets]
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -234,8 +237,8 @@ async def wait_final(url: str, token: str, timeout_s: float) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
-def final_times(data_dir: Path, database_url: str) -> list[tuple[float, float]]:
-    """(submitted, written back) epoch pairs of claims whose final status reached the OA."""
+def final_times(data_dir: Path, database_url: str) -> list[tuple[str, float, float]]:
+    """(external id, submitted, written back) of claims whose final status reached the OA."""
     from sqlalchemy import String, cast, literal, select
 
     from finoa.store.tables import claims, outbox
@@ -290,6 +293,124 @@ def throughput(
     }
 
 
+BUDGET_DEPARTMENTS = sorted({department for _, department in APPLICANTS})
+BUDGET_YUAN = 1_000_000_000  # far more than any run submits: no claim is refused
+
+
+def import_bench_budgets(data_dir: Path, database_url: str) -> None:
+    """`block` budgets for every department the bench's claims come from, all categories,
+    this year (in company time), through `finoa budget import`."""
+    from finoa.domain.periods import company_date
+
+    year = company_date(datetime.now(UTC), ZoneInfo("Asia/Shanghai")).year
+    rows = [f"org_unit,{d},all,{year},{BUDGET_YUAN},block" for d in BUDGET_DEPARTMENTS]
+    csv_file = data_dir / "bench-budgets.csv"
+    csv_file.write_text("node_kind,node_id,category,period,amount,mode\n" + "\n".join(rows) + "\n")
+    env = {**os.environ, "FINOA_DATA_DIR": str(data_dir), "FINOA_DATABASE_URL": database_url}
+    subprocess.run(
+        [sys.executable, "-m", "finoa", "budget", "import", str(csv_file)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+async def wait_budgets_apply(url: str, token: str, timeout_s: float) -> None:
+    """Submit probe claims until the hub's budget cache has the new budgets (a claim then
+    occupies some), so that the measured run has every check on."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout_s
+    rng = random.Random(7)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        n = 0
+        while True:
+            answer = await client.post("/api/v1/claims", json=claim(n, "B-P", rng))
+            answer.raise_for_status()
+            n += 1
+            budgets = (await client.get("/api/v1/budgets")).json()
+            if any(b["occupied_fen"] or b["consumed_fen"] for b in budgets):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the hub never applied the imported budgets")
+            await asyncio.sleep(0.5)
+
+
+def budgets_ratio(
+    args: argparse.Namespace, have_wrk: bool, work: Path, database_url: str, without: float
+) -> dict[str, Any]:
+    """The closed loop again on a fresh database of the same kind, with budgets covering
+    every claim: each submission occupies its department's budget (a conditional UPDATE
+    and a ledger row), each posting consumes it. The ratio is with budgets / without."""
+    data = work / "budgets"
+    data.mkdir()
+    if args.postgres:
+        name = f"{database_url.rpartition('/')[2]}_budgets"
+        _pg(args.postgres, f'CREATE DATABASE "{name}"')
+        url = args.postgres.rpartition("/")[0] + f"/{name}"
+    else:
+        url = f"sqlite:///{data / 'hub.db'}"
+    try:
+        env = {"FINOA_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
+        with stack(
+            data, url, auto_decide=True, decision_batch=args.decision_batch, extra_env=env
+        ) as running:
+            assert running.hub is not None
+            token = running.token()
+            import_bench_budgets(data, url)
+            asyncio.run(wait_budgets_apply(running.hub.url, token, 60))
+            asyncio.run(wait_final(running.hub.url, token, 120))
+            figures = throughput(running.hub.url, token, args, have_wrk, data, url)
+            budgets = httpx.get(
+                f"{running.hub.url}/api/v1/budgets",
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+    finally:
+        if args.postgres:
+            _pg(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {
+        "with_budgets_end_to_end_claims_per_s": figures["end_to_end_claims_per_s"],
+        "without_budgets_end_to_end_claims_per_s": without,
+        "with_over_without": round(figures["end_to_end_claims_per_s"] / without, 3),
+        "budgets": len(budgets),
+        "consumed_fen": sum(b["consumed_fen"] for b in budgets),
+        "dead_letters": figures["dead_letters"],
+    }
+
+
+def writers_ratio(
+    args: argparse.Namespace, have_wrk: bool, work: Path, bench_db: str
+) -> dict[str, Any]:
+    """The closed loop on fresh PostgreSQL databases with 1 and 4 group-commit writers,
+    alternating (1, 4, 1, 4) so that both see the same machine; the ratio of the means."""
+    rates: dict[int, list[float]] = {1: [], 4: []}
+    for run, writers in enumerate((1, 4, 1, 4)):
+        name = f"{bench_db}_w{run}"
+        _pg(args.postgres, f'CREATE DATABASE "{name}"')
+        url = args.postgres.rpartition("/")[0] + f"/{name}"
+        data = work / f"writers-{run}"
+        data.mkdir()
+        try:
+            with stack(
+                data,
+                url,
+                auto_decide=True,
+                decision_batch=args.decision_batch,
+                extra_env={"FINOA_GROUP_COMMIT_WRITERS": str(writers)},
+            ) as running:
+                assert running.hub is not None
+                figures = throughput(running.hub.url, running.token(), args, have_wrk, data, url)
+        finally:
+            _pg(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        rates[writers].append(figures["end_to_end_claims_per_s"])
+        print(f"  {writers} writer(s): {figures}")
+    one, four = (sum(rates[w]) / len(rates[w]) for w in (1, 4))
+    return {
+        "one_writer_claims_per_s": rates[1],
+        "four_writers_claims_per_s": rates[4],
+        "four_over_one": round(four / one, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -302,7 +423,7 @@ def main() -> int:
         help="claims for the throughput run when wrk is not installed",
     )
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="0 skips the latency run")
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--sustain-rate", type=float, default=200.0, help="0 skips this run")
     parser.add_argument("--sustain-seconds", type=float, default=20.0)
@@ -329,6 +450,16 @@ def main() -> int:
         "--durability-ratio",
         action="store_true",
         help="also run the throughput phase with synchronous=normal and report the ratio",
+    )
+    parser.add_argument(
+        "--budgets",
+        action="store_true",
+        help="also run the throughput phase with block budgets covering every claim (ratio)",
+    )
+    parser.add_argument(
+        "--writers-ratio",
+        action="store_true",
+        help="also run the throughput phase with 1 group-commit writer and with 4 (PostgreSQL)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -368,11 +499,14 @@ def main() -> int:
             results["throughput"] = throughput(hub, token, args, have_wrk, work, database_url)
             print(f"throughput: {results['throughput']}")
 
-            offered = asyncio.run(submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R"))
-            asyncio.run(wait_final(hub, token, 300))
-            times = final_times(work, database_url)
-            results["latency_at_rate"] = paced_figures(args.rate, offered, times)
-            print(f"latency: {results['latency_at_rate']}")
+            if args.rate > 0:
+                offered = asyncio.run(
+                    submit_open_loop(hub, token, args.rate, args.rate_seconds, "B-R")
+                )
+                asyncio.run(wait_final(hub, token, 300))
+                times = final_times(work, database_url)
+                results["latency_at_rate"] = paced_figures(args.rate, offered, times)
+                print(f"latency: {results['latency_at_rate']}")
 
             if args.sustain_rate > 0:
                 offered = asyncio.run(
@@ -403,6 +537,13 @@ def main() -> int:
                 "full_over_normal": round(durable / normal["end_to_end_claims_per_s"], 3),
             }
             print(f"durability cost: {results['durability']}")
+        if args.budgets:
+            without = results["throughput"]["end_to_end_claims_per_s"]
+            results["budgets"] = budgets_ratio(args, have_wrk, work, database_url, without)
+            print(f"budget checks: {results['budgets']}")
+        if args.writers_ratio and args.postgres:
+            results["writers"] = writers_ratio(args, have_wrk, work, bench_db)
+            print(f"group-commit writers: {results['writers']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.postgres:

@@ -76,6 +76,7 @@ class Settings:
     retry_base_seconds: float = 0.2
     retry_cap_seconds: float = 60.0
     sqlite_synchronous: str = "full"  # "normal" trades durability on power loss for speed
+    group_commit_writers: int = 0  # concurrent group-commit writers; 0: 1 on SQLite, 4 otherwise
     company_timezone: str = "Asia/Shanghai"  # voucher dates and periods follow company time
     closed_period_policy: str = "next_open"  # or "refuse"; see domain/periods.py
     budget_mode: str = "block"  # mode of an imported budget that names none: block/warn/none
@@ -195,6 +196,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "stuck_task_minutes": float,
         "sweep_every_seconds": float,
         "sqlite_synchronous": str,
+        "group_commit_writers": int,
         "company_timezone": str,
         "closed_period_policy": str,
         "budget_mode": str,

@@ -93,9 +93,11 @@ def write_back_status(
 
 def post_voucher(
     uow: UnitOfWork, erp_instance: str, idempotency_key: str, voucher: VoucherPayload
-) -> None:
-    """Post a voucher to its ERP instance, exactly once, under its own idempotency key."""
+) -> dict[str, Any]:
+    """Post a voucher to its ERP instance, exactly once, under its own idempotency key.
+    Returns the queued payload (written at commit)."""
     voucher_id = voucher["voucher_id"]
+    payload = dict(voucher)
     uow.enqueue(
         OutboxMessage(
             destination=erp_instance,
@@ -103,6 +105,7 @@ def post_voucher(
             aggregate_type="voucher",
             aggregate_id=voucher_id,
             idempotency_key=idempotency_key,
-            payload=dict(voucher),
+            payload=payload,
         )
     )
+    return payload

@@ -75,7 +75,7 @@ class Hub:
             engine=ApprovalEngine(),
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
             masterdata=MasterDataCache(db),
-            commands=GroupCommit(db),
+            commands=GroupCommit(db, writers=settings.group_commit_writers or None),
             instances=instances,
             budgets=BudgetCache(db, settings.budget_cache_seconds),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 
 from finoa.connectors.base import VoucherPayload
 from finoa.domain.claim import ClaimStatus, transition
@@ -15,7 +15,6 @@ from finoa.domain.voucher import (
     VoucherDraft,
     VoucherEntry,
     build_claim_voucher,
-    format_voucher_no,
     reversal_of,
 )
 from finoa.invoices.service import invoice_vat_by_line, with_invoice_vat
@@ -25,11 +24,10 @@ from finoa.services.context import Hub
 from finoa.services.periods import place_in_open_period, today
 from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
-from finoa.store.tables import voucher_entries, vouchers
+from finoa.store.tables import vouchers
 from finoa.store.uow import UnitOfWork
+from finoa.store.voucher_numbers import PendingVoucher
 
-INSERT_VOUCHER = Prepared(insert(vouchers))
-INSERT_ENTRIES = Prepared(insert(voucher_entries))
 VOUCHER_BY_ID = Prepared(vouchers.select().where(vouchers.c.id == bindparam("voucher_id")))
 MARK_POSTED = Prepared(
     update(vouchers)
@@ -60,10 +58,24 @@ def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
     draft = build_claim_voucher(
         claim, hub.rules, placement.voucher_date, applicant.name if applicant else ""
     )
-    voucher_no = _store_voucher(uow, voucher_id, claim_id, draft, None, erp_instance)
+    voucher = _store_voucher(uow, voucher_id, claim_id, draft, None, erp_instance)
     key = f"finoa-voucher-{voucher_id}"
-    post_voucher(uow, erp_instance, key, voucher_payload(voucher_id, claim_id, voucher_no, draft))
+    _post_when_numbered(
+        uow, voucher, erp_instance, key, voucher_payload(voucher_id, claim_id, "", draft)
+    )
     return voucher_id
+
+
+def _post_when_numbered(
+    uow: UnitOfWork,
+    voucher: PendingVoucher,
+    erp_instance: str,
+    key: str,
+    payload: VoucherPayload,
+) -> None:
+    """Queue the voucher's posting; its number (`hub_voucher_no`) is filled in at commit."""
+    queued = post_voucher(uow, erp_instance, key, payload)
+    voucher.when_numbered(lambda _number, voucher_no: queued.update(hub_voucher_no=voucher_no))
 
 
 def _store_voucher(
@@ -73,59 +85,50 @@ def _store_voucher(
     draft: VoucherDraft,
     reversal: str | None,
     erp_instance: str,
-) -> str:
-    number = repo.next_voucher_number(uow.conn, draft.period, draft.word)
-    voucher_no = format_voucher_no(draft.word, number)
-    INSERT_VOUCHER.run(
-        uow.conn,
+) -> PendingVoucher:
+    """Queue the voucher with its entries and its audit event; the unit of work numbers and
+    writes it at commit (`store/voucher_numbers.py`)."""
+    row = {
+        "id": voucher_id,
+        "claim_id": claim_id,
+        "period": draft.period,
+        "word": draft.word,
+        "voucher_date": draft.voucher_date,
+        "summary": draft.summary,
+        "currency": draft.currency,
+        "total_fen": draft.total_fen,
+        "status": "posting",
+        "idempotency_key": f"finoa-voucher-{voucher_id}",
+        "reversal_of": reversal,
+        "created_at": uow.now,
+        "erp_instance": erp_instance,
+    }
+    entries = [
         {
-            "id": voucher_id,
-            "claim_id": claim_id,
-            "period": draft.period,
-            "word": draft.word,
-            "number": number,
-            "voucher_no": voucher_no,
-            "voucher_date": draft.voucher_date,
-            "summary": draft.summary,
-            "currency": draft.currency,
-            "total_fen": draft.total_fen,
-            "status": "posting",
-            "idempotency_key": f"finoa-voucher-{voucher_id}",
-            "reversal_of": reversal,
-            "created_at": uow.now,
-            "erp_instance": erp_instance,
-        },
-    )
-    INSERT_ENTRIES.run_many(
-        uow.conn,
-        [
-            {
-                "voucher_id": voucher_id,
-                "line": e.line,
-                "account_code": e.account_code,
-                "summary": e.summary,
-                "debit_fen": e.debit_fen,
-                "credit_fen": e.credit_fen,
-                "aux_department": e.aux.department,
-                "aux_employee": e.aux.employee,
-                "aux_project": e.aux.project,
-            }
-            for e in draft.entries
-        ],
-    )
-    uow.audit(
-        "voucher.created",
-        "voucher",
-        voucher_id,
-        {
-            "claim_id": claim_id,
-            "voucher_no": voucher_no,
-            "period": draft.period,
-            "total_fen": draft.total_fen,
-            "reversal_of": reversal,
-        },
-    )
-    return voucher_no
+            "voucher_id": voucher_id,
+            "line": e.line,
+            "account_code": e.account_code,
+            "summary": e.summary,
+            "debit_fen": e.debit_fen,
+            "credit_fen": e.credit_fen,
+            "aux_department": e.aux.department,
+            "aux_employee": e.aux.employee,
+            "aux_project": e.aux.project,
+        }
+        for e in draft.entries
+    ]
+    voucher = PendingVoucher(draft.period, draft.word, row, entries)
+    uow.add_voucher(voucher)
+    event: dict[str, Any] = {
+        "claim_id": claim_id,
+        "voucher_no": "",
+        "period": draft.period,
+        "total_fen": draft.total_fen,
+        "reversal_of": reversal,
+    }
+    uow.audit("voucher.created", "voucher", voucher_id, event)
+    voucher.when_numbered(lambda _number, voucher_no: event.update(voucher_no=voucher_no))
+    return voucher
 
 
 def voucher_payload(
@@ -244,16 +247,17 @@ def reverse_voucher(hub: Hub, voucher_id: str, *, actor: str, on: date | None = 
         placement = place_in_open_period(hub, uow, on or today(hub, uow), reversal_id)
         draft = reversal_of(original, row.voucher_no, placement.voucher_date)
         erp_instance = row.erp_instance or ERP  # where the voucher it reverses went
-        voucher_no = _store_voucher(uow, reversal_id, row.claim_id, draft, voucher_id, erp_instance)
+        reversal = _store_voucher(uow, reversal_id, row.claim_id, draft, voucher_id, erp_instance)
         uow.conn.execute(
             update(vouchers).where(vouchers.c.id == voucher_id).values(status="reversed")
         )
         uow.audit("voucher.reversed", "voucher", voucher_id, {"reversal_id": reversal_id})
-        post_voucher(
+        _post_when_numbered(
             uow,
+            reversal,
             erp_instance,
             f"finoa-voucher-{reversal_id}",
-            voucher_payload(reversal_id, row.claim_id, voucher_no, draft, voucher_id),
+            voucher_payload(reversal_id, row.claim_id, "", draft, voucher_id),
         )
         uow.commit()
         return reversal_id

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from finoa.domain.claim import Attachment, Claim, ClaimLine, ExpenseCategory
 from finoa.invoices.service import release_claim_invoices
@@ -18,7 +16,6 @@ from finoa.store.tables import (
     claim_lines,
     claims,
     voucher_entries,
-    voucher_sequences,
     vouchers,
 )
 
@@ -56,15 +53,6 @@ SET_CLAIM_STATUS = Prepared(
             bindparam("b_voucher_id", type_=claims.c.voucher_id.type), claims.c.voucher_id
         ),
     )
-)
-NEXT_VOUCHER_NUMBER = Prepared(
-    update(voucher_sequences)
-    .where(
-        voucher_sequences.c.period == bindparam("b_period"),
-        voucher_sequences.c.word == bindparam("b_word"),
-    )
-    .values(last_number=voucher_sequences.c.last_number + 1)
-    .returning(voucher_sequences.c.last_number)
 )
 
 
@@ -174,21 +162,6 @@ def tasks_for_claims(conn: Connection, claim_ids: Sequence[str]) -> dict[str, li
     for row in rows:
         result[row.claim_id].append(row)
     return result
-
-
-def next_voucher_number(conn: Connection, period: str, word: str) -> int:
-    """Allocate the next voucher number of a period (凭证号), gap-free within a transaction."""
-    params = {"b_period": period, "b_word": word}
-    row = NEXT_VOUCHER_NUMBER.first(conn, params)
-    if row is not None:
-        return int(row[0])
-    dialect_insert = pg_insert if _postgres(conn) else sqlite_insert
-    conn.execute(
-        dialect_insert(voucher_sequences)
-        .values(period=period, word=word, last_number=0)
-        .on_conflict_do_nothing()
-    )
-    return int(NEXT_VOUCHER_NUMBER.first(conn, params)[0])
 
 
 def voucher_for_claim(conn: Connection, claim_id: str) -> tuple[Any, list[Any]] | None:

@@ -23,6 +23,7 @@ from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared, run_sql
 from finoa.store.tables import audit_events, outbox
+from finoa.store.voucher_numbers import PendingVoucher, write_vouchers
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class UnitOfWork:
         self._lock = write_lock(db.engine)
         self._audit: list[tuple[datetime, str, str, str, str, dict[str, Any]]] = []
         self._outbox: list[OutboxMessage] = []
+        self._vouchers: list[PendingVoucher] = []
         self._committed = False
         self._outbox_changed = False
         self._steps = 0
@@ -174,7 +176,14 @@ class UnitOfWork:
         Its writes sit in a savepoint: when the command raises, they are undone together with
         the audit events and outbox messages it queued, and the others are untouched.
         """
-        saved = (self.actor, self.now, len(self._audit), len(self._outbox), self._outbox_changed)
+        saved = (
+            self.actor,
+            self.now,
+            len(self._audit),
+            len(self._outbox),
+            self._outbox_changed,
+            len(self._vouchers),
+        )
         self.actor, self.now = actor, self.db.clock()
         self._steps += 1
         savepoint = f"finoa_step_{self._steps}"  # plain SQL: far cheaper than begin_nested()
@@ -187,11 +196,17 @@ class UnitOfWork:
             del self._audit[saved[2] :]
             del self._outbox[saved[3] :]
             self._outbox_changed = saved[4]
+            del self._vouchers[saved[5] :]
             raise
         else:
             run_sql(self.conn, f"RELEASE SAVEPOINT {savepoint}")
         finally:
             self.actor, self.now = saved[0], saved[1]
+
+    def add_voucher(self, voucher: PendingVoucher) -> None:
+        """Queue a generated voucher; it is numbered and written at commit (see
+        `store/voucher_numbers.py`), so that its period's counter is locked only then."""
+        self._vouchers.append(voucher)
 
     def enqueue(self, message: OutboxMessage) -> None:
         """Queue an outbound message; written at commit, delivered after it."""
@@ -206,12 +221,14 @@ class UnitOfWork:
         return self._committed
 
     def commit(self) -> None:
-        """Write the queued outbox and audit rows, then COMMIT.
+        """Number and write the queued vouchers, write the queued outbox and audit rows,
+        then COMMIT.
 
         A failure before COMMIT is sent is raised as it is (the transaction is rolled back).
         A failure of COMMIT itself is raised as `CommitOutcomeUnknown`, unless the database
         says for certain that it rolled back (a deadlock or serialization failure).
         """
+        write_vouchers(self.conn, self._vouchers)  # fills the numbers the others carry
         self._flush_outbox()
         self._flush_audit()
         for hook in self.db.before_commit:
