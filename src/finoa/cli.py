@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from finoa.cli_budget import budget_app
+from finoa.cli_process import process_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
@@ -107,6 +108,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(budget_app, name="budget")
+app.add_typer(process_app, name="process")
 app.add_typer(erp_app, name="erp")
 app.add_typer(invoices_app, name="invoices")
 sim_app.command("tax-platform", epilog=SIM_TAX_PLATFORM_EPILOG)(sim_tax_platform)

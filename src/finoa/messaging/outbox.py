@@ -27,6 +27,9 @@ def claim_ref(row: Any) -> dict[str, Any]:
         "total_fen": row.total_fen,
         "currency": row.currency,
         "oa_instance": getattr(row, "oa_instance", None) or OA,
+        # where its approval steps are routed (department head, cost-center owner)
+        "department_id": getattr(row, "department_id", None),
+        "cost_center_id": getattr(row, "cost_center_id", None),
         "todo_title": (
             f"报销审批 Expense claim {row.id}: {row.title} "
             f"{format_fen(row.total_fen)} {row.currency}"

@@ -34,6 +34,7 @@ from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.oa_approvals import start_in_oa
 from finoa.services.policy import check_claim_policy, policy_breached
+from finoa.services.processes import definition_for
 from finoa.store import repositories as repo
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared
@@ -225,6 +226,8 @@ def _record(
         "status_seq": 2,
         "content_digest": content,
         "oa_instance": oa_instance,
+        "document_type": submission.kind.value,
+        "requisition_id": submission.requisition_id,
     }
     line_rows = [
         {
@@ -294,7 +297,11 @@ def _start_approval(
             "category": lines[0].category.value,
             "budget_exceeded": record["budget_status"] == "exceeded",
             "policy_breached": policy_breached(record),
-        }
+            "project": submission.project_id or "",
+            "cost_center": submission.cost_center_id or "",
+            "document_type": submission.kind.value,
+        },
+        definition=definition_for(uow.conn, submission.kind),
     )
     INSERT_WORKFLOW.run(
         uow.conn,

@@ -74,7 +74,7 @@ class Hub:
             db=db,
             engine=ApprovalEngine(),
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
-            masterdata=MasterDataCache(db),
+            masterdata=MasterDataCache(db, fallback_approver=settings.fallback_approver),
             commands=GroupCommit(db),
             instances=instances,
             budgets=BudgetCache(db, settings.budget_cache_seconds),

@@ -31,11 +31,16 @@ class MasterDataSnapshot:
     org_parents: Mapping[str, str | None] = field(default_factory=dict)
     # unit heads and cost-center owners: who approves as department head / cost-center owner
     org_chart: OrgChart = field(default_factory=OrgChart)
+    # who gets a step whose role nobody holds (settings.fallback_approver); None: refused
+    fallback_approver: str | None = None
 
 
 class MasterDataCache:
-    def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
+    def __init__(
+        self, db: Database, ttl_seconds: float = 5.0, *, fallback_approver: str | None = None
+    ) -> None:
         self._db = db
+        self._fallback = fallback_approver or None
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._snapshot: MasterDataSnapshot | None = None
@@ -85,4 +90,6 @@ class MasterDataCache:
             if person.role is not EmployeeRole.EMPLOYEE and person.active:
                 holders.setdefault(person.role, person.employee_id)
         chart = OrgChart({r.id: r.manager_id for r in unit_rows}, parents, owners)
-        return MasterDataSnapshot(people, units, centers, project_ids, holders, parents, chart)
+        return MasterDataSnapshot(
+            people, units, centers, project_ids, holders, parents, chart, self._fallback
+        )

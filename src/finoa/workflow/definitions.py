@@ -22,6 +22,7 @@ from typing import Any, Final
 from lxml import etree
 
 __all__ = [
+    "CAMUNDA_NS",
     "BPMN_NS",
     "DMN_NS",
     "RUNNABLE_ELEMENTS",
