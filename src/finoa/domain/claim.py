@@ -176,6 +176,7 @@ class Claim:
     cost_center_id: str | None = None
     project_id: str | None = None
     attachments: tuple[Attachment, ...] = field(default=())
+    document_type: DocumentType = DocumentType.EXPENSE_CLAIM
 
     @property
     def total_fen(self) -> int:
