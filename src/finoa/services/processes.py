@@ -167,6 +167,11 @@ def _check_users(conn: Connection, root: Any, file: str) -> list[DefinitionProbl
 
 def deploy_process(db: Database, files: Sequence[tuple[str, bytes]], *, actor: str) -> DeployResult:
     """Check and store a process definition; the same bytes again change nothing."""
+    for name, data in files:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(name, f"is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
     try:
         (bpmn_name, bpmn), bpmn_root, dmn_file = _classify(files)
         with db.uow(actor) as uow:

@@ -126,7 +126,10 @@ async def get_processes(hub: HubDep, _: Reader) -> list[ProcessOut]:
     "/{process_key}/bpmn",
     summary="Export a process's BPMN (the latest version, or ?version=N; 0: the shipped one)",
     response_class=Response,
-    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}}, 404: {}},
+    responses={
+        200: {"content": {"application/xml": {"schema": {"type": "string"}}}},
+        **problem_responses(404),
+    },
 )
 async def get_bpmn(
     process_key: ProcessKey,
@@ -146,7 +149,10 @@ async def get_bpmn(
     "/{process_key}/dmn",
     summary="Export the DMN decisions a process version uses",
     response_class=Response,
-    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}}, 404: {}},
+    responses={
+        200: {"content": {"application/xml": {"schema": {"type": "string"}}}},
+        **problem_responses(404),
+    },
 )
 async def get_dmn(
     process_key: ProcessKey,
