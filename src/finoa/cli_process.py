@@ -91,8 +91,7 @@ def deploy(
         console.print(f"deployed {result.process_key} version {result.version}")
     else:
         console.print(
-            f"{result.process_key} version {result.version} has these bytes already; "
-            "nothing new"
+            f"{result.process_key} version {result.version} has these bytes already; nothing new"
         )
 
 

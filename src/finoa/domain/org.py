@@ -149,9 +149,7 @@ def assign_step(
             return Assignment(people)
         reason = f"none of the step's users {list(users)} can decide it"
     else:
-        candidate, reason = _holder(
-            role, applicant, holders, org, department_id, cost_center_id
-        )
+        candidate, reason = _holder(role, applicant, holders, org, department_id, cost_center_id)
         if candidate is not None:
             return Assignment((_not_self(candidate, applicant, employees, role),))
     if fallback_approver:

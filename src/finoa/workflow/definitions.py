@@ -128,7 +128,7 @@ def executable_process_id(root: Any, file: str) -> str:
                     file,
                     _name(element),
                     element.sourceline,
-                    f"needs exactly one process with isExecutable=\"true\", found {len(runnable)}",
+                    f'needs exactly one process with isExecutable="true", found {len(runnable)}',
                 )
             ]
         )
@@ -202,7 +202,7 @@ def check_bpmn(
                         file,
                         _name(element),
                         element.sourceline,
-                        "a users step needs a camunda:property users=\"E0001,E0002\"",
+                        'a users step needs a camunda:property users="E0001,E0002"',
                     )
                 )
     return problems

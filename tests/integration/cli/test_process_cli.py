@@ -24,9 +24,7 @@ def test_deploy_list_and_export_a_changed_process(tmp_path: Path) -> None:
     assert deployed.returncode == 0, deployed.stderr
     assert deployed.stdout.strip() == "deployed claim_approval version 1"
     again = finoa("process", "deploy", str(edited), data_dir=data)
-    assert again.stdout.strip() == (
-        "claim_approval version 1 has these bytes already; nothing new"
-    )
+    assert again.stdout.strip() == ("claim_approval version 1 has these bytes already; nothing new")
     listed = finoa("process", "list", data_dir=data, env={"COLUMNS": "200"})
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if "claim_approval" in line]

@@ -23,7 +23,6 @@ from finoa.services.queries import get_claim
 from finoa.store.tables import (
     approval_tasks,
     audit_events,
-    claims,
     cost_centers,
     employees,
     org_units,
@@ -89,7 +88,11 @@ def test_deploying_versions_and_exporting_them(hub: Hub) -> None:
         for p in list_processes(hub.db)
         if p.process_key == "claim_approval"
     ]
-    assert versions == [("claim_approval", 0, False), ("claim_approval", 1, False), ("claim_approval", 2, True)]
+    assert versions == [
+        ("claim_approval", 0, False),
+        ("claim_approval", 1, False),
+        ("claim_approval", 2, True),
+    ]
     with hub.db.engine.connect() as conn:
         deployed = conn.execute(
             select(audit_events.c.actor, audit_events.c.data).where(
@@ -227,12 +230,12 @@ def test_a_role_nobody_holds_goes_to_the_fallback_approver_flagged(
     director. Approved, it posts Dr 2202 应付账款 / Cr 1002 银行存款."""
     hub = hub_with_fallback
     with hub.db.uow("test") as uow:
-        uow.conn.execute(update(cost_centers).where(cost_centers.c.id == "CC02").values(owner_id=None))
+        uow.conn.execute(
+            update(cost_centers).where(cost_centers.c.id == "CC02").values(owner_id=None)
+        )
         uow.commit()
     hub.masterdata.invalidate()
-    request = claim(
-        "PAY-1", "8000.00", cost_center_id="CC02", document_type="payment_request"
-    )
+    request = claim("PAY-1", "8000.00", cost_center_id="CC02", document_type="payment_request")
     claim_id = submit_claim(hub, request, source="oa", actor="t").claim_id
     assert approve_all(hub, claim_id) == [
         ("department_head", "E0010"),
@@ -251,7 +254,10 @@ def test_a_role_nobody_holds_goes_to_the_fallback_approver_flagged(
     assert [(o, d["assignee_id"], d["role"]) for o, d in flagged] == [
         (tasks["cost_center_owner"].id, "E0004", "cost_center_owner")
     ]
-    assert voucher_lines(hub, claim_id) == [("2202", 800_000, 0, "E0011"), ("1002", 0, 800_000, None)]
+    assert voucher_lines(hub, claim_id) == [
+        ("2202", 800_000, 0, "E0011"),
+        ("1002", 0, 800_000, None),
+    ]
 
 
 def test_without_a_fallback_a_role_nobody_holds_stops_the_approval(company_with_gaps: Hub) -> None:
@@ -297,8 +303,9 @@ def test_a_claim_is_checked_against_its_approved_requisition(hub: Hub) -> None:
     assert get_claim(hub.db, req_id).status.value == "approved"
     assert get_claim(hub.db, req_id).voucher is None
 
-    first = submit_claim(hub, claim("RC-1", "2000.00", requisition_id=req_id), source="oa",
-                         actor="t")
+    first = submit_claim(
+        hub, claim("RC-1", "2000.00", requisition_id=req_id), source="oa", actor="t"
+    )
     assert first.claim is not None and first.claim.requisition_id == req_id
     with pytest.raises(InvalidInput) as caught:
         submit_claim(hub, claim("RC-2", "1000.01", requisition_id=req_id), source="oa", actor="t")
@@ -309,5 +316,4 @@ def test_a_claim_is_checked_against_its_approved_requisition(hub: Hub) -> None:
     )
     submit_claim(hub, claim("RC-3", "1000.00", requisition_id=req_id), source="oa", actor="t")
     with pytest.raises(InvalidInput, match="unknown requisition CLnothing"):
-        submit_claim(hub, claim("RC-4", "1.00", requisition_id="CLnothing"), source="oa",
-                     actor="t")
+        submit_claim(hub, claim("RC-4", "1.00", requisition_id="CLnothing"), source="oa", actor="t")

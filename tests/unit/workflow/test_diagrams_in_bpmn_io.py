@@ -23,9 +23,10 @@ JS = Path(__file__).resolve().parents[2] / "js"
 def read_definitions() -> Any:
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "node and npm are needed to read the diagrams as bpmn.io does"
-    if not (JS / "node_modules" / "bpmn-moddle").is_dir() or not (
-        JS / "node_modules" / "dmn-moddle"
-    ).is_dir():
+    if (
+        not (JS / "node_modules" / "bpmn-moddle").is_dir()
+        or not (JS / "node_modules" / "dmn-moddle").is_dir()
+    ):
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True
         )

@@ -102,9 +102,7 @@ async def _files(request: Request) -> list[tuple[str, bytes]]:
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": DeployOut, "description": "these bytes were deployed already"}},
 )
-async def post_process(
-    request: Request, response: Response, hub: HubDep, p: Manager
-) -> DeployOut:
+async def post_process(request: Request, response: Response, hub: HubDep, p: Manager) -> DeployOut:
     files = await _files(request)
     result = await hub.db.run(deploy_process, hub.db, files, actor=f"client:{p.client_id}")
     if not result.created:
