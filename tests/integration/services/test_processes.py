@@ -26,6 +26,7 @@ from finoa.store.tables import (
     cost_centers,
     employees,
     org_units,
+    outbox,
     process_definitions,
     voucher_entries,
     vouchers,
@@ -178,8 +179,8 @@ def company_with_gaps(hub: Hub) -> Hub:
 
 def test_an_advance_goes_up_to_the_first_department_with_a_head(company_with_gaps: Hub) -> None:
     """Li Wei asks for an advance (借款) of 3,000 元 for a trip. His team has no head, so after
-    his manager Zhou Jie it goes to Sun Qiang, head of Sales above it. Approved, it posts
-    Dr 1221 其他应收款 (Li Wei) / Cr 1002 银行存款."""
+    his manager Zhou Jie it goes to Sun Qiang, head of Sales above it; their todos say it is
+    an advance. Approved, it posts Dr 1221 其他应收款 (Li Wei) / Cr 1002 银行存款."""
     hub = company_with_gaps
     advance = claim(
         "ADV-1", "3000.00", applicant_id="E0060", department_id="D06", document_type="advance"
@@ -192,6 +193,14 @@ def test_an_advance_goes_up_to_the_first_department_with_a_head(company_with_gap
     ]
     entries = voucher_lines(hub, submitted.claim_id)
     assert entries == [("1221", 300_000, 0, "E0060"), ("1002", 0, 300_000, None)]
+    with hub.db.engine.connect() as conn:
+        payloads = conn.execute(
+            select(outbox.c.payload).where(
+                outbox.c.aggregate_id == submitted.claim_id, outbox.c.action == "todo.push"
+            )
+        ).scalars()
+        titles = {p["title"] for p in payloads if p.get("op") == "create"}
+    assert titles == {f"借款审批 Advance {submitted.claim_id}: 报销 expense claim 3,000.00 CNY"}
 
 
 def voucher_lines(hub: Hub, claim_id: str) -> list[tuple[str, int, int, str | None]]:
