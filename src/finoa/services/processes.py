@@ -21,9 +21,10 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from finoa.domain.claim import DocumentType
-from finoa.domain.errors import InvalidInput, NotFound
+from finoa.domain.errors import Conflict, InvalidInput, NotFound
 from finoa.schemas import UtcDatetime
 from finoa.store.prepared import Prepared
 from finoa.store.tables import employees, process_definitions
@@ -189,6 +190,10 @@ def deploy_process(db: Database, files: Sequence[tuple[str, bytes]], *, actor: s
             return result
     except DefinitionRefused as exc:
         raise _refusal(exc) from None
+    except IntegrityError:
+        raise Conflict(
+            "process_key", "another deploy of this process was stored meanwhile; deploy again"
+        ) from None
     except ValueError as exc:  # the engine's own conventions (end events, …)
         raise InvalidInput(files[0][0] if files else "files", str(exc)) from None
 
