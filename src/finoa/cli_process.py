@@ -43,9 +43,9 @@ def _database(config: Path | None, data_dir: Path | None) -> Iterator[Database]:
         errors = exc.extensions.get("errors")
         message = (
             "; ".join(
-                f"{e['file']}, line {e['line']}: {e['element']}: {e['message']}"
+                f"{e['file']}, line {e['line']}: {e['element']}: {e['problem']}"
                 if e["line"]
-                else f"{e['file']}: {e['element']}: {e['message']}"
+                else f"{e['file']}: {e['element']}: {e['problem']}"
                 for e in errors
             )
             if errors

@@ -107,10 +107,24 @@ class DeployResult:
 
 
 def _refusal(exc: DefinitionRefused) -> InvalidInput:
-    first = exc.problems[0]
-    error = InvalidInput(first.file, "; ".join(str(p) for p in exc.problems))
+    """The refusal, naming the first problem's file as the field; each problem in `errors`
+    with its file, element and line."""
+    file = exc.problems[0].file
+
+    def where(p: DefinitionProblem) -> str:
+        text = str(p)
+        return text.removeprefix(f"{file}, ") if p.file == file else text
+
+    error = InvalidInput(file, "; ".join(where(p) for p in exc.problems))
     error.extensions["errors"] = [
-        {"file": p.file, "element": p.element, "line": p.line, "message": p.message}
+        {
+            "field": p.file,
+            "message": where(p),
+            "file": p.file,
+            "element": p.element,
+            "line": p.line,
+            "problem": p.message,
+        }
         for p in exc.problems
     ]
     return error

@@ -115,7 +115,7 @@ def test_a_refused_definition_stores_nothing(hub: Hub) -> None:
     with pytest.raises(InvalidInput) as caught:
         deploy_process(hub.db, [("edited.bpmn", edited)], actor="controller")
     (problem,) = caught.value.extensions["errors"]
-    assert problem["element"] == "cfo_approval" and "treasurer" in problem["message"]
+    assert problem["element"] == "cfo_approval" and "treasurer" in problem["problem"]
     assert caught.value.field == "edited.bpmn"
     assert row_counts(hub, [process_definitions, audit_events]) == before
 
@@ -124,7 +124,8 @@ def test_a_refused_definition_stores_nothing(hub: Hub) -> None:
         deploy_process(hub.db, [("edited.bpmn", fixed)], actor="controller")
     (problem,) = caught.value.extensions["errors"]
     assert problem["element"] == "finance_director_approval"
-    assert "E0099" in problem["message"] and problem["line"] > 0
+    assert "E0099" in problem["problem"] and problem["line"] > 0
+    assert problem["message"].startswith(f"line {problem['line']}: finance_director_approval")
 
 
 def test_a_running_claim_keeps_its_version_and_new_ones_take_the_latest(hub: Hub) -> None:
