@@ -62,8 +62,7 @@ def _database(config: Path | None, data_dir: Path | None) -> Iterator[Database]:
 
 @process_app.command(
     "deploy",
-    epilog="Example: finoa process export claim_approval > claim.bpmn && "
-    "finoa process deploy claim.bpmn",
+    epilog="Example: finoa process deploy <(finoa process export claim_approval)",
 )
 def deploy(
     files: Annotated[
