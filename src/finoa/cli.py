@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
+from finoa.cli_process import process_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
 from finoa.connectors.feishu.command import sim_feishu
@@ -109,6 +110,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(masterdata_app, name="masterdata")
 app.add_typer(periods_app, name="periods")
 app.add_typer(budget_app, name="budget")
+app.add_typer(process_app, name="process")
 app.add_typer(erp_app, name="erp")
 app.add_typer(invoices_app, name="invoices")
 sim_app.command("tax-platform", epilog=SIM_TAX_PLATFORM_EPILOG)(sim_tax_platform)

@@ -43,6 +43,8 @@ ALL_SCOPES = (
     "budgets:read",
     "budgets:manage",
     "budgets:approve",
+    "processes:read",
+    "processes:manage",
 )
 BUDGET_MODES = ("block", "warn", "none")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
@@ -87,6 +89,7 @@ class Settings:
     tax_platform_url: str = ""  # the invoice verification service; empty: not verified
     tax_platform_api_key: str = ""
     policy_file: str = ""  # expense policy YAML; empty: the default shipped with finoa
+    fallback_approver: str = ""  # employee who gets a step whose role nobody holds; "": refuse
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -207,6 +210,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "tax_platform_url": str,
         "tax_platform_api_key": str,
         "policy_file": str,
+        "fallback_approver": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

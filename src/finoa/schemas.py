@@ -21,10 +21,12 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 
-from finoa.domain.claim import ClaimStatus, ExpenseCategory
+from finoa.domain.claim import ClaimStatus, DocumentType, ExpenseCategory
 from finoa.domain.money import NOT_PLAIN, is_plain_decimal
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -217,6 +219,34 @@ class ClaimSubmission(_In):
     attachments: list[AttachmentIn] = Field(
         default_factory=list, max_length=50, title="附件", description="Attachments"
     )
+    document_type: DocumentType | None = Field(
+        default=None,
+        title="单据类型",
+        description="expense_claim (the default), advance (借款), payment_request (付款申请) "
+        "or requisition (事前申请); selects the approval process",
+    )
+    requisition_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        pattern=ID,
+        title="事前申请单号",
+        description="The approved requisition (its claim id) this spending draws on",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_document(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Submissions without these fields keep the digest they had before the fields existed.
+        data: dict[str, Any] = handler(self)
+        for name in ("document_type", "requisition_id"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+    @property
+    def kind(self) -> DocumentType:
+        """The document type, defaulted."""
+        return self.document_type or DocumentType.EXPENSE_CLAIM
 
 
 class DecisionIn(_In):
@@ -279,6 +309,11 @@ class ApprovalTaskOut(_Out):
     role: str = Field(title="审批环节", description="manager / finance_director / cfo")
     label: str = Field(title="环节名称")
     assignee_id: str = Field(title="审批人")
+    fallback_reason: str | None = Field(
+        default=None,
+        title="兜底审批原因",
+        description="set when nobody holds the step's role and the fallback approver has it",
+    )
     status: Literal["pending", "approved", "rejected", "withdrawn"] = Field(title="状态")
     comment: str | None = Field(default=None, title="意见")
     created_at: UtcDatetime = Field(title="创建时间")
@@ -346,6 +381,10 @@ class ClaimOut(_Out):
     department_id: str = Field(title="部门")
     cost_center_id: str | None = Field(default=None, title="成本中心")
     project_id: str | None = Field(default=None, title="项目")
+    document_type: Annotated[
+        DocumentType, BeforeValidator(lambda v: v or DocumentType.EXPENSE_CLAIM.value)
+    ] = Field(default=DocumentType.EXPENSE_CLAIM, title="单据类型")
+    requisition_id: str | None = Field(default=None, title="事前申请单号")
     currency: str = Field(title="币种")
     title: str = Field(title="事由")
     total_fen: int = Field(title="金额(分)")
@@ -403,6 +442,7 @@ class CostCenter(_Out):
     id: str = Field(title="成本中心编码")
     name: str = Field(title="成本中心名称")
     department_id: str | None = Field(default=None, title="所属部门")
+    owner_id: str | None = Field(default=None, title="负责人")
 
 
 class Project(_Out):

@@ -110,6 +110,8 @@ def test_openapi_declares_client_credentials_and_problem_responses(running: Stac
         "budgets:read",
         "budgets:manage",
         "budgets:approve",
+        "processes:read",
+        "processes:manage",
     }
     problem = spec["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "field", "errors"} <= set(problem["properties"])

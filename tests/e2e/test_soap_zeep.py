@@ -112,3 +112,19 @@ def test_without_a_token_zeep_gets_a_fault_naming_authorization(hub: HubClient) 
         "field": "authorization",
         "type": "https://finoa.dev/problems/unauthorized",
     }
+
+
+def test_an_advance_submitted_by_soap_posts_to_other_receivables(hub: HubClient) -> None:
+    """A legacy OA sends an advance (借款) of 1,810.50 元 by SOAP; approved by the OA, it posts
+    Dr 1221 其他应收款 / Cr 1002 银行存款."""
+    client = soap_client(hub, hub.token)
+    body = {**claim_body(), "document_type": "advance"}
+    answer = client.service.SubmitClaim(
+        message_id=f"soap-{body['external_id']}", claim=as_soap(body)
+    )
+    final = hub.wait_claim(answer.claim_id, "posted")
+    assert final["document_type"] == "advance"
+    entries = [
+        (e["account_code"], e["debit_fen"], e["credit_fen"]) for e in final["voucher"]["entries"]
+    ]
+    assert entries == [("1221", 181_050, 0), ("1002", 0, 181_050)]

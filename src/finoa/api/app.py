@@ -20,6 +20,7 @@ from finoa.api.routes import (
     operations,
     periods,
     policy,
+    processes,
     soap_claims,
     tasks,
     webhooks,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(budgets.router, prefix=api)
     app.include_router(policy.router, prefix=api)
     app.include_router(invoices_api.router, prefix=api)
+    app.include_router(processes.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -27,6 +27,8 @@ SCOPES = {
     "budgets:read": "Read budgets and their execution report",
     "budgets:manage": "Import budgets, request adjustments and transfers",
     "budgets:approve": "Approve or reject budget adjustments and transfers of others",
+    "processes:read": "List and export process definitions",
+    "processes:manage": "Deploy process definitions (BPMN 2.0 + DMN)",
 }
 
 # Declares the client-credentials flow in the OpenAPI document; the header itself is checked

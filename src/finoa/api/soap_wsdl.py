@@ -60,6 +60,8 @@ _SCHEMA = """
           <xs:element name="title" type="xs:string"/>
           <xs:element name="lines" type="tns:ClaimLines"/>
           <xs:element name="attachments" type="tns:Attachments" minOccurs="0"/>
+          <xs:element name="document_type" type="xs:string" minOccurs="0"/>
+          <xs:element name="requisition_id" type="xs:string" minOccurs="0"/>
         </xs:sequence>
       </xs:complexType>
       <xs:element name="SubmitClaim">

@@ -35,6 +35,15 @@ CATEGORY_LABELS: dict[ExpenseCategory, str] = {
 }
 
 
+class DocumentType(StrEnum):
+    """What a submission asks for; each has its own approval process and voucher rule."""
+
+    EXPENSE_CLAIM = "expense_claim"  # 报销单
+    ADVANCE = "advance"  # 借款单: an advance or loan to the employee
+    PAYMENT_REQUEST = "payment_request"  # 付款申请
+    REQUISITION = "requisition"  # 事前申请: approves spending ahead; posts nothing
+
+
 class ClaimStatus(StrEnum):
     SUBMITTED = "submitted"  # 已提交
     IN_APPROVAL = "in_approval"  # 审批中
@@ -167,6 +176,7 @@ class Claim:
     cost_center_id: str | None = None
     project_id: str | None = None
     attachments: tuple[Attachment, ...] = field(default=())
+    document_type: DocumentType = DocumentType.EXPENSE_CLAIM
 
     @property
     def total_fen(self) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from finoa.domain.claim import Claim, ExpenseCategory
+from finoa.domain.claim import Claim, DocumentType, ExpenseCategory
 from finoa.domain.errors import InvalidInput, UnbalancedVoucher
 from finoa.domain.periods import Period
 
@@ -21,6 +21,13 @@ class VoucherRules:
     input_vat_account: str = "2221.01.01"
     payable_account: str = "2241"
     word: str = DEFAULT_WORD
+    # 借款 advances: Dr other receivables (the employee) / Cr the bank or other payables
+    advance_account: str = "1221"
+    advance_credit_account: str = "1002"
+    # 付款申请 payment requests: Dr accounts payable, or each line's expense account / Cr bank
+    payment_debit: str = "payable"  # "payable" or "expense"
+    trade_payable_account: str = "2202"
+    bank_account: str = "1002"
 
     def expense_account(self, category: ExpenseCategory) -> str:
         try:
@@ -29,7 +36,15 @@ class VoucherRules:
             raise InvalidInput("category", f"no voucher rule for category {category}") from None
 
     def accounts(self) -> set[str]:
-        return {*self.expense_accounts.values(), self.input_vat_account, self.payable_account}
+        return {
+            *self.expense_accounts.values(),
+            self.input_vat_account,
+            self.payable_account,
+            self.advance_account,
+            self.advance_credit_account,
+            self.trade_payable_account,
+            self.bank_account,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,27 +119,45 @@ def build_claim_voucher(
     Per line: debit the category's expense account with the net amount and the input VAT
     account with the deductible tax; one credit to other payables (其他应付款) for the total
     owed to the employee. Lines of the same account and dimensions are merged.
+    An advance (借款) debits other receivables (其他应收款, the employee as auxiliary) and
+    credits the bank (or other payables, as configured); a payment request (付款申请) debits
+    accounts payable (or the lines' expense accounts, as configured) and credits the bank.
+    A requisition (事前申请) posts nothing and never comes here.
     """
     aux = Aux(claim.department_id, claim.applicant_id, claim.project_id)
     who = applicant_name or claim.applicant_id
-    debits: dict[str, int] = {}
-    for line in claim.lines:
-        account = rules.expense_account(line.category)
-        debits[account] = debits.get(account, 0) + line.net_fen
-        if line.tax_fen:
-            debits[rules.input_vat_account] = debits.get(rules.input_vat_account, 0) + line.tax_fen
-    entries: list[VoucherEntry] = []
-    summary = f"报销 {who} {claim.title}".strip()[:200]
-    for account, amount in debits.items():
-        if amount:
+    if claim.document_type is DocumentType.ADVANCE:
+        summary = f"借款 {who} {claim.title}".strip()[:200]
+        entries = [
+            VoucherEntry(1, rules.advance_account, summary, debit_fen=claim.total_fen, aux=aux),
+            VoucherEntry(2, rules.advance_credit_account, summary, credit_fen=claim.total_fen),
+        ]
+    elif claim.document_type is DocumentType.PAYMENT_REQUEST:
+        summary = f"付款 {who} {claim.title}".strip()[:200]
+        entries = []
+        if rules.payment_debit == "expense":
+            entries = _expense_debits(claim, rules, summary, aux)
+        else:
             entries.append(
-                VoucherEntry(len(entries) + 1, account, summary, debit_fen=amount, aux=aux)
+                VoucherEntry(
+                    1, rules.trade_payable_account, summary, debit_fen=claim.total_fen, aux=aux
+                )
             )
-    entries.append(
-        VoucherEntry(
-            len(entries) + 1, rules.payable_account, summary, credit_fen=claim.total_fen, aux=aux
+        entries.append(
+            VoucherEntry(len(entries) + 1, rules.bank_account, summary, credit_fen=claim.total_fen)
         )
-    )
+    else:
+        summary = f"报销 {who} {claim.title}".strip()[:200]
+        entries = _expense_debits(claim, rules, summary, aux)
+        entries.append(
+            VoucherEntry(
+                len(entries) + 1,
+                rules.payable_account,
+                summary,
+                credit_fen=claim.total_fen,
+                aux=aux,
+            )
+        )
     draft = VoucherDraft(
         period=accounting_period(voucher_date),
         voucher_date=voucher_date,
@@ -135,6 +168,22 @@ def build_claim_voucher(
     )
     check_balanced(draft.entries)
     return draft
+
+
+def _expense_debits(
+    claim: Claim, rules: VoucherRules, summary: str, aux: Aux
+) -> list[VoucherEntry]:
+    """Each line's expense account (net) and the deductible input VAT, merged by account."""
+    debits: dict[str, int] = {}
+    for line in claim.lines:
+        account = rules.expense_account(line.category)
+        debits[account] = debits.get(account, 0) + line.net_fen
+        if line.tax_fen:
+            debits[rules.input_vat_account] = debits.get(rules.input_vat_account, 0) + line.tax_fen
+    return [
+        VoucherEntry(i + 1, account, summary, debit_fen=amount, aux=aux)
+        for i, (account, amount) in enumerate((a, n) for a, n in debits.items() if n)
+    ]
 
 
 def reversal_of(draft: VoucherDraft, original_no: str, reversal_date: date) -> VoucherDraft:

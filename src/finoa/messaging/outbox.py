@@ -19,18 +19,31 @@ OA = "oa"  # the default OA instance
 ERP = "erp"  # the default ERP instance
 
 
+TODO_LABELS = {
+    "": "报销审批 Expense claim",
+    "expense_claim": "报销审批 Expense claim",
+    "advance": "借款审批 Advance",
+    "payment_request": "付款审批 Payment request",
+    "requisition": "事前申请 Requisition",
+}
+"""How an approver's todo names the document, by its type."""
+
+
 def claim_ref(row: Any) -> dict[str, Any]:
     """The few claim facts outbound messages carry."""
+    label = TODO_LABELS.get(getattr(row, "document_type", None) or "", TODO_LABELS[""])
     return {
         "id": row.id,
         "external_id": row.external_id,
         "total_fen": row.total_fen,
         "currency": row.currency,
         "oa_instance": getattr(row, "oa_instance", None) or OA,
-        "todo_title": (
-            f"报销审批 Expense claim {row.id}: {row.title} "
-            f"{format_fen(row.total_fen)} {row.currency}"
-        )[:200],
+        # where its approval steps are routed (department head, cost-center owner)
+        "department_id": getattr(row, "department_id", None),
+        "cost_center_id": getattr(row, "cost_center_id", None),
+        "todo_title": (f"{label} {row.id}: {row.title} {format_fen(row.total_fen)} {row.currency}")[
+            :200
+        ],
     }
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from finoa.domain.org import ApprovalRole, resolve_approver
+from finoa.domain.org import ApprovalRole, assign_step
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
 from finoa.services.budgets import release_claim_budgets
@@ -68,9 +68,18 @@ def open_tasks(
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
     for step in steps:
-        assignee = resolve_approver(
-            ApprovalRole(step.role), applicant, people.employees, people.role_holders
+        assignment = assign_step(
+            ApprovalRole(step.role),
+            applicant,
+            people.employees,
+            people.role_holders,
+            people.org_chart,
+            department_id=claim.get("department_id") or applicant.department_id,
+            cost_center_id=claim.get("cost_center_id"),
+            users=step.users,
+            fallback_approver=people.fallback_approver,
         )
+        assignee = assignment.assignees[0]
         task = {
             "id": step.step_id,
             "claim_id": claim["id"],
@@ -79,14 +88,25 @@ def open_tasks(
             "assignee_id": assignee,
             "status": "pending",
             "created_at": uow.now,
+            "fallback_reason": assignment.fallback_reason,
         }
         INSERT_TASK.run(uow.conn, task)
-        uow.audit(
-            "task.opened",
-            "task",
-            step.step_id,
-            {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee},
-        )
+        opened_data = {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee}
+        if len(assignment.assignees) > 1:
+            opened_data["assignees"] = list(assignment.assignees)
+        uow.audit("task.opened", "task", step.step_id, opened_data)
+        if assignment.fallback_reason is not None:
+            uow.audit(
+                "task.fallback_assigned",
+                "task",
+                step.step_id,
+                {
+                    "claim_id": claim["id"],
+                    "role": step.role,
+                    "assignee_id": assignee,
+                    "reason": assignment.fallback_reason,
+                },
+            )
         push_todo(uow, "create", task, claim)
         opened.append(task)
     return opened

@@ -18,13 +18,14 @@ from finoa.domain.claim import (
     ClaimLine,
     ClaimStatus,
     DocumentClaim,
+    DocumentType,
     check_lines,
     check_new_version,
     superseded_reason,
     transition,
 )
 from finoa.domain.errors import Conflict, InvalidInput
-from finoa.domain.money import yuan_to_fen
+from finoa.domain.money import format_fen, yuan_to_fen
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, write_back_status
 from finoa.schemas import ClaimOut, ClaimSubmission
@@ -34,6 +35,7 @@ from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.oa_approvals import start_in_oa
 from finoa.services.policy import check_claim_policy, policy_breached
+from finoa.services.processes import definition_for
 from finoa.store import repositories as repo
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared
@@ -64,6 +66,22 @@ INSERT_CLAIM = Prepared(insert(claims))
 INSERT_LINES = Prepared(insert(claim_lines))
 INSERT_ATTACHMENTS = Prepared(insert(attachments))
 INSERT_WORKFLOW = Prepared(insert(workflow_instances))
+REQUISITION = Prepared(
+    select(claims.c.document_type, claims.c.status, claims.c.total_fen).where(
+        claims.c.id == bindparam("id")
+    )
+)
+DRAWN_ON_REQUISITION = Prepared(
+    select(func.coalesce(func.sum(claims.c.total_fen), 0)).where(
+        claims.c.requisition_id == bindparam("id"),
+        claims.c.status != ClaimStatus.REJECTED.value,
+        claims.c.status != ClaimStatus.WITHDRAWN.value,
+        or_(
+            claims.c.source != bindparam("source"),
+            claims.c.external_id != bindparam("external_id"),
+        ),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -199,10 +217,12 @@ def _record(
     latest_version = LATEST_VERSION.first(conn, document)[0]
     check_new_version(version, latest_version, [_document_claim(conn, row) for row in live])
 
+    total_fen = sum(line.amount_fen for line in lines)
+    if submission.requisition_id is not None:
+        check_requisition(conn, submission, total_fen, source, external_id)
     claim_id = new_claim_id()
     for row in live:
         _withdraw(uow, row, superseded_reason(version, claim_id))
-    total_fen = sum(line.amount_fen for line in lines)
     record = {
         "id": claim_id,
         "source": source,
@@ -225,6 +245,8 @@ def _record(
         "status_seq": 2,
         "content_digest": content,
         "oa_instance": oa_instance,
+        "document_type": submission.kind.value,
+        "requisition_id": submission.requisition_id,
     }
     line_rows = [
         {
@@ -275,6 +297,38 @@ def _record(
     return SubmitResult(claim_id, duplicate=False, claim=view)
 
 
+def check_requisition(
+    conn: Connection, submission: ClaimSubmission, total_fen: int, source: str, external_id: str
+) -> None:
+    """A document drawing on a requisition (事前申请): the requisition must exist and be
+    approved, and what its documents draw (this one included, other versions of this document
+    not) must stay within its approved amount."""
+    requisition_id = submission.requisition_id
+    if submission.kind is DocumentType.REQUISITION:
+        raise InvalidInput("requisition_id", "a requisition draws on no other requisition")
+    row = REQUISITION.first(conn, {"id": requisition_id})
+    if row is None:
+        raise InvalidInput("requisition_id", f"unknown requisition {requisition_id}")
+    if row.document_type != DocumentType.REQUISITION.value:
+        raise InvalidInput("requisition_id", f"{requisition_id} is not a requisition")
+    if row.status != ClaimStatus.APPROVED.value:
+        raise InvalidInput(
+            "requisition_id", f"requisition {requisition_id} is {row.status}, not approved"
+        )
+    drawn = int(
+        DRAWN_ON_REQUISITION.first(
+            conn, {"id": requisition_id, "source": source, "external_id": external_id}
+        )[0]
+    )
+    if drawn + total_fen > row.total_fen:
+        already = f" ({format_fen(drawn)} 元 drawn on it already)" if drawn else ""
+        raise InvalidInput(
+            "requisition_id",
+            f"amount {format_fen(total_fen)} 元 is over requisition {requisition_id}'s "
+            f"approved {format_fen(row.total_fen)} 元{already}",
+        )
+
+
 def _start_approval(
     hub: Hub,
     uow: UnitOfWork,
@@ -294,7 +348,11 @@ def _start_approval(
             "category": lines[0].category.value,
             "budget_exceeded": record["budget_status"] == "exceeded",
             "policy_breached": policy_breached(record),
-        }
+            "project": submission.project_id or "",
+            "cost_center": submission.cost_center_id or "",
+            "document_type": submission.kind.value,
+        },
+        definition=definition_for(uow.conn, submission.kind),
     )
     INSERT_WORKFLOW.run(
         uow.conn,

@@ -29,6 +29,8 @@ def load_voucher_rules(path: Path | None = None) -> VoucherRules:
         else resources.files("finoa.rules").joinpath("voucher_rules.yaml").read_text("utf-8")
     )
     raw = yaml.safe_load(text)
+    if raw.get("payment_debit", "payable") not in ("payable", "expense"):
+        raise InvalidInput("payment_debit", "give payable (2202 应付账款) or expense")
     try:
         expense = {ExpenseCategory(k): str(v) for k, v in raw["expense_accounts"].items()}
     except ValueError as exc:
@@ -38,6 +40,11 @@ def load_voucher_rules(path: Path | None = None) -> VoucherRules:
         input_vat_account=str(raw.get("input_vat_account", "2221.01.01")),
         payable_account=str(raw.get("payable_account", "2241")),
         word=str(raw.get("word", "记")),
+        advance_account=str(raw.get("advance_account", "1221")),
+        advance_credit_account=str(raw.get("advance_credit_account", "1002")),
+        payment_debit=str(raw.get("payment_debit", "payable")),
+        trade_payable_account=str(raw.get("trade_payable_account", "2202")),
+        bank_account=str(raw.get("bank_account", "1002")),
     )
 
 
@@ -74,7 +81,7 @@ class Hub:
             db=db,
             engine=ApprovalEngine(),
             rules=load_voucher_rules(Path(rules_path) if rules_path else None),
-            masterdata=MasterDataCache(db),
+            masterdata=MasterDataCache(db, fallback_approver=settings.fallback_approver),
             commands=GroupCommit(db, writers=settings.group_commit_writers or None),
             instances=instances,
             budgets=BudgetCache(db, settings.budget_cache_seconds),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from finoa.domain.org import Employee, EmployeeRole
+from finoa.domain.org import Employee, EmployeeRole, OrgChart
 from finoa.store.tables import cost_centers, employees, org_units, projects
 from finoa.store.uow import Database
 
@@ -29,11 +29,18 @@ class MasterDataSnapshot:
     role_holders: Mapping[EmployeeRole, str]
     # org unit -> the unit it belongs to (None at the top): vouchers are routed by it
     org_parents: Mapping[str, str | None] = field(default_factory=dict)
+    # unit heads and cost-center owners: who approves as department head / cost-center owner
+    org_chart: OrgChart = field(default_factory=OrgChart)
+    # who gets a step whose role nobody holds (settings.fallback_approver); None: refused
+    fallback_approver: str | None = None
 
 
 class MasterDataCache:
-    def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
+    def __init__(
+        self, db: Database, ttl_seconds: float = 5.0, *, fallback_approver: str | None = None
+    ) -> None:
         self._db = db
+        self._fallback = fallback_approver or None
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._snapshot: MasterDataSnapshot | None = None
@@ -67,15 +74,22 @@ class MasterDataCache:
                 )
                 for row in conn.execute(select(employees).order_by(employees.c.id))
             }
-            parents = {
-                r.id: r.parent_id
-                for r in conn.execute(select(org_units.c.id, org_units.c.parent_id))
-            }
+            unit_rows = conn.execute(
+                select(org_units.c.id, org_units.c.parent_id, org_units.c.manager_id)
+            ).all()
+            parents = {r.id: r.parent_id for r in unit_rows}
             units = frozenset(parents)
-            centers = frozenset(r[0] for r in conn.execute(select(cost_centers.c.id)))
+            owners = {
+                r.id: r.owner_id
+                for r in conn.execute(select(cost_centers.c.id, cost_centers.c.owner_id))
+            }
+            centers = frozenset(owners)
             project_ids = frozenset(r[0] for r in conn.execute(select(projects.c.id)))
         holders: dict[EmployeeRole, str] = {}
         for person in people.values():
             if person.role is not EmployeeRole.EMPLOYEE and person.active:
                 holders.setdefault(person.role, person.employee_id)
-        return MasterDataSnapshot(people, units, centers, project_ids, holders, parents)
+        chart = OrgChart({r.id: r.manager_id for r in unit_rows}, parents, owners)
+        return MasterDataSnapshot(
+            people, units, centers, project_ids, holders, parents, chart, self._fallback
+        )

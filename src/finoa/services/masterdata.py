@@ -39,7 +39,14 @@ def load_masterdata(db: Database, data: dict[str, Any] | Path | None = None) -> 
         ("org_units", org_units, "id", list(data.get("org_units") or [])),
         # An employee listed without a grade (职级) has none: the policy's default grade.
         ("employees", employees, "id", [{"grade": None, **e} for e in data.get("employees") or []]),
-        ("cost_centers", cost_centers, "id", list(data.get("cost_centers") or [])),
+        # A cost center listed without an owner has none (its approval steps go to the
+        # fallback approver).
+        (
+            "cost_centers",
+            cost_centers,
+            "id",
+            [{"owner_id": None, **c} for c in data.get("cost_centers") or []],
+        ),
         ("projects", projects, "id", list(data.get("projects") or [])),
         ("accounts", accounts, "code", chart_of_accounts()),
     ]

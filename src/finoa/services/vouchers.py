@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 
 from finoa.connectors.base import VoucherPayload
-from finoa.domain.claim import ClaimStatus, transition
+from finoa.domain.claim import ClaimStatus, DocumentType, transition
 from finoa.domain.errors import Conflict, NotFound
 from finoa.domain.voucher import (
     Aux,
@@ -41,9 +41,12 @@ MARK_POSTED = Prepared(
 )
 
 
-def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str:
+def create_claim_voucher(hub: Hub, uow: UnitOfWork, claim_row: Any) -> str | None:
     """Generate, number and queue the posting of an approved claim's voucher; returns its id.
-    The caller records the voucher id on the claim."""
+    The caller records the voucher id on the claim. A requisition (事前申请) posts nothing:
+    None, and it stays approved."""
+    if getattr(claim_row, "document_type", None) == DocumentType.REQUISITION.value:
+        return None
     claim = repo.claim_from_row(uow.conn, claim_row)
     claim_id = claim.claim_id
     # Lines with invoices post the deductible input VAT their invoices carry.

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, func, select, update
 
-from finoa.domain.claim import Attachment, Claim, ClaimLine, ExpenseCategory
+from finoa.domain.claim import Attachment, Claim, ClaimLine, DocumentType, ExpenseCategory
 from finoa.invoices.service import release_claim_invoices
 from finoa.store.prepared import Prepared
 from finoa.store.tables import (
@@ -104,6 +104,7 @@ def claim_from_row(conn: Connection, row: Any, *, with_attachments: bool = False
         title=row.title,
         cost_center_id=row.cost_center_id,
         project_id=row.project_id,
+        document_type=DocumentType(getattr(row, "document_type", None) or "expense_claim"),
         lines=tuple(
             ClaimLine(
                 category=ExpenseCategory(line.category),

@@ -62,6 +62,7 @@ cost_centers = Table(
     Column("id", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("department_id", String(32)),
+    Column("owner_id", String(32)),  # 成本中心负责人 (0017); NULL: nobody
 )
 
 projects = Table(
@@ -114,6 +115,9 @@ claims = Table(
     Column("budget_status", String(8)),
     # What the expense policy said at submission (finoa.services.policy); NULL: no rule applied.
     Column("policy_check", JSON),
+    # expense_claim / advance / payment_request / requisition (0017); NULL: an expense claim.
+    Column("document_type", String(24)),
+    Column("requisition_id", String(40)),  # the approved requisition it draws on (0017)
     UniqueConstraint("source", "external_id", "version"),
     # At most one live claim per external document (the others are withdrawn or rejected).
     Index(
@@ -177,6 +181,8 @@ approval_tasks = Table(
     Column("comment", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
+    # Why the fallback approver has it (nobody holds the role, 0017); NULL: the role's holder.
+    Column("fallback_reason", Text),
     Index("ix_approval_tasks_claim", "claim_id"),
     Index("ix_approval_tasks_assignee_status", "assignee_id", "status"),
 )
@@ -430,4 +436,21 @@ oa_approvals = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("oa_instance", "oa_approval_id", name="uq_oa_approvals_oa_id"),
+)
+
+# Deployed process definitions (0017): every version of a process, BPMN and the DMN it uses,
+# numbered per key; the same bytes deployed again are the same version (`spec_version` is
+# their digest, finoa.workflow.specs). New claims start on the latest version of their key.
+process_definitions = Table(
+    "process_definitions",
+    metadata,
+    Column("process_key", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec_version", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("bpmn", Text, nullable=False),
+    Column("dmn", Text, nullable=False),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    Column("deployed_by", String(100), nullable=False),
+    UniqueConstraint("process_key", "spec_version", name="uq_process_definitions_digest"),
 )

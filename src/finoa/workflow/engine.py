@@ -101,6 +101,9 @@ _FACT_TYPES: Final[dict[str, type]] = {
 _OPTIONAL_FACTS: Final[dict[str, tuple[type, object]]] = {
     "budget_exceeded": (bool, False),  # a `warn` budget went below zero (finoa.domain.budgets)
     "policy_breached": (bool, False),  # a line above a `flag` rule's limit (finoa.domain.policy)
+    "project": (str, ""),  # the project the claim is booked to; "": none
+    "cost_center": (str, ""),  # the cost center it is booked to; "": none
+    "document_type": (str, "expense_claim"),  # what is being approved (finoa.schemas)
 }
 
 
@@ -109,13 +112,14 @@ class PendingStep:
     """A user task waiting for decisions."""
 
     step_id: str  # stable id of the ready user task (the SpiffWorkflow task uuid as str)
-    role: str  # "manager" | "finance_director" | "cfo"
+    role: str  # one of finoa.workflow.specs.ROLES, e.g. "manager"
     name: str  # BPMN task id, e.g. "manager_approval"
     label: str  # human label, e.g. "Direct manager approval (直属上级审批)"
     mode: StepMode = StepMode.SINGLE  # how the assignees' decisions combine
     assignees: tuple[str, ...] = ()  # empty: not assigned through the engine (route by role)
     decided_by: tuple[str, ...] = ()  # assignees who have decided already (countersign)
     actions: tuple[Action, ...] = DEFAULT_ACTIONS  # what may be done with the step
+    users: tuple[str, ...] = ()  # the people a ``users`` step names in its definition
 
 
 @dataclass(frozen=True)
@@ -210,16 +214,20 @@ class ApprovalEngine:
         """Digest of the BPMN+DMN bytes new instances are started with."""
         return self._loaded.version
 
-    def start(self, facts: dict[str, object]) -> EngineState:
+    def start(
+        self, facts: dict[str, object], *, definition: LoadedSpec | None = None
+    ) -> EngineState:
         """Start an instance for a claim and run it to the first approval step.
 
         ``facts`` holds exactly ``claim_id`` (str), ``amount_fen`` (int in 分, 1 to
         ``MAX_AMOUNT_FEN``), ``department`` (str) and ``category`` (str) -- ids and amounts,
-        never documents -- and may hold ``budget_exceeded`` (bool, default False).
-        Raises ``ValueError``/``TypeError`` for anything else.
+        never documents -- and may hold ``budget_exceeded`` (bool, default False) and the other
+        optional facts (``project``, ``cost_center``, ``document_type`` …).
+        Raises ``ValueError``/``TypeError`` for anything else. ``definition`` (a deployed
+        process, :func:`finoa.workflow.specs.load_sources`) replaces the engine's own.
         """
         data = _validate_facts(facts)
-        loaded = self._loaded
+        loaded = definition or self._loaded
         workflow = ClaimWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=SCRIPT_ENGINE)
         workflow.task_tree.data.update(data)
         workflow.run_engine_steps()
@@ -317,6 +325,7 @@ def _pending_step(task: Task, loaded: LoadedSpec) -> PendingStep | None:
         assignees=record.assignees,
         decided_by=record.decided_by,
         actions=info.actions,
+        users=info.users,
     )
 
 

@@ -8,9 +8,12 @@ a string copy): a process that meets a version it has not loaded yet (e.g. after
 with new files) checks the sources against the version, parses them once and caches them.
 Definitions are trusted input: states must only come from the hub's own store.
 
-Conventions a definition must follow (checked at load, ``ValueError`` otherwise): the
-executable process has id ``claim_approval``; each userTask declares its role with a
-``camunda:property name="role"`` (or sits in a lane named after the role) and may declare
+Conventions a definition must follow (checked at load, ``ValueError`` otherwise -- a
+:class:`~finoa.workflow.definitions.DefinitionRefused` naming element and line where the
+deploy checks find it): the BPMN has one executable process (its id is the process key, e.g.
+``claim_approval``); each userTask declares its role with a
+``camunda:property name="role"`` (or sits in a lane named after the role; ``users`` takes the
+people from a ``users`` property, comma-separated employee ids) and may declare
 ``mode`` (``single``, ``all`` or ``any``; default ``single``) and ``actions`` (comma-separated,
 default ``approve,reject``; only implemented actions are accepted); its ``name`` is the human
 label; the decision is stored in the task data as ``approved`` (and ``comment``); the process
@@ -29,13 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 
 from finoa.workflow.decisions import ACTION_HANDLERS, DEFAULT_ACTIONS, Action, StepMode
+from finoa.workflow.definitions import (
+    DefinitionProblem,
+    DefinitionRefused,
+    check_bpmn,
+    dmn_decisions,
+    executable_process_id,
+    parse_xml,
+)
 
 __all__ = [
     "DEFAULT_BPMN",
@@ -47,14 +57,22 @@ __all__ = [
     "StepInfo",
     "clear_spec_caches",
     "load_files",
+    "load_sources",
     "spec_for_state",
 ]
 
 PROCESS_ID: Final = "claim_approval"
 """Id of the executable BPMN process the engine runs."""
 
-ROLES: Final = ("manager", "finance_director", "cfo")
-"""Roles a user task may declare."""
+ROLES: Final = (
+    "manager",
+    "department_head",
+    "cost_center_owner",
+    "finance_director",
+    "cfo",
+    "users",
+)
+"""Roles a user task may declare (resolved from org data by ``finoa.domain.org``)."""
 
 OUTCOMES: Final = ("approved", "rejected")
 """Ids of the end events; the one reached is the process outcome."""
@@ -72,6 +90,7 @@ class StepInfo:
     label: str
     mode: StepMode = StepMode.SINGLE
     actions: tuple[Action, ...] = DEFAULT_ACTIONS
+    users: tuple[str, ...] = ()  # the people of a ``users`` step, in order
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,7 @@ class LoadedSpec:
     subprocess_specs: dict[str, Any]
     steps: dict[str, StepInfo]  # user task id -> role, label, mode, actions
     definitions: dict[str, str]  # embedded sources (gzip+base64), part of every state
+    process_id: str = PROCESS_ID  # the executable process's id: the process key
 
 
 _LOCK: Final = threading.Lock()
@@ -97,11 +117,6 @@ def spec_version(bpmn: bytes, dmn: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
-
-
-def _xml(data: bytes) -> Any:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
-    return etree.fromstring(data, parser=parser)
 
 
 def _pack(data: bytes) -> str:
@@ -140,21 +155,32 @@ def _step_info(bpmn_name: str, name: str, task_spec: Any) -> StepInfo:
                 f"implemented: {implemented}"
             )
     label = getattr(task_spec, "bpmn_name", None) or name
-    return StepInfo(role=role, label=label, mode=mode, actions=actions)
+    users = tuple(u.strip() for u in extensions.get("users", "").split(",") if u.strip())
+    return StepInfo(role=role, label=label, mode=mode, actions=actions, users=users)
 
 
 def parse_definitions(bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str) -> LoadedSpec:
-    """Parse and check BPMN+DMN (expensive: call through the caches); ValueError if bad."""
+    """Parse and check BPMN+DMN (expensive: call through the caches); ValueError if bad
+    (:class:`DefinitionRefused`, naming elements and lines, for what the checks find)."""
+    dmn_root = parse_xml(dmn, dmn_name)
+    bpmn_root = parse_xml(bpmn, bpmn_name)
+    process_id = executable_process_id(bpmn_root, bpmn_name)
+    problems = check_bpmn(bpmn_root, bpmn_name, dmn_decisions(dmn_root), ROLES)
+    if problems:
+        raise DefinitionRefused(problems)
     try:
         parser = CamundaParser(validator=BpmnValidator())
-        parser.add_dmn_xml(_xml(dmn), filename=dmn_name)
-        parser.add_bpmn_xml(_xml(bpmn), filename=bpmn_name)
-        if PROCESS_ID not in parser.get_process_ids():
-            raise ValueError(f"{bpmn_name}: no process with id {PROCESS_ID!r}")
-        spec = parser.get_spec(PROCESS_ID)
-        subprocess_specs = parser.get_subprocess_specs(PROCESS_ID)
-    except (ValidationException, etree.XMLSyntaxError) as exc:
-        raise ValueError(f"invalid process definition ({bpmn_name}, {dmn_name}): {exc}") from exc
+        parser.add_dmn_xml(dmn_root, filename=dmn_name)
+        parser.add_bpmn_xml(bpmn_root, filename=bpmn_name)
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        element = getattr(exc, "id", None) or "definition"
+        line = getattr(exc, "line_number", None) or None
+        file = getattr(exc, "file_name", None) or bpmn_name
+        raise DefinitionRefused(
+            [DefinitionProblem(file, str(element), line, str(exc).splitlines()[0])]
+        ) from exc
 
     steps = {
         name: _step_info(bpmn_name, name, task_spec)
@@ -173,7 +199,13 @@ def parse_definitions(bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str) ->
         subprocess_specs=subprocess_specs,
         steps=steps,
         definitions={"encoding": "gzip+base64", "bpmn": _pack(bpmn), "dmn": _pack(dmn)},
+        process_id=process_id,
     )
+
+
+def load_sources(bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str) -> LoadedSpec:
+    """Spec for a deployed definition's bytes: parsed once per version, then cached."""
+    return _register(bpmn, dmn, bpmn_name, dmn_name)
 
 
 def _register(bpmn: bytes, dmn: bytes, bpmn_name: str, dmn_name: str) -> LoadedSpec:

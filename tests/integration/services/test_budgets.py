@@ -397,10 +397,14 @@ def budget_aware_dmn(directory: Path) -> Path:
         lambda m: f'{m[1]}<inputEntry id="any_{next(entries)}"><text>-</text></inputEntry>{m[2]}',
         text,
     )
+    others = text.count("<input id=") - 1  # every input but the flag: any value
     first_rule = (
         '<rule id="rule_budget_exceeded">'
-        '<inputEntry id="rule_budget_exceeded_amount"><text>-</text></inputEntry>'
-        '<inputEntry id="rule_budget_exceeded_flag"><text>true</text></inputEntry>'
+        + "".join(
+            f'<inputEntry id="rule_budget_exceeded_{i}"><text>-</text></inputEntry>'
+            for i in range(others)
+        )
+        + '<inputEntry id="rule_budget_exceeded_flag"><text>true</text></inputEntry>'
         '<outputEntry id="rule_budget_exceeded_fd"><text>true</text></outputEntry>'
         '<outputEntry id="rule_budget_exceeded_cfo"><text>false</text></outputEntry>'
         "</rule>\n      "

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finoa.domain.claim import Claim, ClaimLine, ExpenseCategory
+from finoa.domain.claim import Claim, ClaimLine, DocumentType, ExpenseCategory
 from finoa.domain.errors import InvalidInput, UnbalancedVoucher
 from finoa.domain.periods import company_date
 from finoa.domain.voucher import (
@@ -304,3 +304,41 @@ def test_reversal_refuses_an_unbalanced_draft() -> None:
     )
     with pytest.raises(UnbalancedVoucher):
         reversal_of(broken, "记-0003", DAY)
+
+
+# --- advances and payment requests ----------------------------------------------------------
+
+
+def test_an_advance_is_owed_by_the_employee() -> None:
+    """借款 3,000 元: Dr 1221 其他应收款 with the employee, Cr 1002 (or 2241, as configured)."""
+    advance = replace(
+        make_claim(cl(ExpenseCategory.TRAVEL, 300_000)), document_type=DocumentType.ADVANCE
+    )
+    draft = build_claim_voucher(advance, RULES, DAY, "李伟")
+    assert [(e.account_code, e.debit_fen, e.credit_fen) for e in draft.entries] == [
+        ("1221", 300_000, 0),
+        ("1002", 0, 300_000),
+    ]
+    assert draft.entries[0].aux.employee == "E-7" and draft.summary.startswith("借款 李伟")
+    owed = build_claim_voucher(advance, replace(RULES, advance_credit_account="2241"), DAY)
+    assert owed.entries[1].account_code == "2241"
+
+
+def test_a_payment_request_clears_payables_or_books_the_expense() -> None:
+    """付款 1,060 元 with 60 元 VAT: Dr 2202 / Cr 1002; or, configured `expense`, the line's
+    expense account and input VAT / Cr 1002."""
+    payment = replace(
+        make_claim(cl(ExpenseCategory.OFFICE, 106_000, 6_000)),
+        document_type=DocumentType.PAYMENT_REQUEST,
+    )
+    payable = build_claim_voucher(payment, RULES, DAY)
+    assert [(e.account_code, e.debit_fen, e.credit_fen) for e in payable.entries] == [
+        ("2202", 106_000, 0),
+        ("1002", 0, 106_000),
+    ]
+    expense = build_claim_voucher(payment, replace(RULES, payment_debit="expense"), DAY)
+    assert [(e.account_code, e.debit_fen, e.credit_fen) for e in expense.entries] == [
+        ("6602.05", 100_000, 0),
+        ("2221.01.01", 6_000, 0),
+        ("1002", 0, 106_000),
+    ]
