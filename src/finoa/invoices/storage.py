@@ -1,6 +1,7 @@
-"""Invoice files, kept write-once as received: named by their SHA-256, never overwritten.
+"""Files kept write-once as received: named by their SHA-256, never overwritten.
 
-`<invoice dir>/<first two hex digits>/<sha256>`. A file is written to a temporary name in
+Invoice originals and the files of archive packages are kept this way.
+`<directory>/<first two hex digits>/<sha256>`. A file is written to a temporary name in
 the same directory, flushed to disk and linked to its final name; linking fails when the
 name exists, so a stored file is never replaced (the same bytes stored twice are one file).
 Files are made read-only. A file whose claim was never committed stays behind, harmless:
@@ -17,15 +18,15 @@ from pathlib import Path
 
 
 class StoredFileDamaged(Exception):
-    """A stored invoice file no longer has the digest it was stored under."""
+    """A stored file no longer has the digest it was stored under."""
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class InvoiceFiles:
-    """The write-once directory of invoice originals."""
+class WriteOnceFiles:
+    """A write-once directory of files named by their SHA-256."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -64,6 +65,9 @@ class InvoiceFiles:
             os.close(directory)
         return digest
 
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
     def get(self, sha256: str) -> bytes:
         """The stored bytes, checked against their digest."""
         target = self.path(sha256)
@@ -75,3 +79,7 @@ class InvoiceFiles:
     def _check(self, target: Path, digest: str) -> None:
         if sha256_hex(target.read_bytes()) != digest:
             raise StoredFileDamaged(f"{target.name}: content does not match its SHA-256")
+
+
+class InvoiceFiles(WriteOnceFiles):
+    """The write-once directory of invoice originals."""
