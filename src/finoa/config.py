@@ -43,6 +43,7 @@ ALL_SCOPES = (
     "budgets:read",
     "budgets:manage",
     "budgets:approve",
+    "archive:read",
 )
 BUDGET_MODES = ("block", "warn", "none")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)

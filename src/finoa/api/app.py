@@ -26,6 +26,7 @@ from finoa.api.routes import (
 )
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
+from finoa.archive import api as archive_api
 from finoa.invoices import api as invoices_api
 from finoa.runtime import (
     build_dispatcher,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(budgets.router, prefix=api)
     app.include_router(policy.router, prefix=api)
     app.include_router(invoices_api.router, prefix=api)
+    app.include_router(archive_api.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -393,3 +393,45 @@ def archive_posted(settings: Settings) -> ArchiveSummary:
 
 def retention_view(until: date | None) -> str:
     return until.isoformat() if until else "永久"
+
+
+MAX_FILTER = 128
+
+
+def package_query(
+    *,
+    archive_no: str | None = None,
+    period: str | None = None,
+    voucher_no: str | None = None,
+    min_amount: str | None = None,
+    max_amount: str | None = None,
+    employee: str | None = None,
+    invoice_number: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> PackageQuery:
+    """Catalog filters from text, each checked; a bad one is InvalidInput naming it."""
+    from finoa.domain.errors import InvalidInput
+    from finoa.domain.money import yuan_to_fen
+    from finoa.domain.periods import Period
+
+    texts = {
+        "archive_no": archive_no,
+        "voucher_no": voucher_no,
+        "employee": employee,
+        "invoice_number": invoice_number,
+    }
+    for name, value in texts.items():
+        if value is not None and (not value.strip() or len(value) > MAX_FILTER or not value.isprintable()):
+            raise InvalidInput(name, f"must be 1-{MAX_FILTER} printable characters")
+    if period is not None:
+        period = str(Period.parse(period))
+    low = yuan_to_fen(min_amount, field="min_amount") if min_amount is not None else None
+    high = yuan_to_fen(max_amount, field="max_amount") if max_amount is not None else None
+    if low is not None and high is not None and low > high:
+        raise InvalidInput("max_amount", "is below min_amount")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit", "must be 1-1000")
+    if not 0 <= offset <= 1_000_000_000:
+        raise InvalidInput("offset", "must be 0 or more")
+    return PackageQuery(archive_no, period, voucher_no, low, high, employee, invoice_number, limit, offset)
