@@ -67,6 +67,19 @@ def post(hub: Hub, voucher_id: str) -> None:
 
 
 @pytest.fixture
+def approved(hub: Hub) -> Callable[..., str]:
+    def make(external_id: str, *, invoice: bytes | None = None, amount: str = "553.00") -> str:
+        return approve(hub, external_id, invoice=invoice, amount=amount)
+
+    return make
+
+
+@pytest.fixture(name="post")
+def post_fixture(hub: Hub) -> Callable[[str], None]:
+    return lambda voucher_id: post(hub, voucher_id)
+
+
+@pytest.fixture
 def posted(hub: Hub) -> Callable[..., str]:
     def make(external_id: str, *, invoice: bytes | None = None, amount: str = "553.00") -> str:
         voucher_id = approve(hub, external_id, invoice=invoice, amount=amount)

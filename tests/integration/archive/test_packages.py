@@ -51,3 +51,87 @@ def test_a_posted_voucher_gets_one_package_that_passes_its_checks(
     run = check_archive(hub.db, archive, PackageQuery(period=record.period))
     assert run.passed, [r.failed() for _, r in run.reports]
     assert count(hub, archive_checks) == 2  # at archiving and now
+
+
+def built_record(hub: Hub, archive: Archive):  # type: ignore[no-untyped-def]
+    build_packages(hub.db, archive)
+    with hub.db.engine.connect() as conn:
+        return find_packages(conn, PackageQuery())
+
+
+def failed(run, item: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        i.detail for _, report in run.reports for i in report.items
+        if i.item == item and i.outcome.value == "fail"
+    ] + [i.detail for i in run.set_items if i.item == item and i.outcome.value == "fail"]
+
+
+def test_a_flipped_byte_in_any_stored_file_fails_fixity_naming_the_file(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    posted("OA-ARC-F", invoice=build.einv_xbrl())
+    (record,) = built_record(hub, archive)
+    assert {f.role for f in record.files} == set(FileRole)
+    for f in record.files:
+        path = archive.store.files.path(f.sha256)  # type: ignore[attr-defined]
+        original = path.read_bytes()
+        path.chmod(0o644)
+        damaged = bytearray(original)
+        damaged[len(damaged) // 2] ^= 0x01
+        path.write_bytes(bytes(damaged))
+        run = check_archive(hub.db, archive, PackageQuery(archive_no=record.archive_no))
+        details = failed(run, "authenticity.fixity")
+        assert details and details[0].startswith(f"{f.name}: SHA-256 differs"), (f.name, details)
+        assert "SM3 differs" in details[0]
+        path.write_bytes(original)
+    run = check_archive(hub.db, archive, PackageQuery(archive_no=record.archive_no))
+    assert run.passed
+
+
+def test_a_missing_file_fails_integrity_content(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    posted("OA-ARC-M", invoice=build.railway_xbrl())
+    (record,) = built_record(hub, archive)
+    invoice = record.file(FileRole.INVOICE)
+    assert invoice is not None
+    archive.store.files.path(invoice.sha256).unlink()  # type: ignore[attr-defined]
+    run = check_archive(hub.db, archive, PackageQuery())
+    assert not run.passed
+    assert failed(run, "integrity.content") == [f"{invoice.name}: missing from the store"]
+    assert failed(run, "authenticity.fixity") == []  # what is there is still intact
+
+
+def test_a_catalog_edit_fails_the_metadata_check(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    posted("OA-ARC-E")
+    (record,) = built_record(hub, archive)
+    with hub.db.engine.begin() as conn:
+        conn.execute(
+            archive_packages.update()
+            .where(archive_packages.c.id == record.package_id)
+            .values(total_fen=record.total_fen + 100)
+        )
+    run = check_archive(hub.db, archive, PackageQuery())
+    assert failed(run, "authenticity.metadata") == [
+        "金额合计: metadata says '553.00', the catalog '554.00'"
+    ]
+    assert failed(run, "authenticity.fixity") == []
+
+
+def test_a_voucher_missing_from_the_period_fails_numbering(
+    hub: Hub, archive: Archive, approved: Callable[..., str], post: Callable[[str], None]
+) -> None:
+    vouchers = [approved(f"OA-ARC-N{n}") for n in range(3)]
+    post(vouchers[0])
+    post(vouchers[2])  # the second is numbered but never posted
+    (first, third) = built_record(hub, archive)
+    assert (first.voucher_number, third.voucher_number) == (1, 3)
+    run = check_archive(hub.db, archive, PackageQuery(period=first.period))
+    assert all(report.passed for _, report in run.reports)
+    assert failed(run, "integrity.numbering") == [f"{first.period}: 记-0002 not archived"]
+    assert not run.passed
+    post(vouchers[1])
+    assert len(build_packages(hub.db, archive).built) == 1
+    assert check_archive(hub.db, archive, PackageQuery(period=first.period)).passed
