@@ -197,7 +197,7 @@ def _mandatory(metadata: ReadMetadata | None, problem: str) -> CheckItem:
 
 
 def _content(record: PackageRecord, missing: list[str]) -> CheckItem:
-    problems = [f"{name}: missing from the store" for name in missing]
+    problems = [f"{name}: missing" for name in missing]
     roles = {f.role for f in record.files}
     problems += [f"no {role.value} file in the package" for role in REQUIRED_ROLES if role not in roles]
     return _result("integrity.content", problems, "every item has its content")

@@ -98,7 +98,7 @@ def test_a_missing_file_fails_integrity_content(
     archive.store.files.path(invoice.sha256).unlink()  # type: ignore[attr-defined]
     run = check_archive(hub.db, archive, PackageQuery())
     assert not run.passed
-    assert failed(run, "integrity.content") == [f"{invoice.name}: missing from the store"]
+    assert failed(run, "integrity.content") == [f"{invoice.name}: missing"]
     assert failed(run, "authenticity.fixity") == []  # what is there is still intact
 
 
