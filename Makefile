@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CLAIMS ?= 200
 
-.PHONY: demo test lint readme bench bench-quick clean
+.PHONY: demo test lint readme bench bench-quick bench-archive clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ readme: $(STAMP)
 ## Benchmarks: throughput and latency of the loop through the simulators.
 bench: $(STAMP)
 	$(BIN)/python bench/loop.py $(BENCH_ARGS)
+
+## Archive packages built and checked per second; SHA-256 and SM3 fixity in MB/s.
+bench-archive: $(STAMP)
+	$(BIN)/python bench/archive.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) finoa-data .pytest_cache .mypy_cache .ruff_cache

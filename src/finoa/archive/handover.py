@@ -10,6 +10,7 @@ file, when any item fails; nothing is imported then.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -178,7 +179,7 @@ class _HandoverFiles:
     def __init__(self, read: dict[str, bytes | None]) -> None:
         self._by_digest = read
 
-    def put(self, data: bytes) -> str:  # pragma: no cover - a handover is only read
+    def put_many(self, files: Iterable[bytes]) -> list[str]:
         raise PermissionError("a handover is read-only")
 
     def read(self, sha256: str) -> bytes:
@@ -276,10 +277,9 @@ def import_handover(db: Database, archive: Archive, source: Path, *, actor: str 
     if problems:
         raise HandoverRefused(problems)
     new = [(r, report) for r, report in reports if r.archive_no not in present]
-    for record, _ in new:
-        for f in record.files:
-            data = files[f"packages/{record.package_id}/{f.name}"]
-            archive.store.put(data)
+    archive.store.put_many(
+        files[f"packages/{record.package_id}/{f.name}"] for record, _ in new for f in record.files
+    )
 
     def take(uow: UnitOfWork) -> None:
         for record, report in new:

@@ -106,52 +106,82 @@ def pending_vouchers(conn: Connection, period: str | None = None) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+BATCH = 50  # packages whose files are flushed together and recorded in one transaction
+
+
 def build_packages(db: Database, archive: Archive, period: str | None = None) -> BuildSummary:
     """Build every missing package (idempotent: a voucher with its package is left alone)."""
     summary = BuildSummary()
     with db.engine.connect() as conn:
         pending = pending_vouchers(conn, period)
-    for voucher_id in pending:
-        build_one(db, archive, voucher_id, summary)
+    for at in range(0, len(pending), BATCH):
+        build_batch(db, archive, pending[at : at + BATCH], summary)
     return summary
 
 
-def build_one(db: Database, archive: Archive, voucher_id: str, summary: BuildSummary) -> None:
+def build_batch(db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary) -> None:
+    """Build the packages of `voucher_ids`: files first (write-once, flushed together), then
+    the catalog rows, their 四性检测 and the queue rows in one transaction."""
+    done: list[str] = []
+    refused: list[tuple[str, str]] = []
+    built: list[BuiltPackage] = []
     with db.engine.connect() as conn:
-        exists = conn.execute(
-            select(archive_packages.c.id).where(archive_packages.c.voucher_id == voucher_id)
-        ).first()
-        if exists is None:
+        have = {
+            r[0]
+            for r in conn.execute(
+                select(archive_packages.c.voucher_id).where(
+                    archive_packages.c.voucher_id.in_(voucher_ids)
+                )
+            )
+        }
+        for voucher_id in voucher_ids:
+            if voucher_id in have:
+                done.append(voucher_id)
+                continue
             try:
-                built = build_package(
-                    conn, voucher_id, archive.config, archive.invoice_files, archive.store, db.clock()
+                built.append(
+                    build_package(
+                        conn, voucher_id, archive.config, archive.invoice_files, archive.store,
+                        db.clock(),
+                    )
+                )  # fmt: skip
+            except (BuildRefused, StoredFileDamaged) as exc:
+                refused.append((voucher_id, str(exc)))
+            except FileNotFoundError:
+                refused.append(
+                    (voucher_id, f"{voucher_id}: an invoice original is missing from the invoice store")
                 )
-            except (BuildRefused, StoredFileDamaged, FileNotFoundError) as exc:
-                built = None
-                reason = str(exc) if not isinstance(exc, FileNotFoundError) else (
-                    f"{voucher_id}: an invoice original is missing from the invoice store"
-                )
-    if exists is not None:
-        db.perform(lambda uow: _dequeue(uow, voucher_id), actor="archive")
-        summary.existing += 1
-        return
-    if built is None:
-        summary.refused.append(reason)
-        db.perform(lambda uow: _note_refusal(uow, voucher_id, reason), actor="archive")
-        return
-    for data in built.contents.values():
-        archive.store.put(data)
-    report = check_package(built.record, archive.store, archive.config.scheme)
+    archive.store.put_many(data for package in built for data in package.contents.values())
+    reports = [check_package(p.record, archive.store, archive.config.scheme) for p in built]
+
+    def record(uow: UnitOfWork, packages: list[tuple[BuiltPackage, CheckReport]]) -> None:
+        for voucher_id in done:
+            _dequeue(uow, voucher_id)
+        for voucher_id, reason in refused:
+            _note_refusal(uow, voucher_id, reason)
+        for package, report in packages:
+            _record(uow, package, report)
+
+    pairs = list(zip(built, reports, strict=True))
     try:
-        db.perform(lambda uow: _record(uow, built, report), actor="archive")
-    except IntegrityError:  # another builder archived it meanwhile: the same package
-        summary.existing += 1
-        return
-    summary.built.append(built.record.archive_no)
-    if report.passed:
-        summary.checks_passed += 1
-    else:
-        summary.checks_failed += 1
+        db.perform(lambda uow: record(uow, pairs), actor="archive")
+        recorded = pairs
+    except IntegrityError:  # another builder archived one meanwhile: one at a time then
+        recorded = []
+        for pair in pairs:
+            try:
+                db.perform(lambda uow, pair=pair: _record(uow, *pair), actor="archive")  # type: ignore[misc]
+                recorded.append(pair)
+            except IntegrityError:
+                done.append(pair[0].record.voucher_id)
+    summary.existing += len(done)
+    summary.refused += [reason for _, reason in refused]
+    for package, report in recorded:
+        summary.built.append(package.record.archive_no)
+        if report.passed:
+            summary.checks_passed += 1
+        else:
+            summary.checks_failed += 1
 
 
 def _dequeue(uow: UnitOfWork, voucher_id: str) -> None:

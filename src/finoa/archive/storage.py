@@ -10,6 +10,7 @@ the 四性检测 can name a damaged file itself.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -30,8 +31,8 @@ def sm3_hex(data: bytes) -> str:
 
 
 class ArchiveStore(Protocol):
-    def put(self, data: bytes) -> str:
-        """Store `data` write-once; its SHA-256."""
+    def put_many(self, files: Iterable[bytes]) -> list[str]:
+        """Store each of `files` write-once, all durable when this returns; their SHA-256s."""
         ...
 
     def read(self, sha256: str) -> bytes:
@@ -51,8 +52,10 @@ class FilesystemArchiveStore:
     def __init__(self, root: Path) -> None:
         self.files = WriteOnceFiles(root)
 
-    def put(self, data: bytes) -> str:
-        return self.files.put(data)
+    def put_many(self, files: Iterable[bytes]) -> list[str]:
+        digests = [self.files.put(data, sync=False) for data in files]
+        self.files.sync(digests)  # one concurrent flush for the lot
+        return digests
 
     def read(self, sha256: str) -> bytes:
         return self.files.path(sha256).read_bytes()

@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -23,6 +25,14 @@ class StoredFileDamaged(Exception):
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class WriteOnceFiles:
@@ -36,8 +46,9 @@ class WriteOnceFiles:
             raise ValueError(f"not a SHA-256 digest: {sha256!r}")
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes) -> str:
-        """Store `data` unless it is stored already; its SHA-256."""
+    def put(self, data: bytes, *, sync: bool = True) -> str:
+        """Store `data` unless it is stored already; its SHA-256. With `sync` off the file is
+        not yet flushed to disk: call `sync` on the digests before relying on them."""
         digest = sha256_hex(data)
         target = self.path(digest)
         if target.exists():
@@ -48,7 +59,8 @@ class WriteOnceFiles:
         with open(temporary, "xb") as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if sync:
+                os.fsync(stream.fileno())
         try:
             os.chmod(temporary, 0o444)
             try:
@@ -58,12 +70,19 @@ class WriteOnceFiles:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        if sync:
+            _fsync(target.parent)
         return digest
+
+    def sync(self, digests: Iterable[str]) -> None:
+        """Flush the files stored under `digests` and their directories to disk. The flushes
+        run concurrently, so that the file system commits them together."""
+        paths = {self.path(d) for d in digests}
+        targets = sorted(paths) + sorted({p.parent for p in paths})
+        if not targets:
+            return
+        with ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
+            list(pool.map(_fsync, targets))
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
