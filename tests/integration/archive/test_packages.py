@@ -135,3 +135,27 @@ def test_a_voucher_missing_from_the_period_fails_numbering(
     post(vouchers[1])
     assert len(build_packages(hub.db, archive).built) == 1
     assert check_archive(hub.db, archive, PackageQuery(period=first.period)).passed
+
+
+def test_a_posted_voucher_without_a_queue_row_is_still_archived(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    posted("OA-ARC-Q")
+    with hub.db.engine.begin() as conn:
+        conn.execute(archive_queue.delete())  # as for vouchers posted before the archive existed
+    assert len(build_packages(hub.db, archive).built) == 1
+
+
+def test_a_voucher_whose_invoice_original_is_gone_stays_queued_with_the_reason(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    invoice = build.railway_xbrl()
+    voucher_id = posted("OA-ARC-G", invoice=invoice)
+    archive.invoice_files.path(sha256_hex(invoice)).unlink()
+    summary = build_packages(hub.db, archive)
+    assert summary.built == []
+    assert summary.refused == [f"{voucher_id}: an invoice original is missing from the invoice store"]
+    with hub.db.engine.connect() as conn:
+        (row,) = conn.execute(select(archive_queue)).all()
+    assert (row.voucher_id, row.attempts, row.last_error) == (voucher_id, 1, summary.refused[0])
+    assert count(hub, archive_packages) == 0
