@@ -59,7 +59,9 @@ def posted_vouchers(hub: Hub, count: int) -> str:
             invoice, "ticket.xml", company_tax_id=hub.settings.company_tax_id, max_bytes=1 << 20
         )
         files.put(invoice)
-        hub.db.perform(invoice_attachment(upload, claim_id, 1, VerificationState.NOT_CHECKED), actor="b")
+        hub.db.perform(
+            invoice_attachment(upload, claim_id, 1, VerificationState.NOT_CHECKED), actor="b"
+        )
         while (claim := get_claim(hub.db, claim_id)).status == "in_approval":
             task = next(t for t in claim.tasks if t.status == "pending")
             decide_task(hub, task.id, task.assignee_id, True, "同意", actor="bench")
@@ -109,7 +111,9 @@ def main() -> None:
         try:
             started = time.perf_counter()
             period = posted_vouchers(hub, args.packages)
-            print(f"setup: {args.packages} posted vouchers in {time.perf_counter() - started:.1f} s")
+            print(
+                f"setup: {args.packages} posted vouchers in {time.perf_counter() - started:.1f} s"
+            )
             archive = Archive.from_settings(settings)
             started = time.perf_counter()
             summary = build_packages(hub.db, archive)

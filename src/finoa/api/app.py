@@ -24,9 +24,9 @@ from finoa.api.routes import (
     tasks,
     webhooks,
 )
+from finoa.archive import api as archive_api
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
-from finoa.archive import api as archive_api
 from finoa.invoices import api as invoices_api
 from finoa.runtime import (
     build_dispatcher,

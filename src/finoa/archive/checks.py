@@ -87,16 +87,20 @@ def check_package(
         _fixity(record, present),
         _metadata_agrees(record, present, metadata, metadata_problem),
         _archive_no_format(record, scheme),
-        CheckItem("authenticity.archive_no_unique", Outcome.SKIPPED, "checked over a set (period or handover)"),
+        CheckItem(
+            "authenticity.archive_no_unique",
+            Outcome.SKIPPED,
+            "checked over a set (period or handover)",
+        ),
         _counts(record, present, metadata, metadata_problem),
         _mandatory(metadata, metadata_problem),
         CheckItem("integrity.numbering", Outcome.SKIPPED, "checked over a period's packages"),
         _content(record, missing),
         _formats(record),
         *_opens(record, present),
-        _virus_scan(present) if scan else CheckItem(
-            "security.virus_scan", Outcome.SKIPPED, "not asked for"
-        ),
+        _virus_scan(present)
+        if scan
+        else CheckItem("security.virus_scan", Outcome.SKIPPED, "not asked for"),
         _result(
             "security.storage_readable",
             unreadable,
@@ -116,7 +120,9 @@ def _fixity(record: PackageRecord, present: dict[str, bytes]) -> CheckItem:
             problems.append(f"{f.name}: SHA-256 differs from the recorded {f.sha256[:16]}…")
         if sm3_hex(data) != f.sm3:
             problems.append(f"{f.name}: SM3 differs from the recorded {f.sm3[:16]}…")
-    return _result("authenticity.fixity", problems, f"SHA-256 and SM3 of {len(present)} file(s) match")
+    return _result(
+        "authenticity.fixity", problems, f"SHA-256 and SM3 of {len(present)} file(s) match"
+    )
 
 
 def _metadata_agrees(
@@ -174,14 +180,20 @@ def _counts(
     content = [f for f in record.files if f.role is not FileRole.METADATA]
     problems = []
     if metadata.values.get("文件数") != str(len(content)):
-        problems.append(f"文件数: metadata says {metadata.values.get('文件数')}, the package has {len(content)}")
+        problems.append(
+            f"文件数: metadata says {metadata.values.get('文件数')}, the package has {len(content)}"
+        )
     actual = sum(len(present.get(f.name, b"")) for f in content)
     if metadata.values.get("总字节数") != str(actual):
-        problems.append(f"总字节数: metadata says {metadata.values.get('总字节数')}, the files hold {actual}")
+        problems.append(
+            f"总字节数: metadata says {metadata.values.get('总字节数')}, the files hold {actual}"
+        )
     invoices = [f for f in content if f.role is FileRole.INVOICE]
     numbers = metadata.values.get("发票号码", "").split()
     if len(numbers) > len(invoices):
-        problems.append(f"发票号码: {len(numbers)} invoice(s) named, {len(invoices)} file(s) present")
+        problems.append(
+            f"发票号码: {len(numbers)} invoice(s) named, {len(invoices)} file(s) present"
+        )
     return _result(item, problems, f"{len(content)} file(s), {actual} bytes, as described")
 
 
@@ -199,7 +211,9 @@ def _mandatory(metadata: ReadMetadata | None, problem: str) -> CheckItem:
 def _content(record: PackageRecord, missing: list[str]) -> CheckItem:
     problems = [f"{name}: missing" for name in missing]
     roles = {f.role for f in record.files}
-    problems += [f"no {role.value} file in the package" for role in REQUIRED_ROLES if role not in roles]
+    problems += [
+        f"no {role.value} file in the package" for role in REQUIRED_ROLES if role not in roles
+    ]
     return _result("integrity.content", problems, "every item has its content")
 
 
@@ -223,7 +237,9 @@ def _opens(record: PackageRecord, present: dict[str, bytes]) -> list[CheckItem]:
         try:
             locked += _open(f, data)
         except Exception as exc:  # whatever a parser raises: the file does not open
-            broken.append(f"{f.name}: does not open as {ALLOWED_FORMATS.get(f.media_type, f.media_type)} ({type(exc).__name__}: {str(exc)[:80]})")
+            kind = ALLOWED_FORMATS.get(f.media_type, f.media_type)
+            reason = f"{type(exc).__name__}: {str(exc)[:80]}"
+            broken.append(f"{f.name}: does not open as {kind} ({reason})")
     return [
         _result("usability.opens", broken, f"{len(present)} file(s) open and parse"),
         _result("usability.no_encryption", locked, "no encryption, no non-public compression"),
@@ -258,10 +274,12 @@ def _open(f: PackageFile, data: bytes) -> list[str]:
                 return [f"{f.name}: compression method(s) {private} are not public"]
             parse_xml(container.read("OFD.xml"))
     elif f.media_type == "image/jpeg":
-        if not (data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00").endswith(b"\xff\xd9")):
+        complete = data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        if not complete:
             raise ValueError("not a complete JPEG")
     elif f.media_type == "image/png":
-        if not (data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-16:]):
+        complete = data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-16:]
+        if not complete:
             raise ValueError("not a complete PNG")
     return []
 

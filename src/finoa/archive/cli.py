@@ -6,13 +6,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from finoa.cli_errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from finoa.archive.service import Archive, PackageQuery
+    from finoa.store.uow import Database
 
 archive_app = typer.Typer(
     help="Electronic accounting archive (电子会计档案): packages, 四性检测, handover.",
@@ -27,7 +31,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 
 
 @contextmanager
-def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[object, object]]:
+def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[Database, Archive]]:
     from finoa.archive.pdf import FontMissing
     from finoa.archive.service import Archive
     from finoa.cli import _settings
@@ -40,7 +44,9 @@ def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[objec
     try:
         archive = Archive.from_settings(settings)
     except ValueError as exc:
-        raise CliError(ExitCode.CONFIG, str(exc), "correct archive_no_template in finoa.yaml") from None
+        raise CliError(
+            ExitCode.CONFIG, str(exc), "correct archive_no_template in finoa.yaml"
+        ) from None
     prepare_database(settings)
     db = Database.connect(settings.effective_database_url)
     try:
@@ -50,20 +56,23 @@ def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[objec
             ExitCode.CONFIG, str(exc), "apt-get install -y fonts-wqy-zenhei, or set archive_font"
         ) from None
     except DomainError as exc:
-        raise CliError(ExitCode.BAD_INPUT, f"--{(exc.field or 'input').replace('_', '-')}: {exc.message}",
-                       "see finoa archive --help") from None
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            f"--{(exc.field or 'input').replace('_', '-')}: {exc.message}",
+            "see finoa archive --help",
+        ) from None
     except StoredFileDamaged as exc:
         raise CliError(ExitCode.CHECK_FAILED, str(exc), "run finoa archive check") from None
     finally:
         db.dispose()
 
 
-def _query(period: str | None = None, **filters: object) -> object:
+def _query(period: str | None = None, **filters: Any) -> PackageQuery:
     from finoa.archive.service import package_query
     from finoa.domain.errors import DomainError
 
     try:
-        return package_query(period=period, **filters)  # type: ignore[arg-type]
+        return package_query(period=period, **filters)
     except DomainError as exc:
         raise CliError(
             ExitCode.BAD_INPUT,
@@ -79,7 +88,7 @@ def build(period: PeriodOpt = None, config: ConfigOpt = None, data_dir: DataDirO
 
     query = _query(period)
     with _archive(config, data_dir) as (db, archive):
-        summary = build_packages(db, archive, getattr(query, "period"))  # type: ignore[arg-type]
+        summary = build_packages(db, archive, query.period)
     scope = f" in {period}" if period else ""
     if not summary.built and not summary.refused:
         console.print(f"nothing to build{scope}: every posted voucher has its package")
@@ -108,7 +117,7 @@ def check(
 
     query = _query(period, archive_no=archive_no, limit=1000)
     with _archive(config, data_dir) as (db, archive):
-        run = check_archive(db, archive, query)  # type: ignore[arg-type]
+        run = check_archive(db, archive, query)
     if as_json:
         typer.echo(
             json.dumps(
@@ -136,13 +145,21 @@ def check(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-@archive_app.command("search", epilog="Example: finoa archive search --employee E0011 --min-amount 100")
+@archive_app.command(
+    "search", epilog="Example: finoa archive search --employee E0011 --min-amount 100"
+)
 def search(
     archive_no: Annotated[str | None, typer.Option("--archive-no", help="档号")] = None,
     period: PeriodOpt = None,
-    voucher_no: Annotated[str | None, typer.Option("--voucher-no", help="凭证号, e.g. 记-0001")] = None,
-    min_amount: Annotated[str | None, typer.Option("--min-amount", help="金额合计 at least (yuan)")] = None,
-    max_amount: Annotated[str | None, typer.Option("--max-amount", help="金额合计 at most (yuan)")] = None,
+    voucher_no: Annotated[
+        str | None, typer.Option("--voucher-no", help="凭证号, e.g. 记-0001")
+    ] = None,
+    min_amount: Annotated[
+        str | None, typer.Option("--min-amount", help="金额合计 at least (yuan)")
+    ] = None,
+    max_amount: Annotated[
+        str | None, typer.Option("--max-amount", help="金额合计 at most (yuan)")
+    ] = None,
     employee: Annotated[str | None, typer.Option("--employee", help="Applicant id or name")] = None,
     invoice_number: Annotated[str | None, typer.Option("--invoice-number", help="发票号码")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many")] = 100,
@@ -155,25 +172,44 @@ def search(
     from finoa.domain.money import format_fen
 
     query = _query(
-        period, archive_no=archive_no, voucher_no=voucher_no, min_amount=min_amount,
-        max_amount=max_amount, employee=employee, invoice_number=invoice_number, limit=limit,
+        period,
+        archive_no=archive_no,
+        voucher_no=voucher_no,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        employee=employee,
+        invoice_number=invoice_number,
+        limit=limit,
     )
-    with _archive(config, data_dir) as (db, _):
-        with db.engine.connect() as conn:  # type: ignore[attr-defined]
-            found = find_packages(conn, query)  # type: ignore[arg-type]
+    with _archive(config, data_dir) as (db, _), db.engine.connect() as conn:
+        found = find_packages(conn, query)
     if as_json:
         typer.echo(json.dumps([record_view(r) for r in found], ensure_ascii=False, indent=2))
         return
-    table = Table("档号", "凭证号", "金额合计", "责任者", "保管期限至", "发票", title=f"{len(found)} package(s)")
+    table = Table(
+        "档号",
+        "凭证号",
+        "金额合计",
+        "责任者",
+        "保管期限至",
+        "发票",
+        title=f"{len(found)} package(s)",
+    )
     for r in found:
         table.add_row(
-            r.archive_no, r.voucher_no, format_fen(r.total_fen), r.applicant_name,
-            retention_view(r.retain_until), ", ".join(r.invoice_numbers),
+            r.archive_no,
+            r.voucher_no,
+            format_fen(r.total_fen),
+            r.applicant_name,
+            retention_view(r.retain_until),
+            ", ".join(r.invoice_numbers),
         )
     console.print(table)
 
 
-@archive_app.command("export", epilog="Example: finoa archive export handover-2026-11 --period 2026-11")
+@archive_app.command(
+    "export", epilog="Example: finoa archive export handover-2026-11 --period 2026-11"
+)
 def export(
     destination: Annotated[Path, typer.Argument(help="A new directory (or .zip file with --zip)")],
     period: PeriodOpt = None,
@@ -186,11 +222,14 @@ def export(
 
     query = _query(period, limit=1000)
     if destination.exists() and (destination.is_file() or any(destination.iterdir())):
-        raise CliError(ExitCode.BAD_INPUT, f"{destination}: exists already", "name a new directory or file")
+        raise CliError(
+            ExitCode.BAD_INPUT, f"{destination}: exists already", "name a new directory or file"
+        )
     with _archive(config, data_dir) as (db, archive):
-        result = export_handover(db, archive, destination, query, as_zip=as_zip)  # type: ignore[arg-type]
+        result = export_handover(db, archive, destination, query, as_zip=as_zip)
     console.print(
-        f"exported {result.packages} package(s), {result.files} file(s), {result.bytes} bytes to {destination}"
+        f"exported {result.packages} package(s), {result.files} file(s), "
+        f"{result.bytes} bytes to {destination}"
     )
 
 
@@ -212,7 +251,7 @@ def import_(
         )
     with _archive(config, data_dir) as (db, archive):
         try:
-            result = import_handover(db, archive, source)  # type: ignore[arg-type]
+            result = import_handover(db, archive, source)
         except HandoverRefused as exc:
             more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
             raise CliError(

@@ -10,8 +10,8 @@ file, when any item fails; nothing is imported then.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -141,7 +141,11 @@ def register_xml(records: list[PackageRecord], at: datetime) -> bytes:
         item = etree.SubElement(root, _q("档案"))
         for name in RECORD_FIELDS:
             value = getattr(record, name)
-            text = value.isoformat() if isinstance(value, date) else ("" if value is None else str(value))
+            text = (
+                value.isoformat()
+                if isinstance(value, date)
+                else ("" if value is None else str(value))
+            )
             etree.SubElement(item, _q(name)).text = text
         numbers = etree.SubElement(item, _q("invoice_numbers"))
         for number in record.invoice_numbers:
@@ -158,15 +162,37 @@ def register_xlsx(records: list[PackageRecord]) -> bytes:
     assert sheet is not None
     sheet.title = "移交清册"
     sheet.append(
-        ["序号", "档号", "全宗号", "会计年度", "凭证号", "金额合计", "币种", "责任者",
-         "保管期限", "保管期限至", "文件数", "总字节数"]
+        [
+            "序号",
+            "档号",
+            "全宗号",
+            "会计年度",
+            "凭证号",
+            "金额合计",
+            "币种",
+            "责任者",
+            "保管期限",
+            "保管期限至",
+            "文件数",
+            "总字节数",
+        ]
     )
     for n, r in enumerate(records, start=1):
         sheet.append(
-            [n, r.archive_no, r.fonds, r.fiscal_year, r.voucher_no,
-             format_fen(r.total_fen).replace(",", ""), r.currency, r.applicant_name, r.retention,
-             r.retain_until.isoformat() if r.retain_until else "永久", len(r.files),
-             sum(f.size for f in r.files)]
+            [
+                n,
+                r.archive_no,
+                r.fonds,
+                r.fiscal_year,
+                r.voucher_no,
+                format_fen(r.total_fen).replace(",", ""),
+                r.currency,
+                r.applicant_name,
+                r.retention,
+                r.retain_until.isoformat() if r.retain_until else "永久",
+                len(r.files),
+                sum(f.size for f in r.files),
+            ]
         )
     buffer = io.BytesIO()
     book.save(buffer)
@@ -224,9 +250,12 @@ def read_register(data: bytes) -> list[PackageRecord]:
                     values[name] = date.fromisoformat(text) if text else None
                 else:
                     values[name] = text
-            numbers = tuple(e.text or "" for e in item.iterfind(f"{_q('invoice_numbers')}/{_q('number')}"))
+            numbers = tuple(
+                e.text or "" for e in item.iterfind(f"{_q('invoice_numbers')}/{_q('number')}")
+            )
             files = tuple(
-                PackageFile.from_dict(dict(e.attrib)) for e in item.iterfind(f"{_q('files')}/{_q('file')}")
+                PackageFile.from_dict(dict(e.attrib))
+                for e in item.iterfind(f"{_q('files')}/{_q('file')}")
             )
         except (ValueError, KeyError) as exc:
             raise HandoverRefused([f"{REGISTER_XML}: 档案[{n}] is malformed ({exc})"]) from None
@@ -241,7 +270,9 @@ class ImportResult:
     reports: list[tuple[PackageRecord, CheckReport]]
 
 
-def import_handover(db: Database, archive: Archive, source: Path, *, actor: str = "cli") -> ImportResult:
+def import_handover(
+    db: Database, archive: Archive, source: Path, *, actor: str = "cli"
+) -> ImportResult:
     """Check every package of the handover (四性) and take them into the catalog, or refuse."""
     files = _reader(source)
     if REGISTER_XML not in files:
@@ -255,10 +286,12 @@ def import_handover(db: Database, archive: Archive, source: Path, *, actor: str 
             found[f.sha256] = files.get(f"packages/{record.package_id}/{f.name}")
         report = check_package(record, _HandoverFiles(found), archive.config.scheme)
         reports.append((record, report))
-        problems += [
-            f"packages/{record.package_id}: {i.item}: {i.detail}" for i in report.failed()
-        ]
-    problems += [f"{i.item}: {i.detail}" for i in check_set(records) if i.outcome is Outcome.FAIL] if records else []
+        problems += [f"packages/{record.package_id}: {i.item}: {i.detail}" for i in report.failed()]
+    problems += (
+        [f"{i.item}: {i.detail}" for i in check_set(records) if i.outcome is Outcome.FAIL]
+        if records
+        else []
+    )
     listed = {f"packages/{r.package_id}/{f.name}" for r in records for f in r.files}
     extra = sorted(n for n in files if n.startswith("packages/") and n not in listed)
     problems += [f"{name}: not listed in {REGISTER_XML}" for name in extra]

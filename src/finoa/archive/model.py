@@ -95,7 +95,10 @@ class ArchiveNoScheme:
 
     def format(self, *, fonds: str, year: int, period: str, retention: str, voucher_no: str) -> str:
         return self.template.format(
-            fonds=fonds, year=f"{year:04d}", period=period[-2:], retention=retention,
+            fonds=fonds,
+            year=f"{year:04d}",
+            period=period[-2:],
+            retention=retention,
             voucher_no=voucher_no,
         )
 

@@ -103,7 +103,9 @@ def build_package(
         .order_by(voucher_entries.c.line)
     ).all()
     lines = conn.execute(
-        select(claim_lines).where(claim_lines.c.claim_id == claim.id).order_by(claim_lines.c.line_no)
+        select(claim_lines)
+        .where(claim_lines.c.claim_id == claim.id)
+        .order_by(claim_lines.c.line_no)
     ).all()
     tasks = conn.execute(
         select(approval_tasks)
@@ -152,8 +154,12 @@ def build_package(
         contents[name] = data
         files.append(_file(name, role, media_type, data))
 
-    add("voucher.xml", FileRole.VOUCHER_XML, "application/xml",
-        _voucher_xml(voucher, entries, account_names, archive_no))
+    add(
+        "voucher.xml",
+        FileRole.VOUCHER_XML,
+        "application/xml",
+        _voucher_xml(voucher, entries, account_names, archive_no),
+    )
     pdf_view = {
         "archive_no": archive_no,
         "company": config.company,
@@ -177,16 +183,30 @@ def build_package(
                 "at": (a["decided_at"] or "")[:19],
                 "role": a["step"],
                 "who": a["assignee_name"],
-                "action": {"approved": "同意", "rejected": "驳回"}.get(a["decision"], a["decision"]),
+                "action": {"approved": "同意", "rejected": "驳回"}.get(
+                    a["decision"], a["decision"]
+                ),
                 "oa": a["oa"],
             }
             for a in approvals
         ],
-        "invoices": [{"number": i.number or "", "total_fen": i.total_fen or 0} for i in invoice_rows],
+        "invoices": [
+            {"number": i.number or "", "total_fen": i.total_fen or 0} for i in invoice_rows
+        ],
     }
-    add("voucher.pdf", FileRole.VOUCHER_PDF, "application/pdf", voucher_pdf(pdf_view, font=config.font))
+    add(
+        "voucher.pdf",
+        FileRole.VOUCHER_PDF,
+        "application/pdf",
+        voucher_pdf(pdf_view, font=config.font),
+    )
     add("claim.json", FileRole.CLAIM, "application/json", _json(_claim_view(claim, lines, names)))
-    add("approvals.json", FileRole.APPROVALS, "application/json", _json({"oa": oa, "steps": approvals}))
+    add(
+        "approvals.json",
+        FileRole.APPROVALS,
+        "application/json",
+        _json({"oa": oa, "steps": approvals}),
+    )
     for n, row in enumerate(invoice_rows, start=1):
         data = invoice_files.get(row.sha256)
         extension = row.source_format if row.source_format in INVOICE_MEDIA else "bin"
@@ -246,7 +266,9 @@ def build_package(
     return BuiltPackage(record, contents)
 
 
-def _voucher_xml(voucher: Any, entries: Any, account_names: dict[str, str], archive_no: str) -> bytes:
+def _voucher_xml(
+    voucher: Any, entries: Any, account_names: dict[str, str], archive_no: str
+) -> bytes:
     def q(name: str) -> str:
         return f"{{{VOUCHER_NS}}}{name}"
 

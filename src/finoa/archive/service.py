@@ -119,7 +119,9 @@ def build_packages(db: Database, archive: Archive, period: str | None = None) ->
     return summary
 
 
-def build_batch(db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary) -> None:
+def build_batch(
+    db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary
+) -> None:
     """Build the packages of `voucher_ids`: files first (write-once, flushed together), then
     the catalog rows, their 四性检测 and the queue rows in one transaction."""
     done: list[str] = []
@@ -149,7 +151,10 @@ def build_batch(db: Database, archive: Archive, voucher_ids: list[str], summary:
                 refused.append((voucher_id, str(exc)))
             except FileNotFoundError:
                 refused.append(
-                    (voucher_id, f"{voucher_id}: an invoice original is missing from the invoice store")
+                    (
+                        voucher_id,
+                        f"{voucher_id}: an invoice original is missing from the invoice store",
+                    )
                 )
     archive.store.put_many(data for package in built for data in package.contents.values())
     reports = [check_package(p.record, archive.store, archive.config.scheme) for p in built]
@@ -226,14 +231,21 @@ def insert_package(uow: UnitOfWork, record: PackageRecord, origin: str) -> None:
     if record.invoice_numbers:
         uow.conn.execute(
             insert(archive_package_invoices),
-            [{"package_id": record.package_id, "invoice_number": n} for n in record.invoice_numbers],
+            [
+                {"package_id": record.package_id, "invoice_number": n}
+                for n in record.invoice_numbers
+            ],
         )
     uow.audit(
         "archive.package_archived",
         "archive_package",
         record.package_id,
-        {"archive_no": record.archive_no, "voucher_id": record.voucher_id, "origin": origin,
-         "metadata_sha256": record.metadata_sha256},
+        {
+            "archive_no": record.archive_no,
+            "voucher_id": record.voucher_id,
+            "origin": origin,
+            "metadata_sha256": record.metadata_sha256,
+        },
     )
 
 
@@ -310,7 +322,9 @@ def find_packages(conn: Connection, query: PackageQuery) -> list[PackageRecord]:
     if query.max_fen is not None:
         conditions.append(t.c.total_fen <= query.max_fen)
     if query.employee:
-        conditions.append(or_(t.c.applicant_id == query.employee, t.c.applicant_name == query.employee))
+        conditions.append(
+            or_(t.c.applicant_id == query.employee, t.c.applicant_name == query.employee)
+        )
     if query.invoice_number:
         stmt = stmt.join(
             archive_package_invoices,
@@ -452,7 +466,9 @@ def package_query(
         "invoice_number": invoice_number,
     }
     for name, value in texts.items():
-        if value is not None and (not value.strip() or len(value) > MAX_FILTER or not value.isprintable()):
+        if value is not None and (
+            not value.strip() or len(value) > MAX_FILTER or not value.isprintable()
+        ):
             raise InvalidInput(name, f"must be 1-{MAX_FILTER} printable characters")
     if period is not None:
         period = str(Period.parse(period))
@@ -464,4 +480,6 @@ def package_query(
         raise InvalidInput("limit", "must be 1-1000")
     if not 0 <= offset <= 1_000_000_000:
         raise InvalidInput("offset", "must be 0 or more")
-    return PackageQuery(archive_no, period, voucher_no, low, high, employee, invoice_number, limit, offset)
+    return PackageQuery(
+        archive_no, period, voucher_no, low, high, employee, invoice_number, limit, offset
+    )

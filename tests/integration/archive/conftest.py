@@ -38,7 +38,9 @@ def archive(hub: Hub) -> Archive:
     return Archive.from_settings(hub.settings)
 
 
-def approve(hub: Hub, external_id: str, *, invoice: bytes | None = None, amount: str = "553.00") -> str:
+def approve(
+    hub: Hub, external_id: str, *, invoice: bytes | None = None, amount: str = "553.00"
+) -> str:
     """An approved claim (with `invoice` on its line, stored as uploaded); its voucher id."""
     submission = one_line_claim(
         external_id, applicant_id="E0011", department_id="D02", category="travel", amount=amount
@@ -62,7 +64,9 @@ def approve(hub: Hub, external_id: str, *, invoice: bytes | None = None, amount:
 
 def post(hub: Hub, voucher_id: str) -> None:
     with hub.db.uow("erp") as uow:
-        record_voucher_posted(uow, voucher_id, {"erp_voucher_no": f"ERP-{voucher_id}", "erp_id": "x"})
+        record_voucher_posted(
+            uow, voucher_id, {"erp_voucher_no": f"ERP-{voucher_id}", "erp_id": "x"}
+        )
         uow.commit()
 
 

@@ -34,7 +34,9 @@ def test_build_search_check_from_the_command_line(
     assert "built 2 package(s): 四性检测 passed 2, failed 0" in built.stdout
     again = finoa("archive", "build", "--config", config, data_dir=data_dir)
     assert "nothing to build" in again.stdout and again.returncode == 0
-    found = finoa("archive", "search", "--min-amount", "600", "--json", "--config", config, data_dir=data_dir)
+    found = finoa(
+        "archive", "search", "--min-amount", "600", "--json", "--config", config, data_dir=data_dir
+    )
     (only,) = json.loads(found.stdout)
     assert only["total_fen"] == 106000 and only["retention"] == "D30"
     checked = finoa("archive", "check", "--json", "--config", config, data_dir=data_dir)
@@ -49,7 +51,10 @@ def test_build_search_check_from_the_command_line(
     assert checked.returncode == 1
     report = json.loads(checked.stdout)
     failing = [
-        item["detail"] for p in report["packages"] for item in p["items"] if item["outcome"] == "fail"
+        item["detail"]
+        for p in report["packages"]
+        for item in p["items"]
+        if item["outcome"] == "fail"
     ]
     assert any(detail.startswith(f"{claim.name}: SHA-256 differs") for detail in failing), failing
     bad = finoa("archive", "search", "--period", "2026-13", "--config", config, data_dir=data_dir)
@@ -74,6 +79,7 @@ def test_the_catalog_api_searches_with_a_scope_and_names_bad_filters(
     }
     server = start("hub", ["serve", "--port", str(port)], env, "/ready", port, tmp_path)
     try:
+
         def token(client: str) -> dict[str, str]:
             answer = httpx.post(
                 f"{server.url}/api/v1/oauth/token",
@@ -90,7 +96,9 @@ def test_the_catalog_api_searches_with_a_scope_and_names_bad_filters(
         assert all(p["latest_check"]["passed"] for p in everything["packages"])
         large = httpx.get(url, params={"min_amount": "600.00"}, headers=reader).json()["packages"]
         assert [p["total_fen"] for p in large] == [106000]
-        invoice_no = next(p for p in everything["packages"] if p["invoice_numbers"])["invoice_numbers"][0]
+        invoice_no = next(p for p in everything["packages"] if p["invoice_numbers"])[
+            "invoice_numbers"
+        ][0]
         by_invoice = httpx.get(url, params={"invoice_number": invoice_no}, headers=reader).json()
         assert len(by_invoice["packages"]) == 1
         bad = httpx.get(url, params={"min_amount": "1e3"}, headers=reader)
@@ -104,7 +112,9 @@ def test_the_catalog_api_searches_with_a_scope_and_names_bad_filters(
         checks = httpx.get(f"{url}/{package_id}/checks", headers=reader).json()
         assert checks["checks"][0]["stage"] == "archiving" and checks["checks"][0]["passed"]
         period = large[0]["period"]
-        report = httpx.get(f"{server.url}/api/v1/archive/periods/{period}/report", headers=reader).json()
+        report = httpx.get(
+            f"{server.url}/api/v1/archive/periods/{period}/report", headers=reader
+        ).json()
         assert (report["packages"], report["passed"], report["failed"]) == (2, 2, 0)
         assert [i["outcome"] for i in report["period_items"]] == ["pass", "pass"]
         missing = httpx.get(f"{url}/AP-nothing/checks", headers=reader)

@@ -4,10 +4,10 @@ a tampered handover refused naming the file."""
 from __future__ import annotations
 
 import shutil
-from copy import deepcopy
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,13 @@ from support import invoices as build
 from support.databases import pg_admin, pg_url
 
 from finoa.archive.handover import HandoverRefused, export_handover, import_handover
-from finoa.archive.service import Archive, PackageQuery, build_packages, check_archive, find_packages
+from finoa.archive.service import (
+    Archive,
+    PackageQuery,
+    build_packages,
+    check_archive,
+    find_packages,
+)
 from finoa.config import load_settings
 from finoa.services.context import Hub
 from finoa.store.db import upgrade
@@ -27,7 +33,9 @@ from finoa.store.uow import Database
 
 
 @pytest.fixture
-def receiver(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Database, Archive]]:
+def receiver(
+    db_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Database, Archive]]:
     """The receiving archive: another database of the same kind, its own file store."""
     if db_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'receiver.db'}"
@@ -70,7 +78,10 @@ def test_export_then_import_round_trip(
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:2] == ("序号", "档号") and len(rows) == 3
     with hub.db.engine.connect() as conn:
-        assert int(conn.execute(select(func.count()).select_from(archive_access_log)).scalar_one()) == 2
+        assert (
+            int(conn.execute(select(func.count()).select_from(archive_access_log)).scalar_one())
+            == 2
+        )
     result = import_handover(db, archive, handover)
     assert (result.imported, result.already_present) == (2, 0)
     assert all(report.passed for _, report in result.reports)
@@ -121,12 +132,16 @@ def test_a_handover_with_a_file_too_many_or_missing_is_refused(
     (package / "extra.exe").write_bytes(b"MZ")
     with pytest.raises(HandoverRefused) as refused:
         import_handover(db, archive, handover)
-    assert refused.value.problems == [f"packages/{package.name}/extra.exe: not listed in handover.xml"]
+    assert refused.value.problems == [
+        f"packages/{package.name}/extra.exe: not listed in handover.xml"
+    ]
     (package / "extra.exe").unlink()
     (package / "claim.json").unlink()
     with pytest.raises(HandoverRefused) as refused:
         import_handover(db, archive, handover)
-    assert f"packages/{package.name}: integrity.content: claim.json: missing" in refused.value.problems
+    assert (
+        f"packages/{package.name}: integrity.content: claim.json: missing" in refused.value.problems
+    )
     assert packages_in(db) == 0
 
 

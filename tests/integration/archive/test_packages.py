@@ -9,7 +9,13 @@ from support import invoices as build
 
 from finoa.archive.metadata import read_metadata
 from finoa.archive.model import FileRole
-from finoa.archive.service import Archive, PackageQuery, build_packages, check_archive, find_packages
+from finoa.archive.service import (
+    Archive,
+    PackageQuery,
+    build_packages,
+    check_archive,
+    find_packages,
+)
 from finoa.archive.storage import sha256_hex, sm3_hex
 from finoa.services.context import Hub
 from finoa.store.tables import archive_checks, archive_packages, archive_queue
@@ -34,7 +40,10 @@ def test_a_posted_voucher_gets_one_package_that_passes_its_checks(
     with hub.db.engine.connect() as conn:
         (record,) = find_packages(conn, PackageQuery())
     assert record.voucher_id == voucher_id
-    assert record.archive_no == f"F001-{record.fiscal_year}-KJ·{record.period[-2:]}-D30-{record.voucher_no}"
+    assert (
+        record.archive_no
+        == f"F001-{record.fiscal_year}-KJ·{record.period[-2:]}-D30-{record.voucher_no}"
+    )
     assert record.retain_until is not None and record.retain_until.year == record.fiscal_year + 30
     invoice_file = record.file(FileRole.INVOICE)
     assert invoice_file is not None
@@ -61,7 +70,9 @@ def built_record(hub: Hub, archive: Archive):  # type: ignore[no-untyped-def]
 
 def failed(run, item: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [
-        i.detail for _, report in run.reports for i in report.items
+        i.detail
+        for _, report in run.reports
+        for i in report.items
         if i.item == item and i.outcome.value == "fail"
     ] + [i.detail for i in run.set_items if i.item == item and i.outcome.value == "fail"]
 
@@ -154,7 +165,9 @@ def test_a_voucher_whose_invoice_original_is_gone_stays_queued_with_the_reason(
     archive.invoice_files.path(sha256_hex(invoice)).unlink()
     summary = build_packages(hub.db, archive)
     assert summary.built == []
-    assert summary.refused == [f"{voucher_id}: an invoice original is missing from the invoice store"]
+    assert summary.refused == [
+        f"{voucher_id}: an invoice original is missing from the invoice store"
+    ]
     with hub.db.engine.connect() as conn:
         (row,) = conn.execute(select(archive_queue)).all()
     assert (row.voucher_id, row.attempts, row.last_error) == (voucher_id, 1, summary.refused[0])

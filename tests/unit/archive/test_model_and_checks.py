@@ -39,7 +39,9 @@ def test_retention_counts_from_the_day_after_the_fiscal_year_ends() -> None:
 
 def test_the_archive_no_scheme_formats_and_recognises_its_numbers() -> None:
     scheme = ArchiveNoScheme("{fonds}-{year}-KJ·{period}-{retention}-{voucher_no}")
-    number = scheme.format(fonds="F001", year=2026, period="2026-11", retention="D30", voucher_no="记-0007")
+    number = scheme.format(
+        fonds="F001", year=2026, period="2026-11", retention="D30", voucher_no="记-0007"
+    )
     assert number == "F001-2026-KJ·11-D30-记-0007"
     assert scheme.matches(number)
     assert not scheme.matches("F001-2026-KJ·13-D30-记-0007")  # no month 13

@@ -93,9 +93,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_archive_access_log"),
     )
-    op.create_index(
-        "ix_archive_access_log_package", "archive_access_log", ["package_id", "at"]
-    )
+    op.create_index("ix_archive_access_log_package", "archive_access_log", ["package_id", "at"])
 
 
 def downgrade() -> None:
