@@ -95,7 +95,11 @@ def _checks(hub: Hub, package_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/packages/{package_id}/checks", summary="A package's stored 四性检测 results")
+@router.get(
+    "/packages/{package_id}/checks",
+    summary="A package's stored 四性检测 results",
+    responses=problem_responses(404),
+)
 async def get_package_checks(package_id: PackageId, hub: HubDep, _: Reader) -> dict[str, Any]:
     return await hub.db.run(_checks, hub, package_id)
 
