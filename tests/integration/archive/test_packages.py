@@ -172,3 +172,13 @@ def test_a_voucher_whose_invoice_original_is_gone_stays_queued_with_the_reason(
         (row,) = conn.execute(select(archive_queue)).all()
     assert (row.voucher_id, row.attempts, row.last_error) == (voucher_id, 1, summary.refused[0])
     assert count(hub, archive_packages) == 0
+
+
+def test_archive_posted_builds_what_the_demo_posted(hub: Hub, posted: Callable[..., str]) -> None:
+    from finoa.archive.service import archive_posted
+
+    posted("OA-ARC-D1")
+    posted("OA-ARC-D2")
+    summary = archive_posted(hub.settings)
+    assert (len(summary.built), summary.checks_passed, summary.checks_failed) == (2, 2, 0)
+    assert archive_posted(hub.settings).built == []
