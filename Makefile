@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CLAIMS ?= 200
 
-.PHONY: demo test lint readme bench bench-workflow bench-quick clean
+.PHONY: demo test lint readme bench bench-workflow bench-archive bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: $(STAMP)
 ## The approval engine alone: ms per claim lifecycle and decisions/s (no database).
 bench-workflow: $(STAMP)
 	$(BIN)/python bench/workflow.py $(BENCH_ARGS)
+
+## Archive packages built and checked per second; SHA-256 and SM3 fixity in MB/s.
+bench-archive: $(STAMP)
+	$(BIN)/python bench/archive.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) finoa-data .pytest_cache .mypy_cache .ruff_cache

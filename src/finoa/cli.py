@@ -23,6 +23,7 @@ try:  # newer Typer carries its own copy of Click
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from finoa.archive.cli import archive_app
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
@@ -130,6 +131,7 @@ sim_app.command(
     epilog="Example: finoa sim feishu --port 8712 --show-credentials > feishu.json",
 )(sim_feishu)
 app.add_typer(policy_app, name="policy")
+app.add_typer(archive_app, name="archive")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

@@ -45,6 +45,7 @@ ALL_SCOPES = (
     "budgets:approve",
     "processes:read",
     "processes:manage",
+    "archive:read",
 )
 BUDGET_MODES = ("block", "warn", "none")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
@@ -90,6 +91,11 @@ class Settings:
     tax_platform_api_key: str = ""
     policy_file: str = ""  # expense policy YAML; empty: the default shipped with finoa
     fallback_approver: str = ""  # employee who gets a step whose role nobody holds; "": refuse
+    archive_dir: str = ""  # where archive package files are kept; default <data_dir>/archive
+    archive_fonds: str = "F001"  # 全宗号 of the company's accounting archive
+    # 档号 of a voucher's package; fields: fonds, year, period (MM), retention, voucher_no
+    archive_no_template: str = "{fonds}-{year}-KJ·{period}-{retention}-{voucher_no}"
+    archive_font: str = ""  # a TrueType CJK font for archive PDFs; empty: found on the system
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,6 +130,11 @@ class Settings:
     def invoice_path(self) -> Path:
         """The directory of invoice files (write-once, named by SHA-256)."""
         return Path(self.invoice_dir) if self.invoice_dir else self.data_dir / "invoices"
+
+    @property
+    def archive_path(self) -> Path:
+        """The directory of archive package files (write-once, named by SHA-256)."""
+        return Path(self.archive_dir) if self.archive_dir else self.data_dir / "archive"
 
     @property
     def effective_database_url(self) -> str:
@@ -211,6 +222,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "tax_platform_api_key": str,
         "policy_file": str,
         "fallback_approver": str,
+        "archive_dir": str,
+        "archive_fonds": str,
+        "archive_no_template": str,
+        "archive_font": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
+from finoa.archive.service import enqueue_archiving
 from finoa.connectors.base import VoucherPayload
 from finoa.domain.claim import ClaimStatus, DocumentType, transition
 from finoa.domain.errors import Conflict, NotFound
@@ -185,6 +186,7 @@ def record_voucher_posted(uow: UnitOfWork, voucher_id: str, response: dict[str, 
             "b_now": uow.now,
         },
     )
+    enqueue_archiving(uow, voucher_id)  # its archive package is built from this queue row
     uow.audit(
         "voucher.posted",
         "voucher",

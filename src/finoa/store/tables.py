@@ -454,3 +454,79 @@ process_definitions = Table(
     Column("deployed_by", String(100), nullable=False),
     UniqueConstraint("process_key", "spec_version", name="uq_process_definitions_digest"),
 )
+
+# The electronic accounting archive (finoa.archive): one package per posted voucher.
+archive_packages = Table(
+    "archive_packages",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("voucher_id", String(40), nullable=False, unique=True),
+    Column("archive_no", String(128), nullable=False, unique=True),  # 档号
+    Column("fonds", String(32), nullable=False),  # 全宗号
+    Column("fiscal_year", Integer, nullable=False),  # 会计年度
+    Column("period", String(7), nullable=False),
+    Column("word", String(8), nullable=False),
+    Column("voucher_number", Integer, nullable=False),
+    Column("voucher_no", String(32), nullable=False),  # 凭证号
+    Column("record_kind", String(32), nullable=False),  # what 会计档案 it is (vouchers)
+    Column("retention", String(16), nullable=False),  # 保管期限: D30, D10, Y (永久)
+    Column("retain_until", Date),  # NULL: permanent
+    Column("total_fen", Money, nullable=False),  # 金额合计
+    Column("currency", String(3), nullable=False),
+    Column("claim_id", String(40), nullable=False),
+    Column("applicant_id", String(32), nullable=False),
+    Column("applicant_name", String(200), nullable=False),  # 责任者
+    # archived now; lent / appraised / destroyed are for borrowing and destruction later
+    Column("status", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),  # built here, or imported from a handover
+    Column("files", JSON, nullable=False),  # name, role, media type, size, SHA-256, SM3
+    Column("metadata_sha256", String(64), nullable=False),
+    Column("archived_at", DateTime(timezone=True), nullable=False),
+    Index("ix_archive_packages_period", "period", "word", "voucher_number"),
+    Index("ix_archive_packages_applicant", "applicant_id"),
+    Index("ix_archive_packages_total", "total_fen"),
+)
+
+archive_package_invoices = Table(
+    "archive_package_invoices",
+    metadata,
+    Column("package_id", String(48), ForeignKey("archive_packages.id"), primary_key=True),
+    Column("invoice_number", String(32), primary_key=True),
+    Index("ix_archive_package_invoices_number", "invoice_number"),
+)
+
+# Posted vouchers whose package is not built yet: written in the posting transaction.
+archive_queue = Table(
+    "archive_queue",
+    metadata,
+    Column("voucher_id", String(40), primary_key=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+)
+
+# 四性检测 results: one row per package per run.
+archive_checks = Table(
+    "archive_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("package_id", String(48), nullable=False),
+    Column("stage", String(16), nullable=False),  # archiving / import / on_demand
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("items", JSON, nullable=False),  # [{item, group, outcome, detail}]
+    Index("ix_archive_checks_package", "package_id", "checked_at"),
+)
+
+# Who used a package how (viewed, exported, lent, destroyed …).
+archive_access_log = Table(
+    "archive_access_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("package_id", String(48), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_archive_access_log_package", "package_id", "at"),
+)

@@ -1,0 +1,134 @@
+"""Benchmark: archive packages built and checked per second, and fixity speed.
+
+On a fresh embedded database it approves and posts N claims (each with a railway e-ticket),
+then measures:
+
+1. build: `build_packages` — each package's files (voucher XML and PDF, claim, approval trail,
+   invoice, metadata with SHA-256 and SM3), the write-once store, the catalog row and the
+   四性检测 at archiving — in packages/s;
+2. check: `check_archive` over the period (every package read back and checked again, plus
+   the numbering and 档号 checks over the set), in packages/s;
+3. fixity: SHA-256 and SM3 over one large buffer, in MB/s, each with its ratio to copying
+   the same buffer (the reference measured in the same run).
+
+Usage: python bench/archive.py [--packages 300] [--megabytes 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import invoices as build  # noqa: E402
+from support.claims import one_line_claim  # noqa: E402
+
+from finoa.archive.service import Archive, PackageQuery, build_packages, check_archive  # noqa: E402
+from finoa.archive.storage import sm3_hex  # noqa: E402
+from finoa.config import load_settings  # noqa: E402
+from finoa.invoices.service import check_upload, invoice_attachment  # noqa: E402
+from finoa.invoices.storage import InvoiceFiles  # noqa: E402
+from finoa.invoices.verification import VerificationState  # noqa: E402
+from finoa.services.approvals import decide_task  # noqa: E402
+from finoa.services.claims import submit_claim  # noqa: E402
+from finoa.services.context import Hub  # noqa: E402
+from finoa.services.masterdata import load_masterdata  # noqa: E402
+from finoa.services.queries import get_claim  # noqa: E402
+from finoa.services.vouchers import record_voucher_posted  # noqa: E402
+from finoa.store.db import upgrade  # noqa: E402
+
+
+def posted_vouchers(hub: Hub, count: int) -> str:
+    """Approve and post `count` claims; the period of their vouchers."""
+    files = InvoiceFiles(hub.settings.invoice_path)
+    period = ""
+    for n in range(count):
+        claim_id = submit_claim(
+            hub,
+            one_line_claim(f"BENCH-{n}", applicant_id="E0011", department_id="D02",
+                           category="travel", amount="553.00"),
+            source="bench",
+            actor="bench",
+        ).claim_id  # fmt: skip
+        invoice = build.railway_xbrl(fare="553.00")
+        upload = check_upload(
+            invoice, "ticket.xml", company_tax_id=hub.settings.company_tax_id, max_bytes=1 << 20
+        )
+        files.put(invoice)
+        hub.db.perform(
+            invoice_attachment(upload, claim_id, 1, VerificationState.NOT_CHECKED), actor="b"
+        )
+        while (claim := get_claim(hub.db, claim_id)).status == "in_approval":
+            task = next(t for t in claim.tasks if t.status == "pending")
+            decide_task(hub, task.id, task.assignee_id, True, "同意", actor="bench")
+        voucher = get_claim(hub.db, claim_id).voucher
+        assert voucher is not None
+        with hub.db.uow("erp") as uow:
+            record_voucher_posted(uow, voucher.id, {"erp_voucher_no": f"E{n}", "erp_id": "x"})
+            uow.commit()
+        period = voucher.period
+    return period
+
+
+def rate(megabytes: float, seconds: float) -> float:
+    return megabytes / seconds if seconds else float("inf")
+
+
+def fixity(megabytes: int) -> None:
+    buffer = bytes(range(256)) * (megabytes * 4096)
+    started = time.perf_counter()
+    copy = bytearray(buffer)
+    reference = time.perf_counter() - started
+    del copy
+    started = time.perf_counter()
+    hashlib.sha256(buffer).hexdigest()
+    sha = time.perf_counter() - started
+    started = time.perf_counter()
+    sm3_hex(buffer)
+    sm3 = time.perf_counter() - started
+    print(f"fixity over {megabytes} MB: copy (reference) {rate(megabytes, reference):,.0f} MB/s")
+    print(f"  SHA-256 {rate(megabytes, sha):,.0f} MB/s  ({sha / reference:.1f}× the copy's time)")
+    print(f"  SM3     {rate(megabytes, sm3):,.0f} MB/s  ({sm3 / reference:.1f}× the copy's time)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", type=int, default=300)
+    parser.add_argument("--megabytes", type=int, default=256)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="finoa-bench-archive-") as directory:
+        url = f"sqlite:///{Path(directory) / 'finoa.db'}"
+        upgrade(url)
+        settings = load_settings(
+            data_dir=Path(directory) / "data", database_url=url, company_tax_id=build.COMPANY_TAX_ID
+        )
+        hub = Hub.create(settings)
+        load_masterdata(hub.db)
+        try:
+            started = time.perf_counter()
+            period = posted_vouchers(hub, args.packages)
+            print(
+                f"setup: {args.packages} posted vouchers in {time.perf_counter() - started:.1f} s"
+            )
+            archive = Archive.from_settings(settings)
+            started = time.perf_counter()
+            summary = build_packages(hub.db, archive)
+            built = time.perf_counter() - started
+            assert len(summary.built) == args.packages and summary.checks_failed == 0, summary
+            print(f"build + 四性检测 at archiving: {args.packages / built:,.1f} packages/s")
+            started = time.perf_counter()
+            run = check_archive(hub.db, archive, PackageQuery(period=period, limit=1000))
+            checked = time.perf_counter() - started
+            assert run.passed
+            print(f"四性检测 on demand over {period}: {len(run.reports) / checked:,.1f} packages/s")
+        finally:
+            hub.close()
+    fixity(args.megabytes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,485 @@
+"""Archiving use cases: build the packages of posted vouchers, check them, find them.
+
+How a posted voucher reaches the archive: `record_voucher_posted` writes an `archive_queue`
+row in the posting transaction (one small insert; the posting commits it or nothing), and
+`build_packages` drains the queue, building each package in a transaction of its own. The
+builder also picks up any posted voucher that has no package (vouchers posted before the
+archive existed), so nothing is lost even if a queue row were. `archive_posted(settings)`
+is what the demo and a schedule call; `finoa archive build` runs the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from finoa.archive.checks import check_package, check_set
+from finoa.archive.model import (
+    ArchiveNoScheme,
+    CheckItem,
+    CheckReport,
+    PackageFile,
+    PackageRecord,
+)
+from finoa.archive.package import (
+    ArchiveSettings,
+    BuildRefused,
+    BuiltPackage,
+    build_package,
+)
+from finoa.archive.storage import ArchiveStore, FilesystemArchiveStore
+from finoa.config import Settings
+from finoa.invoices.storage import InvoiceFiles, StoredFileDamaged
+from finoa.store.tables import (
+    archive_checks,
+    archive_package_invoices,
+    archive_packages,
+    archive_queue,
+    vouchers,
+)
+from finoa.store.uow import Database, UnitOfWork
+
+ARCHIVED = "archived"
+STAGES = ("archiving", "import", "on_demand")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What archiving needs from the settings."""
+
+    config: ArchiveSettings
+    store: ArchiveStore
+    invoice_files: InvoiceFiles
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Archive:
+        return cls(
+            ArchiveSettings(
+                fonds=settings.archive_fonds,
+                scheme=ArchiveNoScheme(settings.archive_no_template),
+                font=settings.archive_font,
+                company=str(settings.extra.get("company_name", "")),
+            ),
+            FilesystemArchiveStore(settings.archive_path),
+            InvoiceFiles(settings.invoice_path),
+        )
+
+
+@dataclass
+class BuildSummary:
+    built: list[str] = field(default_factory=list)  # 档号 of packages built now
+    existing: int = 0  # vouchers that already had their package
+    refused: list[str] = field(default_factory=list)  # why a voucher could not be archived
+    checks_passed: int = 0
+    checks_failed: int = 0
+
+
+ArchiveSummary = BuildSummary
+
+
+def enqueue_archiving(uow: UnitOfWork, voucher_id: str) -> None:
+    """Queue a posted voucher for its package: called inside the posting transaction."""
+    uow.conn.execute(
+        insert(archive_queue).values(voucher_id=voucher_id, queued_at=uow.now, attempts=0)
+    )
+
+
+def pending_vouchers(conn: Connection, period: str | None = None) -> list[str]:
+    """Queued vouchers and posted vouchers without a package, oldest first."""
+    queued = select(archive_queue.c.voucher_id)
+    unpackaged = (
+        select(vouchers.c.id)
+        .outerjoin(archive_packages, archive_packages.c.voucher_id == vouchers.c.id)
+        .where(vouchers.c.status.in_(("posted", "reversed")), archive_packages.c.id.is_(None))
+    )
+    if period is not None:
+        queued = queued.join(vouchers, vouchers.c.id == archive_queue.c.voucher_id).where(
+            vouchers.c.period == period
+        )
+        unpackaged = unpackaged.where(vouchers.c.period == period)
+    ids = [r[0] for r in conn.execute(queued.order_by(archive_queue.c.queued_at))]
+    ids += [r[0] for r in conn.execute(unpackaged.order_by(vouchers.c.period, vouchers.c.number))]
+    return list(dict.fromkeys(ids))
+
+
+BATCH = 50  # packages whose files are flushed together and recorded in one transaction
+
+
+def build_packages(db: Database, archive: Archive, period: str | None = None) -> BuildSummary:
+    """Build every missing package (idempotent: a voucher with its package is left alone)."""
+    summary = BuildSummary()
+    with db.engine.connect() as conn:
+        pending = pending_vouchers(conn, period)
+    for at in range(0, len(pending), BATCH):
+        build_batch(db, archive, pending[at : at + BATCH], summary)
+    return summary
+
+
+def build_batch(
+    db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary
+) -> None:
+    """Build the packages of `voucher_ids`: files first (write-once, flushed together), then
+    the catalog rows, their 四性检测 and the queue rows in one transaction."""
+    done: list[str] = []
+    refused: list[tuple[str, str]] = []
+    built: list[BuiltPackage] = []
+    with db.engine.connect() as conn:
+        have = {
+            r[0]
+            for r in conn.execute(
+                select(archive_packages.c.voucher_id).where(
+                    archive_packages.c.voucher_id.in_(voucher_ids)
+                )
+            )
+        }
+        for voucher_id in voucher_ids:
+            if voucher_id in have:
+                done.append(voucher_id)
+                continue
+            try:
+                built.append(
+                    build_package(
+                        conn, voucher_id, archive.config, archive.invoice_files, archive.store,
+                        db.clock(),
+                    )
+                )  # fmt: skip
+            except (BuildRefused, StoredFileDamaged) as exc:
+                refused.append((voucher_id, str(exc)))
+            except FileNotFoundError:
+                refused.append(
+                    (
+                        voucher_id,
+                        f"{voucher_id}: an invoice original is missing from the invoice store",
+                    )
+                )
+    archive.store.put_many(data for package in built for data in package.contents.values())
+    reports = [check_package(p.record, archive.store, archive.config.scheme) for p in built]
+
+    def record(uow: UnitOfWork, packages: list[tuple[BuiltPackage, CheckReport]]) -> None:
+        for voucher_id in done:
+            _dequeue(uow, voucher_id)
+        for voucher_id, reason in refused:
+            _note_refusal(uow, voucher_id, reason)
+        for package, report in packages:
+            _record(uow, package, report)
+
+    pairs = list(zip(built, reports, strict=True))
+    try:
+        db.perform(lambda uow: record(uow, pairs), actor="archive")
+        recorded = pairs
+    except IntegrityError:  # another builder archived one meanwhile: one at a time then
+        recorded = []
+        for pair in pairs:
+            try:
+                db.perform(lambda uow, pair=pair: _record(uow, *pair), actor="archive")  # type: ignore[misc]
+                recorded.append(pair)
+            except IntegrityError:
+                done.append(pair[0].record.voucher_id)
+    summary.existing += len(done)
+    summary.refused += [reason for _, reason in refused]
+    for package, report in recorded:
+        summary.built.append(package.record.archive_no)
+        if report.passed:
+            summary.checks_passed += 1
+        else:
+            summary.checks_failed += 1
+
+
+def _dequeue(uow: UnitOfWork, voucher_id: str) -> None:
+    uow.conn.execute(delete(archive_queue).where(archive_queue.c.voucher_id == voucher_id))
+
+
+def _note_refusal(uow: UnitOfWork, voucher_id: str, reason: str) -> None:
+    uow.conn.execute(
+        update(archive_queue)
+        .where(archive_queue.c.voucher_id == voucher_id)
+        .values(attempts=archive_queue.c.attempts + 1, last_error=reason[:2000])
+    )
+
+
+def insert_package(uow: UnitOfWork, record: PackageRecord, origin: str) -> None:
+    uow.conn.execute(
+        insert(archive_packages).values(
+            id=record.package_id,
+            voucher_id=record.voucher_id,
+            archive_no=record.archive_no,
+            fonds=record.fonds,
+            fiscal_year=record.fiscal_year,
+            period=record.period,
+            word=record.word,
+            voucher_number=record.voucher_number,
+            voucher_no=record.voucher_no,
+            record_kind=record.record_kind,
+            retention=record.retention,
+            retain_until=record.retain_until,
+            total_fen=record.total_fen,
+            currency=record.currency,
+            claim_id=record.claim_id,
+            applicant_id=record.applicant_id,
+            applicant_name=record.applicant_name,
+            status=ARCHIVED,
+            origin=origin,
+            files=[f.as_dict() for f in record.files],
+            metadata_sha256=record.metadata_sha256,
+            archived_at=uow.now,
+        )
+    )
+    if record.invoice_numbers:
+        uow.conn.execute(
+            insert(archive_package_invoices),
+            [
+                {"package_id": record.package_id, "invoice_number": n}
+                for n in record.invoice_numbers
+            ],
+        )
+    uow.audit(
+        "archive.package_archived",
+        "archive_package",
+        record.package_id,
+        {
+            "archive_no": record.archive_no,
+            "voucher_id": record.voucher_id,
+            "origin": origin,
+            "metadata_sha256": record.metadata_sha256,
+        },
+    )
+
+
+def store_report(uow: UnitOfWork, package_id: str, stage: str, report: CheckReport) -> None:
+    uow.conn.execute(
+        insert(archive_checks).values(
+            package_id=package_id,
+            stage=stage,
+            checked_at=uow.now,
+            passed=report.passed,
+            items=[i.as_dict() for i in report.items],
+        )
+    )
+
+
+def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport) -> None:
+    insert_package(uow, built.record, "built")
+    store_report(uow, built.record.package_id, "archiving", report)
+    _dequeue(uow, built.record.voucher_id)
+
+
+def record_from_row(row: Any, invoice_numbers: tuple[str, ...]) -> PackageRecord:
+    return PackageRecord(
+        package_id=row.id,
+        voucher_id=row.voucher_id,
+        archive_no=row.archive_no,
+        fonds=row.fonds,
+        fiscal_year=row.fiscal_year,
+        period=row.period,
+        word=row.word,
+        voucher_number=row.voucher_number,
+        voucher_no=row.voucher_no,
+        record_kind=row.record_kind,
+        retention=row.retention,
+        retain_until=row.retain_until,
+        total_fen=row.total_fen,
+        currency=row.currency,
+        claim_id=row.claim_id,
+        applicant_id=row.applicant_id,
+        applicant_name=row.applicant_name,
+        invoice_numbers=invoice_numbers,
+        files=tuple(PackageFile.from_dict(f) for f in row.files),
+        metadata_sha256=row.metadata_sha256,
+    )
+
+
+@dataclass(frozen=True)
+class PackageQuery:
+    """Catalog filters; all optional, combined with AND."""
+
+    archive_no: str | None = None
+    period: str | None = None
+    voucher_no: str | None = None
+    min_fen: int | None = None
+    max_fen: int | None = None
+    employee: str | None = None  # applicant id or name
+    invoice_number: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def find_packages(conn: Connection, query: PackageQuery) -> list[PackageRecord]:
+    t = archive_packages
+    stmt = select(t)
+    conditions = []
+    if query.archive_no:
+        conditions.append(t.c.archive_no == query.archive_no)
+    if query.period:
+        conditions.append(t.c.period == query.period)
+    if query.voucher_no:
+        conditions.append(t.c.voucher_no == query.voucher_no)
+    if query.min_fen is not None:
+        conditions.append(t.c.total_fen >= query.min_fen)
+    if query.max_fen is not None:
+        conditions.append(t.c.total_fen <= query.max_fen)
+    if query.employee:
+        conditions.append(
+            or_(t.c.applicant_id == query.employee, t.c.applicant_name == query.employee)
+        )
+    if query.invoice_number:
+        stmt = stmt.join(
+            archive_package_invoices,
+            and_(
+                archive_package_invoices.c.package_id == t.c.id,
+                archive_package_invoices.c.invoice_number == query.invoice_number,
+            ),
+        )
+    rows = conn.execute(
+        stmt.where(*conditions)
+        .order_by(t.c.period, t.c.word, t.c.voucher_number, t.c.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
+    numbers: dict[str, list[str]] = {r.id: [] for r in rows}
+    if rows:
+        for link in conn.execute(
+            select(archive_package_invoices).where(
+                archive_package_invoices.c.package_id.in_(list(numbers))
+            )
+        ):
+            numbers[link.package_id].append(link.invoice_number)
+    return [record_from_row(r, tuple(sorted(numbers[r.id]))) for r in rows]
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    reports: list[tuple[PackageRecord, CheckReport]]
+    set_items: list[CheckItem]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for _, r in self.reports) and all(
+            i.outcome.value != "fail" for i in self.set_items
+        )
+
+
+def check_archive(
+    db: Database, archive: Archive, query: PackageQuery, *, stage: str = "on_demand"
+) -> CheckRun:
+    """四性检测 of the packages `query` selects, stored per package; a period also gets the
+    checks over its set (numbering, 档号 unique)."""
+    with db.engine.connect() as conn:
+        records = find_packages(conn, query)
+    reports = [(r, check_package(r, archive.store, archive.config.scheme)) for r in records]
+    set_items = check_set(records) if records and query.period else []
+
+    def store(uow: UnitOfWork) -> None:
+        for record, report in reports:
+            store_report(uow, record.package_id, stage, report)
+
+    if reports:
+        db.perform(store, actor="archive")
+    return CheckRun(reports, set_items)
+
+
+def latest_reports(conn: Connection, package_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest stored check of each package."""
+    found: dict[str, dict[str, Any]] = {}
+    if not package_ids:
+        return found
+    rows = conn.execute(
+        select(archive_checks)
+        .where(archive_checks.c.package_id.in_(package_ids))
+        .order_by(archive_checks.c.checked_at, archive_checks.c.id)
+    )
+    for row in rows:
+        found[row.package_id] = {
+            "stage": row.stage,
+            "checked_at": row.checked_at.isoformat(),
+            "passed": row.passed,
+            "items": row.items,
+        }
+    return found
+
+
+def record_view(record: PackageRecord) -> dict[str, Any]:
+    return {
+        "package_id": record.package_id,
+        "archive_no": record.archive_no,
+        "fonds": record.fonds,
+        "fiscal_year": record.fiscal_year,
+        "period": record.period,
+        "voucher_no": record.voucher_no,
+        "voucher_id": record.voucher_id,
+        "claim_id": record.claim_id,
+        "retention": record.retention,
+        "retain_until": record.retain_until.isoformat() if record.retain_until else None,
+        "total_fen": record.total_fen,
+        "currency": record.currency,
+        "applicant_id": record.applicant_id,
+        "applicant_name": record.applicant_name,
+        "invoice_numbers": list(record.invoice_numbers),
+        "files": [f.as_dict() for f in record.files],
+    }
+
+
+def archive_posted(settings: Settings) -> ArchiveSummary:
+    """Build the packages of every posted voucher that has none (the demo calls this after its
+    claims are posted): packages built, and how many passed their 四性检测."""
+    from finoa.runtime import prepare_database
+
+    prepare_database(settings)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        return build_packages(db, Archive.from_settings(settings))
+    finally:
+        db.dispose()
+
+
+def retention_view(until: date | None) -> str:
+    return until.isoformat() if until else "永久"
+
+
+MAX_FILTER = 128
+
+
+def package_query(
+    *,
+    archive_no: str | None = None,
+    period: str | None = None,
+    voucher_no: str | None = None,
+    min_amount: str | None = None,
+    max_amount: str | None = None,
+    employee: str | None = None,
+    invoice_number: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> PackageQuery:
+    """Catalog filters from text, each checked; a bad one is InvalidInput naming it."""
+    from finoa.domain.errors import InvalidInput
+    from finoa.domain.money import yuan_to_fen
+    from finoa.domain.periods import Period
+
+    texts = {
+        "archive_no": archive_no,
+        "voucher_no": voucher_no,
+        "employee": employee,
+        "invoice_number": invoice_number,
+    }
+    for name, value in texts.items():
+        if value is not None and (
+            not value.strip() or len(value) > MAX_FILTER or not value.isprintable()
+        ):
+            raise InvalidInput(name, f"must be 1-{MAX_FILTER} printable characters")
+    if period is not None:
+        period = str(Period.parse(period))
+    low = yuan_to_fen(min_amount, field="min_amount") if min_amount is not None else None
+    high = yuan_to_fen(max_amount, field="max_amount") if max_amount is not None else None
+    if low is not None and high is not None and low > high:
+        raise InvalidInput("max_amount", "is below min_amount")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit", "must be 1-1000")
+    if not 0 <= offset <= 1_000_000_000:
+        raise InvalidInput("offset", "must be 0 or more")
+    return PackageQuery(
+        archive_no, period, voucher_no, low, high, employee, invoice_number, limit, offset
+    )
