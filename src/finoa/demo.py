@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from finoa.archive.service import BuildSummary, archive_posted
 from finoa.config import load_settings
 from finoa.connectors.instances import HUB_LED
 from finoa.demo_stack import DemoContext, DemoProfile, demo_profiles, free_port
@@ -366,7 +367,10 @@ def run_demo(
         finally:
             db.dispose()
         systems = f"{oa_profile.title} ({approvals}) × {erp_profile.title}"
-        ok = _report(console, tally, stats, vouchers, chain.ok, chain.checked, elapsed, systems)
+        archived = archive_posted(settings)
+        ok = _report(
+            console, tally, stats, vouchers, chain.ok, chain.checked, elapsed, systems, archived
+        )
         claim_id = _a_claim_id(hub, token)
         later_port = port or settings.port
         for line in what_to_try_next(
@@ -435,6 +439,8 @@ def what_to_try_next(
         ("Check that the audit trail is intact:", f"{finoa} audit verify {where}"),
         ("List dead letters (and replay them with --id N):", f"{finoa} replay {where}"),
         ("See accounting periods and their vouchers:", f"{finoa} periods list {where}"),
+        ("Run the 四性检测 of the archive packages again:", f"{finoa} archive check {where}"),
+        ("Search the archive catalog:", f"{finoa} archive search --min-amount 100 {where}"),
     ]
     if stopped:
         steps.append(
@@ -470,6 +476,7 @@ def _report(
     chain_checked: int,
     elapsed: float,
     systems: str,
+    archived: BuildSummary,
 ) -> bool:
     claims = stats["claims"]
     posted = claims.get("posted", 0)
@@ -500,6 +507,12 @@ def _report(
         "`make bench` measures a paced load."
     )
     table.add_row("audit chain", f"{'intact' if chain_ok else 'BROKEN'} ({chain_checked} events)")
+    packages = len(archived.built) + archived.existing
+    table.add_row("archived (one package per voucher)", str(packages))
+    table.add_row(
+        "四性检测 of the packages",
+        f"{archived.checks_passed} passed, {archived.checks_failed} failed",
+    )
     console.print(table)
     if tally.invalid_reasons:
         reasons = Table("invalid claim", "refused with", title="Some refusals")
@@ -513,7 +526,12 @@ def _report(
         and posted + rejected == tally.accepted
         and erp_vouchers == posted
         and stats["written_back_final"] == tally.accepted
+        and packages == posted
+        and archived.checks_failed == 0
+        and not archived.refused
     )
+    if archived.refused:
+        console.print(f"[red]not archived:[/red] {archived.refused[:5]}")
     if tally.errors:
         console.print(f"[red]errors:[/red] {tally.errors[:5]}")
     console.print(
