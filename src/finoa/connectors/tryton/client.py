@@ -11,6 +11,10 @@
 - **Reversal.** A red-ink reversal (`reversal_of`) runs Tryton's own cancel wizard
   (`account.move.cancel`) on the original move, without swapping sides, so the cancel move
   carries negated amounts on the original sides, as 红字冲销 does, and is posted by Tryton.
+- **Codes.** The `tryton/voucher` mapping (`mapping/defaults/tryton/voucher.yaml`, overridable
+  under `mappings:`) maps finoa's accounts and dimension codes onto Tryton's, with the
+  instance's `account_codes` on top; a voucher whose account it does not list is refused
+  before anything is sent, naming the account.
 - **Base data.** `base_data()` reads accounts (kind, postable, party required), periods
   (open/closed) and parties (the employee codes); every voucher is checked against it before
   anything is sent, and a voucher naming an unknown account or employee, or falling in a
@@ -22,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -41,9 +45,12 @@ from finoa.connectors.basedata import (
     ERPPeriod,
     deliver_checked,
 )
+from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.tryton.manifest import MANIFEST
 from finoa.connectors.tryton.mapping import TrytonIds, move_values, reference
 from finoa.connectors.tryton.rpc import TrytonError, TrytonRPC
+from finoa.connectors.voucher_codes import VoucherCodes, load_voucher_codes
+from finoa.mapping.catalog import MappingConfigError
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -66,7 +73,7 @@ class TrytonConfig(BaseModel):
     def parse(cls, config: Mapping[str, Any]) -> TrytonConfig:
         """Validate; raise ValueError `field: reason` naming the first bad field."""
         try:
-            return cls.model_validate(dict(config))
+            return cls.model_validate({k: v for k, v in config.items() if k != MAPPINGS_KEY})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "config"
@@ -85,13 +92,17 @@ class TrytonConnector:
     """Posts vouchers as Tryton account moves; see the module docstring."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
         self._config: TrytonConfig | None = None
         self._config_error = ""
+        self.codes: VoucherCodes | None = None
         try:
             self._config = TrytonConfig.parse(config)
+            self.codes = _codes(config, self._config)
         except ValueError as exc:
+            self._config = None
             self._config_error = f"tryton config: {exc}"
         parsed = self._config
         self.rpc = TrytonRPC(
@@ -109,7 +120,7 @@ class TrytonConnector:
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
-        TrytonConfig.parse(config)
+        _codes(config, TrytonConfig.parse(config))
 
     def __repr__(self) -> str:
         return f"TrytonConnector({self.rpc!r})"
@@ -120,6 +131,12 @@ class TrytonConnector:
         await self.cache.get()
         assert self._base is not None
         return self._base.data
+
+    async def posting_ids(self) -> tuple[TrytonIds, frozenset[str]]:
+        """Tryton's record ids for finoa's codes, and the accounts whose lines need a party."""
+        await self.cache.get()
+        assert self._base is not None
+        return self._base.ids, self._base.party_accounts
 
     async def _read_base(self) -> ERPBaseData:
         config = self._require_config()
@@ -224,11 +241,8 @@ class TrytonConnector:
             config = self._require_config()
         except DeliveryError as exc:
             return [DeliveryResult(error=exc) for _ in messages]
-        if config.account_codes:
-            messages = [_with_tryton_accounts(m, config.account_codes) for m in messages]
-        return await deliver_checked(
-            messages, self.cache, f"Tryton database {config.database!r}", self._deliver
-        )
+        erp = f"Tryton database {config.database!r}"
+        return await deliver_checked(messages, self.cache, erp, self._deliver, self.codes)
 
     async def _deliver(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
         base = self._base
@@ -473,18 +487,12 @@ def _shape_error(message: OutboundMessage) -> DeliveryError | None:
     return None
 
 
-def _with_tryton_accounts(message: OutboundMessage, codes: Mapping[str, str]) -> OutboundMessage:
-    """The message with each entry's finoa account code replaced by its Tryton code."""
-    entries = message.payload.get("entries")
-    if not isinstance(entries, list):
-        return message
-    mapped = [
-        {**e, "account_code": codes.get(str(e.get("account_code")), e.get("account_code"))}
-        if isinstance(e, dict)
-        else e
-        for e in entries
-    ]
-    return replace(message, payload={**message.payload, "entries": mapped})
+def _codes(config: Mapping[str, Any], parsed: TrytonConfig) -> VoucherCodes:
+    """The `tryton/voucher` code tables with the instance's `account_codes` on top."""
+    try:
+        return load_voucher_codes("tryton", config).with_accounts(parsed.account_codes)
+    except MappingConfigError as exc:
+        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
 
 
 def _account_kind(account_type: Mapping[str, Any] | None) -> str:
