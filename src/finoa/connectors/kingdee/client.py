@@ -255,8 +255,7 @@ class KingdeeConnector:
             answer = await self._call(EXECUTE_BILL_QUERY, {"data": query})
             status = response_status(answer)
             if status is not None:
-                error = status.error(f"the ExecuteBillQuery of {form}")
-                raise DeliveryError(ErrorClass.CONFIG, error.reason)
+                raise status.error(f"the ExecuteBillQuery of {form}")
             if not isinstance(answer, list) or not all(isinstance(r, list) for r in answer):
                 reason = f"malformed ExecuteBillQuery answer for {form}: {answer!r:.200}"
                 raise DeliveryError(ErrorClass.TRANSIENT, reason)
