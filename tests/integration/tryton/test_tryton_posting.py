@@ -176,22 +176,32 @@ def test_unknown_codes_are_refused_in_finoa_naming_them(
 ) -> None:
     approve_claim(hub)
     (row,) = voucher_outbox(hub)
-    payload = dict(row.payload)
-    entries = [dict(e) for e in payload["entries"]]
-    entries[0]["account_code"] = "6602.99"
-    entries[-1]["aux"] = {**entries[-1]["aux"], "employee": "E9999"}
-    payload["entries"] = entries
-    message = OutboundMessage(row.id, row.action, row.aggregate_id, row.idempotency_key, payload)
+
+    def changed(index: int, **change: Any) -> OutboundMessage:
+        payload = dict(row.payload)
+        entries = [dict(e) for e in payload["entries"]]
+        entries[index] = {**entries[index], **change}
+        payload["entries"] = entries
+        return OutboundMessage(row.id, row.action, row.aggregate_id, row.idempotency_key, payload)
+
+    unmapped = changed(0, account_code="6602.99")  # not in finoa's chart: no mapping
+    last = len(row.payload["entries"]) - 1
+    stranger = changed(last, aux={**row.payload["entries"][last]["aux"], "employee": "E9999"})
     before = len(tryton_admin.moves())
 
     async def send() -> Any:
         async with httpx.AsyncClient() as http:
-            return await TrytonConnector(trytond.site.connector_config(), http).deliver([message])
+            connector = TrytonConnector(trytond.site.connector_config(), http)
+            return await connector.deliver([unmapped, stranger])
 
-    (result,) = asyncio.run(send())
-    assert result.error is not None and result.error.error_class == "permanent"
-    assert "entries[0].account_code: account 6602.99 does not exist" in result.error.reason
-    assert "employee E9999 does not exist" in result.error.reason
+    first, second = asyncio.run(send())
+    assert first.error is not None and first.error.error_class == "permanent"
+    assert (
+        "entries[0].account_code: account 6602.99 has no mapping in tryton/voucher (default)"
+        in first.error.reason
+    )
+    assert second.error is not None and second.error.error_class == "permanent"
+    assert f"entries[{last}].aux.employee: employee E9999 does not exist" in second.error.reason
     assert len(tryton_admin.moves()) == before
 
 
