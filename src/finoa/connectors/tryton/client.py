@@ -5,9 +5,13 @@
   Several vouchers go in one `create` and one `post` call; when Tryton refuses such a call,
   each voucher is sent on its own so that only the bad one fails.
 - **Exactly once.** Tryton keeps no idempotency keys, so a move's description is its finoa
-  reference (`finoa:<voucher id>`). Before creating, the client searches those references: a
-  posted move is answered as it is, a draft one (created, then the connection was lost) is
-  posted, and only the rest are created. `lookup` is the same search.
+  reference (`finoa:<voucher id>`). The dispatcher asks `lookup` before it sends anything
+  whose earlier attempt may have reached Tryton (an unknown outcome, a lost lease, a replay);
+  `lookup` searches those references: a posted move is answered as it is, and a draft one
+  (created, then the connection was lost before the post) is posted there and answered. So
+  `deliver` creates without searching first, which keeps a burst at two calls per batch
+  (`create`, `post`) and a read of the numbers; any failure once the moves exist is an
+  unknown outcome, so that the next attempt starts with the lookup.
 - **Reversal.** A red-ink reversal (`reversal_of`) runs Tryton's own cancel wizard
   (`account.move.cancel`) on the original move, without swapping sides, so the cancel move
   carries negated amounts on the original sides, as 红字冲销 does, and is posted by Tryton.
@@ -265,34 +269,14 @@ class TrytonConnector:
     async def _post_all(
         self, messages: list[OutboundMessage], base: TrytonBase
     ) -> dict[int, DeliveryResult]:
-        found = await self._moves([reference(m.payload["voucher_id"]) for m in messages])
         results: dict[int, DeliveryResult] = {}
-        drafts: dict[int, int] = {}  # message id -> move id
-        new: list[OutboundMessage] = []
-        reversals: list[OutboundMessage] = []
+        new = [m for m in messages if not m.payload.get("reversal_of")]
         for message in messages:
-            moves = found.get(reference(message.payload["voucher_id"]), [])
-            if len(moves) > 1:
-                numbers = ", ".join(str(m.get("number") or m["id"]) for m in moves)
-                ref = reference(message.payload["voucher_id"])
-                reason = f"{ref} is in Tryton {len(moves)} times ({numbers})"
-                results[message.id] = DeliveryResult(
-                    error=DeliveryError(ErrorClass.PERMANENT, reason)
-                )
-            elif moves and moves[0]["state"] == "posted":
-                results[message.id] = _posted(moves[0])
-            elif moves:
-                drafts[message.id] = int(moves[0]["id"])
-            elif message.payload.get("reversal_of"):
-                reversals.append(message)
-            else:
-                new.append(message)
-        for message in reversals:
-            results[message.id] = await self._reverse(message, base)
+            if message.payload.get("reversal_of"):
+                results[message.id] = await self._reverse(message, base)
         created = await self._create(new, base, results)
-        drafts.update(created)
-        if drafts:
-            results.update(await self._post(drafts))
+        if created:
+            results.update(await self._post(created))
         return results
 
     async def _create(
@@ -325,28 +309,35 @@ class TrytonConnector:
         return created
 
     async def _post(self, drafts: dict[int, int]) -> dict[int, DeliveryResult]:
-        """Post draft moves and read back their numbers."""
+        """Post draft moves and read back their numbers. The moves exist: a failure here is
+        an unknown outcome (the next attempt looks them up, and posts a draft it finds)."""
         move_ids = sorted(set(drafts.values()))
         failed: dict[int, DeliveryError] = {}
         try:
-            await self.rpc.call("model.account.move.post", move_ids)
-        except TrytonError as exc:
-            if len(move_ids) == 1:
-                failed[move_ids[0]] = exc
-            else:
-                for move_id in move_ids:
-                    try:
-                        await self.rpc.call("model.account.move.post", [move_id])
-                    except TrytonError as one:
-                        failed[move_id] = one
-        rows = await self.rpc.call(
-            "model.account.move.read", move_ids, ["number", "state", "period.name", "description"]
-        )
+            try:
+                await self.rpc.call("model.account.move.post", move_ids)
+            except TrytonError as exc:
+                if len(move_ids) == 1:
+                    failed[move_ids[0]] = exc
+                else:
+                    for move_id in move_ids:
+                        try:
+                            await self.rpc.call("model.account.move.post", [move_id])
+                        except TrytonError as one:
+                            failed[move_id] = one
+            rows = await self.rpc.call(
+                "model.account.move.read",
+                move_ids,
+                ["number", "state", "period.name", "description"],
+            )
+        except DeliveryError as exc:
+            unknown = _unknown_outcome(exc)
+            return {message_id: DeliveryResult(error=unknown) for message_id in drafts}
         by_id = {int(r["id"]): r for r in rows}
         results: dict[int, DeliveryResult] = {}
         for message_id, move_id in drafts.items():
             if move_id in failed:
-                results[message_id] = DeliveryResult(error=failed[move_id])
+                results[message_id] = DeliveryResult(error=_unknown_outcome(failed[move_id]))
             else:
                 results[message_id] = _posted(by_id[move_id])
         return results
@@ -430,31 +421,36 @@ class TrytonConnector:
         return found
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
-        """For each voucher its posted move, found by its reference; None when Tryton has no
-        posted move for it (a draft left by a lost answer is posted by the next delivery)."""
+        """For each voucher its posted move, found by its reference; a draft move left by a
+        lost answer is posted now and answered; None when Tryton has no move for it."""
         shaped = [m for m in messages if _shape_error(m) is None]
         try:
             found = await self._moves([reference(m.payload["voucher_id"]) for m in shaped])
         except DeliveryError as exc:
             return [DeliveryResult(error=exc) for _ in messages]
-        answers: list[DeliveryResult | None] = []
-        for message in messages:
+        answers: dict[int, DeliveryResult | None] = {}
+        drafts: dict[int, int] = {}  # position -> draft move id
+        for index, message in enumerate(messages):
             error = _shape_error(message)
             if error is not None:
-                answers.append(DeliveryResult(error=error))
+                answers[index] = DeliveryResult(error=error)
                 continue
-            posted = [
-                m
-                for m in found.get(reference(message.payload["voucher_id"]), [])
-                if m["state"] == "posted"
-            ]
-            if len(posted) > 1:
-                ref = reference(message.payload["voucher_id"])
-                reason = f"{ref} is posted in Tryton {len(posted)} times"
-                answers.append(DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason)))
+            ref = reference(message.payload["voucher_id"])
+            moves = found.get(ref, [])
+            posted = [m for m in moves if m["state"] == "posted"]
+            if len(moves) > 1:
+                numbers = ", ".join(str(m.get("number") or m["id"]) for m in moves)
+                reason = f"{ref} is in Tryton {len(moves)} times ({numbers})"
+                answers[index] = DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+            elif posted:
+                answers[index] = _posted(posted[0])
+            elif moves:
+                drafts[index] = int(moves[0]["id"])
             else:
-                answers.append(_posted(posted[0]) if posted else None)
-        return answers
+                answers[index] = None
+        if drafts:
+            answers.update(await self._post(drafts))
+        return [answers[index] for index in range(len(messages))]
 
     async def health(self) -> HealthReport:
         """Log in (if needed) and count the configured journal."""
@@ -520,6 +516,16 @@ def _closed_period_error(
     if detail:
         text += f" (Tryton: {detail})"
     return DeliveryError(ErrorClass.PERMANENT, text)
+
+
+def _unknown_outcome(error: DeliveryError) -> DeliveryError:
+    """`error`, after the moves were created: whatever follows starts with the lookup."""
+    if error.outcome_unknown:
+        return error
+    reason = f"the moves exist in Tryton, not all posted: {error.reason}"
+    return DeliveryError(
+        error.error_class, reason, retry_after=error.retry_after, outcome_unknown=True
+    )
 
 
 def _posted(move: Mapping[str, Any]) -> DeliveryResult:
