@@ -11,7 +11,9 @@
   (created, then the connection was lost before the post) is posted there and answered. So
   `deliver` creates without searching first, which keeps a burst at two calls per batch
   (`create`, `post`) and a read of the numbers; any failure once the moves exist is an
-  unknown outcome, so that the next attempt starts with the lookup.
+  unknown outcome, so that the next attempt starts with the lookup. Batches go to Tryton one
+  at a time: concurrent creates of moves wait on Tryton's lock of its journal-periods and
+  fail with "could not obtain lock" (HTTP 503), where batches in a row do not.
 - **Reversal.** A red-ink reversal (`reversal_of`) runs Tryton's own cancel wizard
   (`account.move.cancel`) on the original move, without swapping sides, so the cancel move
   carries negated amounts on the original sides, as 红字冲销 does, and is posted by Tryton.
@@ -27,6 +29,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
@@ -121,6 +124,9 @@ class TrytonConnector:
             self._read_base, ttl_seconds=parsed.base_data_ttl_seconds if parsed else 60.0
         )
         self._base: TrytonBase | None = None
+        # One batch in Tryton at a time: concurrent creates of moves contend for the lock
+        # on the journal-periods and fail ("could not obtain lock"); in a row they do not.
+        self._one_batch = asyncio.Lock()
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
@@ -261,7 +267,8 @@ class TrytonConnector:
                 checked.append(message)
         if checked:
             try:
-                results.update(await self._post_all(checked, base))
+                async with self._one_batch:
+                    results.update(await self._post_all(checked, base))
             except DeliveryError as exc:
                 results.update((m.id, DeliveryResult(error=exc)) for m in checked)
         return [results[message.id] for message in messages]
