@@ -224,7 +224,7 @@ def drain_counts(database_url: str) -> tuple[int, int]:
             ).all()
     finally:
         db.dispose()
-    counts = {status: n for status, n in rows}
+    counts: dict[str, int] = {str(status): int(n) for status, n in rows}
     return counts.get("done", 0) + counts.get("dead", 0), sum(counts.values())
 
 

@@ -38,7 +38,7 @@ def no_faults(sim: KingdeeSim) -> Iterator[None]:
 
 
 def voucher(
-    key: str, *, account: str = "6602.04", department: str = "D02", **over: Any
+    key: str, *, account: str = "6602.04", department: str | None = "D02", **over: Any
 ) -> OutboundMessage:
     aux = {"department": department, "employee": over.pop("employee", "E0011"), "project": None}
     payload = {
