@@ -13,6 +13,8 @@ the hub as separate processes on a fresh embedded database, then:
    the loop kept up — claims completed per second over the run and the latency percentiles
    (a loop that falls behind shows it as latency growing with the run's length).
 
+`--erp tryton` runs the month-end burst into a real Tryton instead (bench/tryton_burst.py).
+
 Usage: python bench/loop.py [--seconds 20] [--rate 50] [--rate-seconds 20]
        [--sustain-rate 200] [--sustain-seconds 20] [--postgres [ADMIN_URL]] [--writers-ratio]
        [--budgets]
@@ -412,6 +414,13 @@ def writers_ratio(
 
 
 def main() -> int:
+    erp = argparse.ArgumentParser(add_help=False)
+    erp.add_argument("--erp", choices=["generic", "tryton"], default="generic")
+    chosen, rest = erp.parse_known_args()
+    if chosen.erp == "tryton":  # the month-end burst into a real trytond: its own arguments
+        from tryton_burst import main as tryton_burst
+
+        return tryton_burst(rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--seconds", type=float, default=20.0, help="length of the throughput run (wrk)"
@@ -462,6 +471,9 @@ def main() -> int:
         help="also run the throughput phase with 1 group-commit writer and with 4 (PostgreSQL)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--erp", choices=["generic", "tryton"], default="generic", help="tryton: the burst"
+    )
     args = parser.parse_args()
 
     have_wrk = shutil.which("wrk") is not None

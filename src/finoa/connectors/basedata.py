@@ -27,10 +27,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from finoa.connectors.base import DeliveryResult, OutboundMessage
 from finoa.messaging.retry import DeliveryError, ErrorClass
+
+if TYPE_CHECKING:
+    from finoa.connectors.voucher_codes import VoucherCodes
 
 DIMENSIONS = ("department", "employee", "project")
 
@@ -246,17 +249,30 @@ async def deliver_checked(
     cache: BaseDataCache,
     erp: str,
     send: Callable[[list[OutboundMessage]], Awaitable[list[DeliveryResult]]],
+    codes: VoucherCodes | None = None,
 ) -> list[DeliveryResult]:
-    """Check each voucher against the ERP's base data, refuse those it does not allow (a
-    permanent error naming the codes), and `send` the rest; one result per message, in
-    order. Messages that are not canonical vouchers pass to `send` unchecked."""
+    """Map each voucher onto the ERP's codes (`codes`, the connector's voucher mapping: an
+    unmapped account is refused), check it against the ERP's base data, refuse those it
+    does not allow (a permanent error naming the codes), and `send` the rest; one result per
+    message, in order. Messages that are not canonical vouchers pass to `send` unchecked."""
+    unmapped: dict[int, list[BaseDataProblem]] = {}
+    if codes is not None:
+        from finoa.connectors.voucher_codes import mapped_messages
+
+        messages, unmapped = mapped_messages(messages, codes)
+    results: dict[int, DeliveryResult] = {
+        index: DeliveryResult(error=refusal(problems, erp)) for index, problems in unmapped.items()
+    }
+    if len(results) == len(messages):
+        return [results[index] for index in range(len(messages))]
     try:
         base = await cache.get()
     except DeliveryError as exc:
-        return [DeliveryResult(error=exc) for _ in messages]
-    results: dict[int, DeliveryResult] = {}
+        return [results.get(index) or DeliveryResult(error=exc) for index in range(len(messages))]
     passing: list[int] = []
     for index, message in enumerate(messages):
+        if index in results:
+            continue
         if message.action == "voucher.post" and "entries" in message.payload:
             problems = voucher_problems(message.payload, base)
             if problems:

@@ -17,8 +17,20 @@ Routing: a claim's todos and status write-backs go to the OA instance it came fr
 claims: the default OA instance); a voucher goes to the ERP instance its org unit, or the
 nearest enclosing org unit listed (under `org_units`, or as a company under `companies`), is
 mapped to, else to the default ERP instance (the only one, or the one marked
-`default: true`). The outbox names `oa` and `erp`, used before instances existed, stand for
-the default instances.
+`default: true`). The same can be said in one table, beside `connectors:`:
+
+```yaml
+routing:
+  erp:
+    by: org_unit            # or company: only the claim's company (the top of its org tree)
+    table: {D01: erp-tryton, D05: erp-kingdee}
+    default: erp-tryton
+```
+
+`by: org_unit` looks the claim's org unit up, then each enclosing one (as `org_units:`
+lists); `by: company` looks up only its company. A table entry and an instance's own list
+may not disagree, nor `default` and `default: true`. The outbox names `oa` and `erp`, used
+before instances existed, stand for the default instances.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ APPROVAL_MODES = (HUB_LED, OA_LED)
 DOCUMENT_TYPES = ("expense_claim",)
 REDACTED = "***"
 MAPPINGS_KEY = "mappings"  # the config key carrying finoa.yaml's `mappings:` overrides
+ROUTE_BY_ORG_UNIT, ROUTE_BY_COMPANY = "org_unit", "company"
+ROUTING_FIELDS = ("by", "table", "default")
 
 
 class ConnectorConfigError(ValueError):
@@ -103,6 +117,7 @@ class ConnectorInstances:
     default_oa: str | None
     default_erp: str | None
     erp_of_unit: Mapping[str, str]  # org unit (or company) id -> ERP instance
+    route_by: str = ROUTE_BY_ORG_UNIT  # or ROUTE_BY_COMPANY: only the company decides
 
     def of_kind(self, kind: ConnectorKind) -> list[str]:
         return [name for name, i in self.instances.items() if i.kind is kind]
@@ -135,12 +150,17 @@ class ConnectorInstances:
         `department_id` when no mapping and no default decides it."""
         unit: str | None = department_id
         seen: set[str] = set()
+        chain: list[str] = []
         while unit is not None and unit not in seen:
             seen.add(unit)
+            chain.append(unit)
+            unit = parents.get(unit)
+        if self.route_by == ROUTE_BY_COMPANY:
+            chain = chain[-1:]  # the company: the top of the unit's tree
+        for unit in chain:
             mapped = self.erp_of_unit.get(unit)
             if mapped is not None:
                 return mapped
-            unit = parents.get(unit)
         if self.default_erp is not None:
             return self.default_erp
         erps = ", ".join(self.of_kind(ConnectorKind.ERP)) or "none is configured"
@@ -163,7 +183,7 @@ def load_instances(settings: Settings) -> ConnectorInstances:
     mappings = settings.extra.get("mappings")
     for name, spec in specs.items():
         instances[str(name)] = _instance(str(name), spec, factories, os.environ, mappings)
-    return _with_routing(instances)
+    return _with_routing(instances, settings.extra.get("routing"))
 
 
 def embedded_defaults(settings: Settings) -> dict[str, Any]:
@@ -330,7 +350,50 @@ def _ids(where: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _with_routing(instances: dict[str, ConnectorInstance]) -> ConnectorInstances:
+def _erp_routing(
+    raw: Any, instances: Mapping[str, ConnectorInstance]
+) -> tuple[str, dict[str, str], str | None]:
+    """`routing: {erp: {by, table, default}}`, checked: (by, unit -> instance, default)."""
+    if raw is None:
+        return ROUTE_BY_ORG_UNIT, {}, None
+    if not isinstance(raw, Mapping):
+        raise ConnectorConfigError("routing: a mapping with erp")
+    unknown = sorted(str(k) for k in raw if k != "erp")
+    if unknown:
+        raise ConnectorConfigError(f"routing.{unknown[0]}: only erp is routed (erp)")
+    spec = raw.get("erp") or {}
+    if not isinstance(spec, Mapping):
+        raise ConnectorConfigError("routing.erp: a mapping with by, table and default")
+    extra = sorted(str(k) for k in spec if k not in ROUTING_FIELDS)
+    if extra:
+        raise ConnectorConfigError(
+            f"routing.erp.{extra[0]}: is not a known field (by, table, default)"
+        )
+    by = spec.get("by", ROUTE_BY_ORG_UNIT)
+    if by not in (ROUTE_BY_ORG_UNIT, ROUTE_BY_COMPANY):
+        raise ConnectorConfigError(f"routing.erp.by: {by!r} is not one of org_unit, company")
+    erps = [n for n, i in instances.items() if i.kind is ConnectorKind.ERP]
+
+    def erp_instance(where: str, name: Any) -> str:
+        if not isinstance(name, str) or name not in erps:
+            known = ", ".join(erps) or "none is configured"
+            raise ConnectorConfigError(f"{where}: no ERP instance named {name!r} ({known})")
+        return name
+
+    table = spec.get("table") or {}
+    if not isinstance(table, Mapping):
+        raise ConnectorConfigError("routing.erp.table: a mapping of org unit id to ERP instance")
+    routes = {
+        str(unit): erp_instance(f"routing.erp.table.{unit}", name) for unit, name in table.items()
+    }
+    default = spec.get("default")
+    return by, routes, None if default is None else erp_instance("routing.erp.default", default)
+
+
+def _with_routing(
+    instances: dict[str, ConnectorInstance], routing: Any = None
+) -> ConnectorInstances:
+    by, routes, routed_default = _erp_routing(routing, instances)
     defaults: dict[ConnectorKind, str | None] = {}
     for kind in (ConnectorKind.OA, ConnectorKind.ERP):
         names = [n for n, i in instances.items() if i.kind is kind]
@@ -360,6 +423,19 @@ def _with_routing(instances: dict[str, ConnectorInstance]) -> ConnectorInstances
                     raise ConnectorConfigError(
                         f"connectors.{name}.{key}: {unit} is mapped to {other} already"
                     )
-    return ConnectorInstances(
-        instances, defaults[ConnectorKind.OA], defaults[ConnectorKind.ERP], erp_of_unit
-    )
+    for unit, name in routes.items():
+        other = erp_of_unit.setdefault(unit, name)
+        if other != name:
+            raise ConnectorConfigError(
+                f"routing.erp.table.{unit}: says {name}, but connectors.{other} lists {unit}"
+            )
+    default_erp = defaults[ConnectorKind.ERP]
+    if routed_default is not None:
+        flagged = [n for n, i in instances.items() if i.kind is ConnectorKind.ERP and i.default]
+        if flagged and flagged[0] != routed_default:
+            raise ConnectorConfigError(
+                f"routing.erp.default: says {routed_default}, but connectors.{flagged[0]} is "
+                "marked default: true"
+            )
+        default_erp = routed_default
+    return ConnectorInstances(instances, defaults[ConnectorKind.OA], default_erp, erp_of_unit, by)

@@ -104,7 +104,7 @@ class MappingSpec(BaseModel):
     mapping: str = Field(min_length=3, pattern=r"^[a-z0-9_-]+/[a-z0-9_.-]+$")
     version: int = Field(ge=1)
     description: str = ""
-    target: Literal["claim"] | None = None
+    target: Literal["claim", "voucher"] | None = None
     code_tables: dict[str, CodeTableSpec] = Field(default_factory=dict)
     fields: dict[str, FieldSpec]
 

@@ -264,12 +264,11 @@ class Dispatcher:
             return 0
         heartbeat = asyncio.ensure_future(self._heartbeat(rows))
         try:
-            outcomes = await self._deliver(rows)
+            await self._deliver(rows)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        await self.db.run(self._settle, outcomes)
         return len(rows)
 
     # -- claiming -----------------------------------------------------------------------------
@@ -364,7 +363,10 @@ class Dispatcher:
         return max(0.0, min(SAFETY_POLL_SECONDS, float(next_due) - time.time()))
 
     # -- delivering ---------------------------------------------------------------------------
-    async def _deliver(self, rows: Sequence[ClaimedRow]) -> list[Outcome]:
+    async def _deliver(self, rows: Sequence[ClaimedRow]) -> None:
+        """Deliver the rows chunk by chunk (up to `concurrency` chunks at once) and settle
+        each chunk as soon as its answers are in: a slow peer's chunks do not hold back the
+        others' follow-ups, and each settlement is a short transaction of its own."""
         groups: dict[tuple[str, str], list[ClaimedRow]] = {}
         for row in rows:
             groups.setdefault((row.destination, row.action), []).append(row)
@@ -373,7 +375,8 @@ class Dispatcher:
 
         async def send(destination: str, connector: Connector, chunk: list[ClaimedRow]) -> None:
             async with semaphore:
-                outcomes.extend(await self._send(destination, connector, chunk))
+                settled = await self._send(destination, connector, chunk)
+            await self.db.run(self._settle, settled)
 
         tasks = []
         for (destination, action), group in groups.items():
@@ -391,8 +394,9 @@ class Dispatcher:
             size = max(1, connector.manifest.max_batch)
             for start in range(0, len(group), size):
                 tasks.append(send(destination, connector, group[start : start + size]))
+        if outcomes:  # rows no connector could take
+            await self.db.run(self._settle, outcomes)
         await asyncio.gather(*tasks)
-        return outcomes
 
     async def _send(
         self, destination: str, connector: Connector, chunk: list[ClaimedRow]

@@ -38,7 +38,7 @@ def no_faults(sim: KingdeeSim) -> Iterator[None]:
 
 
 def voucher(
-    key: str, *, account: str = "6602.04", department: str = "D02", **over: Any
+    key: str, *, account: str = "6602.04", department: str | None = "D02", **over: Any
 ) -> OutboundMessage:
     aux = {"department": department, "employee": over.pop("employee", "E0011"), "project": None}
     payload = {
@@ -159,24 +159,82 @@ def test_wrong_credentials_are_auth_errors_naming_what_failed(sim: KingdeeSim) -
 
 
 @pytest.mark.parametrize(
-    ("message", "named"),
+    ("message", "field", "code"),
     [
-        (dict(account="6602.99"), "FACCOUNTID"),
-        (dict(account="6602"), "不是明细科目"),
-        (dict(department="D99"), "FDETAILID__FFLEX5"),
-        (dict(employee="E0099"), "已禁用"),
-        (dict(department=None), "为必录项"),
+        (dict(account="6602.99"), "entries[0].account_code", "account 6602.99 has no mapping"),
+        (dict(account="6602"), "entries[0].account_code", "account 6602 takes no postings"),
+        (dict(department="D99"), "entries[0].aux.department", "department D99 does not exist"),
+        (dict(employee="E0099"), "entries[1].aux.employee", "employee E0099 does not exist"),
     ],
 )
-def test_base_data_refusals_are_permanent_and_name_the_field(
-    sim: KingdeeSim, message: dict[str, Any], named: str
+def test_base_data_refusals_happen_in_finoa_naming_the_code_and_nothing_is_sent(
+    sim: KingdeeSim, message: dict[str, Any], field: str, code: str
 ) -> None:
+    """The account set's base data (BD_Account, the dimension forms, enabled codes only) is
+    read by FNumber and every voucher is checked against it before any Save."""
     key = unique_key("B")
+    saves = sim.stats()["saves"]
     result = one(sim.config(), "deliver", voucher(key, **message))
     assert result is not None and result.error is not None
     assert result.error.error_class is ErrorClass.PERMANENT
-    assert named in result.error.reason and not result.error.outcome_unknown
+    reason = result.error.reason
+    assert reason.startswith("refused before posting to K/3 Cloud account set")
+    assert f"{field}: {code}" in reason and not result.error.outcome_unknown
+    assert sim.stats()["saves"] == saves  # nothing was sent to K/3 Cloud
     assert in_sim(sim, key) == []
+
+
+def test_a_required_dimension_missing_is_refused_by_k3_cloud_naming_the_field(
+    sim: KingdeeSim,
+) -> None:
+    key = unique_key("R")
+    result = one(sim.config(), "deliver", voucher(key, department=None))
+    assert result is not None and result.error is not None
+    assert result.error.error_class is ErrorClass.PERMANENT
+    assert "为必录项" in result.error.reason and not result.error.outcome_unknown
+    assert in_sim(sim, key) == []
+
+
+def test_the_voucher_mapping_maps_accounts_and_dimension_codes(sim: KingdeeSim) -> None:
+    """`mappings: {kingdee/voucher: …}` replaces the shipped code tables: the voucher is
+    checked and posted in the account set's codes."""
+    key = unique_key("M")
+    override = {
+        "mapping": "kingdee/voucher",
+        "version": 2,
+        "target": "voucher",
+        "code_tables": {
+            "accounts": {"values": {"6602.04": "6602.05", "2241": "2241"}},
+            "departments": {"values": {"SALES": "D02"}},
+        },
+        "fields": {},
+    }
+    config = {**sim.config(), "mappings": {"kingdee/voucher": override}}
+    result = one(config, "deliver", voucher(key, department="SALES"))
+    assert result is not None and result.ok, result
+    (stored,) = in_sim(sim, key)
+    assert [e["Account"] for e in stored["Entity"]] == ["6602.05", "2241"]
+    assert stored["Entity"][0]["Detail"] == {"FFLEX5": "D02"}
+    saves = sim.stats()["saves"]
+    refused = one(config, "deliver", voucher(unique_key("M"), account="6602.01"))
+    assert refused is not None and refused.error is not None
+    assert refused.error.error_class is ErrorClass.PERMANENT
+    assert "entries[0].account_code: account 6602.01 has no mapping in kingdee/voucher" in (
+        refused.error.reason
+    )
+    assert sim.stats()["saves"] == saves
+
+
+def test_a_voucher_word_the_account_set_lacks_is_refused_before_the_save(
+    sim: KingdeeSim,
+) -> None:
+    saves = sim.stats()["saves"]
+    config = sim.config(base_data={"voucher_words": {"记": "PRE009"}})
+    result = one(config, "deliver", voucher(unique_key("W")))
+    assert result is not None and result.error is not None
+    assert result.error.error_class is ErrorClass.PERMANENT
+    assert "voucher word PRE009 (记) does not exist" in result.error.reason
+    assert sim.stats()["saves"] == saves
 
 
 def test_an_unmapped_voucher_word_is_a_config_error(sim: KingdeeSim) -> None:
@@ -187,8 +245,15 @@ def test_an_unmapped_voucher_word_is_a_config_error(sim: KingdeeSim) -> None:
 
 def test_a_save_whose_answer_was_lost_is_found_by_the_lookup(sim: KingdeeSim) -> None:
     key = unique_key("L")
-    sim.faults(drop_rate=1.0, count=1)
-    lost = one(sim.config(timeout_seconds=0.5), "deliver", voucher(key))
+
+    async def go() -> DeliveryResult:
+        async with httpx.AsyncClient() as http:
+            connector = KingdeeConnector(sim.config(timeout_seconds=0.5), http)
+            await connector.base_data()  # read first: the fault hits the Save
+            sim.faults(drop_rate=1.0, count=1)
+            return (await connector.deliver([voucher(key)]))[0]
+
+    lost = asyncio.run(go())
     assert lost is not None and lost.error is not None and lost.error.outcome_unknown
     (stored,) = in_sim(sim, key)
     assert stored["DocumentStatus"] == "A"  # saved, never submitted

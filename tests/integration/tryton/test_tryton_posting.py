@@ -108,7 +108,7 @@ def test_vouchers_post_once_and_read_back_from_tryton(hub: Hub, tryton_admin: Tr
     assert all(r.status == "done" for r in voucher_outbox(hub))
 
 
-def test_a_draft_left_by_a_lost_answer_is_posted_not_doubled(
+def test_a_draft_left_by_a_lost_answer_is_posted_by_the_lookup_not_doubled(
     hub: Hub, tryton_admin: TrytonAdmin, trytond: TrytonProcess
 ) -> None:
     approve_claim(hub)
@@ -117,7 +117,7 @@ def test_a_draft_left_by_a_lost_answer_is_posted_not_doubled(
         row.id, row.action, row.aggregate_id, row.idempotency_key, row.payload
     )
 
-    async def create_only_then_deliver() -> Any:
+    async def create_then_look_up() -> Any:
         async with httpx.AsyncClient() as http:
             connector = TrytonConnector(trytond.site.connector_config(), http)
             await connector.cache.get()
@@ -128,14 +128,17 @@ def test_a_draft_left_by_a_lost_answer_is_posted_not_doubled(
             await connector.rpc.call(
                 "model.account.move.create",
                 [move_values(row.payload, base.ids, base.party_accounts)],
-            )  # as if the post never happened
-            assert await connector.lookup([message]) == [None]  # a draft is not posted
-            return await connector.deliver([message])
+            )  # as if the answer was lost before the post
+            (found,) = await connector.lookup([message])  # the dispatcher asks first
+            assert found is not None
+            again = await connector.lookup([message])
+            return found, again
 
-    (result,) = asyncio.run(create_only_then_deliver())
+    result, (again,) = asyncio.run(create_then_look_up())
     assert result.ok, result.error
     (move,) = tryton_admin.moves([f"finoa:{row.payload['voucher_id']}"])
     assert move["state"] == "posted" and result.response["erp_voucher_no"] == move["number"]
+    assert again is not None and again.response == result.response
 
 
 def test_reversal_runs_trytons_cancel(hub: Hub, tryton_admin: TrytonAdmin) -> None:
@@ -176,22 +179,32 @@ def test_unknown_codes_are_refused_in_finoa_naming_them(
 ) -> None:
     approve_claim(hub)
     (row,) = voucher_outbox(hub)
-    payload = dict(row.payload)
-    entries = [dict(e) for e in payload["entries"]]
-    entries[0]["account_code"] = "6602.99"
-    entries[-1]["aux"] = {**entries[-1]["aux"], "employee": "E9999"}
-    payload["entries"] = entries
-    message = OutboundMessage(row.id, row.action, row.aggregate_id, row.idempotency_key, payload)
+
+    def changed(index: int, **change: Any) -> OutboundMessage:
+        payload = dict(row.payload)
+        entries = [dict(e) for e in payload["entries"]]
+        entries[index] = {**entries[index], **change}
+        payload["entries"] = entries
+        return OutboundMessage(row.id, row.action, row.aggregate_id, row.idempotency_key, payload)
+
+    unmapped = changed(0, account_code="6602.99")  # not in finoa's chart: no mapping
+    last = len(row.payload["entries"]) - 1
+    stranger = changed(last, aux={**row.payload["entries"][last]["aux"], "employee": "E9999"})
     before = len(tryton_admin.moves())
 
     async def send() -> Any:
         async with httpx.AsyncClient() as http:
-            return await TrytonConnector(trytond.site.connector_config(), http).deliver([message])
+            connector = TrytonConnector(trytond.site.connector_config(), http)
+            return await connector.deliver([unmapped, stranger])
 
-    (result,) = asyncio.run(send())
-    assert result.error is not None and result.error.error_class == "permanent"
-    assert "entries[0].account_code: account 6602.99 does not exist" in result.error.reason
-    assert "employee E9999 does not exist" in result.error.reason
+    first, second = asyncio.run(send())
+    assert first.error is not None and first.error.error_class == "permanent"
+    assert (
+        "entries[0].account_code: account 6602.99 has no mapping in tryton/voucher (default)"
+        in first.error.reason
+    )
+    assert second.error is not None and second.error.error_class == "permanent"
+    assert f"entries[{last}].aux.employee: employee E9999 does not exist" in second.error.reason
     assert len(tryton_admin.moves()) == before
 
 

@@ -182,3 +182,68 @@ def test_an_unmapped_org_unit_goes_to_the_default_erp(tmp_path: Path) -> None:
     assert instances.erp_for("X11", PARENTS) == "erp-other"
     assert instances.erp_for("D02", PARENTS) == "erp-sales"  # a mapping still wins
     assert instances.legacy_destinations()["erp"] == "erp-other"
+
+
+def routed(tmp_path: Path, routing: Any, **lists: Any) -> Any:
+    config = {"base_url": "http://erp.test", "api_key": "k"}
+    return load_instances(
+        load_settings(
+            data_dir=tmp_path / "data",
+            connectors={
+                "erp-a": {"connector": "generic-erp", "config": config, **lists},
+                "erp-b": {"connector": "generic-erp", "config": config},
+            },
+            routing=routing,
+        )
+    )
+
+
+def test_a_routing_table_sends_vouchers_by_org_unit_with_a_default(tmp_path: Path) -> None:
+    instances = routed(
+        tmp_path, {"erp": {"by": "org_unit", "table": {"D02": "erp-b"}, "default": "erp-a"}}
+    )
+    assert instances.erp_for("D02", PARENTS) == "erp-b"  # its own unit
+    assert instances.erp_for("D03", PARENTS) == "erp-a"  # nothing listed: the default
+    assert instances.erp_for("X11", PARENTS) == "erp-a"
+    assert instances.legacy_destinations()["erp"] == "erp-a"
+    through_company = routed(tmp_path, {"erp": {"table": {"X10": "erp-b", "D00": "erp-a"}}})
+    assert through_company.erp_for("X11", PARENTS) == "erp-b"  # the enclosing unit decides
+    assert through_company.erp_for("D02", PARENTS) == "erp-a"
+
+
+def test_routing_by_company_looks_up_only_the_company(tmp_path: Path) -> None:
+    table = {"D02": "erp-b", "D00": "erp-a", "X10": "erp-b"}
+    instances = routed(tmp_path, {"erp": {"by": "company", "table": table}})
+    assert instances.erp_for("D02", PARENTS) == "erp-a"  # D02's own entry does not count
+    assert instances.erp_for("X11", PARENTS) == "erp-b"
+    by_unit = routed(tmp_path, {"erp": {"by": "org_unit", "table": table}})
+    assert by_unit.erp_for("D02", PARENTS) == "erp-b"
+
+
+@pytest.mark.parametrize(
+    ("routing", "lists", "message"),
+    [
+        ({"erp": {"table": {"D02": "erp-x"}}}, {}, "routing.erp.table.D02: no ERP instance named"),
+        ({"erp": {"table": {"D02": "hq-oa"}}}, {}, "routing.erp.table.D02: no ERP instance named"),
+        ({"erp": {"default": "nope"}}, {}, "routing.erp.default: no ERP instance named 'nope'"),
+        ({"erp": {"by": "city"}}, {}, "routing.erp.by: 'city' is not one of org_unit, company"),
+        ({"erp": {"tabel": {}}}, {}, "routing.erp.tabel: is not a known field"),
+        ({"oa": {}}, {}, "routing.oa: only erp is routed"),
+        (
+            {"erp": {"table": {"D02": "erp-b"}}},
+            {"org_units": ["D02"]},
+            "routing.erp.table.D02: says erp-b, but connectors.erp-a lists D02",
+        ),
+        (
+            {"erp": {"default": "erp-b"}},
+            {"default": True},
+            "routing.erp.default: says erp-b, but connectors.erp-a is marked default: true",
+        ),
+    ],
+)
+def test_a_bad_routing_table_is_one_line_naming_the_field(
+    tmp_path: Path, routing: Any, lists: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConnectorConfigError) as error:
+        routed(tmp_path, routing, **lists)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)

@@ -10,6 +10,14 @@ although K/3 Cloud keeps no idempotency keys.
 - The posted-lookup finds a voucher by that reference with `ExecuteBillQuery`. The dispatcher
   asks it before any Save that follows an unknown outcome and before any replay; a voucher
   found audited is recorded, one found saved or submitted is taken on from where it stopped.
+- Codes and base data: the `kingdee/voucher` mapping (`mapping/defaults/kingdee/voucher.yaml`,
+  overridable under `mappings:`, with the instance's `base_data.accounts` and
+  `dimension_codes` on top) maps finoa's accounts and dimension codes onto the account set's;
+  a voucher whose account it does not list is refused, naming it. The mapped voucher is
+  then checked against the account set's base data, read by `ExecuteBillQuery` by FNumber
+  (`BD_Account` detail accounts, `BD_VOUCHERGROUP`, and the dimension forms, enabled codes
+  only) and cached for a minute: an unknown account, voucher word or dimension code is
+  refused in finoa naming the code, and nothing is sent to K/3 Cloud.
 - Refusals come as `Result.ResponseStatus` with `IsSuccess` false: `MsgCode` picks the error
   class (`protocol.MSG_CODE_CLASSES`), `Errors[].FieldName`/`Message` make the reason.
 """
@@ -32,9 +40,18 @@ from finoa.connectors.base import (
     HealthReport,
     OutboundMessage,
 )
+from finoa.connectors.basedata import (
+    BaseDataCache,
+    ERPAccount,
+    ERPBaseData,
+    chart_kind,
+    deliver_checked,
+)
+from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.kingdee.manifest import MANIFEST, KingdeeConfig
 from finoa.connectors.kingdee.mapping import (
     EXPLANATION_FIELD,
+    BaseData,
     MappingError,
     reference_in,
     save_data,
@@ -54,6 +71,8 @@ from finoa.connectors.kingdee.protocol import (
     response_status,
     service_url,
 )
+from finoa.connectors.voucher_codes import VoucherCodes, load_voucher_codes
+from finoa.mapping.catalog import MappingConfigError
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -75,6 +94,7 @@ class KingdeeConnector:
     fails as a whole only when every voucher in it failed."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
         self._http = http
@@ -82,10 +102,17 @@ class KingdeeConnector:
         self._config_error = ""
         self._session: str | None = None  # app-secret scheme: the cookie K/3 Cloud last set
         self.logins = 0  # sign-ins made (diagnostics)
+        self.codes: VoucherCodes | None = None
+        self._model_base = BaseData()  # the model's tables once the codes are mapped
+        self._words: frozenset[str] | None = None  # BD_VOUCHERGROUP codes, with the base data
         try:
-            self._config = KingdeeConfig.parse(config)
+            self._config = KingdeeConfig.parse(_without_mappings(config))
+            self.codes = _codes(config, self._config.base_data)
+            self._model_base = _mapped_base(self._config.base_data, self.codes)
         except ValueError as exc:
+            self._config = None
             self._config_error = f"kingdee config: {exc}"
+        self.cache = BaseDataCache(self._read_base)
         self._login = CachedToken(
             self._validate_user, refresh_margin_seconds=30.0, header=SESSION_COOKIE, scheme=""
         )
@@ -93,7 +120,7 @@ class KingdeeConnector:
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
         """Raise ValueError (`field: reason`) for a config this connector cannot work with."""
-        KingdeeConfig.parse(dict(config))
+        _codes(config, KingdeeConfig.parse(_without_mappings(config)).base_data)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
@@ -204,9 +231,63 @@ class KingdeeConnector:
 
     # -- the contract --------------------------------------------------------------------------
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Save, submit and audit each voucher (each on its own, up to `parallel` at a time);
-        one result per message, in order."""
-        return await self._each(self._post, messages)
+        """Map each voucher onto the account set's codes and check it against its base data,
+        then save, submit and audit each (each on its own, up to `parallel` at a time); one
+        result per message, in order."""
+        if self._config is None:
+            return [_config_error(self._config_error) for _ in messages]
+        erp = f"K/3 Cloud account set {self._config.acct_id}"
+
+        async def send(checked: list[OutboundMessage]) -> list[DeliveryResult]:
+            return await self._each(self._post, checked)
+
+        return await deliver_checked(messages, self.cache, erp, send, self.codes)
+
+    async def base_data(self) -> ERPBaseData:
+        """The account set's accounts and dimension codes as K/3 Cloud has them (cached)."""
+        return await self.cache.get()
+
+    async def _query(self, form: str, keys: str) -> list[list[Any]]:
+        """Every row of a base-data form (`ExecuteBillQuery`, page by page)."""
+        rows: list[list[Any]] = []
+        while True:
+            query = {"FormId": form, "FieldKeys": keys, "StartRow": len(rows), "Limit": QUERY_LIMIT}
+            answer = await self._call(EXECUTE_BILL_QUERY, {"data": query})
+            status = response_status(answer)
+            if status is not None:
+                raise status.error(f"the ExecuteBillQuery of {form}")
+            if not isinstance(answer, list) or not all(isinstance(r, list) for r in answer):
+                reason = f"malformed ExecuteBillQuery answer for {form}: {answer!r:.200}"
+                raise DeliveryError(ErrorClass.TRANSIENT, reason)
+            rows.extend(answer)
+            if len(answer) < QUERY_LIMIT:
+                return rows
+
+    async def _read_base(self) -> ERPBaseData:
+        config = self._require()
+        accounts = await self._query("BD_Account", "FNumber,FName,FForbidStatus")
+        codes = {str(row[0]) for row in accounts if row and row[0]}
+        erp_accounts = {}
+        for number, name, forbidden in (row[:3] for row in accounts if len(row) >= 3):
+            code = str(number or "")
+            if not code:
+                continue
+            parent = any(other.startswith(code + ".") for other in codes)
+            erp_accounts[code] = ERPAccount(
+                code=code,
+                name=str(name or ""),
+                kind=chart_kind(code),
+                postable=not parent and forbidden != "B",  # detail accounts, not forbidden
+            )
+        dimensions: dict[str, frozenset[str]] = {}
+        for dimension, form in config.base_data.dimension_forms.items():
+            rows = await self._query(form, "FNumber,FForbidStatus")
+            dimensions[dimension] = frozenset(
+                str(row[0]) for row in rows if len(row) >= 2 and row[0] and row[1] != "B"
+            )
+        words = await self._query("BD_VOUCHERGROUP", "FNumber")
+        self._words = frozenset(str(row[0]) for row in words if row and row[0])
+        return ERPBaseData(accounts=erp_accounts, periods=None, dimensions=dimensions)
 
     async def _each(
         self,
@@ -229,9 +310,16 @@ class KingdeeConnector:
         if "voucher_id" not in message.payload:
             return _config_error(f"{message.idempotency_key}: not a canonical voucher payload")
         try:
-            model = voucher_model(message.payload, message.idempotency_key, self._config.base_data)
+            model = voucher_model(message.payload, message.idempotency_key, self._model_base)
         except MappingError as exc:
             return _config_error(f"kingdee config base_data.{exc}")
+        word = model["FVOUCHERGROUPID"]["FNumber"]
+        if self._words is not None and word not in self._words:
+            reason = (
+                f"refused before posting to K/3 Cloud account set {self._config.acct_id}: "
+                f"word: voucher word {word} ({message.payload['word']}) does not exist in the ERP"
+            )
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
         try:
             answer = await self._call(SAVE, {"formid": VOUCHER_FORM, "data": save_data(model)})
         except DeliveryError as exc:
@@ -344,6 +432,28 @@ class KingdeeConnector:
         if not isinstance(answer, list) or not answer:
             return HealthReport(False, f"account book {book} is not in K/3 Cloud", latency)
         return HealthReport(True, f"{config.server_url} answered in {latency} ms", latency)
+
+
+def _without_mappings(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != MAPPINGS_KEY}
+
+
+def _codes(config: Mapping[str, Any], base: BaseData) -> VoucherCodes:
+    """The `kingdee/voucher` code tables with the instance's base_data tables on top."""
+    try:
+        codes = load_voucher_codes("kingdee", config)
+    except MappingConfigError as exc:
+        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
+    return codes.with_accounts(base.accounts).with_dimensions(base.dimension_codes)
+
+
+def _mapped_base(base: BaseData, codes: VoucherCodes) -> BaseData:
+    """The tables `voucher_model` uses for a voucher already in the account set's codes: no
+    more code mapping, and each account's dimensions named by its mapped code."""
+    dimensions = {codes.accounts.get(k, k): v for k, v in base.account_dimensions.items()}
+    return base.model_copy(
+        update={"accounts": {}, "dimension_codes": {}, "account_dimensions": dimensions}
+    )
 
 
 def _json(response: httpx.Response) -> Any:

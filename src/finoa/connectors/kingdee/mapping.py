@@ -35,6 +35,11 @@ DEFAULT_ACCOUNT_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "2241": ("employee",),
 }
 DEFAULT_DIMENSION_FIELDS = {"department": "FFLEX5", "employee": "FFLEX7", "project": "FF100001"}
+DEFAULT_DIMENSION_FORMS = {
+    "department": "BD_Department",
+    "employee": "BD_Empinfo",
+    "project": "BOS_ASSISTANTDATA_DETAIL",
+}
 
 
 class BaseData(BaseModel):
@@ -53,7 +58,8 @@ class BaseData(BaseModel):
     exchange_rate_type: str = Field(default="HLTX01_SYS", min_length=1)
     accounts: dict[str, str] = Field(
         default_factory=dict,
-        description="finoa account code -> BD_Account code (unlisted: the same code)",
+        description="finoa account code -> BD_Account code, on top of the kingdee/voucher "
+        "mapping's accounts table",
     )
     account_dimensions: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_ACCOUNT_DIMENSIONS),
@@ -62,6 +68,10 @@ class BaseData(BaseModel):
     dimension_fields: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_DIMENSION_FIELDS),
         description="dimension -> FDetailID slot (FFLEX5, FF100001, ...)",
+    )
+    dimension_forms: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_DIMENSION_FORMS),
+        description="dimension -> the base-data form its codes are read from (by FNumber)",
     )
     dimension_codes: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -82,7 +92,7 @@ class BaseData(BaseModel):
                 raise ValueError(f"{account}: unknown dimension(s) {', '.join(unknown)}")
         return value
 
-    @field_validator("dimension_fields", "dimension_codes")
+    @field_validator("dimension_fields", "dimension_forms", "dimension_codes")
     @classmethod
     def _dimension_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(DIMENSIONS))

@@ -5,12 +5,22 @@
   Several vouchers go in one `create` and one `post` call; when Tryton refuses such a call,
   each voucher is sent on its own so that only the bad one fails.
 - **Exactly once.** Tryton keeps no idempotency keys, so a move's description is its finoa
-  reference (`finoa:<voucher id>`). Before creating, the client searches those references: a
-  posted move is answered as it is, a draft one (created, then the connection was lost) is
-  posted, and only the rest are created. `lookup` is the same search.
+  reference (`finoa:<voucher id>`). The dispatcher asks `lookup` before it sends anything
+  whose earlier attempt may have reached Tryton (an unknown outcome, a lost lease, a replay);
+  `lookup` searches those references: a posted move is answered as it is, and a draft one
+  (created, then the connection was lost before the post) is posted there and answered. So
+  `deliver` creates without searching first, which keeps a burst at two calls per batch
+  (`create`, `post`) and a read of the numbers; any failure once the moves exist is an
+  unknown outcome, so that the next attempt starts with the lookup. Batches go to Tryton one
+  at a time: concurrent creates of moves wait on Tryton's lock of its journal-periods and
+  fail with "could not obtain lock" (HTTP 503), where batches in a row do not.
 - **Reversal.** A red-ink reversal (`reversal_of`) runs Tryton's own cancel wizard
   (`account.move.cancel`) on the original move, without swapping sides, so the cancel move
   carries negated amounts on the original sides, as 红字冲销 does, and is posted by Tryton.
+- **Codes.** The `tryton/voucher` mapping (`mapping/defaults/tryton/voucher.yaml`, overridable
+  under `mappings:`) maps finoa's accounts and dimension codes onto Tryton's, with the
+  instance's `account_codes` on top; a voucher whose account it does not list is refused
+  before anything is sent, naming the account.
 - **Base data.** `base_data()` reads accounts (kind, postable, party required), periods
   (open/closed) and parties (the employee codes); every voucher is checked against it before
   anything is sent, and a voucher naming an unknown account or employee, or falling in a
@@ -19,10 +29,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -41,9 +52,12 @@ from finoa.connectors.basedata import (
     ERPPeriod,
     deliver_checked,
 )
+from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.tryton.manifest import MANIFEST
 from finoa.connectors.tryton.mapping import TrytonIds, move_values, reference
 from finoa.connectors.tryton.rpc import TrytonError, TrytonRPC
+from finoa.connectors.voucher_codes import VoucherCodes, load_voucher_codes
+from finoa.mapping.catalog import MappingConfigError
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -66,7 +80,7 @@ class TrytonConfig(BaseModel):
     def parse(cls, config: Mapping[str, Any]) -> TrytonConfig:
         """Validate; raise ValueError `field: reason` naming the first bad field."""
         try:
-            return cls.model_validate(dict(config))
+            return cls.model_validate({k: v for k, v in config.items() if k != MAPPINGS_KEY})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "config"
@@ -85,13 +99,17 @@ class TrytonConnector:
     """Posts vouchers as Tryton account moves; see the module docstring."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
         self._config: TrytonConfig | None = None
         self._config_error = ""
+        self.codes: VoucherCodes | None = None
         try:
             self._config = TrytonConfig.parse(config)
+            self.codes = _codes(config, self._config)
         except ValueError as exc:
+            self._config = None
             self._config_error = f"tryton config: {exc}"
         parsed = self._config
         self.rpc = TrytonRPC(
@@ -106,10 +124,13 @@ class TrytonConnector:
             self._read_base, ttl_seconds=parsed.base_data_ttl_seconds if parsed else 60.0
         )
         self._base: TrytonBase | None = None
+        # One batch in Tryton at a time: concurrent creates of moves contend for the lock
+        # on the journal-periods and fail ("could not obtain lock"); in a row they do not.
+        self._one_batch = asyncio.Lock()
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
-        TrytonConfig.parse(config)
+        _codes(config, TrytonConfig.parse(config))
 
     def __repr__(self) -> str:
         return f"TrytonConnector({self.rpc!r})"
@@ -120,6 +141,12 @@ class TrytonConnector:
         await self.cache.get()
         assert self._base is not None
         return self._base.data
+
+    async def posting_ids(self) -> tuple[TrytonIds, frozenset[str]]:
+        """Tryton's record ids for finoa's codes, and the accounts whose lines need a party."""
+        await self.cache.get()
+        assert self._base is not None
+        return self._base.ids, self._base.party_accounts
 
     async def _read_base(self) -> ERPBaseData:
         config = self._require_config()
@@ -224,11 +251,8 @@ class TrytonConnector:
             config = self._require_config()
         except DeliveryError as exc:
             return [DeliveryResult(error=exc) for _ in messages]
-        if config.account_codes:
-            messages = [_with_tryton_accounts(m, config.account_codes) for m in messages]
-        return await deliver_checked(
-            messages, self.cache, f"Tryton database {config.database!r}", self._deliver
-        )
+        erp = f"Tryton database {config.database!r}"
+        return await deliver_checked(messages, self.cache, erp, self._deliver, self.codes)
 
     async def _deliver(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
         base = self._base
@@ -243,7 +267,8 @@ class TrytonConnector:
                 checked.append(message)
         if checked:
             try:
-                results.update(await self._post_all(checked, base))
+                async with self._one_batch:
+                    results.update(await self._post_all(checked, base))
             except DeliveryError as exc:
                 results.update((m.id, DeliveryResult(error=exc)) for m in checked)
         return [results[message.id] for message in messages]
@@ -251,34 +276,14 @@ class TrytonConnector:
     async def _post_all(
         self, messages: list[OutboundMessage], base: TrytonBase
     ) -> dict[int, DeliveryResult]:
-        found = await self._moves([reference(m.payload["voucher_id"]) for m in messages])
         results: dict[int, DeliveryResult] = {}
-        drafts: dict[int, int] = {}  # message id -> move id
-        new: list[OutboundMessage] = []
-        reversals: list[OutboundMessage] = []
+        new = [m for m in messages if not m.payload.get("reversal_of")]
         for message in messages:
-            moves = found.get(reference(message.payload["voucher_id"]), [])
-            if len(moves) > 1:
-                numbers = ", ".join(str(m.get("number") or m["id"]) for m in moves)
-                ref = reference(message.payload["voucher_id"])
-                reason = f"{ref} is in Tryton {len(moves)} times ({numbers})"
-                results[message.id] = DeliveryResult(
-                    error=DeliveryError(ErrorClass.PERMANENT, reason)
-                )
-            elif moves and moves[0]["state"] == "posted":
-                results[message.id] = _posted(moves[0])
-            elif moves:
-                drafts[message.id] = int(moves[0]["id"])
-            elif message.payload.get("reversal_of"):
-                reversals.append(message)
-            else:
-                new.append(message)
-        for message in reversals:
-            results[message.id] = await self._reverse(message, base)
+            if message.payload.get("reversal_of"):
+                results[message.id] = await self._reverse(message, base)
         created = await self._create(new, base, results)
-        drafts.update(created)
-        if drafts:
-            results.update(await self._post(drafts))
+        if created:
+            results.update(await self._post(created))
         return results
 
     async def _create(
@@ -311,28 +316,35 @@ class TrytonConnector:
         return created
 
     async def _post(self, drafts: dict[int, int]) -> dict[int, DeliveryResult]:
-        """Post draft moves and read back their numbers."""
+        """Post draft moves and read back their numbers. The moves exist: a failure here is
+        an unknown outcome (the next attempt looks them up, and posts a draft it finds)."""
         move_ids = sorted(set(drafts.values()))
         failed: dict[int, DeliveryError] = {}
         try:
-            await self.rpc.call("model.account.move.post", move_ids)
-        except TrytonError as exc:
-            if len(move_ids) == 1:
-                failed[move_ids[0]] = exc
-            else:
-                for move_id in move_ids:
-                    try:
-                        await self.rpc.call("model.account.move.post", [move_id])
-                    except TrytonError as one:
-                        failed[move_id] = one
-        rows = await self.rpc.call(
-            "model.account.move.read", move_ids, ["number", "state", "period.name", "description"]
-        )
+            try:
+                await self.rpc.call("model.account.move.post", move_ids)
+            except TrytonError as exc:
+                if len(move_ids) == 1:
+                    failed[move_ids[0]] = exc
+                else:
+                    for move_id in move_ids:
+                        try:
+                            await self.rpc.call("model.account.move.post", [move_id])
+                        except TrytonError as one:
+                            failed[move_id] = one
+            rows = await self.rpc.call(
+                "model.account.move.read",
+                move_ids,
+                ["number", "state", "period.name", "description"],
+            )
+        except DeliveryError as exc:
+            unknown = _unknown_outcome(exc)
+            return {message_id: DeliveryResult(error=unknown) for message_id in drafts}
         by_id = {int(r["id"]): r for r in rows}
         results: dict[int, DeliveryResult] = {}
         for message_id, move_id in drafts.items():
             if move_id in failed:
-                results[message_id] = DeliveryResult(error=failed[move_id])
+                results[message_id] = DeliveryResult(error=_unknown_outcome(failed[move_id]))
             else:
                 results[message_id] = _posted(by_id[move_id])
         return results
@@ -416,31 +428,36 @@ class TrytonConnector:
         return found
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
-        """For each voucher its posted move, found by its reference; None when Tryton has no
-        posted move for it (a draft left by a lost answer is posted by the next delivery)."""
+        """For each voucher its posted move, found by its reference; a draft move left by a
+        lost answer is posted now and answered; None when Tryton has no move for it."""
         shaped = [m for m in messages if _shape_error(m) is None]
         try:
             found = await self._moves([reference(m.payload["voucher_id"]) for m in shaped])
         except DeliveryError as exc:
             return [DeliveryResult(error=exc) for _ in messages]
-        answers: list[DeliveryResult | None] = []
-        for message in messages:
+        answers: dict[int, DeliveryResult | None] = {}
+        drafts: dict[int, int] = {}  # position -> draft move id
+        for index, message in enumerate(messages):
             error = _shape_error(message)
             if error is not None:
-                answers.append(DeliveryResult(error=error))
+                answers[index] = DeliveryResult(error=error)
                 continue
-            posted = [
-                m
-                for m in found.get(reference(message.payload["voucher_id"]), [])
-                if m["state"] == "posted"
-            ]
-            if len(posted) > 1:
-                ref = reference(message.payload["voucher_id"])
-                reason = f"{ref} is posted in Tryton {len(posted)} times"
-                answers.append(DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason)))
+            ref = reference(message.payload["voucher_id"])
+            moves = found.get(ref, [])
+            posted = [m for m in moves if m["state"] == "posted"]
+            if len(moves) > 1:
+                numbers = ", ".join(str(m.get("number") or m["id"]) for m in moves)
+                reason = f"{ref} is in Tryton {len(moves)} times ({numbers})"
+                answers[index] = DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason))
+            elif posted:
+                answers[index] = _posted(posted[0])
+            elif moves:
+                drafts[index] = int(moves[0]["id"])
             else:
-                answers.append(_posted(posted[0]) if posted else None)
-        return answers
+                answers[index] = None
+        if drafts:
+            answers.update(await self._post(drafts))
+        return [answers[index] for index in range(len(messages))]
 
     async def health(self) -> HealthReport:
         """Log in (if needed) and count the configured journal."""
@@ -473,18 +490,12 @@ def _shape_error(message: OutboundMessage) -> DeliveryError | None:
     return None
 
 
-def _with_tryton_accounts(message: OutboundMessage, codes: Mapping[str, str]) -> OutboundMessage:
-    """The message with each entry's finoa account code replaced by its Tryton code."""
-    entries = message.payload.get("entries")
-    if not isinstance(entries, list):
-        return message
-    mapped = [
-        {**e, "account_code": codes.get(str(e.get("account_code")), e.get("account_code"))}
-        if isinstance(e, dict)
-        else e
-        for e in entries
-    ]
-    return replace(message, payload={**message.payload, "entries": mapped})
+def _codes(config: Mapping[str, Any], parsed: TrytonConfig) -> VoucherCodes:
+    """The `tryton/voucher` code tables with the instance's `account_codes` on top."""
+    try:
+        return load_voucher_codes("tryton", config).with_accounts(parsed.account_codes)
+    except MappingConfigError as exc:
+        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
 
 
 def _account_kind(account_type: Mapping[str, Any] | None) -> str:
@@ -512,6 +523,16 @@ def _closed_period_error(
     if detail:
         text += f" (Tryton: {detail})"
     return DeliveryError(ErrorClass.PERMANENT, text)
+
+
+def _unknown_outcome(error: DeliveryError) -> DeliveryError:
+    """`error`, after the moves were created: whatever follows starts with the lookup."""
+    if error.outcome_unknown:
+        return error
+    reason = f"the moves exist in Tryton, not all posted: {error.reason}"
+    return DeliveryError(
+        error.error_class, reason, retry_after=error.retry_after, outcome_unknown=True
+    )
 
 
 def _posted(move: Mapping[str, Any]) -> DeliveryResult:

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import datetime as dt
 import itertools
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -129,6 +130,7 @@ class TrytonRPC:
         self.context: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self.logins = 0
+        self.timings: dict[str, list[float]] = {}  # method -> [calls, seconds] (diagnostics)
 
     def __repr__(self) -> str:
         return f"TrytonRPC(url={self.url!r}, login={self.login!r}, password='***')"
@@ -138,9 +140,15 @@ class TrytonRPC:
         if session is not None:
             headers["Authorization"] = f"Session {session}"
         body = {"id": next(self._ids), "method": method, "params": encode(list(params))}
-        response = await self._http.post(
-            self.url, content=orjson.dumps(body), headers=headers, timeout=self.timeout_seconds
-        )
+        started = time.perf_counter()
+        try:
+            response = await self._http.post(
+                self.url, content=orjson.dumps(body), headers=headers, timeout=self.timeout_seconds
+            )
+        finally:
+            timing = self.timings.setdefault(method, [0, 0.0])
+            timing[0] += 1
+            timing[1] += time.perf_counter() - started
         if response.status_code == 401:
             raise _Unauthorized(method)
         if not response.is_success:
