@@ -86,6 +86,7 @@ class Settings:
     tax_platform_url: str = ""  # the invoice verification service; empty: not verified
     tax_platform_api_key: str = ""
     policy_file: str = ""  # expense policy YAML; empty: the default shipped with finoa
+    allow_repeat_approver: bool = False  # may one person approve two steps of one claim
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -210,6 +211,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         env_value = env.get(f"FINOA_{name.upper()}")
         if env_value:
             values[name] = cast(env_value)
+    repeat = env.get("FINOA_ALLOW_REPEAT_APPROVER", "").strip().lower()
+    if repeat:
+        values["allow_repeat_approver"] = repeat in ("1", "true", "yes", "on")
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])

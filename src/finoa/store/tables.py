@@ -173,10 +173,16 @@ approval_tasks = Table(
     Column("role", String(32), nullable=False),
     Column("label", String(200), nullable=False),
     Column("assignee_id", String(32), nullable=False),
-    Column("status", String(16), nullable=False),  # pending / approved / rejected / withdrawn
+    # pending / approved / rejected / withdrawn / transferred / returned / superseded
+    Column("status", String(16), nullable=False),
     Column("comment", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
+    # 0018: the workflow step (NULL: the task's id), the submission round (NULL: 1) and the
+    # delegator a delegate decides for (委托).
+    Column("step_id", String(64)),
+    Column("round", Integer),
+    Column("on_behalf_of", String(32)),
     Index("ix_approval_tasks_claim", "claim_id"),
     Index("ix_approval_tasks_assignee_status", "assignee_id", "status"),
 )
@@ -430,4 +436,21 @@ oa_approvals = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("oa_instance", "oa_approval_id", name="uq_oa_approvals_oa_id"),
+)
+
+# Delegations (0018, 委托): from `starts_on` to `ends_on` (company dates, inclusive) new
+# approval tasks of `delegator_id` go to `delegate_id`, for every document type or only
+# `document_type`; the task keeps the delegator as `on_behalf_of`.
+approval_delegations = Table(
+    "approval_delegations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("delegator_id", String(32), nullable=False),
+    Column("delegate_id", String(32), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("document_type", String(32)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_approval_delegations_delegator", "delegator_id", "starts_on"),
 )
