@@ -259,9 +259,8 @@ class DecisionIn(_In):
         if self.decision in ("reject", "return") and not (
             self.comment and has_visible(self.comment)
         ):
-            raise ValueError(
-                f"comment: a {'rejection' if self.decision == 'reject' else 'return'} needs a reason"
-            )
+            what = "rejection" if self.decision == "reject" else "return"
+            raise ValueError(f"comment: a {what} needs a reason")
         if self.decision in ("transfer", "add_signer") and self.target_id is None:
             raise ValueError(f"target_id: {self.decision} names the employee it goes to")
         if self.decision not in ("transfer", "add_signer") and self.target_id is not None:
