@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
+from finoa.cli_delegation import delegation_app
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk
@@ -118,6 +119,7 @@ sim_app.command(
     epilog="Example: finoa sim dingtalk --port 8704 --callback-url http://127.0.0.1:8700/api/v1/webhooks/dingtalk",
 )(sim_dingtalk)
 app.add_typer(policy_app, name="policy")
+app.add_typer(delegation_app, name="delegation")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

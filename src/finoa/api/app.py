@@ -14,6 +14,7 @@ from finoa.api import problems
 from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
 from finoa.api.routes import (
+    approval_patterns,
     auth,
     budgets,
     claims,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(budgets.router, prefix=api)
     app.include_router(policy.router, prefix=api)
     app.include_router(invoices_api.router, prefix=api)
+    app.include_router(approval_patterns.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -281,26 +281,29 @@ def _decide(
         raise Conflict("task_id", f"claim {claim.id} has no approval process")
     step_id = task.step_id or task.id
     try:
-        decision = Decision(action, actor=approver_id, comment=comment, target=target)
-        if position is not None:
-            decision = Decision(action, approver_id, comment, target, position)
+        # The engine knows the person the step was routed to: the delegator, for a delegate.
+        decision = Decision(action, _person(task), comment, target, position)
         state = hub.engine.decide(instance.state, step_id, decision)
     except StepNotPending:
         raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
     except UnsupportedAction as exc:
         raise InvalidInput("decision", str(exc)) from None
     except CannotReturn as exc:
-        raise InvalidInput("target_id", str(exc)) from None
+        raise InvalidInput("to_step", str(exc)) from None
     except ActorNotAssigned as exc:
         field = "target_id" if target is not None and target in str(exc) else "approver_id"
         raise Forbidden(field, str(exc)) from None
     except ValueError as exc:
         raise InvalidInput("target_id", str(exc)) from None
-    task_status = TASK_STATUS_OF_ACTION[decision.kind]
-    DECIDE_TASK.run(
-        conn,
-        {"b_task_id": task_id, "b_status": task_status, "b_comment": comment, "b_now": uow.now},
+    still_waited = action is Action.ADD_SIGNER and any(
+        step.step_id == step_id and _person(task) in step.awaiting for step in state.pending
     )
+    if not still_waited:  # a countersigner who adds someone keeps their own task
+        task_status = TASK_STATUS_OF_ACTION[decision.kind]
+        DECIDE_TASK.run(
+            conn,
+            {"b_task_id": task_id, "b_status": task_status, "b_comment": comment, "b_now": uow.now},
+        )
     details: dict[str, Any] = {
         "claim_id": claim.id,
         "approver_id": approver_id,
@@ -315,9 +318,10 @@ def _decide(
     event = {"approve": "approved", "reject": "rejected"}.get(action.value, action.value)
     uow.audit(f"task.{event}", "task", task_id, details)
     ref = claim_ref(claim)
-    push_todo(
-        uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
-    )
+    if not still_waited:
+        push_todo(
+            uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
+        )
     round_no = task.round or 1
     status = ClaimStatus(claim.status)
     seq = claim.status_seq
@@ -397,7 +401,7 @@ def _check_segregation(
     approves two steps of one round unless `allow_repeat_approver` is set."""
     if approver_id == claim.applicant_id:
         raise Forbidden("approver_id", f"{approver_id} may not approve their own claim {claim.id}")
-    if target is not None:
+    if target is not None and action in (Action.TRANSFER, Action.ADD_SIGNER):
         people = hub.masterdata.get().employees
         person = people.get(target)
         if person is None or not person.active:

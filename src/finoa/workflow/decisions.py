@@ -325,12 +325,13 @@ def apply_decision(
     handler = ACTION_HANDLERS.get(decision.action)
     if decision.action not in allowed or handler is None:
         raise UnsupportedAction(decision.action, step, allowed)
-    if mode is not StepMode.SINGLE and not record.assignees:
-        raise ActorNotAssigned(f"step {step!r} ({mode.value}) has no assignees yet")
     if not record.assignees and decision.action in (Action.TRANSFER, Action.ADD_SIGNER):
+        # The step was routed outside the engine: the one who acts on it is its assignee.
         if decision.actor is None:
             raise ActorNotAssigned(f"{decision.action.value} on step {step!r} needs an actor")
         record = StepRecord((decision.actor,), record.decisions)
+    if mode is not StepMode.SINGLE and not record.assignees:
+        raise ActorNotAssigned(f"step {step!r} ({mode.value}) has no assignees yet")
     if record.assignees:
         if decision.actor not in record.assignees:
             raise ActorNotAssigned(f"{decision.actor!r} is not an assignee of step {step!r}")
