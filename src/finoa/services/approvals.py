@@ -99,12 +99,15 @@ def open_tasks(
     *,
     round_no: int = 1,
     zone: ZoneInfo = DEFAULT_ZONE,
+    allow_repeat: bool = False,
 ) -> list[dict[str, Any]]:
     """Open a task for everyone the ready steps wait for, and push each to the OA todo list.
 
     A step the engine has assigned goes to the people it waits for (`PendingStep.awaiting`);
-    any other is routed by role. A person with a delegation in force on the company's date
-    (`zone`) is replaced by their delegate, and the task records them as `on_behalf_of`."""
+    any other is routed by role, and -- unless `allow_repeat` -- past whoever approved another
+    step of this round already, up the management chain (see `repeat_alternative`). A person
+    with a delegation in force on the company's date (`zone`) is replaced by their delegate,
+    and the task records them as `on_behalf_of`."""
     opened: list[dict[str, Any]] = []
     if not steps:
         return opened
@@ -112,11 +115,16 @@ def open_tasks(
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
     for step in steps:
-        assignees = step.awaiting or (
-            resolve_approver(
+        assignees = step.awaiting
+        if not assignees:
+            approved = (
+                set() if allow_repeat else _approvers(uow, claim["id"], round_no, step.step_id)
+            )
+            natural = resolve_approver(
                 ApprovalRole(step.role), applicant, people.employees, people.role_holders
-            ),
-        )
+            )
+            other = repeat_alternative(people, natural, approved, applicant_id)
+            assignees = (other or natural,)
         for assignee in assignees:
             opened.append(_open_task(uow, claim, step, assignee, round_no, zone))
     return opened
@@ -388,6 +396,43 @@ def _remember(
         )
 
 
+def _approvers(
+    uow: UnitOfWork, claim_id: str, round_no: int, other_than: str | None = None
+) -> set[str]:
+    """Who approved a step of the claim (other than step `other_than`) in this round."""
+    return {
+        _person(row)
+        for row in TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim_id})
+        if row.status == "approved"
+        and (row.round or 1) == round_no
+        and (row.step_id or row.id) != other_than
+    }
+
+
+def repeat_alternative(
+    people: MasterDataSnapshot, candidate: str, approved: set[str], applicant_id: str
+) -> str | None:
+    """Someone to take a step instead of `candidate`, who approved another step already: the
+    first active person up `candidate`'s management chain who has not approved and is not the
+    applicant. None when `candidate` has not approved, or nobody is left -- then the repeat is
+    unavoidable and allowed."""
+    if candidate not in approved:
+        return None
+    seen = {candidate}
+    person = people.employees.get(candidate)
+    while person is not None and person.manager_id and person.manager_id not in seen:
+        seen.add(person.manager_id)
+        person = people.employees.get(person.manager_id)
+        if (
+            person is not None
+            and person.active
+            and person.employee_id not in approved
+            and person.employee_id != applicant_id
+        ):
+            return person.employee_id
+    return None
+
+
 def _check_segregation(
     hub: Hub,
     uow: UnitOfWork,
@@ -410,18 +455,26 @@ def _check_segregation(
             raise Forbidden("target_id", f"{target} may not approve their own claim {claim.id}")
     if action is not Action.APPROVE or hub.settings.allow_repeat_approver:
         return
+    round_no = task.round or 1
     step_id = task.step_id or task.id
     for other in TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim.id}):
         if (
             other.status == "approved"
-            and other.assignee_id == approver_id
-            and (other.round or 1) == (task.round or 1)
+            and _person(other) == _person(task)
+            and (other.round or 1) == round_no
             and (other.step_id or other.id) != step_id
         ):
+            approved = _approvers(uow, claim.id, round_no, step_id)
+            instead = repeat_alternative(
+                hub.masterdata.get(), _person(task), approved, claim.applicant_id
+            )
+            if instead is None:
+                return  # nobody else is left up the chain: the repeat is unavoidable
             raise Forbidden(
                 "approver_id",
                 f"{approver_id} approved task {other.id} of claim {claim.id} already;"
-                " one person approves once per chain (allow_repeat_approver is off)",
+                f" one person approves once per chain (allow_repeat_approver is off):"
+                f" transfer the task to {instead}",
             )
 
 
@@ -456,7 +509,16 @@ def _sync_tasks(
             for person in missing:
                 _open_task(uow, claim, step, person, round_no, zone)
         elif not have:
-            open_tasks(uow, people, claim, applicant_id, [step], round_no=round_no, zone=zone)
+            open_tasks(
+                uow,
+                people,
+                claim,
+                applicant_id,
+                [step],
+                round_no=round_no,
+                zone=zone,
+                allow_repeat=hub.settings.allow_repeat_approver,
+            )
 
 
 def _person(row: Any) -> str:
@@ -595,6 +657,7 @@ def _resubmit(
         state.pending,
         round_no=round_no,
         zone=hub.settings.company_zone,
+        allow_repeat=hub.settings.allow_repeat_approver,
     )
     status = transition(ClaimStatus(claim.status), ClaimStatus.IN_APPROVAL)
     seq = claim.status_seq + 1
