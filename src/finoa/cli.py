@@ -24,8 +24,8 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from finoa.cli_budget import budget_app
-from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_delegation import delegation_app
+from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.config import Settings, load_settings
 from finoa.connectors.dingtalk.command import sim_dingtalk

@@ -327,10 +327,12 @@ class ApprovalTaskOut(_Out):
         "transferred",
         "signer_added",
         "returned",
+        "escalated",
     ] = Field(
         title="状态",
         description="pending; approved / rejected; transferred (转交); signer_added (加签 before:"
-        " the added person decides first); returned (退回); withdrawn (no longer waited for)",
+        " the added person decides first); returned (退回); escalated (no decision in time);"
+        " withdrawn (no longer waited for)",
     )
     comment: str | None = Field(default=None, title="意见")
     created_at: UtcDatetime = Field(title="创建时间")

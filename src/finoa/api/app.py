@@ -34,6 +34,7 @@ from finoa.runtime import (
     new_http_client,
     prepare_database,
     start_sweeper,
+    start_timers,
 )
 from finoa.services.context import Hub
 
@@ -67,6 +68,7 @@ def create_app(
         runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
         stop_sweeping = asyncio.Event()
         sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
+        timers = start_timers(hub, stop_sweeping)
         try:
             yield
         finally:
@@ -78,6 +80,8 @@ def create_app(
             if sweeper is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(sweeper, 10)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(timers, 10)
             await http.aclose()
             await hub.commands.close()
             hub.close()

@@ -378,6 +378,21 @@ def _decide(
     return result
 
 
+def escalate_task(hub: Hub, uow: UnitOfWork, task: Any, to: str, reason: str) -> None:
+    """Hand a task nobody decided in time on to `to` (a transfer by the system): the task
+    becomes `escalated`, `to` gets a task and a todo, the old todo closes."""
+    _decide(hub, task.id, task.assignee_id, Action.TRANSFER, reason, to, None, None, None, uow)
+    uow.conn.execute(
+        update(approval_tasks).where(approval_tasks.c.id == task.id).values(status="escalated")
+    )
+    uow.audit(
+        "task.escalated",
+        "task",
+        task.id,
+        {"claim_id": task.claim_id, "from": task.assignee_id, "to": to, "reason": reason},
+    )
+
+
 def _remember(
     uow: UnitOfWork,
     source: str | None,

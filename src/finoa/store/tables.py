@@ -454,3 +454,24 @@ approval_delegations = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_approval_delegations_delegator", "delegator_id", "starts_on"),
 )
+
+# Durable approval timers (0018): per open task a reminder (催办) and an escalation, due after
+# so many working hours. `pending` until fired (`fired`) or found moot (`cancelled`: the task
+# was decided first); a process claims due rows under a short lease (`lease_owner`,
+# `lease_until`), and the firing transaction re-checks the row under lock, so each fires once.
+approval_timers = Table(
+    "approval_timers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # remind / escalate
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / fired / cancelled
+    Column("lease_owner", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("fired_by", String(200)),
+    Column("outcome", Text),
+    UniqueConstraint("task_id", "kind", name="uq_approval_timers_task_kind"),
+    Index("ix_approval_timers_due", "status", "due_at"),
+)

@@ -4,7 +4,9 @@
 on every task before 0018): a step may now have several tasks in turn (转交, 加签, 退回 and
 resubmission), each a row of its own, so history is kept. `round` counts submissions (1 for
 the first; a resubmission after 退回 starts the next). `on_behalf_of` is the delegator when a
-task went to their delegate (委托). `approval_delegations` holds the delegations.
+task went to their delegate (委托). `approval_delegations` holds the delegations, and
+`approval_timers` the durable timers of open tasks: a reminder (催办) and an escalation each,
+due after so many working hours, claimed by one process at a time under a lease.
 
 Revision ID: 0018
 Revises: 0015
@@ -41,9 +43,26 @@ def upgrade() -> None:
     op.create_index(
         "ix_approval_delegations_delegator", "approval_delegations", ["delegator_id", "starts_on"]
     )
+    op.create_table(
+        "approval_timers",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("task_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("lease_owner", sa.String(length=200), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fired_by", sa.String(length=200), nullable=True),
+        sa.Column("outcome", sa.Text(), nullable=True),
+        sa.UniqueConstraint("task_id", "kind", name="uq_approval_timers_task_kind"),
+    )
+    op.create_index("ix_approval_timers_due", "approval_timers", ["status", "due_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_approval_timers_due", table_name="approval_timers")
+    op.drop_table("approval_timers")
     op.drop_index("ix_approval_delegations_delegator", table_name="approval_delegations")
     op.drop_table("approval_delegations")
     with op.batch_alter_table("approval_tasks") as batch:
