@@ -563,15 +563,18 @@ def _close_open_tasks(
 def _withdraw_by_applicant(
     uow: UnitOfWork, claim: Any, applicant_id: str, comment: str | None
 ) -> ClaimStatus:
-    """撤回: the applicant takes the claim back, only while nobody has decided on it."""
+    """撤回: the applicant takes the claim back, only while nobody has decided on it in this
+    round (after a return and resubmission, until someone decides again)."""
     if applicant_id != claim.applicant_id:
         raise Forbidden(
             "approver_id", f"only the applicant {claim.applicant_id} may withdraw claim {claim.id}"
         )
+    rows = TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim.id})
+    current = max((row.round or 1) for row in rows) if rows else 1
     decided = [
         row
-        for row in TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim.id})
-        if row.status not in ("pending", "withdrawn")
+        for row in rows
+        if row.status not in ("pending", "withdrawn") and (row.round or 1) == current
     ]
     if decided:
         first = decided[0]
