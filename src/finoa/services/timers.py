@@ -154,7 +154,7 @@ def claim_due_timers(hub: Hub, owner: str, limit: int = CLAIM_LIMIT) -> list[int
         )
         if not hub.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
-        ids = list(uow.conn.execute(stmt).scalars())
+        ids: list[int] = list(uow.conn.execute(stmt).scalars())
         if ids:
             uow.conn.execute(
                 update(approval_timers)

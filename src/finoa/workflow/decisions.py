@@ -268,6 +268,7 @@ def _transfer(
     mode: StepMode, record: StepRecord, decision: Decision
 ) -> tuple[StepRecord, StepVerdict]:
     target = decision.target
+    assert target is not None  # Decision requires one for a transfer
     if target in record.assignees:
         raise ActorNotAssigned(f"{target!r} is an assignee of the step already")
     people = tuple(target if a == decision.actor else a for a in record.assignees)
