@@ -68,7 +68,8 @@ def create_app(
         runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
         stop_sweeping = asyncio.Event()
         sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
-        timers = start_timers(hub, stop_sweeping)
+        # Reminders and escalations run where the outbox is delivered (the sweeper's rule).
+        timers = start_timers(hub, stop_sweeping) if dispatch else None
         try:
             yield
         finally:
@@ -80,8 +81,9 @@ def create_app(
             if sweeper is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(sweeper, 10)
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(timers, 10)
+            if timers is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(timers, 10)
             await http.aclose()
             await hub.commands.close()
             hub.close()

@@ -334,7 +334,7 @@ def _decide(
     status = ClaimStatus(claim.status)
     seq = claim.status_seq
     if state.returned_to == RETURNED_TO_APPLICANT:
-        _close_open_tasks(uow, ref, f"returned to the applicant by {approver_id}", keep=())
+        _close_open_tasks(uow, ref, f"returned to the applicant by {approver_id}")
         status = transition(status, ClaimStatus.RETURNED)
         seq += 1
         repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
@@ -552,12 +552,9 @@ def _withdraw_task(uow: UnitOfWork, claim: dict[str, Any], row: Any, reason: str
     push_todo(uow, "close", {"id": row.id, "assignee_id": row.assignee_id, "role": row.role}, claim)
 
 
-def _close_open_tasks(
-    uow: UnitOfWork, claim: dict[str, Any], reason: str, keep: Sequence[str]
-) -> None:
+def _close_open_tasks(uow: UnitOfWork, claim: dict[str, Any], reason: str) -> None:
     for row in PENDING_TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim["id"]}):
-        if row.id not in keep:
-            _withdraw_task(uow, claim, row, reason)
+        _withdraw_task(uow, claim, row, reason)
 
 
 def _withdraw_by_applicant(
