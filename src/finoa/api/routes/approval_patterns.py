@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -12,7 +12,7 @@ from finoa.api.deps import HubDep, require
 from finoa.api.json_body import StrictJsonRoute
 from finoa.api.problems import problem_responses
 from finoa.domain.claim import ClaimStatus
-from finoa.schemas import ID, DecisionResult, Line, Paragraph, _In
+from finoa.schemas import ID, DecisionResult, Line, Paragraph, UtcDatetime, _In
 from finoa.security.tokens import Principal
 from finoa.services.approvals import resubmission
 from finoa.services.delegations import (
@@ -66,8 +66,8 @@ class DelegationOut(BaseModel):
     starts_on: date
     ends_on: date
     document_type: str | None
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
 
 @router.post(
