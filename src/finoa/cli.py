@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 
 from finoa.archive.cli import archive_app
 from finoa.cli_budget import budget_app
+from finoa.cli_delegation import delegation_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app
 from finoa.cli_process import process_app
@@ -132,6 +133,7 @@ sim_app.command(
 )(sim_feishu)
 app.add_typer(policy_app, name="policy")
 app.add_typer(archive_app, name="archive")
+app.add_typer(delegation_app, name="delegation")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="finoa.yaml to read")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded data lives")]

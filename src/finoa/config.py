@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from finoa.domain.errors import DomainError
 from finoa.domain.periods import ClosedPeriodPolicy
+from finoa.domain.working_hours import WorkingCalendar, parse_days, parse_holidays, parse_window
 from finoa.invoices.validation import is_credit_code
 from finoa.security.signatures import new_secret
 
@@ -48,6 +50,7 @@ ALL_SCOPES = (
     "archive:read",
 )
 BUDGET_MODES = ("block", "warn", "none")
+ESCALATION_TARGETS = ("manager", "finance_director", "cfo")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)
 
 
@@ -96,6 +99,15 @@ class Settings:
     # 档号 of a voucher's package; fields: fonds, year, period (MM), retention, voucher_no
     archive_no_template: str = "{fonds}-{year}-KJ·{period}-{retention}-{voucher_no}"
     archive_font: str = ""  # a TrueType CJK font for archive PDFs; empty: found on the system
+    allow_repeat_approver: bool = False  # may one person approve two steps of one claim
+    remind_after_working_hours: float = 8.0  # 催办 an open task after this long (0: never)
+    escalate_after_working_hours: float = 16.0  # then hand it on (0: never)
+    escalate_to: str = "manager"  # the assignee's manager, or a role: finance_director / cfo
+    working_hours: str = "09:00-18:00"  # company time
+    working_days: str = "1-5"  # ISO weekdays, Monday = 1
+    holidays: tuple[str, ...] = ()  # ISO dates without working hours
+    timer_every_seconds: float = 30.0  # how often a hub looks for due timers
+    clock_offset_file: str = ""  # test processes: seconds to add to the clock, read from here
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,6 +126,29 @@ class Settings:
             )
         if self.invoice_max_bytes < 1:
             raise ValueError("invoice_max_bytes: must be a positive number of bytes")
+        if isinstance(self.holidays, str) or not isinstance(self.holidays, (list, tuple)):
+            raise ValueError("holidays: a list of dates (YYYY-MM-DD)")
+        object.__setattr__(self, "holidays", tuple(str(day) for day in self.holidays))
+        if self.escalate_to not in ESCALATION_TARGETS:
+            raise ValueError(
+                f"escalate_to: {self.escalate_to!r} is not one of " + ", ".join(ESCALATION_TARGETS)
+            )
+        try:
+            self.working_calendar  # noqa: B018 - a bad calendar is a configuration error, now
+        except DomainError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def working_calendar(self) -> WorkingCalendar:
+        """Working days and hours in company time, for reminders and escalations."""
+        start, end = parse_window(self.working_hours)
+        return WorkingCalendar(
+            self.company_zone,
+            start,
+            end,
+            parse_days(self.working_days),
+            parse_holidays(self.holidays),
+        )
 
     @property
     def company_zone(self) -> ZoneInfo:
@@ -226,11 +261,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "archive_fonds": str,
         "archive_no_template": str,
         "archive_font": str,
+        "remind_after_working_hours": float,
+        "escalate_after_working_hours": float,
+        "escalate_to": str,
+        "working_hours": str,
+        "working_days": str,
+        "timer_every_seconds": float,
+        "clock_offset_file": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")
         if env_value:
             values[name] = cast(env_value)
+    holidays = env.get("FINOA_HOLIDAYS", "").strip()
+    if holidays:
+        values["holidays"] = tuple(h.strip() for h in holidays.split(",") if h.strip())
+    repeat = env.get("FINOA_ALLOW_REPEAT_APPROVER", "").strip().lower()
+    if repeat:
+        values["allow_repeat_approver"] = repeat in ("1", "true", "yes", "on")
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])

@@ -96,3 +96,13 @@ def start_sweeper(
             stop=stop,
         )
     )
+
+
+def start_timers(hub: Hub, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Fire due approval reminders and escalations (every hub may: each timer fires once)."""
+    from finoa.services.timers import run_timers, timer_owner
+
+    owner = timer_owner(hub.settings.worker_id or default_worker_id("hub"))
+    return asyncio.create_task(
+        run_timers(hub, owner, every=hub.settings.timer_every_seconds, stop=stop)
+    )

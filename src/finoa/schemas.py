@@ -250,21 +250,61 @@ class ClaimSubmission(_In):
 
 
 class DecisionIn(_In):
-    """A decision on an approval task (审批意见)."""
+    """A decision on an approval task (审批意见): approve, reject, or one of the patterns --
+    transfer (转交) or add a signer (加签) naming `target_id`, return (退回) to the applicant or
+    to an earlier step (`to_step`), withdraw (撤回, by the applicant as `approver_id`)."""
 
     approver_id: Line = Field(
         min_length=1, max_length=32, title="审批人", description="Employee id"
     )
-    decision: Literal["approve", "reject"] = Field(title="审批结果", description="approve / reject")
+    decision: Literal["approve", "reject", "transfer", "add_signer", "return", "withdraw"] = Field(
+        title="审批结果", description="approve / reject / transfer / add_signer / return / withdraw"
+    )
     comment: Paragraph | None = Field(
         default=None, max_length=1000, title="意见", description="Comment"
+    )
+    target_id: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        title="转交/加签给",
+        description="transfer / add_signer: the employee the task goes to or who is added",
+    )
+    position: Literal["before", "after"] | None = Field(
+        default=None,
+        title="加签位置",
+        description="add_signer: the added person decides before (default) or after you",
+    )
+    to_step: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        title="退回到",
+        description="return: the earlier step (its BPMN id, e.g. manager_approval);"
+        " absent: back to the applicant",
     )
 
     @model_validator(mode="after")
     def _reason_for_rejection(self) -> DecisionIn:
-        if self.decision == "reject" and not (self.comment and has_visible(self.comment)):
-            raise ValueError("comment: a rejection needs a reason")
+        if self.decision in ("reject", "return") and not (
+            self.comment and has_visible(self.comment)
+        ):
+            what = "rejection" if self.decision == "reject" else "return"
+            raise ValueError(f"comment: a {what} needs a reason")
+        if self.decision in ("transfer", "add_signer") and self.target_id is None:
+            raise ValueError(f"target_id: {self.decision} names the employee it goes to")
+        if self.decision not in ("transfer", "add_signer") and self.target_id is not None:
+            raise ValueError("target_id: only transfer and add_signer name an employee")
+        if self.decision != "add_signer" and self.position is not None:
+            raise ValueError("position: only add_signer has a position")
+        if self.decision != "return" and self.to_step is not None:
+            raise ValueError("to_step: only return goes back to a step")
         return self
+
+    @property
+    def target(self) -> str | None:
+        """Who a transfer or 加签 names, or the step a return goes back to."""
+        return self.target_id if self.target_id is not None else self.to_step
 
 
 class DecisionResult(BaseModel):
@@ -314,10 +354,29 @@ class ApprovalTaskOut(_Out):
         title="兜底审批原因",
         description="set when nobody holds the step's role and the fallback approver has it",
     )
-    status: Literal["pending", "approved", "rejected", "withdrawn"] = Field(title="状态")
+    status: Literal[
+        "pending",
+        "approved",
+        "rejected",
+        "withdrawn",
+        "transferred",
+        "signer_added",
+        "returned",
+        "escalated",
+    ] = Field(
+        title="状态",
+        description="pending; approved / rejected; transferred (转交); signer_added (加签 before:"
+        " the added person decides first); returned (退回); escalated (no decision in time);"
+        " withdrawn (no longer waited for)",
+    )
     comment: str | None = Field(default=None, title="意见")
     created_at: UtcDatetime = Field(title="创建时间")
     decided_at: UtcDatetime | None = Field(default=None, title="审批时间")
+    step_id: str | None = Field(default=None, title="审批节点", description="The workflow step")
+    round: int | None = Field(default=None, title="轮次", description="Submission round (1 first)")
+    on_behalf_of: str | None = Field(
+        default=None, title="委托人", description="The delegator a delegate decides for (委托)"
+    )
 
 
 class VoucherEntryOut(_Out):

@@ -14,6 +14,7 @@ from finoa.api import problems
 from finoa.api.deps import TOKEN_URL
 from finoa.api.limits import BodySizeLimit, FailedAttempts, NoStore
 from finoa.api.routes import (
+    approval_patterns,
     auth,
     budgets,
     claims,
@@ -35,6 +36,7 @@ from finoa.runtime import (
     new_http_client,
     prepare_database,
     start_sweeper,
+    start_timers,
 )
 from finoa.services.context import Hub
 
@@ -68,6 +70,8 @@ def create_app(
         runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
         stop_sweeping = asyncio.Event()
         sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
+        # Reminders and escalations run where the outbox is delivered (the sweeper's rule).
+        timers = start_timers(hub, stop_sweeping) if dispatch else None
         try:
             yield
         finally:
@@ -79,6 +83,9 @@ def create_app(
             if sweeper is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(sweeper, 10)
+            if timers is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(timers, 10)
             await http.aclose()
             await hub.commands.close()
             hub.close()
@@ -111,6 +118,7 @@ def create_app(
     app.include_router(invoices_api.router, prefix=api)
     app.include_router(processes.router, prefix=api)
     app.include_router(archive_api.router, prefix=api)
+    app.include_router(approval_patterns.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -295,6 +295,12 @@ class DecideTask:
     approver_id: str
     approve: bool
     comment: str | None
+    # The approval pattern, when not a plain approve/reject (`approve` is then ignored):
+    # transfer / add_signer (`target`: the employee; `position`: before/after), return
+    # (`target`: the earlier step, or none for the applicant), withdraw (the applicant's).
+    action: str | None = None
+    target: str | None = None
+    position: str | None = None
 
 
 class ApprovalResult(StrEnum):

@@ -50,7 +50,8 @@ class ClaimStatus(StrEnum):
     APPROVED = "approved"  # 已审批
     REJECTED = "rejected"  # 已驳回
     POSTED = "posted"  # 已记账 (voucher in the ERP)
-    WITHDRAWN = "withdrawn"  # 已撤回 (superseded by a later version of the document)
+    WITHDRAWN = "withdrawn"  # 已撤回 (by the applicant, or superseded by a later version)
+    RETURNED = "returned"  # 已退回: sent back to the applicant, who may resubmit it
 
 
 STATUS_LABELS: dict[ClaimStatus, str] = {
@@ -60,6 +61,7 @@ STATUS_LABELS: dict[ClaimStatus, str] = {
     ClaimStatus.REJECTED: "已驳回",
     ClaimStatus.POSTED: "已记账",
     ClaimStatus.WITHDRAWN: "已撤回",
+    ClaimStatus.RETURNED: "已退回",
 }
 
 FINAL_STATUSES = frozenset({ClaimStatus.REJECTED, ClaimStatus.POSTED, ClaimStatus.WITHDRAWN})
@@ -67,15 +69,24 @@ FINAL_STATUSES = frozenset({ClaimStatus.REJECTED, ClaimStatus.POSTED, ClaimStatu
 # A claim in one of these is its document's current claim; a new version may replace it
 # only while it is still open (not yet approved).
 LIVE_STATUSES = frozenset(
-    {ClaimStatus.SUBMITTED, ClaimStatus.IN_APPROVAL, ClaimStatus.APPROVED, ClaimStatus.POSTED}
+    {
+        ClaimStatus.SUBMITTED,
+        ClaimStatus.IN_APPROVAL,
+        ClaimStatus.RETURNED,
+        ClaimStatus.APPROVED,
+        ClaimStatus.POSTED,
+    }
 )
-SUPERSEDABLE_STATUSES = frozenset({ClaimStatus.SUBMITTED, ClaimStatus.IN_APPROVAL})
+SUPERSEDABLE_STATUSES = frozenset(
+    {ClaimStatus.SUBMITTED, ClaimStatus.IN_APPROVAL, ClaimStatus.RETURNED}
+)
 
 ALLOWED_TRANSITIONS: dict[ClaimStatus, frozenset[ClaimStatus]] = {
     ClaimStatus.SUBMITTED: frozenset({ClaimStatus.IN_APPROVAL, ClaimStatus.WITHDRAWN}),
     ClaimStatus.IN_APPROVAL: frozenset(
-        {ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.WITHDRAWN}
+        {ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.WITHDRAWN, ClaimStatus.RETURNED}
     ),
+    ClaimStatus.RETURNED: frozenset({ClaimStatus.IN_APPROVAL, ClaimStatus.WITHDRAWN}),
     ClaimStatus.APPROVED: frozenset({ClaimStatus.POSTED}),
     ClaimStatus.REJECTED: frozenset(),
     ClaimStatus.POSTED: frozenset(),

@@ -6,8 +6,9 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -16,13 +17,24 @@ from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
 from finoa.services.budgets import release_claim_budgets
 from finoa.services.context import Hub
+from finoa.services.delegations import delegate_for
 from finoa.services.directory import MasterDataSnapshot
 from finoa.services.vouchers import create_claim_voucher
 from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
 from finoa.store.tables import approval_tasks, workflow_instances
 from finoa.store.uow import UnitOfWork
-from finoa.workflow import Action, Decision, PendingStep, StepNotPending
+from finoa.workflow import (
+    RETURNED_TO_APPLICANT,
+    Action,
+    ActorNotAssigned,
+    CannotReturn,
+    Decision,
+    PendingStep,
+    SignerPosition,
+    StepNotPending,
+    UnsupportedAction,
+)
 
 INSERT_TASK = Prepared(insert(approval_tasks))
 DECIDE_TASK = Prepared(
@@ -32,6 +44,20 @@ DECIDE_TASK = Prepared(
         status=bindparam("b_status"), comment=bindparam("b_comment"), decided_at=bindparam("b_now")
     )
 )
+TASKS_OF_STEP = Prepared(
+    select(func.count().label("n")).where(
+        or_(
+            approval_tasks.c.step_id == bindparam("step_id"),
+            approval_tasks.c.id == bindparam("step_id"),
+        )
+    )
+)
+TASKS_OF_CLAIM = Prepared(
+    select(approval_tasks)
+    .where(approval_tasks.c.claim_id == bindparam("claim_id"))
+    .order_by(approval_tasks.c.created_at, approval_tasks.c.id)
+)
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the default `company_timezone`
 WORKFLOW_OF_CLAIM = Prepared(
     select(workflow_instances.c.state).where(workflow_instances.c.claim_id == bindparam("claim_id"))
 )
@@ -53,14 +79,35 @@ class DecisionResult:
     duplicate: bool = False
 
 
+TASK_STATUS_OF_ACTION: dict[str, str] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "transfer": "transferred",
+    "add_signer:before": "signer_added",
+    "add_signer:after": "approved",
+    "return": "returned",
+}
+"""What an approver's own task becomes after each action (加签 after counts as approving)."""
+
+
 def open_tasks(
     uow: UnitOfWork,
     people: MasterDataSnapshot,
     claim: dict[str, Any],
     applicant_id: str,
     steps: Sequence[PendingStep],
+    *,
+    round_no: int = 1,
+    zone: ZoneInfo = DEFAULT_ZONE,
+    allow_repeat: bool = False,
 ) -> list[dict[str, Any]]:
-    """Create a task per ready step, assigned by role, and push each to the OA todo list."""
+    """Open a task for everyone the ready steps wait for, and push each to the OA todo list.
+
+    A step the engine has assigned goes to the people it waits for (`PendingStep.awaiting`);
+    any other is routed by role, and -- unless `allow_repeat` -- past whoever approved another
+    step of this round already, up the management chain (see `repeat_alternative`). A person
+    with a delegation in force on the company's date (`zone`) is replaced by their delegate,
+    and the task records them as `on_behalf_of`."""
     opened: list[dict[str, Any]] = []
     if not steps:
         return opened
@@ -68,48 +115,82 @@ def open_tasks(
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
     for step in steps:
-        assignment = assign_step(
-            ApprovalRole(step.role),
-            applicant,
-            people.employees,
-            people.role_holders,
-            people.org_chart,
-            department_id=claim.get("department_id") or applicant.department_id,
-            cost_center_id=claim.get("cost_center_id"),
-            users=step.users,
-            fallback_approver=people.fallback_approver,
-        )
-        assignee = assignment.assignees[0]
-        task = {
-            "id": step.step_id,
-            "claim_id": claim["id"],
-            "role": step.role,
-            "label": step.label,
-            "assignee_id": assignee,
-            "status": "pending",
-            "created_at": uow.now,
-            "fallback_reason": assignment.fallback_reason,
-        }
-        INSERT_TASK.run(uow.conn, task)
-        opened_data = {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee}
-        if len(assignment.assignees) > 1:
-            opened_data["assignees"] = list(assignment.assignees)
-        uow.audit("task.opened", "task", step.step_id, opened_data)
-        if assignment.fallback_reason is not None:
-            uow.audit(
-                "task.fallback_assigned",
-                "task",
-                step.step_id,
-                {
-                    "claim_id": claim["id"],
-                    "role": step.role,
-                    "assignee_id": assignee,
-                    "reason": assignment.fallback_reason,
-                },
+        assignees = step.awaiting
+        fallback_reason: str | None = None
+        if not assignees:
+            assignment = assign_step(
+                ApprovalRole(step.role),
+                applicant,
+                people.employees,
+                people.role_holders,
+                people.org_chart,
+                department_id=claim.get("department_id") or applicant.department_id,
+                cost_center_id=claim.get("cost_center_id"),
+                users=step.users,
+                fallback_approver=people.fallback_approver,
             )
-        push_todo(uow, "create", task, claim)
-        opened.append(task)
+            fallback_reason = assignment.fallback_reason
+            natural = assignment.assignees[0]
+            approved = (
+                set() if allow_repeat else _approvers(uow, claim["id"], round_no, step.step_id)
+            )
+            other = repeat_alternative(people, natural, approved, applicant_id)
+            assignees = (other or natural,)
+            if len(assignment.assignees) > 1:
+                uow.audit(
+                    "task.assignees_resolved",
+                    "task",
+                    step.step_id,
+                    {"claim_id": claim["id"], "assignees": list(assignment.assignees)},
+                )
+        for assignee in assignees:
+            opened.append(
+                _open_task(uow, claim, step, assignee, round_no, zone, fallback_reason)
+            )
     return opened
+
+
+def _open_task(
+    uow: UnitOfWork,
+    claim: dict[str, Any],
+    step: PendingStep,
+    assignee: str,
+    round_no: int,
+    zone: ZoneInfo,
+    fallback_reason: str | None = None,
+) -> dict[str, Any]:
+    today = uow.now.astimezone(zone).date()
+    delegate = delegate_for(uow.conn, assignee, today, claim.get("document_type"))
+    earlier = TASKS_OF_STEP.first(uow.conn, {"step_id": step.step_id})
+    task_id = step.step_id if not earlier.n else f"{step.step_id}.{earlier.n + 1}"
+    task = {
+        "id": task_id,
+        "claim_id": claim["id"],
+        "role": step.role,
+        "label": step.label,
+        "assignee_id": delegate or assignee,
+        "status": "pending",
+        "created_at": uow.now,
+        "step_id": step.step_id,
+        "round": round_no,
+        "on_behalf_of": assignee if delegate else None,
+        "fallback_reason": fallback_reason,
+    }
+    INSERT_TASK.run(uow.conn, task)
+    details = {"claim_id": claim["id"], "role": step.role, "assignee_id": task["assignee_id"]}
+    if delegate:
+        details["on_behalf_of"] = assignee
+    uow.audit("task.opened", "task", task_id, details)
+    if fallback_reason is not None:
+        uow.audit(
+            "task.fallback_assigned",
+            "task",
+            task_id,
+            {"claim_id": claim["id"], "role": step.role, "assignee_id": assignee,
+             "reason": fallback_reason},
+        )  # fmt: skip
+    push_todo(uow, "create", task, claim)
+    return task
 
 
 def decide_task(
@@ -122,9 +203,23 @@ def decide_task(
     actor: str,
     source: str | None = None,
     message_id: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    position: str | None = None,
 ) -> DecisionResult:
     """Decide a task in a transaction of its own (see `task_decision`)."""
-    command = task_decision(hub, task_id, approver_id, approve, comment, source, message_id)
+    command = task_decision(
+        hub,
+        task_id,
+        approver_id,
+        approve,
+        comment,
+        source,
+        message_id,
+        action=action,
+        target=target,
+        position=position,
+    )
     return hub.db.perform(command, actor=actor)
 
 
@@ -136,10 +231,29 @@ def task_decision(
     comment: str | None,
     source: str | None = None,
     message_id: str | None = None,
+    *,
+    action: str | None = None,
+    target: str | None = None,
+    position: str | None = None,
 ) -> Callable[[UnitOfWork], DecisionResult]:
-    """The command that records a decision on a pending task and moves the claim on."""
+    """The command that records a decision on a pending task and moves the claim on.
+
+    `action` is one of `approve` / `reject` (the default, from `approve`), `transfer` and
+    `add_signer` (to `target`, 加签 at `position` before/after), `return` (to the applicant,
+    or to the earlier step `target` names) and `withdraw` (the applicant's, as `approver_id`).
+    """
+    chosen = Action(action) if action else (Action.APPROVE if approve else Action.REJECT)
     return functools.partial(
-        _decide, hub, task_id, approver_id, approve, comment, source, message_id
+        _decide,
+        hub,
+        task_id,
+        approver_id,
+        chosen,
+        comment,
+        target,
+        SignerPosition(position) if position else None,
+        source,
+        message_id,
     )
 
 
@@ -147,19 +261,24 @@ def _decide(
     hub: Hub,
     task_id: str,
     approver_id: str,
-    approve: bool,
+    action: Action,
     comment: str | None,
+    target: str | None,
+    position: SignerPosition | None,
     source: str | None,
     message_id: str | None,
     uow: UnitOfWork,
 ) -> DecisionResult:
     conn = uow.conn
-    content = {
+    content: dict[str, Any] = {
         "task_id": task_id,
         "approver_id": approver_id,
-        "approve": approve,
+        "approve": action is Action.APPROVE,
         "comment": comment,
     }
+    if action not in (Action.APPROVE, Action.REJECT):
+        # Only the new actions carry more: digests of approvals and rejections stay as they were.
+        content.update(action=action.value, target=target, position=position)
     if source is not None and message_id is not None:
         earlier = inbox.seen(uow, source, message_id, "decision", content)
         if earlier is not None:
@@ -187,34 +306,74 @@ def _decide(
         )
     if task.status != "pending":
         raise Conflict("task_id", f"task {task_id} was already decided ({task.status})")
+    if action is Action.WITHDRAW:
+        status = _withdraw_by_applicant(uow, claim, approver_id, comment)
+        result = DecisionResult(task_id, claim.id, status.value)
+        _remember(uow, source, message_id, content, result)
+        return result
     if task.assignee_id != approver_id:
         raise Forbidden("approver_id", f"{approver_id} is not the assignee of task {task_id}")
+    _check_segregation(hub, uow, claim, task, approver_id, action, target)
     instance = WORKFLOW_OF_CLAIM.first(conn, {"claim_id": claim.id})
     if instance is None:
         raise Conflict("task_id", f"claim {claim.id} has no approval process")
+    step_id = task.step_id or task.id
     try:
-        action = Action.APPROVE if approve else Action.REJECT
-        state = hub.engine.decide(
-            instance.state, task_id, Decision(action, actor=approver_id, comment=comment)
-        )
+        # The engine knows the person the step was routed to: the delegator, for a delegate.
+        decision = Decision(action, _person(task), comment, target, position)
+        state = hub.engine.decide(instance.state, step_id, decision)
     except StepNotPending:
         raise Conflict("task_id", f"task {task_id} is not waiting for a decision") from None
-    decision = "approved" if approve else "rejected"
-    DECIDE_TASK.run(
-        conn,
-        {"b_task_id": task_id, "b_status": decision, "b_comment": comment, "b_now": uow.now},
+    except UnsupportedAction as exc:
+        raise InvalidInput("decision", str(exc)) from None
+    except CannotReturn as exc:
+        raise InvalidInput("to_step", str(exc)) from None
+    except ActorNotAssigned as exc:
+        field = "target_id" if target is not None and target in str(exc) else "approver_id"
+        raise Forbidden(field, str(exc)) from None
+    except ValueError as exc:
+        raise InvalidInput("target_id", str(exc)) from None
+    still_waited = action is Action.ADD_SIGNER and any(
+        step.step_id == step_id and _person(task) in step.awaiting for step in state.pending
     )
-    uow.audit(
-        f"task.{decision}",
-        "task",
-        task_id,
-        {"claim_id": claim.id, "approver_id": approver_id, "comment": comment},
-    )
+    if not still_waited:  # a countersigner who adds someone keeps their own task
+        task_status = TASK_STATUS_OF_ACTION[decision.kind]
+        DECIDE_TASK.run(
+            conn,
+            {"b_task_id": task_id, "b_status": task_status, "b_comment": comment, "b_now": uow.now},
+        )
+    details: dict[str, Any] = {
+        "claim_id": claim.id,
+        "approver_id": approver_id,
+        "comment": comment,
+    }
+    if target is not None:
+        details["target"] = target
+    if decision.position is not None:
+        details["position"] = decision.position.value
+    if task.on_behalf_of:
+        details["on_behalf_of"] = task.on_behalf_of
+    event = {"approve": "approved", "reject": "rejected"}.get(action.value, action.value)
+    uow.audit(f"task.{event}", "task", task_id, details)
     ref = claim_ref(claim)
-    push_todo(
-        uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
-    )
-    open_tasks(uow, hub.masterdata.get(), ref, claim.applicant_id, state.pending)
+    if not still_waited:
+        push_todo(
+            uow, "close", {"id": task_id, "assignee_id": task.assignee_id, "role": task.role}, ref
+        )
+    round_no = task.round or 1
+    status = ClaimStatus(claim.status)
+    seq = claim.status_seq
+    if state.returned_to == RETURNED_TO_APPLICANT:
+        _close_open_tasks(uow, ref, f"returned to the applicant by {approver_id}")
+        status = transition(status, ClaimStatus.RETURNED)
+        seq += 1
+        repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
+        uow.audit(
+            "claim.status_changed", "claim", claim.id, {"status": status.value, "reason": comment}
+        )
+        write_back_status(uow, ref, status.value, seq, reason=comment)
+    else:
+        _sync_tasks(hub, uow, ref, claim.applicant_id, state.pending, round_no, approver_id)
     SAVE_WORKFLOW.run(
         conn,
         {
@@ -225,8 +384,6 @@ def _decide(
             "b_now": uow.now,
         },
     )
-    status = ClaimStatus(claim.status)
-    seq = claim.status_seq
     if state.outcome == "approved":
         status = transition(status, ClaimStatus.APPROVED)
         seq += 1
@@ -247,6 +404,32 @@ def _decide(
         )
         write_back_status(uow, ref, status.value, seq, reason=comment)
     result = DecisionResult(task_id, claim.id, status.value)
+    _remember(uow, source, message_id, content, result)
+    return result
+
+
+def escalate_task(hub: Hub, uow: UnitOfWork, task: Any, to: str, reason: str) -> None:
+    """Hand a task nobody decided in time on to `to` (a transfer by the system): the task
+    becomes `escalated`, `to` gets a task and a todo, the old todo closes."""
+    _decide(hub, task.id, task.assignee_id, Action.TRANSFER, reason, to, None, None, None, uow)
+    uow.conn.execute(
+        update(approval_tasks).where(approval_tasks.c.id == task.id).values(status="escalated")
+    )
+    uow.audit(
+        "task.escalated",
+        "task",
+        task.id,
+        {"claim_id": task.claim_id, "from": task.assignee_id, "to": to, "reason": reason},
+    )
+
+
+def _remember(
+    uow: UnitOfWork,
+    source: str | None,
+    message_id: str | None,
+    content: dict[str, Any],
+    result: DecisionResult,
+) -> None:
     if source is not None and message_id is not None:
         inbox.record(
             uow,
@@ -254,9 +437,189 @@ def _decide(
             message_id,
             "decision",
             content,
-            {"claim_id": claim.id, "claim_status": status.value},
+            {"claim_id": result.claim_id, "claim_status": result.claim_status},
         )
-    return result
+
+
+def _approvers(
+    uow: UnitOfWork, claim_id: str, round_no: int, other_than: str | None = None
+) -> set[str]:
+    """Who approved a step of the claim (other than step `other_than`) in this round."""
+    return {
+        _person(row)
+        for row in TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim_id})
+        if row.status == "approved"
+        and (row.round or 1) == round_no
+        and (row.step_id or row.id) != other_than
+    }
+
+
+def repeat_alternative(
+    people: MasterDataSnapshot, candidate: str, approved: set[str], applicant_id: str
+) -> str | None:
+    """Someone to take a step instead of `candidate`, who approved another step already: the
+    first active person up `candidate`'s management chain who has not approved and is not the
+    applicant. None when `candidate` has not approved, or nobody is left -- then the repeat is
+    unavoidable and allowed."""
+    if candidate not in approved:
+        return None
+    seen = {candidate}
+    person = people.employees.get(candidate)
+    while person is not None and person.manager_id and person.manager_id not in seen:
+        seen.add(person.manager_id)
+        person = people.employees.get(person.manager_id)
+        if (
+            person is not None
+            and person.active
+            and person.employee_id not in approved
+            and person.employee_id != applicant_id
+        ):
+            return person.employee_id
+    return None
+
+
+def _check_segregation(
+    hub: Hub,
+    uow: UnitOfWork,
+    claim: Any,
+    task: Any,
+    approver_id: str,
+    action: Action,
+    target: str | None,
+) -> None:
+    """Segregation of duties: nobody decides their own claim, nor is handed it; and nobody
+    approves two steps of one round unless `allow_repeat_approver` is set."""
+    if approver_id == claim.applicant_id:
+        raise Forbidden("approver_id", f"{approver_id} may not approve their own claim {claim.id}")
+    if target is not None and action in (Action.TRANSFER, Action.ADD_SIGNER):
+        people = hub.masterdata.get().employees
+        person = people.get(target)
+        if person is None or not person.active:
+            raise InvalidInput("target_id", f"{target} is not an active employee")
+        if target == claim.applicant_id:
+            raise Forbidden("target_id", f"{target} may not approve their own claim {claim.id}")
+    if action is not Action.APPROVE or hub.settings.allow_repeat_approver:
+        return
+    round_no = task.round or 1
+    step_id = task.step_id or task.id
+    for other in TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim.id}):
+        if (
+            other.status == "approved"
+            and _person(other) == _person(task)
+            and (other.round or 1) == round_no
+            and (other.step_id or other.id) != step_id
+        ):
+            approved = _approvers(uow, claim.id, round_no, step_id)
+            instead = repeat_alternative(
+                hub.masterdata.get(), _person(task), approved, claim.applicant_id
+            )
+            if instead is None:
+                return  # nobody else is left up the chain: the repeat is unavoidable
+            raise Forbidden(
+                "approver_id",
+                f"{approver_id} approved task {other.id} of claim {claim.id} already;"
+                f" one person approves once per chain (allow_repeat_approver is off):"
+                f" transfer the task to {instead}",
+            )
+
+
+def _sync_tasks(
+    hub: Hub,
+    uow: UnitOfWork,
+    claim: dict[str, Any],
+    applicant_id: str,
+    steps: Sequence[PendingStep],
+    round_no: int,
+    decided_by: str,
+) -> None:
+    """Make the open tasks match what the engine waits for: close the tasks of steps (or
+    people) it no longer waits for -- the other or-sign assignees, a step a return went back
+    past -- and open tasks for whoever it waits for and has none."""
+    waiting = {step.step_id: step for step in steps}
+    open_rows = PENDING_TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim["id"]})
+    kept: dict[str, set[str]] = {}
+    for row in open_rows:
+        step = waiting.get(row.step_id or row.id)
+        wanted = step is not None and (not step.awaiting or _person(row) in step.awaiting)
+        if wanted:
+            kept.setdefault(row.step_id or row.id, set()).add(_person(row))
+            continue
+        _withdraw_task(uow, claim, row, f"no longer waited for after {decided_by}'s decision")
+    zone = hub.settings.company_zone
+    people = hub.masterdata.get()
+    for step in steps:
+        have = kept.get(step.step_id, set())
+        if step.awaiting:
+            missing = [p for p in step.awaiting if p not in have]
+            for person in missing:
+                _open_task(uow, claim, step, person, round_no, zone)
+        elif not have:
+            open_tasks(
+                uow,
+                people,
+                claim,
+                applicant_id,
+                [step],
+                round_no=round_no,
+                zone=zone,
+                allow_repeat=hub.settings.allow_repeat_approver,
+            )
+
+
+def _person(row: Any) -> str:
+    """Who a task stands for in the engine: the delegator when a delegate holds it."""
+    return str(row.on_behalf_of or row.assignee_id)
+
+
+def _withdraw_task(uow: UnitOfWork, claim: dict[str, Any], row: Any, reason: str) -> None:
+    WITHDRAW_TASK.run(uow.conn, {"b_task_id": row.id, "b_reason": reason, "b_now": uow.now})
+    uow.audit(
+        "task.withdrawn",
+        "task",
+        row.id,
+        {"claim_id": claim["id"], "assignee_id": row.assignee_id, "reason": reason},
+    )
+    push_todo(uow, "close", {"id": row.id, "assignee_id": row.assignee_id, "role": row.role}, claim)
+
+
+def _close_open_tasks(uow: UnitOfWork, claim: dict[str, Any], reason: str) -> None:
+    for row in PENDING_TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim["id"]}):
+        _withdraw_task(uow, claim, row, reason)
+
+
+def _withdraw_by_applicant(
+    uow: UnitOfWork, claim: Any, applicant_id: str, comment: str | None
+) -> ClaimStatus:
+    """撤回: the applicant takes the claim back, only while nobody has decided on it in this
+    round (after a return and resubmission, until someone decides again)."""
+    if applicant_id != claim.applicant_id:
+        raise Forbidden(
+            "approver_id", f"only the applicant {claim.applicant_id} may withdraw claim {claim.id}"
+        )
+    rows = TASKS_OF_CLAIM.all(uow.conn, {"claim_id": claim.id})
+    current = max((row.round or 1) for row in rows) if rows else 1
+    decided = [
+        row
+        for row in rows
+        if row.status not in ("pending", "withdrawn") and (row.round or 1) == current
+    ]
+    if decided:
+        first = decided[0]
+        raise Conflict(
+            "decision",
+            f"claim {claim.id} can no longer be withdrawn: {first.assignee_id} decided task"
+            f" {first.id} ({first.status}) already",
+        )
+    reason = comment or f"withdrawn by the applicant {applicant_id}"
+    ref = claim_ref(claim)
+    withdraw_approval(uow, ref, reason)
+    status = transition(ClaimStatus(claim.status), ClaimStatus.WITHDRAWN)
+    seq = claim.status_seq + 1
+    repo.set_claim_status(uow.conn, claim.id, status.value, seq, uow.now, reason=reason)
+    release_claim_budgets(uow, claim)
+    uow.audit("claim.status_changed", "claim", claim.id, {"status": status.value, "reason": reason})
+    write_back_status(uow, ref, status.value, seq, reason=reason)
+    return status
 
 
 WITHDRAW_TASK = Prepared(
@@ -296,3 +659,55 @@ def withdraw_approval(uow: UnitOfWork, claim: dict[str, Any], reason: str) -> li
         uow.conn, {"b_claim_id": claim["id"], "b_outcome": "withdrawn", "b_now": uow.now}
     )
     return [task.id for task in tasks]
+
+
+def resubmission(
+    hub: Hub, claim_id: str, applicant_id: str, comment: str | None
+) -> Callable[[UnitOfWork], DecisionResult]:
+    """The command that resubmits a claim returned to its applicant (退回 → 重新提交).
+
+    The approval goes on where the return sent it (the process's first step), as the next
+    round: the tasks and decisions of earlier rounds stay as they are, and the approvers of
+    this round are checked for repeats among themselves only."""
+    return functools.partial(_resubmit, hub, claim_id, applicant_id, comment)
+
+
+def _resubmit(
+    hub: Hub, claim_id: str, applicant_id: str, comment: str | None, uow: UnitOfWork
+) -> DecisionResult:
+    conn = uow.conn
+    claim = repo.claim_row(conn, claim_id, lock=True)
+    if claim is None:
+        raise NotFound("claim_id", f"unknown claim {claim_id}")
+    if applicant_id != claim.applicant_id:
+        raise Forbidden(
+            "applicant_id", f"only the applicant {claim.applicant_id} may resubmit {claim_id}"
+        )
+    if claim.status != ClaimStatus.RETURNED:
+        raise Conflict(
+            "claim_id", f"claim {claim_id} is {claim.status}; only a returned claim is resubmitted"
+        )
+    instance = WORKFLOW_OF_CLAIM.first(conn, {"claim_id": claim_id})
+    if instance is None:
+        raise Conflict("claim_id", f"claim {claim_id} has no approval process")
+    state = hub.engine.upgrade(instance.state)
+    rows = TASKS_OF_CLAIM.all(conn, {"claim_id": claim_id})
+    round_no = max((row.round or 1) for row in rows) + 1 if rows else 1
+    ref = claim_ref(claim)
+    open_tasks(
+        uow,
+        hub.masterdata.get(),
+        ref,
+        claim.applicant_id,
+        state.pending,
+        round_no=round_no,
+        zone=hub.settings.company_zone,
+        allow_repeat=hub.settings.allow_repeat_approver,
+    )
+    status = transition(ClaimStatus(claim.status), ClaimStatus.IN_APPROVAL)
+    seq = claim.status_seq + 1
+    repo.set_claim_status(conn, claim_id, status.value, seq, uow.now, reason=None)
+    uow.audit("claim.resubmitted", "claim", claim_id, {"round": round_no, "comment": comment})
+    uow.audit("claim.status_changed", "claim", claim_id, {"status": status.value})
+    write_back_status(uow, ref, status.value, seq)
+    return DecisionResult("", claim_id, status.value)

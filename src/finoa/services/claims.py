@@ -365,7 +365,15 @@ def _start_approval(
             "updated_at": uow.now,
         },
     )
-    tasks = open_tasks(uow, hub.masterdata.get(), ref, submission.applicant_id, state.pending)
+    tasks = open_tasks(
+        uow,
+        hub.masterdata.get(),
+        ref,
+        submission.applicant_id,
+        state.pending,
+        zone=hub.settings.company_zone,
+        allow_repeat=hub.settings.allow_repeat_approver,
+    )
     return tasks
 
 

@@ -76,6 +76,10 @@ class Hub:
             pool_size=pool_size,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
+        if settings.clock_offset_file:  # test processes: a clock the tests can move
+            from finoa.services.timers import offset_clock
+
+            db.clock = offset_clock(Path(settings.clock_offset_file))
         return cls(
             settings=settings,
             db=db,

@@ -54,6 +54,9 @@ def command_write(
         command.comment,
         instance,
         command.message_id,
+        action=command.action,
+        target=command.target,
+        position=command.position,
     )
 
     def decision(uow: UnitOfWork) -> dict[str, Any]:

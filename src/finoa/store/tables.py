@@ -177,12 +177,18 @@ approval_tasks = Table(
     Column("role", String(32), nullable=False),
     Column("label", String(200), nullable=False),
     Column("assignee_id", String(32), nullable=False),
-    Column("status", String(16), nullable=False),  # pending / approved / rejected / withdrawn
+    # pending / approved / rejected / withdrawn / transferred / returned / superseded
+    Column("status", String(16), nullable=False),
     Column("comment", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
     # Why the fallback approver has it (nobody holds the role, 0017); NULL: the role's holder.
     Column("fallback_reason", Text),
+    # 0018: the workflow step (NULL: the task's id), the submission round (NULL: 1) and the
+    # delegator a delegate decides for (委托).
+    Column("step_id", String(64)),
+    Column("round", Integer),
+    Column("on_behalf_of", String(32)),
     Index("ix_approval_tasks_claim", "claim_id"),
     Index("ix_approval_tasks_assignee_status", "assignee_id", "status"),
 )
@@ -529,4 +535,42 @@ archive_access_log = Table(
     Column("action", String(32), nullable=False),
     Column("detail", JSON, nullable=False),
     Index("ix_archive_access_log_package", "package_id", "at"),
+)
+
+# Delegations (0018, 委托): from `starts_on` to `ends_on` (company dates, inclusive) new
+# approval tasks of `delegator_id` go to `delegate_id`, for every document type or only
+# `document_type`; the task keeps the delegator as `on_behalf_of`.
+approval_delegations = Table(
+    "approval_delegations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("delegator_id", String(32), nullable=False),
+    Column("delegate_id", String(32), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("document_type", String(32)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_approval_delegations_delegator", "delegator_id", "starts_on"),
+)
+
+# Durable approval timers (0018): per open task a reminder (催办) and an escalation, due after
+# so many working hours. `pending` until fired (`fired`) or found moot (`cancelled`: the task
+# was decided first); a process claims due rows under a short lease (`lease_owner`,
+# `lease_until`), and the firing transaction re-checks the row under lock, so each fires once.
+approval_timers = Table(
+    "approval_timers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # remind / escalate
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / fired / cancelled
+    Column("lease_owner", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("fired_by", String(200)),
+    Column("outcome", Text),
+    UniqueConstraint("task_id", "kind", name="uq_approval_timers_task_kind"),
+    Index("ix_approval_timers_due", "status", "due_at"),
 )

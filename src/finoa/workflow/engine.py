@@ -73,6 +73,7 @@ from finoa.workflow.decisions import (
     StepRecord,
     UnsupportedAction,
     apply_decision,
+    awaiting,
     check_assignees,
 )
 from finoa.workflow.expressions import SCRIPT_ENGINE
@@ -86,7 +87,15 @@ from finoa.workflow.serialization import (
 )
 from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN, OUTCOMES, LoadedSpec, load_files
 
-__all__ = ["MAX_AMOUNT_FEN", "ApprovalEngine", "EngineState", "PendingStep", "StepNotPending"]
+__all__ = [
+    "MAX_AMOUNT_FEN",
+    "RETURNED_TO_APPLICANT",
+    "ApprovalEngine",
+    "CannotReturn",
+    "EngineState",
+    "PendingStep",
+    "StepNotPending",
+]
 
 MAX_AMOUNT_FEN: Final = 2**53 - 1
 """Largest accepted amount (exact in every JSON reader, incl. JavaScript)."""
@@ -120,6 +129,7 @@ class PendingStep:
     decided_by: tuple[str, ...] = ()  # assignees who have decided already (countersign)
     actions: tuple[Action, ...] = DEFAULT_ACTIONS  # what may be done with the step
     users: tuple[str, ...] = ()  # the people a ``users`` step names in its definition
+    awaiting: tuple[str, ...] = ()  # who may decide now (empty: not assigned in the engine)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,16 @@ class EngineState:
     outcome: str | None  # None while running; "approved" or "rejected" once completed
     spec_version: str  # digest of the BPMN+DMN bytes this instance runs on
     state_format_version: int = STATE_FORMAT_VERSION  # format ``state`` is written in
+    returned_to: str | None = None  # after 退回: "applicant" or the BPMN id of the step
+
+
+RETURNED_TO_APPLICANT: Final = "applicant"
+"""``EngineState.returned_to`` of a claim sent back to its applicant (it waits, at its first
+step, for the applicant to resubmit it)."""
+
+
+class CannotReturn(ValueError):
+    """A 退回 names a step the instance has not passed (or none at all to go back to)."""
 
 
 class StepNotPending(LookupError):
@@ -251,10 +271,18 @@ class ApprovalEngine:
             record, verdict = apply_decision(
                 task.task_spec.name, info.mode, info.actions, step_record(task), decision
             )
-        except (StepNotPending, UnsupportedAction, ActorNotAssigned):
+            back_to = _return_point(workflow, loaded, task, decision)
+        except (StepNotPending, UnsupportedAction, ActorNotAssigned, CannotReturn):
             self._live.put(state, workflow, loaded)  # untouched: still good for that state
             raise
         store_step_record(task, record)
+        if back_to is not None:
+            workflow.reset_from_task_id(back_to.id)
+            store_step_record(back_to, StepRecord())
+            returned = decision.target or RETURNED_TO_APPLICANT
+            result = _snapshot(workflow, loaded, returned)
+            self._live.put(result.state, workflow, loaded)
+            return result
         if verdict is not None:
             task.data["approved"] = verdict
             task.data["comment"] = decision.comment
@@ -301,6 +329,39 @@ class ApprovalEngine:
         return result
 
 
+def _return_point(
+    workflow: ClaimWorkflow, loaded: LoadedSpec, task: Task, decision: Decision
+) -> Task | None:
+    """The completed user task a 退回 goes back to: the latest one named ``target``, or the
+    first step of the process for a return to the applicant. None for other actions."""
+    if decision.action is not Action.RETURN:
+        return None
+    done = [
+        t
+        for t in workflow.tasks.values()
+        if t.task_spec.name in loaded.steps and t.state == TaskState.COMPLETED
+    ]
+    done.sort(key=_depth)
+    if decision.target is None:
+        first = done[0] if done else task
+        return first
+    for earlier in reversed(done):
+        if earlier.task_spec.name == decision.target:
+            return earlier
+    names = sorted({t.task_spec.name for t in done})
+    raise CannotReturn(
+        f"step {decision.target!r} has not been passed; it may return to: "
+        + (", ".join(names) if names else "the applicant only")
+    )
+
+
+def _depth(task: Task) -> int:
+    depth, parent = 0, task.parent
+    while parent is not None:
+        depth, parent = depth + 1, parent.parent
+    return depth
+
+
 def _pending_task(workflow: ClaimWorkflow, loaded: LoadedSpec, step_id: str) -> Task:
     try:
         task = workflow.tasks.get(UUID(step_id))
@@ -326,10 +387,13 @@ def _pending_step(task: Task, loaded: LoadedSpec) -> PendingStep | None:
         decided_by=record.decided_by,
         actions=info.actions,
         users=info.users,
+        awaiting=awaiting(info.mode, record),
     )
 
 
-def _snapshot(workflow: ClaimWorkflow, loaded: LoadedSpec) -> EngineState:
+def _snapshot(
+    workflow: ClaimWorkflow, loaded: LoadedSpec, returned_to: str | None = None
+) -> EngineState:
     """Serialize once and describe what the instance waits for."""
     pending: list[PendingStep] = []
     outcome: str | None = None
@@ -353,4 +417,5 @@ def _snapshot(workflow: ClaimWorkflow, loaded: LoadedSpec) -> EngineState:
         pending=tuple(pending),
         outcome=outcome,
         spec_version=loaded.version,
+        returned_to=returned_to,
     )

@@ -154,14 +154,20 @@ def test_approval_levels_follow_the_amount(hub: Hub, amount: str, roles: list[st
 
 
 def test_nobody_approves_their_own_claim(hub: Hub) -> None:
-    # The finance director's own 60,000 claim: the FD step goes up to the CFO.
+    # The finance director's own 60,000 claim: her manager, the CFO, approves first; the FD
+    # step would go up to the CFO too, who approved already, so it goes on up to the CEO
+    # (one approval per person and chain); the CFO step has nobody left but the CFO.
     claim_id = submit(
         hub, "OA-FD", amount="60000.00", tax="0", applicant_id="E0003", department_id="D01"
     )
     approve_all(hub, claim_id)
     tasks = get_claim(hub.db, claim_id).tasks
     assert all(t.assignee_id != "E0003" for t in tasks)
-    assert {t.role: t.assignee_id for t in tasks}["finance_director"] == "E0002"
+    assert [(t.role, t.assignee_id) for t in tasks] == [
+        ("manager", "E0002"),
+        ("finance_director", "E0001"),
+        ("cfo", "E0002"),
+    ]
 
 
 def test_decision_errors(hub: Hub) -> None:

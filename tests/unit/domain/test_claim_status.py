@@ -33,6 +33,9 @@ ALLOWED = {
     (S.APPROVED, S.POSTED),
     (S.SUBMITTED, S.WITHDRAWN),
     (S.IN_APPROVAL, S.WITHDRAWN),
+    (S.IN_APPROVAL, S.RETURNED),  # 退回 to the applicant
+    (S.RETURNED, S.IN_APPROVAL),  # resubmitted
+    (S.RETURNED, S.WITHDRAWN),
 }
 FORBIDDEN = sorted(set(itertools.product(S, S)) - ALLOWED)
 
@@ -65,7 +68,7 @@ def test_final_statuses_have_no_way_out() -> None:
 
 
 def test_only_claims_not_yet_approved_can_be_superseded() -> None:
-    assert {S.SUBMITTED, S.IN_APPROVAL} == SUPERSEDABLE_STATUSES
+    assert {S.SUBMITTED, S.IN_APPROVAL, S.RETURNED} == SUPERSEDABLE_STATUSES
     assert SUPERSEDABLE_STATUSES <= LIVE_STATUSES
     assert not LIVE_STATUSES & {S.REJECTED, S.WITHDRAWN}
     for status in SUPERSEDABLE_STATUSES:

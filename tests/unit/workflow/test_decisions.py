@@ -16,7 +16,7 @@ from finoa.workflow import (
     StepMode,
     UnsupportedAction,
 )
-from finoa.workflow.decisions import StepRecord, apply_decision
+from finoa.workflow.decisions import PATTERN_ACTIONS, StepRecord, apply_decision
 from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
 FD_ROLE = '<camunda:property name="role" value="finance_director" />'
@@ -105,24 +105,36 @@ def test_step_record_round_trips() -> None:
 # --------------------------------------------------------------------------- actions
 
 
-@pytest.mark.parametrize(
-    "action", [Action.RETURN, Action.TRANSFER, Action.ADD_SIGNER, Action.WITHDRAW]
-)
-def test_actions_not_allowed_by_the_step_are_refused(action: Action) -> None:
+def test_withdraw_is_no_step_action_of_the_shipped_process() -> None:
     engine = ApprovalEngine()
     state = engine.start(FACTS)
     (step,) = state.pending
+    assert step.actions == PATTERN_ACTIONS
+    with pytest.raises(UnsupportedAction) as raised:
+        engine.decide(state.state, step.step_id, Decision(Action.WITHDRAW, actor="E-MGR"))
+    assert raised.value.action is Action.WITHDRAW
+    assert str(raised.value) == (
+        "action 'withdraw' is not supported on step 'manager_approval'"
+        " (allowed: approve, reject, transfer, add_signer, return)"
+    )
+
+
+@pytest.mark.parametrize("action", [Action.RETURN, Action.TRANSFER, Action.ADD_SIGNER])
+def test_actions_not_allowed_by_the_step_are_refused(variant: Variant, action: Action) -> None:
+    engine = variant(actions="approve,reject")
+    state = at_finance_director(engine)
+    (step,) = state.pending
     assert step.actions == (Action.APPROVE, Action.REJECT)
     with pytest.raises(UnsupportedAction) as raised:
-        engine.decide(state.state, step.step_id, Decision(action, actor="E-MGR"))
+        engine.decide(state.state, step.step_id, Decision(action, actor="E-FD", target="E-X"))
     assert raised.value.action is action
     assert str(raised.value) == (
-        f"action {action.value!r} is not supported on step 'manager_approval'"
+        f"action {action.value!r} is not supported on step 'finance_director_approval'"
         " (allowed: approve, reject)"
     )
     # nothing changed: the same state is still decided normally
-    after = engine.decide(state.state, step.step_id, approve("E-MGR"))
-    assert [p.name for p in after.pending] == ["finance_director_approval"]
+    after = engine.decide(state.state, step.step_id, approve("E-FD"))
+    assert after.outcome == "approved"
 
 
 def test_a_step_may_allow_fewer_actions(variant: Variant) -> None:
@@ -138,7 +150,7 @@ def test_a_step_may_allow_fewer_actions(variant: Variant) -> None:
 @pytest.mark.parametrize(
     "properties",
     [
-        pytest.param({"actions": "approve,reject,transfer"}, id="not-implemented-action"),
+        pytest.param({"actions": "approve,reject,withdraw"}, id="not-implemented-action"),
         pytest.param({"actions": "approve,shrug"}, id="unknown-action"),
         pytest.param({"mode": "sometimes"}, id="unknown-mode"),
     ],

@@ -22,6 +22,7 @@ from finoa.workflow import (
 )
 from finoa.workflow import engine as engine_module
 from finoa.workflow import specs as specs_module
+from finoa.workflow.decisions import PATTERN_ACTIONS
 from finoa.workflow.serialization import load_state
 from finoa.workflow.specs import DEFAULT_BPMN, DEFAULT_DMN
 
@@ -153,6 +154,7 @@ def test_start_waits_for_the_direct_manager(engine: ApprovalEngine) -> None:
         role=MANAGER,
         name="manager_approval",
         label=LABELS["manager_approval"],
+        actions=PATTERN_ACTIONS,
     )
     assert str(uuid.UUID(step.step_id)) == step.step_id
     assert state.spec_version == engine.spec_version

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/tasks", tags=["approvals"], route_class=StrictJsonRo
 
 @router.post(
     "/{task_id}/decision",
-    summary="Approve or reject an approval task",
+    summary="Decide an approval task: approve, reject, transfer, add a signer, return, withdraw",
     response_model=DecisionResult,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
@@ -30,7 +30,14 @@ async def post_decision(
     principal: Annotated[Principal, Depends(require("tasks:decide"))],
 ) -> DecisionResult:
     command = task_decision(
-        hub, task_id, decision.approver_id, decision.decision == "approve", decision.comment
+        hub,
+        task_id,
+        decision.approver_id,
+        decision.decision == "approve",
+        decision.comment,
+        action=decision.decision,
+        target=decision.target,
+        position=decision.position,
     )
     result = await hub.commands.run(
         command, actor=f"employee:{decision.approver_id} via client:{principal.client_id}"

@@ -23,6 +23,7 @@ from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION_PATHS: dict[str, str] = {
     "todo.push": "/api/todos:batch",
+    "todo.remind": "/api/todos:batch",
     "status.writeback": "/api/status:batch",
 }
 

@@ -125,6 +125,9 @@ def _command(event: ClaimSubmittedEvent | TaskDecidedEvent, message_id: str) -> 
         decided.approver_id,
         decided.decision == "approve",
         decided.comment,
+        None if decided.decision in ("approve", "reject") else decided.decision,
+        decided.target,
+        decided.position,
     )
 
 

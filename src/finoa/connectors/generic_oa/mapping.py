@@ -29,7 +29,11 @@ STATUS_FIELDS = (
     "erp_voucher_no",
     "at",
 )
-OA_ITEM_FIELDS = {"todo.push": TODO_FIELDS, "status.writeback": STATUS_FIELDS}
+OA_ITEM_FIELDS = {
+    "todo.push": TODO_FIELDS,
+    "todo.remind": TODO_FIELDS,  # op "remind": 催办, the approver is reminded of the todo
+    "status.writeback": STATUS_FIELDS,
+}
 
 
 def oa_item(action: str, payload: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:

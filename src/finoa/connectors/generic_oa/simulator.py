@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS todos (
     closed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS todos_assignee ON todos (assignee_id, state);
+CREATE TABLE IF NOT EXISTS reminders (task_id TEXT NOT NULL, reminded_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS departed_users (user_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS status_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     claim_id TEXT,
@@ -272,11 +274,26 @@ class OASimulator:
                 (task_id, _text(item, "claim_id"), _text(item, "external_id"), now),
             )
             return None
+        if op == "remind":
+            found = self.conn.execute(
+                "SELECT state FROM todos WHERE task_id = ? AND created_at IS NOT NULL", (task_id,)
+            ).fetchone()
+            if found is None:
+                raise ValueError(f"no todo {task_id} to remind of")
+            self.conn.execute(
+                "INSERT INTO reminders (task_id, reminded_at) VALUES (?, ?)", (task_id, now)
+            )
+            return None
         if op != "create":
-            raise ValueError(f"op must be 'create' or 'close', got {op!r}")
+            raise ValueError(f"op must be 'create', 'close' or 'remind', got {op!r}")
         assignee = _text(item, "assignee_id")
         if assignee is None:
             raise ValueError("assignee_id is required to create a todo")
+        departed = self.conn.execute(
+            "SELECT 1 FROM departed_users WHERE user_id = ?", (assignee,)
+        ).fetchone()
+        if departed:
+            raise ValueError(f"user {assignee} has left the organisation; no todo for them")
         amount = item.get("amount_fen")
         if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
             raise ValueError("amount_fen must be an integer")
@@ -724,6 +741,17 @@ def create_oa_app(
             (assignee_id, assignee_id, state, state),
         ).fetchall()
         return json_response([dict(row) for row in rows])
+
+    @app.get("/_sim/reminders")
+    async def reminders() -> Response:
+        rows = sim.conn.execute("SELECT * FROM reminders ORDER BY rowid").fetchall()
+        return json_response([dict(row) for row in rows])
+
+    @app.put("/_sim/users/{user_id}/departed")
+    async def depart(user_id: str) -> Response:
+        """The user leaves the OA's organisation: todos for them are refused from now on."""
+        sim.conn.execute("INSERT OR IGNORE INTO departed_users VALUES (?)", (user_id,))
+        return json_response({"user_id": user_id, "departed": True})
 
     @app.get("/_sim/decisions")
     async def decisions() -> Response:
