@@ -144,9 +144,7 @@ def open_tasks(
                     {"claim_id": claim["id"], "assignees": list(assignment.assignees)},
                 )
         for assignee in assignees:
-            opened.append(
-                _open_task(uow, claim, step, assignee, round_no, zone, fallback_reason)
-            )
+            opened.append(_open_task(uow, claim, step, assignee, round_no, zone, fallback_reason))
     return opened
 
 
