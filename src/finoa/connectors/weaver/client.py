@@ -56,6 +56,7 @@ from finoa.connectors.weaver.manifest import (
     MANIFEST,
 )
 from finoa.connectors.weaver.mapping import (
+    CLAIM_ID_FIELD,
     REQUEST_RESULTS,
     WEAVER_TIME,
     approval_request_form,
@@ -433,6 +434,7 @@ class WeaverConnector:
                 ended = "archive"
             if ended not in REQUEST_RESULTS:
                 continue  # still running
+            fields = await self.request_fields(int(request_id))
             commands.append(
                 ConcludeApproval(
                     f"weaver-request-{request_id}-{ended}",
@@ -440,9 +442,20 @@ class WeaverConnector:
                     REQUEST_RESULTS[ended],
                     actor_id=str(row.get("lastOperatorName") or "") or None,
                     comment=str(row.get("remark") or "") or None,
+                    claim_id=str(fields.get(CLAIM_ID_FIELD) or "") or None,
                 )
             )
         return OAChanges(tuple(commands), tuple(problems))
+
+    async def request_fields(self, request_id: int) -> dict[str, Any]:
+        """`getWorkflowRequest`: the request's main-table fields by name."""
+        body = await self._call(
+            "GET", "/api/workflow/paService/getWorkflowRequest", params={"requestId": request_id}
+        )
+        data = _pa_data(body, "getWorkflowRequest")
+        records = (data.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
+        fields = records[0].get("workflowRequestTableFields") or []
+        return {str(f.get("fieldName")): f.get("fieldValue") for f in fields if isinstance(f, dict)}
 
     async def request_status(self, request_id: int) -> dict[str, Any]:
         """`getRequestStatus`: the request's current node (name and type; 3 is archived)."""

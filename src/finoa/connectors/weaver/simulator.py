@@ -581,6 +581,31 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
             }
         )
 
+    @app.get("/api/workflow/paService/getWorkflowRequest")
+    async def get_workflow_request(request: Request) -> Response:
+        caller = sim.caller(request.headers)
+        if isinstance(caller, str):
+            return json_response(weaver_error(caller))
+        raw = request.query_params.get("requestId", "")
+        found = sim.requests.get(int(raw)) if raw.isdigit() else None
+        if found is None:
+            return json_response(_pa_error("PARAM_ERROR", f"requestId {raw} 不存在"))
+        fields = [{"fieldName": k, "fieldValue": v} for k, v in found["mainData"].items()]
+        return json_response(
+            {
+                "code": "SUCCESS",
+                "data": {
+                    "requestId": str(found["requestid"]),
+                    "requestName": found["requestName"],
+                    "workflowBaseInfo": {"workflowId": found["workflowId"]},
+                    "workflowMainTableInfo": {
+                        "requestRecords": [{"workflowRequestTableFields": fields}]
+                    },
+                },
+                "errMsg": {},
+            }
+        )
+
     @app.post("/api/workflow/paService/getMyWorkflowRequestList")
     async def my_workflow_requests(request: Request) -> Response:
         caller = sim.caller(request.headers)
