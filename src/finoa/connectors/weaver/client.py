@@ -330,8 +330,38 @@ class WeaverConnector:
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Unified todos are replay-safe (e-cology keeps the record with the highest
-        `receivets`), so each is simply sent again."""
-        return [None for _ in messages]
+        `receivets`), so each is simply sent again. `doCreateRequest` is not (e-cology makes
+        a new request every time), so before an `approval.create` is sent again the hub's
+        own requests are searched for one carrying the claim's id (`finoadh`)."""
+        results: list[DeliveryResult | None] = []
+        for message in messages:
+            if message.action != "approval.create":
+                results.append(None)
+                continue
+            try:
+                request_id = await self.request_of_claim(message.payload)
+            except Exception as exc:
+                results.append(DeliveryResult(error=delivery_error(exc)))
+                continue
+            found = {"oa_approval_id": request_id} if request_id else None
+            results.append(DeliveryResult(response=found) if found else None)
+        return results
+
+    async def request_of_claim(self, claim: Mapping[str, Any]) -> str | None:
+        """The id of the expense request the hub made for `claim`, or None: the requests of
+        the expense workflow with the claim's title, whose `finoadh` is the claim's id."""
+        config, _ = self._checked()
+        for row in await self.my_requests():
+            workflow = row.get("workflowBaseInfo") or {}
+            if str(workflow.get("workflowId")) != config.workflow_id:
+                continue
+            if row.get("requestName") != claim.get("title"):
+                continue
+            request_id = str(row.get("requestId") or "")
+            fields = await self.request_fields(int(request_id))
+            if fields.get(CLAIM_ID_FIELD) == claim.get("id"):
+                return request_id
+        return None
 
     async def health(self) -> HealthReport:
         """Fetch a token with the configured app id, secret and spk."""

@@ -259,3 +259,32 @@ def test_a_bad_config_names_the_field(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="^colour: "):
         WeaverConnector.check_config({"colour": "red"})
+
+
+def test_an_approval_create_whose_answer_was_lost_is_found_not_made_again(sim: Any) -> None:
+    server, _ = sim
+    payload = {
+        "id": "CL-LOOKUP-1", "external_id": "OA-L1", "applicant_id": "E0011",
+        "department_id": "D02", "cost_center_id": None, "project_id": None,
+        "title": "差旅 lookup", "currency": "CNY", "total_fen": 128050,
+        "lines": [{"category": "travel", "amount_fen": 128050, "tax_fen": 0,
+                   "expense_date": "2026-11-30", "description": "高铁"}],
+    }  # fmt: skip
+    create = OutboundMessage(30, "approval.create", "CL-LOOKUP-1", "approval:CL-LOOKUP-1:create",
+                             payload)  # fmt: skip
+    other = OutboundMessage(31, "approval.create", "CL-LOOKUP-2", "approval:CL-LOOKUP-2:create",
+                            {**payload, "id": "CL-LOOKUP-2"})  # fmt: skip
+
+    async def work(connector: WeaverConnector) -> tuple[Any, list[Any]]:
+        (created,) = await connector.deliver([create])
+        return created, await connector.lookup([create, other])
+
+    created, (found, missing) = run(with_connector(sim, work))
+    assert created.ok, created.error
+    request_id = created.response["oa_approval_id"]
+    assert found is not None and found.response == {"oa_approval_id": request_id}
+    assert missing is None  # the other claim has no request: it is sent
+    made = [r for r in get(server, "/_sim/requests") if r["mainData"].get("finoadh")]
+    assert [r["requestid"] for r in made if r["mainData"]["finoadh"] == "CL-LOOKUP-1"] == [
+        int(request_id)
+    ]
