@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from support.claims import one_line_claim
 from support.processes import Server
 from support.weaver import weaver_config, weaver_simulator
 
-from finoa.connectors.base import OutboundMessage
+from finoa.connectors.base import ApprovalResult, ConcludeApproval, OutboundMessage
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.client import WeaverConnector, register
 from finoa.connectors.weaver.wsdl import WORKFLOW_NS
@@ -288,3 +289,43 @@ def test_an_approval_create_whose_answer_was_lost_is_found_not_made_again(sim: A
     assert [r["requestid"] for r in made if r["mainData"]["finoadh"] == "CL-LOOKUP-1"] == [
         int(request_id)
     ]
+
+
+def test_approval_changes_keep_ended_requests_in_the_window_with_their_claim(sim: Any) -> None:
+    server, _ = sim
+    payload = {
+        "id": "CL-SWEEP-1", "external_id": "OA-S1", "applicant_id": "E0011",
+        "department_id": "D02", "cost_center_id": None, "project_id": None,
+        "title": "差旅 sweep", "currency": "CNY", "total_fen": 5000,
+        "lines": [{"category": "travel", "amount_fen": 5000, "tax_fen": 0,
+                   "expense_date": "2026-11-30", "description": "地铁"}],
+    }  # fmt: skip
+    running = {**payload, "id": "CL-SWEEP-2"}
+    messages = [
+        OutboundMessage(40, "approval.create", "CL-SWEEP-1", "approval:CL-SWEEP-1:create", payload),
+        OutboundMessage(41, "approval.create", "CL-SWEEP-2", "approval:CL-SWEEP-2:create", running),
+    ]
+
+    async def create(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver(messages)
+
+    ended, _ = run(with_connector(sim, create))
+    request_id = ended.response["oa_approval_id"]
+    end = {"result": "reject", "remark": "重复报销", "callback": False}
+    answer = httpx.post(f"{server.url}/_sim/requests/{request_id}/end", json=end)
+    assert answer.status_code == 200
+    now = datetime.now(UTC)
+
+    async def sweep(connector: WeaverConnector) -> tuple[Any, Any]:
+        hour = timedelta(hours=1)
+        inside = await connector.approval_changes(now - hour, now + timedelta(minutes=1))
+        later = await connector.approval_changes(now + hour, now + 2 * hour)
+        return inside, later
+
+    inside, later = run(with_connector(sim, sweep))
+    mine = [c for c in inside.commands if c.claim_id in ("CL-SWEEP-1", "CL-SWEEP-2")]
+    assert mine == [
+        ConcludeApproval(f"weaver-request-{request_id}-reject", request_id, ApprovalResult.REFUSE,
+                         actor_id="E0010", comment="重复报销", claim_id="CL-SWEEP-1")
+    ]  # fmt: skip
+    assert inside.problems == () and later.commands == ()
