@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CLAIMS ?= 200
 
-.PHONY: demo test lint readme bench bench-workflow bench-archive bench-quick clean
+.PHONY: demo test lint readme bench bench-workflow bench-archive bench-callbacks bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench-workflow: $(STAMP)
 ## Archive packages built and checked per second; SHA-256 and SM3 fixity in MB/s.
 bench-archive: $(STAMP)
 	$(BIN)/python bench/archive.py $(BENCH_ARGS)
+
+## Encrypted OA callbacks: verify µs per callback, and the loop through DingTalk and WeCom
+## beside the generic OA (claims/s, decision → write-back p99, as ratios).
+bench-callbacks: $(TEST_STAMP)
+	$(BIN)/python bench/callbacks.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) finoa-data .pytest_cache .mypy_cache .ruff_cache

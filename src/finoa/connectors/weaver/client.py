@@ -9,7 +9,11 @@
 - **Hub-led todos**: `todo.push` goes to the unified todo (统一待办)
   `POST /rest/ofs/ReceiveRequestInfoByJson` (open: isremark 0, close: 2), authenticated by
   the system code (`syscode`) e-cology has registered for the hub.
-- **Workflow requests** (OA-led): `create_request` (`doCreateRequest`), `request_status`
+- **OA-led approvals**: `approval.create` starts the claim's expense request
+  (`doCreateRequest`); its result comes back by the signed callback (`inbound`), and
+  `approval_changes` (sweeps) pages through `getMyWorkflowRequestList`, the requests the
+  hub's user made, keeping those whose `lastOperateTime` falls in the window.
+- **Workflow requests**: `create_request` (`doCreateRequest`), `request_status`
   (`getRequestStatus`) and `create_request_soap` (SOAP `WorkflowService.
   doCreateWorkflowRequest`, through zeep).
 - **HRM master data**: `users()` and `departments()`, every page.
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -33,9 +38,13 @@ import orjson
 from finoa.connectors.auth import CachedToken, delivery_error, send_authorized
 from finoa.connectors.base import (
     AccessToken,
+    ApprovalRequestPayload,
+    ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
     HealthReport,
+    InboundCommand,
+    OAChanges,
     OutboundMessage,
     TodoPayload,
 )
@@ -47,6 +56,10 @@ from finoa.connectors.weaver.manifest import (
     MANIFEST,
 )
 from finoa.connectors.weaver.mapping import (
+    CLAIM_ID_FIELD,
+    REQUEST_RESULTS,
+    WEAVER_TIME,
+    approval_request_form,
     create_request_form,
     todo_record,
     workflow_request_info,
@@ -73,6 +86,8 @@ WEAVER_CODES: dict[str, ErrorClass] = {
 TODO_PATH = "/rest/ofs/ReceiveRequestInfoByJson"
 CONCURRENT_TODOS = 8
 HRM_PAGE = 100
+REQUEST_PAGE = 100
+MAX_REQUEST_PAGES = 200
 
 
 def weaver_code_error(code: str, detail: str) -> DeliveryError:
@@ -252,9 +267,9 @@ class WeaverConnector:
 
     # -- outbound: the outbox ----------------------------------------------------------------
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """`todo.push` to the unified todo, one record per message; `status.writeback` has
-        no e-cology counterpart in hub-led mode (the todos carry the approval's state) and is
-        acknowledged without a call."""
+        """`todo.push` to the unified todo, one record per message; `approval.create` a new
+        expense request (OA-led); `status.writeback` has no e-cology counterpart (the todos
+        or the request carry the approval's state) and is acknowledged without a call."""
         try:
             config, _ = self._checked()
         except DeliveryError as exc:
@@ -266,6 +281,8 @@ class WeaverConnector:
                 return DeliveryResult(
                     response={"status": "not_sent", "reason": "hub-led: todos carry the state"}
                 )
+            if message.action == "approval.create":
+                return await self._create_approval(config, message)
             if message.action != "todo.push":
                 reason = f"weaver has no action {message.action!r}"
                 return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
@@ -273,6 +290,17 @@ class WeaverConnector:
                 return await self._push_todo(config, message)
 
         return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    async def _create_approval(
+        self, config: WeaverConfig, message: OutboundMessage
+    ) -> DeliveryResult:
+        claim: ApprovalRequestPayload = message.payload  # type: ignore[assignment]
+        form = approval_request_form(claim, config.workflow_id, config.detail_table)
+        try:
+            request_id = await self._create(form)
+        except Exception as exc:
+            return DeliveryResult(error=delivery_error(exc))
+        return DeliveryResult(response={"oa_approval_id": str(request_id)})
 
     async def _push_todo(self, config: WeaverConfig, message: OutboundMessage) -> DeliveryResult:
         payload: TodoPayload = message.payload  # type: ignore[assignment]
@@ -302,8 +330,38 @@ class WeaverConnector:
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Unified todos are replay-safe (e-cology keeps the record with the highest
-        `receivets`), so each is simply sent again."""
-        return [None for _ in messages]
+        `receivets`), so each is simply sent again. `doCreateRequest` is not (e-cology makes
+        a new request every time), so before an `approval.create` is sent again the hub's
+        own requests are searched for one carrying the claim's id (`finoadh`)."""
+        results: list[DeliveryResult | None] = []
+        for message in messages:
+            if message.action != "approval.create":
+                results.append(None)
+                continue
+            try:
+                request_id = await self.request_of_claim(message.payload)
+            except Exception as exc:
+                results.append(DeliveryResult(error=delivery_error(exc)))
+                continue
+            found = {"oa_approval_id": request_id} if request_id else None
+            results.append(DeliveryResult(response=found) if found else None)
+        return results
+
+    async def request_of_claim(self, claim: Mapping[str, Any]) -> str | None:
+        """The id of the expense request the hub made for `claim`, or None: the requests of
+        the expense workflow with the claim's title, whose `finoadh` is the claim's id."""
+        config, _ = self._checked()
+        for row in await self.my_requests():
+            workflow = row.get("workflowBaseInfo") or {}
+            if str(workflow.get("workflowId")) != config.workflow_id:
+                continue
+            if row.get("requestName") != claim.get("title"):
+                continue
+            request_id = str(row.get("requestId") or "")
+            fields = await self.request_fields(int(request_id))
+            if fields.get(CLAIM_ID_FIELD) == claim.get("id"):
+                return request_id
+        return None
 
     async def health(self) -> HealthReport:
         """Fetch a token with the configured app id, secret and spk."""
@@ -349,13 +407,85 @@ class WeaverConnector:
         """`doCreateRequest`: a new expense request in e-cology; its request id. e-cology
         has no idempotency key here: each call creates a request."""
         config, _ = self._checked()
-        form = create_request_form(claim, total_fen, config.workflow_id, config.detail_table)
+        return await self._create(
+            create_request_form(claim, total_fen, config.workflow_id, config.detail_table)
+        )
+
+    async def _create(self, form: Mapping[str, Any]) -> int:
         data = {
             key: value if isinstance(value, str) else orjson.dumps(value).decode()
             for key, value in form.items()
         }
         body = await self._call("POST", "/api/workflow/paService/doCreateRequest", data=data)
         return int(_pa_data(body, "doCreateRequest")["requestid"])
+
+    async def my_requests(self) -> list[dict[str, Any]]:
+        """`getMyWorkflowRequestList`: the requests the hub's user made, every page."""
+        rows: list[dict[str, Any]] = []
+        for page in range(1, MAX_REQUEST_PAGES + 1):
+            body = await self._call(
+                "POST",
+                "/api/workflow/paService/getMyWorkflowRequestList",
+                data={"pageNo": str(page), "pageSize": str(REQUEST_PAGE)},
+            )
+            if str(body.get("code")) != "SUCCESS":
+                detail = (body.get("errMsg") or {}).get("msg") or "getMyWorkflowRequestList"
+                raise weaver_code_error(str(body.get("code")), str(detail))
+            chunk = body.get("data")
+            if not isinstance(chunk, list):
+                raise DeliveryError(ErrorClass.PERMANENT, "getMyWorkflowRequestList: no data")
+            rows.extend(r for r in chunk if isinstance(r, dict))
+            if len(chunk) < REQUEST_PAGE:
+                break
+        return rows
+
+    async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
+        """The expense requests the hub made whose last operation falls between `since` and
+        `until` and that have ended, as the commands their callbacks carry (the same event
+        ids, so a result already applied comes back as a duplicate)."""
+        config, _ = self._checked()
+        zone = ZoneInfo(config.company_timezone)
+        commands: list[InboundCommand] = []
+        problems: list[str] = []
+        for row in await self.my_requests():
+            request_id = str(row.get("requestId") or "")
+            workflow = row.get("workflowBaseInfo") or {}
+            if str(workflow.get("workflowId")) != config.workflow_id:
+                continue
+            try:
+                operated = datetime.strptime(str(row.get("lastOperateTime")), WEAVER_TIME)
+            except ValueError:
+                problems.append(f"request {request_id}: lastOperateTime: not yyyy-MM-dd HH:mm:ss")
+                continue
+            if not since <= operated.replace(tzinfo=zone) <= until:
+                continue
+            ended = str(row.get("lastOperateType") or "")
+            if ended not in REQUEST_RESULTS and str(row.get("currentNodeType")) == "3":
+                ended = "archive"
+            if ended not in REQUEST_RESULTS:
+                continue  # still running
+            fields = await self.request_fields(int(request_id))
+            commands.append(
+                ConcludeApproval(
+                    f"weaver-request-{request_id}-{ended}",
+                    request_id,
+                    REQUEST_RESULTS[ended],
+                    actor_id=str(row.get("lastOperatorName") or "") or None,
+                    comment=str(row.get("remark") or "") or None,
+                    claim_id=str(fields.get(CLAIM_ID_FIELD) or "") or None,
+                )
+            )
+        return OAChanges(tuple(commands), tuple(problems))
+
+    async def request_fields(self, request_id: int) -> dict[str, Any]:
+        """`getWorkflowRequest`: the request's main-table fields by name."""
+        body = await self._call(
+            "GET", "/api/workflow/paService/getWorkflowRequest", params={"requestId": request_id}
+        )
+        data = _pa_data(body, "getWorkflowRequest")
+        records = (data.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
+        fields = records[0].get("workflowRequestTableFields") or []
+        return {str(f.get("fieldName")): f.get("fieldValue") for f in fields if isinstance(f, dict)}
 
     async def request_status(self, request_id: int) -> dict[str, Any]:
         """`getRequestStatus`: the request's current node (name and type; 3 is archived)."""

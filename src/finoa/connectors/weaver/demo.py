@@ -1,5 +1,6 @@
-"""The Weaver e-cology simulator in `finoa demo`: each approval task a unified todo (统一待办),
-decided by the simulated approvers and told to the hub by signed callback."""
+"""The Weaver e-cology simulator in `finoa demo`: hub-led (each approval task a unified todo,
+统一待办) or oa-led (the claim an expense request running e-cology's own workflow); either
+way the simulated approvers decide and e-cology tells the hub by signed callback."""
 
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ class WeaverDemo(DemoProfile):
 
     def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
         config = simulator_config(ctx.url, credentials, hub_url=ctx.hub_url)
-        return {"connector": self.connector, "default": True, "config": config}
+        return {
+            "connector": self.connector,
+            "default": True,
+            "approvals": {"expense_claim": ctx.approvals},
+            "config": config,
+        }
 
 
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -9,6 +9,10 @@ the integrator installs posts the decision as JSON (`mapping.WeaverDecision`) wi
 | `timestamp` | Unix milliseconds; refused when more than `callback_tolerance_seconds` away |
 | `sign` | hex HMAC-SHA256 with `callback_secret` of `timestamp + "\\n" + raw body` |
 
+In OA-led mode the flow action at the request's end posts how the request ended
+(`mapping.WeaverRequestResult`: `requestid`, `operate` archive/reject/withdraw, `finoadh` =
+finoa's claim id), signed the same way; it concludes the claim.
+
 The event's `eventid` is the inbox message id, so a repeat changes nothing. The answer is
 `{"code": 0, "status": true, ...}` with 200, or the problem with its status: 429 and 5xx mean
 "send again later", any other 4xx is final.
@@ -35,7 +39,12 @@ from finoa.connectors.base import (
     InboundRequest,
 )
 from finoa.connectors.weaver.manifest import DEFAULT_TOLERANCE_SECONDS
-from finoa.connectors.weaver.mapping import WeaverDecision, decision_command
+from finoa.connectors.weaver.mapping import (
+    WeaverDecision,
+    WeaverRequestResult,
+    conclusion_command,
+    decision_command,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -90,9 +99,13 @@ class WeaverInbound:
         return InboundMessage(request, None, request.body)
 
     async def parse(self, message: InboundMessage) -> InboundParse:
-        """One decision; the JSON is read strictly first, then validated."""
+        """One decision on a todo, or (with a `requestid`) how an OA-led request ended; the
+        JSON is read strictly first, then validated."""
         data = message.request.read_json(message.body)
         try:
+            if isinstance(data, dict) and "requestid" in data:
+                result = WeaverRequestResult.model_validate(data)
+                return InboundParse(message, (conclusion_command(result),))
             decision = WeaverDecision.model_validate(data)
         except ValidationError as exc:
             raise InboundInvalid(exc.errors()) from None

@@ -49,10 +49,10 @@ MANIFEST = ConnectorManifest(
     name="weaver",
     kind=ConnectorKind.OA,
     direction=Direction.BOTH,
-    actions=("todo.push", "status.writeback"),
+    actions=("approval.create", "todo.push", "status.writeback"),
     config_schema=CONFIG_SCHEMA,
     auth="weaver-e9-token",
     max_batch=100,
-    description="Weaver e-cology E9: unified todos for hub-led approvals, REST and SOAP "
-    "workflow requests, HRM master data; signed decision callbacks in.",
+    description="Weaver e-cology E9: unified todos for hub-led approvals, workflow requests "
+    "for OA-led ones (REST and SOAP), HRM master data; signed callbacks in.",
 )

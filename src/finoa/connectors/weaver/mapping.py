@@ -16,7 +16,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finoa.connectors.base import DecideTask, TodoPayload
+from finoa.connectors.base import (
+    ApprovalRequestPayload,
+    ApprovalResult,
+    ConcludeApproval,
+    DecideTask,
+    TodoPayload,
+)
 from finoa.domain.money import fen_to_yuan
 from finoa.schemas import ClaimSubmission, Line, Paragraph
 
@@ -32,6 +38,14 @@ WEAVER_TIME = "%Y-%m-%d %H:%M:%S"
 # e-cology's own action names for what an approver did: 提交/批准 (submit) and 退回 (reject).
 APPROVE_OPERATIONS = frozenset({"submit", "approve"})
 REJECT_OPERATIONS = frozenset({"reject"})
+# OA-led: how a request ended, as the flow action at its end node posts it (归档 archived,
+# 退回 rejected to the creator, 撤回 withdrawn by the creator).
+REQUEST_RESULTS = {
+    "archive": ApprovalResult.AGREE,
+    "reject": ApprovalResult.REFUSE,
+    "withdraw": ApprovalResult.REVOKE,
+}
+CLAIM_ID_FIELD = "finoadh"  # the form field carrying finoa's claim id (finoa单号)
 
 
 def weaver_time(at: datetime, timezone: str) -> str:
@@ -128,6 +142,44 @@ def create_request_form(
     }
 
 
+def approval_request_form(
+    claim: ApprovalRequestPayload, workflow_id: str, detail_table: str
+) -> dict[str, Any]:
+    """OA-led `approval.create`: the `doCreateRequest` body of a stored claim; finoa's claim
+    id rides in the main table (`finoadh`) so the request's result finds its claim."""
+    main = [
+        _field("sqr", claim["applicant_id"]),
+        _field("sqbm", claim["department_id"]),
+        _field("cbzx", claim["cost_center_id"]),
+        _field("xm", claim["project_id"]),
+        _field("sy", claim["title"]),
+        _field("je", fen_to_yuan(claim["total_fen"])),
+        _field("wbdh", claim["external_id"]),
+        _field(CLAIM_ID_FIELD, claim["id"]),
+    ]
+    records = [
+        {
+            "recordOrder": order,
+            "workflowRequestTableFields": [
+                _field("fylb", line["category"]),
+                _field("je", fen_to_yuan(line["amount_fen"])),
+                _field("se", fen_to_yuan(line["tax_fen"])),
+                _field("fyrq", line["expense_date"]),
+                _field("sm", line["description"]),
+            ],
+        }
+        for order, line in enumerate(claim["lines"])
+    ]
+    return {
+        "workflowId": workflow_id,
+        "requestName": claim["title"],
+        "mainData": main,
+        "detailData": [{"tableDBName": detail_table, "workflowRequestTableRecords": records}],
+        "otherParams": {"isnextflow": "1", "delReqFlowFaild": "1"},
+        "remark": f"finoa {claim['id']}",
+    }
+
+
 def _soap_record(fields: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "workflowRequestTableFields": {
@@ -185,4 +237,32 @@ def decision_command(decision: WeaverDecision) -> DecideTask:
         approver_id=decision.operator,
         approve=decision.operate in APPROVE_OPERATIONS,
         comment=decision.remark or None,
+    )
+
+
+class WeaverRequestResult(BaseModel):
+    """OA-led: how a workflow request ended, as the flow action at its end posts it back."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    eventid: Line = Field(min_length=1, max_length=128, description="The event's unique id")
+    requestid: Line = Field(min_length=1, max_length=32, pattern="^[0-9]+$",
+                            description="The e-cology request id")  # fmt: skip
+    operate: str = Field(pattern="^(archive|reject|withdraw)$", description="How it ended")
+    operator: Line | None = Field(default=None, max_length=32, description="Who ended it")
+    remark: Paragraph | None = Field(default=None, max_length=1000, description="签字意见")
+    finoadh: Line | None = Field(default=None, max_length=64, description="finoa's claim id")
+    operatetime: Line | None = Field(default=None, max_length=32)
+
+
+def conclusion_command(result: WeaverRequestResult) -> ConcludeApproval:
+    """The canonical conclusion of an OA-led request (归档 → agree, 退回 → refuse,
+    撤回 → revoke)."""
+    return ConcludeApproval(
+        message_id=result.eventid,
+        oa_approval_id=result.requestid,
+        result=REQUEST_RESULTS[result.operate],
+        actor_id=result.operator or None,
+        comment=result.remark or None,
+        claim_id=result.finoadh or None,
     )

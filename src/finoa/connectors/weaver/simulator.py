@@ -15,6 +15,12 @@ It enforces what e-cology enforces:
   receiver) and ordered by `receivets`: a record older than the one held changes nothing.
 - **SOAP `WorkflowService`** with its WSDL at `/services/WorkflowService?wsdl`; a failure is a
   negative request id, as e-cology answers.
+- **OA-led requests.** A request made by `doCreateRequest` or SOAP runs the expense
+  workflow: the simulated approver archives it (归档) or rejects it (退回, at `reject_rate`)
+  and the flow action at its end posts the result (`requestid`, `operate`
+  archive/reject/withdraw, `finoadh`) to `--callback-url`, signed as below.
+  `getMyWorkflowRequestList` pages through the requests the acting user made, each with its
+  `lastOperateTime`, so a sweep can find a result whose callback was lost.
 - **Approvers.** When a todo opens, the simulated approver acts on it (批准, or 退回 at
   `reject_rate`) and e-cology's flow action posts the decision to `--callback-url`, signed
   (`timestamp`, `sign` = hex HMAC-SHA256 of `timestamp + "\\n" + body` with the callback
@@ -39,6 +45,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -58,6 +65,7 @@ from finoa.connectors.simulation import (
 )
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.inbound import callback_signature
+from finoa.connectors.weaver.mapping import weaver_time
 from finoa.connectors.weaver.wsdl import WORKFLOW_LISTS, WORKFLOW_NS, workflow_wsdl
 from finoa.services.masterdata import sample_masterdata
 from finoa.soap.envelope import (
@@ -77,6 +85,10 @@ DETAIL_TABLE = "formtable_main_214_dt1"
 EMPLOYED = {"0", "1", "2", "3"}
 CALLBACK_ATTEMPTS = 12
 NODE_APPROVAL, NODE_ARCHIVED = ("部门经理审批", "1"), ("归档", "3")
+NODE_CREATED = ("申请人提交", "0")  # where a rejected or withdrawn request comes back to
+REQUEST_ENDS = {"archive": NODE_ARCHIVED, "reject": NODE_CREATED, "withdraw": NODE_CREATED}
+COMPANY_TIMEZONE = "Asia/Shanghai"
+REQUEST_APPROVER = "E0010"  # the expense workflow's approver node (部门经理)
 
 
 def weaver_error(message: str, code: int = -1) -> dict[str, Any]:
@@ -291,11 +303,76 @@ class WeaverSimulator:
             "mainData": fields,
             "detailData": details,
             "channel": channel,
-            "node": NODE_ARCHIVED if self.auto_decide else NODE_APPROVAL,
+            "node": NODE_APPROVAL,
+            "result": "",
             "created_at": now_iso(),
+            "createTime": self.now_text(),
+            "lastOperateTime": self.now_text(),
         }
         self.counts["requests"] += 1
+        if self.auto_decide:
+            archive = self.rng.random() >= self.reject_rate
+            self.end_request(request_id, "archive" if archive else "reject")
         return request_id, ""
+
+    def now_text(self) -> str:
+        """Now as e-cology writes times: `yyyy-MM-dd HH:mm:ss` in the company's zone."""
+        return weaver_time(datetime.fromtimestamp(self.clock(), UTC), COMPANY_TIMEZONE)
+
+    def end_request(
+        self, request_id: int, result: str, *, remark: str | None = None, callback: bool = True
+    ) -> str | None:
+        """The request ends (归档, 退回 or 撤回); its flow action posts the result to the hub
+        unless `callback` is false (a callback lost on the way). None: no such request."""
+        request = self.requests.get(request_id)
+        if request is None or result not in REQUEST_ENDS:
+            return None
+        operator = request["creator"] if result == "withdraw" else REQUEST_APPROVER
+        default = {"archive": "同意", "reject": "费用超标准，退回", "withdraw": "申请人撤回"}
+        request.update(
+            node=REQUEST_ENDS[result],
+            result=result,
+            lastOperator=operator,
+            remark=remark or default[result],
+            lastOperateTime=self.now_text(),
+        )
+        eventid = f"weaver-request-{request_id}-{result}"
+        body = {
+            "eventid": eventid,
+            "requestid": str(request_id),
+            "operate": result,
+            "operator": operator,
+            "remark": request["remark"],
+            "finoadh": str(request["mainData"].get("finoadh") or ""),
+            "operatetime": request["lastOperateTime"],
+        }
+        if callback and eventid not in self.callbacks:
+            self.callbacks[eventid] = Callback(eventid, orjson.dumps(body))
+            self.queue.put_nowait(eventid)
+        return eventid
+
+    def my_requests(self, creator: str, page: int, size: int) -> list[dict[str, Any]]:
+        """`getMyWorkflowRequestList`: the requests `creator` made, newest first, a page."""
+        mine = [r for r in self.requests.values() if r["creator"] == creator]
+        mine.sort(key=lambda r: -int(r["requestid"]))
+        return [
+            {
+                "requestId": str(r["requestid"]),
+                "requestName": r["requestName"],
+                "workflowBaseInfo": {
+                    "workflowId": r["workflowId"],
+                    "workflowName": WORKFLOWS[r["workflowId"]],
+                },
+                "createTime": r["createTime"],
+                "lastOperateTime": r["lastOperateTime"],
+                "currentNodeName": r["node"][0],
+                "currentNodeType": r["node"][1],
+                "lastOperateType": r["result"],
+                "lastOperatorName": r.get("lastOperator", ""),
+                "remark": r.get("remark", ""),
+            }  # fmt: skip
+            for r in mine[(page - 1) * size : page * size]
+        ]
 
     # -- unified todo ----------------------------------------------------------------------
     def receive_todo(self, record: Mapping[str, Any]) -> dict[str, str]:
@@ -504,6 +581,46 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
             }
         )
 
+    @app.get("/api/workflow/paService/getWorkflowRequest")
+    async def get_workflow_request(request: Request) -> Response:
+        caller = sim.caller(request.headers)
+        if isinstance(caller, str):
+            return json_response(weaver_error(caller))
+        raw = request.query_params.get("requestId", "")
+        found = sim.requests.get(int(raw)) if raw.isdigit() else None
+        if found is None:
+            return json_response(_pa_error("PARAM_ERROR", f"requestId {raw} 不存在"))
+        fields = [{"fieldName": k, "fieldValue": v} for k, v in found["mainData"].items()]
+        return json_response(
+            {
+                "code": "SUCCESS",
+                "data": {
+                    "requestId": str(found["requestid"]),
+                    "requestName": found["requestName"],
+                    "workflowBaseInfo": {"workflowId": found["workflowId"]},
+                    "workflowMainTableInfo": {
+                        "requestRecords": [{"workflowRequestTableFields": fields}]
+                    },
+                },
+                "errMsg": {},
+            }
+        )
+
+    @app.post("/api/workflow/paService/getMyWorkflowRequestList")
+    async def my_workflow_requests(request: Request) -> Response:
+        caller = sim.caller(request.headers)
+        if isinstance(caller, str):
+            return json_response(weaver_error(caller))
+        form = await _body(request)
+        try:
+            page, size = int(form.get("pageNo", 1)), int(form.get("pageSize", 10))
+        except (TypeError, ValueError):
+            return json_response(_pa_error("PARAM_ERROR", "pageNo/pageSize 必须是整数"))
+        if page < 1 or not 1 <= size <= 100:
+            return json_response(_pa_error("PARAM_ERROR", "pageNo/pageSize 超出范围"))
+        rows = sim.my_requests(caller["loginid"], page, size)
+        return json_response({"code": "SUCCESS", "data": rows, "errMsg": {}})
+
     async def hrm_page(request: Request, rows: list[dict[str, Any]]) -> Response:
         caller = sim.caller(request.headers)
         if isinstance(caller, str):
@@ -615,6 +732,19 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
     async def decide(request: Request) -> Response:
         body = orjson.loads(await request.body())
         eventid = sim.decide(body["flowid"], body["receiver"], approve=bool(body["approve"]))
+        return json_response({"eventid": eventid})
+
+    @app.post("/_sim/requests/{request_id}/end")
+    async def end_request(request_id: int, request: Request) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        eventid = sim.end_request(
+            request_id,
+            str(body.get("result", "")),
+            remark=body.get("remark"),
+            callback=bool(body.get("callback", True)),
+        )
+        if eventid is None:
+            return json_response({"error": "no such request or result"}, 404)
         return json_response({"eventid": eventid})
 
     @app.post("/_sim/expire-tokens")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from support.claims import one_line_claim
 from support.processes import Server
 from support.weaver import weaver_config, weaver_simulator
 
-from finoa.connectors.base import OutboundMessage
+from finoa.connectors.base import ApprovalResult, ConcludeApproval, OutboundMessage
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.client import WeaverConnector, register
 from finoa.connectors.weaver.wsdl import WORKFLOW_NS
@@ -259,3 +260,72 @@ def test_a_bad_config_names_the_field(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="^colour: "):
         WeaverConnector.check_config({"colour": "red"})
+
+
+def test_an_approval_create_whose_answer_was_lost_is_found_not_made_again(sim: Any) -> None:
+    server, _ = sim
+    payload = {
+        "id": "CL-LOOKUP-1", "external_id": "OA-L1", "applicant_id": "E0011",
+        "department_id": "D02", "cost_center_id": None, "project_id": None,
+        "title": "差旅 lookup", "currency": "CNY", "total_fen": 128050,
+        "lines": [{"category": "travel", "amount_fen": 128050, "tax_fen": 0,
+                   "expense_date": "2026-11-30", "description": "高铁"}],
+    }  # fmt: skip
+    create = OutboundMessage(30, "approval.create", "CL-LOOKUP-1", "approval:CL-LOOKUP-1:create",
+                             payload)  # fmt: skip
+    other = OutboundMessage(31, "approval.create", "CL-LOOKUP-2", "approval:CL-LOOKUP-2:create",
+                            {**payload, "id": "CL-LOOKUP-2"})  # fmt: skip
+
+    async def work(connector: WeaverConnector) -> tuple[Any, list[Any]]:
+        (created,) = await connector.deliver([create])
+        return created, await connector.lookup([create, other])
+
+    created, (found, missing) = run(with_connector(sim, work))
+    assert created.ok, created.error
+    request_id = created.response["oa_approval_id"]
+    assert found is not None and found.response == {"oa_approval_id": request_id}
+    assert missing is None  # the other claim has no request: it is sent
+    made = [r for r in get(server, "/_sim/requests") if r["mainData"].get("finoadh")]
+    assert [r["requestid"] for r in made if r["mainData"]["finoadh"] == "CL-LOOKUP-1"] == [
+        int(request_id)
+    ]
+
+
+def test_approval_changes_keep_ended_requests_in_the_window_with_their_claim(sim: Any) -> None:
+    server, _ = sim
+    payload = {
+        "id": "CL-SWEEP-1", "external_id": "OA-S1", "applicant_id": "E0011",
+        "department_id": "D02", "cost_center_id": None, "project_id": None,
+        "title": "差旅 sweep", "currency": "CNY", "total_fen": 5000,
+        "lines": [{"category": "travel", "amount_fen": 5000, "tax_fen": 0,
+                   "expense_date": "2026-11-30", "description": "地铁"}],
+    }  # fmt: skip
+    running = {**payload, "id": "CL-SWEEP-2"}
+    messages = [
+        OutboundMessage(40, "approval.create", "CL-SWEEP-1", "approval:CL-SWEEP-1:create", payload),
+        OutboundMessage(41, "approval.create", "CL-SWEEP-2", "approval:CL-SWEEP-2:create", running),
+    ]
+
+    async def create(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver(messages)
+
+    ended, _ = run(with_connector(sim, create))
+    request_id = ended.response["oa_approval_id"]
+    end = {"result": "reject", "remark": "重复报销", "callback": False}
+    answer = httpx.post(f"{server.url}/_sim/requests/{request_id}/end", json=end)
+    assert answer.status_code == 200
+    now = datetime.now(UTC)
+
+    async def sweep(connector: WeaverConnector) -> tuple[Any, Any]:
+        hour = timedelta(hours=1)
+        inside = await connector.approval_changes(now - hour, now + timedelta(minutes=1))
+        later = await connector.approval_changes(now + hour, now + 2 * hour)
+        return inside, later
+
+    inside, later = run(with_connector(sim, sweep))
+    mine = [c for c in inside.commands if c.claim_id in ("CL-SWEEP-1", "CL-SWEEP-2")]
+    assert mine == [
+        ConcludeApproval(f"weaver-request-{request_id}-reject", request_id, ApprovalResult.REFUSE,
+                         actor_id="E0010", comment="重复报销", claim_id="CL-SWEEP-1")
+    ]  # fmt: skip
+    assert inside.problems == () and later.commands == ()

@@ -16,6 +16,8 @@ from support.claims import one_line_claim
 
 from finoa.api.json_body import parse_json
 from finoa.connectors.base import (
+    ApprovalResult,
+    ConcludeApproval,
     DecideTask,
     InboundInvalid,
     InboundRefused,
@@ -24,7 +26,11 @@ from finoa.connectors.base import (
 )
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.inbound import WeaverInbound, callback_signature
-from finoa.connectors.weaver.mapping import create_request_form, todo_record
+from finoa.connectors.weaver.mapping import (
+    approval_request_form,
+    create_request_form,
+    todo_record,
+)
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "weaver"
 SECRET = "callback-secret-0123456789"
@@ -106,6 +112,64 @@ def test_a_signed_decision_becomes_a_canonical_decide_task() -> None:
         approve=False,
         comment="费用超标准，退回",
     )
+
+
+def test_a_signed_request_result_concludes_the_oa_led_claim() -> None:
+    body = (FIXTURES / "request_result_callback.json").read_bytes()
+    (command,) = parse(signed(body)).commands
+    assert command == ConcludeApproval(
+        message_id="weaver-request-447003-reject",
+        oa_approval_id="447003",
+        result=ApprovalResult.REFUSE,
+        actor_id="E0010",
+        comment="发票缺失",
+        claim_id="01JCLAIM0000000000000000AB",
+    )
+
+
+@pytest.mark.parametrize(
+    ("operate", "result"),
+    [("archive", ApprovalResult.AGREE), ("withdraw", ApprovalResult.REVOKE)],
+)
+def test_archived_and_withdrawn_requests_map_onto_agree_and_revoke(
+    operate: str, result: ApprovalResult
+) -> None:
+    body = json.dumps({"eventid": "e1", "requestid": "447001", "operate": operate}).encode()
+    (command,) = parse(signed(body)).commands
+    assert command.result is result and command.claim_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b'{"eventid": "e1", "requestid": "447001", "operate": "approve"}', ("operate",)),
+        (b'{"eventid": "e1", "requestid": "R-1", "operate": "archive"}', ("requestid",)),
+        (b'{"requestid": "447001", "operate": "archive"}', ("eventid",)),
+    ],
+)
+def test_malformed_request_results_are_invalid_naming_the_field(
+    body: bytes, loc: tuple[str]
+) -> None:
+    with pytest.raises(InboundInvalid) as invalid:
+        parse(signed(body))
+    assert tuple(invalid.value.errors[0]["loc"]) == loc
+
+
+def test_the_approval_request_form_carries_the_claim_id_and_yuan_amounts() -> None:
+    claim: Any = {
+        "id": "C1", "external_id": "X1", "applicant_id": "E0011", "department_id": "D-SALES",
+        "cost_center_id": None, "project_id": None, "title": "差旅", "currency": "CNY",
+        "total_fen": 128050,
+        "lines": [{"category": "travel", "amount_fen": 120000, "tax_fen": 8050,
+                   "expense_date": "2026-11-30", "description": "高铁"}],
+    }  # fmt: skip
+    form = approval_request_form(claim, "6", "formtable_main_214_dt1")
+    main = {f["fieldName"]: f["fieldValue"] for f in form["mainData"]}
+    assert main["finoadh"] == "C1" and main["je"] == "1280.50" and main["cbzx"] == ""
+    (record,) = form["detailData"][0]["workflowRequestTableRecords"]
+    fields = {f["fieldName"]: f["fieldValue"] for f in record["workflowRequestTableFields"]}
+    assert fields == {"fylb": "travel", "je": "1200.00", "se": "80.50",
+                      "fyrq": "2026-11-30", "sm": "高铁"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
