@@ -46,6 +46,7 @@ ALL_SCOPES = (
     "processes:read",
     "processes:manage",
     "archive:read",
+    "archive:use",
 )
 BUDGET_MODES = ("block", "warn", "none")
 CLOSED_PERIOD_POLICIES = tuple(policy.value for policy in ClosedPeriodPolicy)

@@ -87,7 +87,9 @@ def request_borrowing(
                   {"borrower_id": borrower_id, "packages": [r.archive_no for r in packages],
                    "days": days, "reason": reason})  # fmt: skip
         names = ", ".join(r.archive_no for r in packages)
-        title = f"档案借阅审批 {borrowing_id}: {people.employees[borrower_id].name} {names} {days}天"
+        title = (
+            f"档案借阅审批 {borrowing_id}: {people.employees[borrower_id].name} {names} {days}天"
+        )
         task_ids = open_steps(uow, "borrowing", borrowing_id, [Step(ARCHIVE_KEEPER, keeper)], title)
         return BorrowingRequest(borrowing_id, task_ids[0], keeper)
 
@@ -185,7 +187,9 @@ def access_package(
                 expired = aware(loans[0].expires_at).isoformat()
                 raise Forbidden("package", f"the borrowing {loans[0].id} of {row.archive_no} "
                                 f"by {employee_id} expired at {expired}")  # fmt: skip
-            raise Forbidden("package", f"{employee_id} has no granted borrowing of {row.archive_no}")
+            raise Forbidden(
+                "package", f"{employee_id} has no granted borrowing of {row.archive_no}"
+            )
         log_access(uow, row.id, f"employee:{employee_id}", action, {"borrowing_id": live[0].id})
         return record_from_row(row, ()), live[0].id
 

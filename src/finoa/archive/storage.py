@@ -41,6 +41,11 @@ class ArchiveStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def remove(self, sha256: str) -> bool:
+        """Destruction, the one removal a write-once store allows (the caller audits it):
+        whether the file was there."""
+        ...
+
     def location(self, sha256: str) -> str:
         """Where the file is kept, for the metadata's 存储位置."""
         ...
@@ -62,6 +67,13 @@ class FilesystemArchiveStore:
 
     def exists(self, sha256: str) -> bool:
         return self.files.exists(sha256)
+
+    def remove(self, sha256: str) -> bool:
+        try:
+            self.files.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def location(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256}"

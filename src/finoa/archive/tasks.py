@@ -145,9 +145,11 @@ def decide(
               {"subject_id": task.subject_id, "approve": approve, "approver_id": approver_id,
                "comment": comment})  # fmt: skip
     following = uow.conn.execute(
-        select(t)
-        .where(t.c.subject_type == task.subject_type, t.c.subject_id == task.subject_id,
-               t.c.step == task.step + 1)  # fmt: skip
+        select(t).where(
+            t.c.subject_type == task.subject_type,
+            t.c.subject_id == task.subject_id,
+            t.c.step == task.step + 1,
+        )  # fmt: skip
     ).first()
     finisher = finishers[task.subject_type]
     if approve and following is not None:

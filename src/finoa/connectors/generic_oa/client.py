@@ -24,6 +24,7 @@ from finoa.messaging.retry import DeliveryError, ErrorClass
 ACTION_PATHS: dict[str, str] = {
     "todo.push": "/api/todos:batch",
     "status.writeback": "/api/status:batch",
+    "notice.send": "/api/notices:batch",
 }
 
 

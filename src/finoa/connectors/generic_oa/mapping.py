@@ -29,7 +29,20 @@ STATUS_FIELDS = (
     "erp_voucher_no",
     "at",
 )
-OA_ITEM_FIELDS = {"todo.push": TODO_FIELDS, "status.writeback": STATUS_FIELDS}
+NOTICE_FIELDS = (
+    "notice_id",
+    "recipient_id",
+    "title",
+    "body",
+    "subject_type",
+    "subject_id",
+    "at",
+)
+OA_ITEM_FIELDS = {
+    "todo.push": TODO_FIELDS,
+    "status.writeback": STATUS_FIELDS,
+    "notice.send": NOTICE_FIELDS,
+}
 
 
 def oa_item(action: str, payload: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
