@@ -23,8 +23,8 @@ try:  # newer Typer carries its own copy of Click
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from finoa.archive.cli import archive_app
 from finoa.archive import cli_use as _archive_use  # noqa: F401  (registers its commands)
+from finoa.archive.cli import archive_app
 from finoa.cli_budget import budget_app
 from finoa.cli_errors import CliError, ExitCode, explain
 from finoa.cli_policy import policy_app

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from finoa.archive.model import PackageRecord
 from finoa.archive.notices import send_notice
 from finoa.archive.service import record_from_row
-from finoa.archive.model import PackageRecord
 from finoa.archive.tasks import ARCHIVE_KEEPER, Step, TaskOutcome, decide, open_steps, role_holder
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from finoa.services.context import Hub

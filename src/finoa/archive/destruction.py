@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 
 from finoa.archive.borrowing import log_access, open_borrowings, resolve_packages
 from finoa.archive.service import Archive
+from finoa.archive.storage import DestructibleStore
 from finoa.archive.tasks import ACCOUNTING, ARCHIVE_KEEPER, AUDIT, Step, open_steps, role_holder
 from finoa.domain.claim import FINAL_STATUSES
 from finoa.domain.errors import Conflict, InvalidInput
@@ -47,12 +48,12 @@ def refusals(uow: UnitOfWork, rows: Sequence[Any], today: date) -> list[str]:
     """Why each of `rows` may not be destroyed (empty: all may)."""
     problems: list[str] = []
     borrowed = open_borrowings(uow.conn, [r.id for r in rows], uow.now)
-    claim_status = dict(
+    claim_status: dict[str, str] = dict(
         uow.conn.execute(
             select(claims.c.id, claims.c.status).where(claims.c.id.in_([r.claim_id for r in rows]))
         ).all()
     )
-    pending_reversals = dict(
+    pending_reversals: dict[str, str] = dict(
         uow.conn.execute(
             select(vouchers.c.reversal_of, vouchers.c.id).where(
                 vouchers.c.reversal_of.in_([r.voucher_id for r in rows]),
@@ -205,13 +206,16 @@ def carry_out(hub: Hub, archive: Archive, destruction_id: str) -> dict[str, str]
     xml, xlsx = _inventory(destruction_id, rows, today)
     xml_sha, xlsx_sha = archive.store.put_many([xml, xlsx])
     documents = {**run.documents, "销毁清册.xml": xml_sha, "销毁清册.xlsx": xlsx_sha}
+    store = archive.store
+    if not isinstance(store, DestructibleStore):
+        raise InvalidInput("archive", "this archive store cannot destroy files")
     removed: dict[str, list[str]] = {}
     for row in rows:
         removed[row.id] = []
         for f in row.files:
             if f["sha256"] in keep:
                 continue
-            if archive.store.remove(f["sha256"]):
+            if store.remove(f["sha256"]):
                 removed[row.id].append(f["sha256"])
 
     def record(uow: UnitOfWork) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hashes
 
@@ -41,13 +41,18 @@ class ArchiveStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
-    def remove(self, sha256: str) -> bool:
-        """Destruction, the one removal a write-once store allows (the caller audits it):
-        whether the file was there."""
-        ...
-
     def location(self, sha256: str) -> str:
         """Where the file is kept, for the metadata's 存储位置."""
+        ...
+
+
+@runtime_checkable
+class DestructibleStore(Protocol):
+    """A store that can destroy files: destruction (鉴定销毁) is the one removal a
+    write-once store allows, and its caller audits every file removed."""
+
+    def remove(self, sha256: str) -> bool:
+        """Remove the file; whether it was there."""
         ...
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from finoa.connectors.base import ConcludeApproval, InboundCommand, SubmitClaim
 from finoa.archive.tasks import is_archive_task
+from finoa.connectors.base import ConcludeApproval, InboundCommand, SubmitClaim
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
 from finoa.services.context import Hub

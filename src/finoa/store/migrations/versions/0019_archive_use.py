@@ -1,7 +1,7 @@
 """archive use: borrowing requests, destruction runs, their approval tasks
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-01 17:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
