@@ -97,6 +97,9 @@ class Settings:
     # 档号 of a voucher's package; fields: fonds, year, period (MM), retention, voucher_no
     archive_no_template: str = "{fonds}-{year}-KJ·{period}-{retention}-{voucher_no}"
     archive_font: str = ""  # a TrueType CJK font for archive PDFs; empty: found on the system
+    # an external archive system (connector generic-archive) packages are pushed to; "": none
+    archive_external_url: str = ""
+    archive_external_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -227,6 +230,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "archive_fonds": str,
         "archive_no_template": str,
         "archive_font": str,
+        "archive_external_url": str,
+        "archive_external_api_key": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")
