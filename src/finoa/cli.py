@@ -747,3 +747,9 @@ def sync_oa(
         _fail("--until: must be after --since")
     report = sync_instance(settings, instance, start, end, overlap_minutes)
     console.print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+
+
+from finoa.connectors.generic_archive.command import EXAMPLE as ARCHIVE_SIM_EXAMPLE  # noqa: E402
+from finoa.connectors.generic_archive.command import sim_archive  # noqa: E402
+
+sim_app.command("archive", epilog=ARCHIVE_SIM_EXAMPLE)(sim_archive)

@@ -156,3 +156,36 @@ def destroy(
         f"destruction {started.destruction_id}: {len(started.packages)} package(s) appraised; "
         f"first approval {started.task_ids[0]}"
     )
+
+
+@archive_app.command("push", epilog="Example: finoa archive push --period 2026-11")
+def push(
+    period: Annotated[str | None, typer.Option("--period", help="Only this period")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Push packages not yet pushed to the external archive (archive_external_url) and
+    record its answer (status, 四性检测 result)."""
+    import httpx
+
+    from finoa.archive.cli import _query
+    from finoa.archive.external import client_from, push_packages
+    from finoa.cli import _settings
+
+    query = _query(period, limit=1000)
+    settings = _settings(config, data_dir)
+    if not settings.archive_external_url:
+        raise CliError(ExitCode.CONFIG, "no external archive is configured",
+                       "set archive_external_url and archive_external_api_key")  # fmt: skip
+    with _archive(config, data_dir) as (db, archive), httpx.Client(timeout=30) as http:
+        client = client_from(settings.archive_external_url, settings.archive_external_api_key, http)
+        try:
+            summary = push_packages(db, archive, client, query)
+        except httpx.HTTPError as exc:
+            raise CliError(ExitCode.CONFIG, f"the external archive: {exc}",
+                           "check archive_external_url") from None  # fmt: skip
+    console.print(f"pushed {len(summary.pushed)} package(s); {summary.already} pushed before")
+    for reason in summary.refused:
+        console.print(f"refused: {reason}")
+    if summary.refused:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
