@@ -129,7 +129,6 @@ def test_destruction_removes_the_files_and_keeps_the_inventory_and_the_audit(
     inventory = etree.fromstring(archive.store.read(documents["销毁清册.xml"]))
     assert [e.get("档号") for e in inventory] == [archive_no]
 
-
     sheet = load_workbook(io.BytesIO(archive.store.read(documents["销毁清册.xlsx"]))).active
     assert sheet is not None and sheet.cell(2, 1).value == archive_no
     with hub.db.engine.connect() as conn:
