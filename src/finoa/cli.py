@@ -23,6 +23,7 @@ try:  # newer Typer carries its own copy of Click
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from finoa.archive import cli_use as _archive_use  # noqa: F401  (registers its commands)
 from finoa.archive.cli import archive_app
 from finoa.cli_budget import budget_app
 from finoa.cli_delegation import delegation_app
@@ -748,3 +749,9 @@ def sync_oa(
         _fail("--until: must be after --since")
     report = sync_instance(settings, instance, start, end, overlap_minutes)
     console.print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+
+
+from finoa.connectors.generic_archive.command import EXAMPLE as ARCHIVE_SIM_EXAMPLE  # noqa: E402
+from finoa.connectors.generic_archive.command import sim_archive  # noqa: E402
+
+sim_app.command("archive", epilog=ARCHIVE_SIM_EXAMPLE)(sim_archive)

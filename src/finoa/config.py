@@ -48,6 +48,7 @@ ALL_SCOPES = (
     "processes:read",
     "processes:manage",
     "archive:read",
+    "archive:use",
 )
 BUDGET_MODES = ("block", "warn", "none")
 ESCALATION_TARGETS = ("manager", "finance_director", "cfo")
@@ -108,6 +109,9 @@ class Settings:
     holidays: tuple[str, ...] = ()  # ISO dates without working hours
     timer_every_seconds: float = 30.0  # how often a hub looks for due timers
     clock_offset_file: str = ""  # test processes: seconds to add to the clock, read from here
+    # an external archive system (connector generic-archive) packages are pushed to; "": none
+    archive_external_url: str = ""
+    archive_external_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -268,6 +272,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "working_days": str,
         "timer_every_seconds": float,
         "clock_offset_file": str,
+        "archive_external_url": str,
+        "archive_external_api_key": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

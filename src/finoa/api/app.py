@@ -27,6 +27,7 @@ from finoa.api.routes import (
     webhooks,
 )
 from finoa.archive import api as archive_api
+from finoa.archive import api_use as archive_use_api
 from finoa.config import Settings
 from finoa.connectors.instances import load_instances
 from finoa.invoices import api as invoices_api
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(processes.router, prefix=api)
     app.include_router(archive_api.router, prefix=api)
     app.include_router(approval_patterns.router, prefix=api)
+    app.include_router(archive_use_api.router, prefix=api)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

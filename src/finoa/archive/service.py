@@ -262,8 +262,12 @@ def store_report(uow: UnitOfWork, package_id: str, stage: str, report: CheckRepo
 
 
 def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport) -> None:
+    from finoa.archive.notices import package_archived
+
     insert_package(uow, built.record, "built")
     store_report(uow, built.record.package_id, "archiving", report)
+    package_archived(uow, built.record, report.passed,
+                     [f"{i.item}: {i.detail}" for i in report.failed()])  # fmt: skip
     _dequeue(uow, built.record.voucher_id)
 
 
@@ -373,8 +377,12 @@ def check_archive(
     set_items = check_set(records) if records and query.period else []
 
     def store(uow: UnitOfWork) -> None:
+        from finoa.archive.notices import check_failed
+
         for record, report in reports:
             store_report(uow, record.package_id, stage, report)
+            if not report.passed:
+                check_failed(uow, record, [f"{i.item}: {i.detail}" for i in report.failed()])
 
     if reports:
         db.perform(store, actor="archive")

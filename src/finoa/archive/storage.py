@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hashes
 
@@ -46,6 +46,16 @@ class ArchiveStore(Protocol):
         ...
 
 
+@runtime_checkable
+class DestructibleStore(Protocol):
+    """A store that can destroy files: destruction (鉴定销毁) is the one removal a
+    write-once store allows, and its caller audits every file removed."""
+
+    def remove(self, sha256: str) -> bool:
+        """Remove the file; whether it was there."""
+        ...
+
+
 class FilesystemArchiveStore:
     """Package files in `<archive dir>/<first two hex digits>/<sha256>`, write-once."""
 
@@ -62,6 +72,13 @@ class FilesystemArchiveStore:
 
     def exists(self, sha256: str) -> bool:
         return self.files.exists(sha256)
+
+    def remove(self, sha256: str) -> bool:
+        try:
+            self.files.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def location(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from finoa.archive.tasks import is_archive_task
 from finoa.connectors.base import ConcludeApproval, InboundCommand, SubmitClaim
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
@@ -46,6 +47,8 @@ def command_write(
             }
 
         return concluded, f"employee:{command.actor_id or 'unknown'} via oa:{instance}"
+    if is_archive_task(command.task_id):
+        return _archive_decision(command, instance)
     decide = task_decision(
         hub,
         command.task_id,
@@ -65,6 +68,25 @@ def command_write(
             "task_id": outcome.task_id,
             "claim_id": outcome.claim_id,
             "claim_status": outcome.claim_status,
+            "duplicate": outcome.duplicate,
+        }
+
+    return decision, f"employee:{command.approver_id} via oa:{instance}"
+
+
+def _archive_decision(command: Any, instance: str) -> tuple[Callable[[UnitOfWork], Any], str]:
+    """An archive task's decision (borrowing, destruction) from the same OA webhook."""
+    from finoa.archive.borrowing import archive_decision
+
+    def decision(uow: UnitOfWork) -> dict[str, Any]:
+        outcome = archive_decision(
+            uow, command.task_id, command.approver_id, command.approve, command.comment,
+            instance, command.message_id,
+        )  # fmt: skip
+        return {
+            "task_id": outcome.task_id,
+            "subject_id": outcome.subject_id,
+            "status": outcome.status,
             "duplicate": outcome.duplicate,
         }
 

@@ -574,3 +574,48 @@ approval_timers = Table(
     UniqueConstraint("task_id", "kind", name="uq_approval_timers_task_kind"),
     Index("ix_approval_timers_due", "status", "due_at"),
 )
+
+# Archive use (finoa.archive.borrowing / destruction): borrowing requests (利用), destruction
+# runs (鉴定销毁), and the approval tasks of both, pushed to the OA todo list.
+archive_borrowings = Table(
+    "archive_borrowings",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("borrower_id", String(32), nullable=False),
+    Column("package_ids", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending / granted / rejected / expired
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Index("ix_archive_borrowings_borrower", "borrower_id", "status"),
+)
+
+archive_destructions = Table(
+    "archive_destructions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("package_ids", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # in_appraisal / rejected / destroyed
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("destroyed_at", DateTime(timezone=True)),
+    Column("documents", JSON, nullable=False),  # 鉴定意见书 / 销毁清册: name -> SHA-256
+)
+
+archive_tasks = Table(
+    "archive_tasks",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("subject_type", String(16), nullable=False),  # borrowing / destruction
+    Column("subject_id", String(40), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("assignee_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # waiting / pending / approved / rejected
+    Column("comment", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Index("ix_archive_tasks_subject", "subject_type", "subject_id", "step"),
+)

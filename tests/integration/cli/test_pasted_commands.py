@@ -41,6 +41,7 @@ SERVING: dict[tuple[str, ...], str] = {
     ("sim", "sap"): "/_sim/stats",
     ("sim", "yonyou"): "/_sim/stats",
     ("sim", "tax-platform"): "/_sim/stats",
+    ("sim", "archive"): "/_sim/stats",
     # serves on the port its site was made with (the README's `erp tryton init … --port 8000`)
     ("erp", "tryton", "serve"): "http://127.0.0.1:8000/",
     ("worker",): "delivering the outbox",

@@ -25,6 +25,7 @@ ACTION_PATHS: dict[str, str] = {
     "todo.push": "/api/todos:batch",
     "todo.remind": "/api/todos:batch",
     "status.writeback": "/api/status:batch",
+    "notice.send": "/api/notices:batch",
 }
 
 

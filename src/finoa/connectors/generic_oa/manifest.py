@@ -32,9 +32,9 @@ MANIFEST = ConnectorManifest(
     name="generic-oa",
     kind=ConnectorKind.OA,
     direction=Direction.BOTH,
-    actions=("todo.push", "todo.remind", "status.writeback"),
+    actions=("todo.push", "todo.remind", "status.writeback", "notice.send"),
     config_schema=OA_CONFIG_SCHEMA,
     auth="bearer",
     max_batch=100,
-    description="Generic REST OA: approval todos and status write-back; signed webhooks in.",
+    description="Generic REST OA: approval todos, status write-back, notices; signed webhooks in.",
 )

@@ -29,10 +29,20 @@ STATUS_FIELDS = (
     "erp_voucher_no",
     "at",
 )
+NOTICE_FIELDS = (
+    "notice_id",
+    "recipient_id",
+    "title",
+    "body",
+    "subject_type",
+    "subject_id",
+    "at",
+)
 OA_ITEM_FIELDS = {
     "todo.push": TODO_FIELDS,
     "todo.remind": TODO_FIELDS,  # op "remind": 催办, the approver is reminded of the todo
     "status.writeback": STATUS_FIELDS,
+    "notice.send": NOTICE_FIELDS,
 }
 
 

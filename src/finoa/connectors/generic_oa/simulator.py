@@ -112,6 +112,17 @@ CREATE TABLE IF NOT EXISTS decisions (
     updated_at TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_state ON decisions (state);
+CREATE TABLE IF NOT EXISTS notices (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    notice_id TEXT NOT NULL,
+    recipient_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT,
+    subject_type TEXT,
+    subject_id TEXT,
+    at TEXT,
+    received_at TEXT NOT NULL
+);
 """
 
 
@@ -236,6 +247,9 @@ class OASimulator:
                     with self._savepoint():
                         if kind == "todo":
                             decide = self._apply_todo(item)
+                        elif kind == "notice":
+                            decide = None
+                            self._apply_notice(item)
                         else:
                             decide = None
                             self._apply_status(item, key)
@@ -378,6 +392,26 @@ class OASimulator:
             "INSERT INTO decisions (task_id, webhook_id, decision, approver_id, comment,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (task_id, f"decision-{task_id}", decision, approver_id, comment, now_iso()),
+        )
+
+    def _apply_notice(self, item: dict[str, Any]) -> None:
+        """A message to a person (消息通知): recipient and title are required."""
+        recipient, title = _text(item, "recipient_id"), _text(item, "title")
+        if recipient is None or title is None:
+            raise ValueError("recipient_id and title are required")
+        self.conn.execute(
+            "INSERT INTO notices (notice_id, recipient_id, title, body, subject_type,"
+            " subject_id, at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _text(item, "notice_id") or "",
+                recipient,
+                title,
+                _optional_text(item, "body"),
+                _optional_text(item, "subject_type"),
+                _optional_text(item, "subject_id"),
+                _optional_text(item, "at"),
+                now_iso(),
+            ),
         )
 
     def _apply_status(self, item: dict[str, Any], key: str) -> None:
@@ -690,6 +724,10 @@ def create_oa_app(
     async def status_batch(request: Request) -> Response:
         return await batch(request, "status")
 
+    @api.post("/notices:batch")
+    async def notices_batch(request: Request) -> Response:
+        return await batch(request, "notice")
+
     @api.post("/tasks:report")
     async def tasks_report(request: Request) -> Response:
         """What the OA knows of approval tasks, whether or not their webhooks got through:
@@ -752,6 +790,14 @@ def create_oa_app(
         """The user leaves the OA's organisation: todos for them are refused from now on."""
         sim.conn.execute("INSERT OR IGNORE INTO departed_users VALUES (?)", (user_id,))
         return json_response({"user_id": user_id, "departed": True})
+
+    @app.get("/_sim/notices")
+    async def notices(recipient_id: str | None = None) -> Response:
+        rows = sim.conn.execute(
+            "SELECT * FROM notices WHERE (? IS NULL OR recipient_id = ?) ORDER BY seq",
+            (recipient_id, recipient_id),
+        ).fetchall()
+        return json_response([dict(row) for row in rows])
 
     @app.get("/_sim/decisions")
     async def decisions() -> Response:

@@ -1,0 +1,1 @@
+"""A generic REST external archive system (kind `archive`): packages pushed in, status back."""
