@@ -126,11 +126,29 @@ def _keep_subsets(face: Any) -> None:
     face.makeSubset = make_subset
 
 
+LATIN_FONT = "Helvetica"  # the standard font, for Latin text beside the CID font
+
+
+def _cid_runs(cid_font: str, text: str) -> list[tuple[str, str]]:
+    """`text` split into runs of one font: Latin text in the standard font, the rest in the
+    CID font (whose UniGB-UCS2-H CMap has no Latin-1 supplement characters: the 档号's
+    middle dot U+00B7, for one)."""
+    runs: list[tuple[str, str]] = []
+    for char in text:
+        font = LATIN_FONT if char <= "\u00ff" else cid_font
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + char)
+        else:
+            runs.append((font, char))
+    return runs
+
+
 def voucher_pdf(view: dict[str, Any], *, font: str = "") -> bytes:
     """`view`: archive_no, company, voucher_no, date, summary, entries (account, name, summary,
     debit_fen, credit_fen), total_fen, preparer, approvals (who, role, action, at, oa),
     invoices (number, total_fen)."""
     from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfgen import canvas
 
     chosen = pdf_font(font)
@@ -148,8 +166,14 @@ def voucher_pdf(view: dict[str, Any], *, font: str = "") -> bytes:
         if y < 60:
             page.showPage()
             y = height - 60
-        page.setFont(name, size)
-        page.drawString(x, y, text)
+        if chosen.embedded:
+            page.setFont(name, size)
+            page.drawString(x, y, text)
+            return
+        for run_font, run in _cid_runs(name, text):
+            page.setFont(run_font, size)
+            page.drawString(x, y, run)
+            x += pdfmetrics.stringWidth(run, run_font, size)
 
     def row(cells: Sequence[tuple[float, str]], size: float = 9, step: float = 16) -> None:
         nonlocal y
