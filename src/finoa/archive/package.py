@@ -8,6 +8,7 @@ from the same voucher has the same files.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,30 @@ def package_id_for(voucher_id: str) -> str:
     return f"AP-{voucher_id}"
 
 
+_BaseData = tuple[dict[str, str], dict[str, str]]  # employee names, account names
+_base_data_read: weakref.WeakKeyDictionary[Connection, tuple[object, _BaseData]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _base_data(conn: Connection) -> _BaseData:
+    """Employee and account names, read once per transaction: a batch of packages is built
+    in one, and every package names the same people and accounts."""
+    transaction = conn.get_transaction()
+    held = _base_data_read.get(conn)
+    if held is not None and transaction is not None and held[0] is transaction:
+        return held[1]
+    names = {r.id: r.name for r in conn.execute(select(employees.c.id, employees.c.name))}
+    account_names = {
+        r.code: r.name_zh for r in conn.execute(select(accounts.c.code, accounts.c.name_zh))
+    }
+    data = (names, account_names)
+    if transaction is None:
+        transaction = conn.get_transaction()
+    _base_data_read[conn] = (transaction, data)
+    return data
+
+
 def _file(name: str, role: FileRole, media_type: str, data: bytes) -> PackageFile:
     return PackageFile(name, role, media_type, len(data), sha256_hex(data), sm3_hex(data))
 
@@ -95,8 +120,7 @@ def build_package(
     if voucher.status not in ("posted", "reversed"):
         raise BuildRefused(f"{voucher_id}: not posted (status {voucher.status})")
     claim = conn.execute(select(claims).where(claims.c.id == voucher.claim_id)).one()
-    names = {r.id: r.name for r in conn.execute(select(employees.c.id, employees.c.name))}
-    account_names = {r.code: r.name_zh for r in conn.execute(select(accounts))}
+    names, account_names = _base_data(conn)
     entries = conn.execute(
         select(voucher_entries)
         .where(voucher_entries.c.voucher_id == voucher_id)

@@ -9,14 +9,18 @@ the 四性检测 can name a damaged file itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import secrets
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 
-from finoa.invoices.storage import WriteOnceFiles
+from finoa.invoices.storage import StoredFileDamaged, WriteOnceFiles
 
 
 def sha256_hex(data: bytes) -> str:
@@ -47,15 +51,58 @@ class ArchiveStore(Protocol):
 
 
 class FilesystemArchiveStore:
-    """Package files in `<archive dir>/<first two hex digits>/<sha256>`, write-once."""
+    """Package files in `<archive dir>/<first two hex digits>/<sha256>`, write-once.
+
+    A batch is stored in three steps: every new file is written under a temporary name, the
+    lot is flushed to disk concurrently (the file system commits the flushes together), then
+    each is linked to its name and each directory touched is flushed once. A name therefore
+    never points at bytes that are not on disk, and linking never replaces a stored file."""
 
     def __init__(self, root: Path) -> None:
         self.files = WriteOnceFiles(root)
+        self._directories: set[Path] = set()  # known to exist
 
     def put_many(self, files: Iterable[bytes]) -> list[str]:
-        digests = [self.files.put(data, sync=False) for data in files]
-        self.files.sync(digests)  # one concurrent flush for the lot
+        digests: list[str] = []
+        pending: dict[str, tuple[Path, Path]] = {}  # digest -> (temporary, target)
+        try:
+            for data in files:
+                digest = sha256_hex(data)
+                digests.append(digest)
+                if digest in pending:
+                    continue
+                target = self.files.path(digest)
+                if target.exists():
+                    _same(target, digest)
+                    continue
+                pending[digest] = (self._write(target, data), target)
+            _flush([temporary for temporary, _ in pending.values()])
+            for digest, (temporary, target) in pending.items():
+                try:
+                    os.link(temporary, target)
+                except FileExistsError:  # stored meanwhile by another builder
+                    _same(target, digest)
+            _flush(sorted({target.parent for _, target in pending.values()}))
+        finally:
+            for temporary, _ in pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    temporary.unlink()
         return digests
+
+    def _write(self, target: Path, data: bytes) -> Path:
+        directory = target.parent
+        if directory not in self._directories:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._directories.add(directory)
+        temporary = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
+        return temporary
 
     def read(self, sha256: str) -> bytes:
         return self.files.path(sha256).read_bytes()
@@ -65,3 +112,26 @@ class FilesystemArchiveStore:
 
     def location(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256}"
+
+
+def _same(target: Path, digest: str) -> None:
+    """A file already stored under `digest` must still have it."""
+    if sha256_hex(target.read_bytes()) != digest:
+        raise StoredFileDamaged(f"{target.name}: content does not match its SHA-256")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _flush(paths: list[Path]) -> None:
+    """fsync `paths` concurrently, so that the file system commits them together."""
+    if len(paths) == 1:
+        _fsync(paths[0])
+    elif paths:
+        with ThreadPoolExecutor(max_workers=min(32, len(paths))) as pool:
+            list(pool.map(_fsync, paths))
