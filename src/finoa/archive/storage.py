@@ -50,6 +50,9 @@ class ArchiveStore(Protocol):
         ...
 
 
+WRITERS = 16  # files of a batch created at once
+
+
 class FilesystemArchiveStore:
     """Package files in `<archive dir>/<first two hex digits>/<sha256>`, write-once.
 
@@ -64,18 +67,30 @@ class FilesystemArchiveStore:
 
     def put_many(self, files: Iterable[bytes]) -> list[str]:
         digests: list[str] = []
-        pending: dict[str, tuple[Path, Path]] = {}  # digest -> (temporary, target)
+        new: dict[str, tuple[Path, bytes]] = {}  # digest -> (target, bytes)
+        for data in files:
+            digest = sha256_hex(data)
+            digests.append(digest)
+            if digest in new:
+                continue
+            target = self.files.path(digest)
+            if target.exists():
+                _same(target, digest)
+                continue
+            new[digest] = (target, data)
+        pending = {  # digest -> (temporary, target)
+            digest: (target.parent / f".{digest}.{secrets.token_hex(6)}.tmp", target)
+            for digest, (target, _) in new.items()
+        }
         try:
-            for data in files:
-                digest = sha256_hex(data)
-                digests.append(digest)
-                if digest in pending:
-                    continue
-                target = self.files.path(digest)
-                if target.exists():
-                    _same(target, digest)
-                    continue
-                pending[digest] = (self._write(target, data), target)
+            if new:
+                # creating a file mostly waits on the file system: several at once
+                with ThreadPoolExecutor(max_workers=min(WRITERS, len(new))) as pool:
+                    list(
+                        pool.map(
+                            lambda digest: self._write(pending[digest][0], new[digest][1]), new
+                        )
+                    )
             _flush([temporary for temporary, _ in pending.values()])
             for digest, (temporary, target) in pending.items():
                 try:
@@ -89,12 +104,11 @@ class FilesystemArchiveStore:
                     temporary.unlink()
         return digests
 
-    def _write(self, target: Path, data: bytes) -> Path:
-        directory = target.parent
+    def _write(self, temporary: Path, data: bytes) -> None:
+        directory = temporary.parent
         if directory not in self._directories:
             directory.mkdir(parents=True, exist_ok=True)
             self._directories.add(directory)
-        temporary = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             view = memoryview(data)
@@ -102,7 +116,6 @@ class FilesystemArchiveStore:
                 view = view[os.write(descriptor, view) :]
         finally:
             os.close(descriptor)
-        return temporary
 
     def read(self, sha256: str) -> bytes:
         return self.files.path(sha256).read_bytes()
