@@ -56,10 +56,10 @@ WRITERS = 16  # files of a batch created at once
 class FilesystemArchiveStore:
     """Package files in `<archive dir>/<first two hex digits>/<sha256>`, write-once.
 
-    A batch is stored in three steps: every new file is written under a temporary name, the
-    lot is flushed to disk concurrently (the file system commits the flushes together), then
-    each is linked to its name and each directory touched is flushed once. A name therefore
-    never points at bytes that are not on disk, and linking never replaces a stored file."""
+    A batch is stored in steps, each over all its new files at once: written under temporary
+    names, flushed to disk (the file system commits the flushes together), linked to their
+    names, and each directory touched flushed once. A name therefore never points at bytes
+    that are not on disk, and linking never replaces a stored file."""
 
     def __init__(self, root: Path) -> None:
         self.files = WriteOnceFiles(root)
@@ -82,26 +82,31 @@ class FilesystemArchiveStore:
             digest: (target.parent / f".{digest}.{secrets.token_hex(6)}.tmp", target)
             for digest, (target, _) in new.items()
         }
-        try:
-            if new:
-                # creating a file mostly waits on the file system: several at once
-                with ThreadPoolExecutor(max_workers=min(WRITERS, len(new))) as pool:
-                    list(
-                        pool.map(
-                            lambda digest: self._write(pending[digest][0], new[digest][1]), new
-                        )
-                    )
-            _flush([temporary for temporary, _ in pending.values()])
-            for digest, (temporary, target) in pending.items():
-                try:
-                    os.link(temporary, target)
-                except FileExistsError:  # stored meanwhile by another builder
-                    _same(target, digest)
-            _flush(sorted({target.parent for _, target in pending.values()}))
-        finally:
-            for temporary, _ in pending.values():
-                with contextlib.suppress(FileNotFoundError):
-                    temporary.unlink()
+
+        def write(digest: str) -> None:
+            self._write(pending[digest][0], new[digest][1])
+
+        def place(digest: str) -> None:
+            temporary, target = pending[digest]
+            try:
+                os.link(temporary, target)
+            except FileExistsError:  # stored meanwhile by another builder
+                _same(target, digest)
+            temporary.unlink()
+
+        if not new:
+            return digests
+        # creating, flushing and linking a file mostly wait on the file system: many at once
+        with ThreadPoolExecutor(max_workers=min(WRITERS, len(new))) as pool:
+            try:
+                list(pool.map(write, new))
+                list(pool.map(_fsync, [temporary for temporary, _ in pending.values()]))
+                list(pool.map(place, new))
+                list(pool.map(_fsync, sorted({target.parent for _, target in pending.values()})))
+            finally:
+                for temporary, _ in pending.values():
+                    with contextlib.suppress(FileNotFoundError):
+                        temporary.unlink()
         return digests
 
     def _write(self, temporary: Path, data: bytes) -> None:
@@ -139,12 +144,3 @@ def _fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def _flush(paths: list[Path]) -> None:
-    """fsync `paths` concurrently, so that the file system commits them together."""
-    if len(paths) == 1:
-        _fsync(paths[0])
-    elif paths:
-        with ThreadPoolExecutor(max_workers=min(32, len(paths))) as pool:
-            list(pool.map(_fsync, paths))

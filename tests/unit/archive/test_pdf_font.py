@@ -35,7 +35,7 @@ VIEW: dict[str, Any] = {
     "total_fen": 55300,
     "preparer": "王芳",
     "approvals": [
-        {"at": "2026-11-30T10:00:00", "role": "部门经理", "who": "李强", "action": "同意", "oa": "dt"}
+        {"at": "2026-11-30T10:00", "role": "部门经理", "who": "李强", "action": "同意", "oa": "dt"}
     ],
     "invoices": [{"number": "26117000000012345678", "total_fen": 55300}],
 }
