@@ -17,6 +17,7 @@ import orjson
 from lxml import etree
 from sqlalchemy import Connection, select
 
+from finoa.archive.metadata import NS as METADATA_NS
 from finoa.archive.metadata import metadata_xml
 from finoa.archive.model import (
     ArchiveNoScheme,
@@ -26,7 +27,7 @@ from finoa.archive.model import (
     RecordKind,
     retention_for,
 )
-from finoa.archive.pdf import voucher_pdf
+from finoa.archive.pdf import PdfFont, pdf_font, voucher_pdf
 from finoa.archive.storage import ArchiveStore, sha256_hex, sm3_hex
 from finoa.invoices.storage import InvoiceFiles
 from finoa.store.tables import (
@@ -282,12 +283,26 @@ def build_package(
         archived_at=archived_at.isoformat(timespec="seconds"),
         location=type(store).__name__,
     )
+    metadata = _with_pdf_font(metadata, pdf_font(config.font))
     contents["metadata.xml"] = metadata
     meta_file = _file("metadata.xml", FileRole.METADATA, "application/xml", metadata)
     record = PackageRecord(
         **{**record.__dict__, "files": (*files, meta_file), "metadata_sha256": meta_file.sha256}
     )
     return BuiltPackage(record, contents)
+
+
+def _with_pdf_font(metadata: bytes, font: PdfFont) -> bytes:
+    """The metadata with the voucher PDF's 格式信息: which font it is written in, embedded or
+    not (a PDF naming a font it does not embed needs that font where it is read)."""
+    root = etree.fromstring(metadata, etree.XMLParser(remove_blank_text=True))
+    role = FileRole.VOUCHER_PDF.value
+    for item in root.iterfind(f"{{{METADATA_NS}}}文件实体/{{{METADATA_NS}}}计算机文件/*"):
+        if item.get("角色") == role:
+            etree.SubElement(
+                item, f"{{{METADATA_NS}}}格式信息", 字体嵌入="是" if font.embedded else "否"
+            ).text = font.description
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _voucher_xml(
