@@ -154,7 +154,9 @@ def voucher_pdf(view: dict[str, Any], *, font: str = "") -> bytes:
     chosen = pdf_font(font)
     name = chosen.name
     buffer = io.BytesIO()
-    page = canvas.Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
+    page = canvas.Canvas(
+        buffer, pagesize=A4, invariant=True, pageCompression=1, initialFontName=name
+    )
     page.setTitle(f"记账凭证 {view['voucher_no']}")
     page.setAuthor(str(view.get("company", "")))
     page.setKeywords(chosen.description)
