@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -105,25 +106,26 @@ def fixity(megabytes: int) -> None:
     print(f"  SM3     {rate(megabytes, sm3):,.0f} MB/s  ({sm3 / reference:.1f}× the copy's time)")
 
 
-def store(count: int) -> None:
-    """Per file: one at a time then one sync (reference) against the archive store's batch."""
+def store(count: int, rounds: int = 3) -> None:
+    """Per file: one at a time then one sync (reference) against the archive store's batch,
+    alternating, `rounds` times each; the medians."""
+    reference: list[float] = []
+    batched: list[float] = []
     with tempfile.TemporaryDirectory(prefix="finoa-bench-store-") as directory:
         root = Path(directory)
         one_by_one = WriteOnceFiles(root / "reference")
-        batch = FilesystemArchiveStore(root / "archive")
-        files = [os.urandom(4096) for _ in range(count)]
-        started = time.perf_counter()
-        one_by_one.sync([one_by_one.put(data, sync=False) for data in files])
-        reference = (time.perf_counter() - started) / count
-        files = [os.urandom(4096) for _ in range(count)]
-        started = time.perf_counter()
-        batch.put_many(files)
-        batched = (time.perf_counter() - started) / count
-    print(f"store {count} files of 4 KB: one at a time (reference) {reference * 1e3:.2f} ms/file")
-    print(
-        f"  archive store batch {batched * 1e3:.2f} ms/file  "
-        f"({batched / reference:.2f}× the reference's time)"
-    )
+        for n in range(rounds):
+            files = [os.urandom(4096) for _ in range(count)]
+            started = time.perf_counter()
+            one_by_one.sync([one_by_one.put(data, sync=False) for data in files])
+            reference.append((time.perf_counter() - started) / count)
+            files = [os.urandom(4096) for _ in range(count)]
+            started = time.perf_counter()
+            FilesystemArchiveStore(root / f"archive-{n}").put_many(files)
+            batched.append((time.perf_counter() - started) / count)
+    one, many = statistics.median(reference), statistics.median(batched)
+    print(f"store {count} files of 4 KB: one at a time (reference) {one * 1e3:.2f} ms/file")
+    print(f"  archive store batch {many * 1e3:.2f} ms/file  ({many / one:.2f}× the reference)")
 
 
 PDF_VIEW = {
