@@ -8,16 +8,26 @@ then measures:
    四性检测 at archiving — in packages/s;
 2. check: `check_archive` over the period (every package read back and checked again, plus
    the numbering and 档号 checks over the set), in packages/s;
-3. fixity: SHA-256 and SM3 over one large buffer, in MB/s, each with its ratio to copying
+3. store: files written write-once and durable, per file, through the archive store's
+   batch (`put_many`) against one file at a time (`WriteOnceFiles.put`, then one `sync`:
+   the reference, in the same run);
+4. PDF: voucher PDFs rendered per second with the embedded TrueType font (when the system
+   has one) and with the built-in CID font;
+5. fixity: SHA-256 and SM3 over one large buffer, in MB/s, each with its ratio to copying
    the same buffer (the reference measured in the same run).
 
-Usage: python bench/archive.py [--packages 300] [--megabytes 256]
+Wall-clock figures on a shared machine vary from run to run; the CPU seconds of the build
+are printed beside them.
+
+Usage: python bench/archive.py [--packages 300] [--megabytes 256] [--files 700]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,11 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import invoices as build  # noqa: E402
 from support.claims import one_line_claim  # noqa: E402
 
+from finoa.archive import pdf  # noqa: E402
 from finoa.archive.service import Archive, PackageQuery, build_packages, check_archive  # noqa: E402
-from finoa.archive.storage import sm3_hex  # noqa: E402
+from finoa.archive.storage import FilesystemArchiveStore, sm3_hex  # noqa: E402
 from finoa.config import load_settings  # noqa: E402
 from finoa.invoices.service import check_upload, invoice_attachment  # noqa: E402
-from finoa.invoices.storage import InvoiceFiles  # noqa: E402
+from finoa.invoices.storage import InvoiceFiles, WriteOnceFiles  # noqa: E402
 from finoa.invoices.verification import VerificationState  # noqa: E402
 from finoa.services.approvals import decide_task  # noqa: E402
 from finoa.services.claims import submit_claim  # noqa: E402
@@ -95,10 +106,72 @@ def fixity(megabytes: int) -> None:
     print(f"  SM3     {rate(megabytes, sm3):,.0f} MB/s  ({sm3 / reference:.1f}× the copy's time)")
 
 
+def store(count: int, rounds: int = 3) -> None:
+    """Per file: one at a time then one sync (reference) against the archive store's batch,
+    alternating, `rounds` times each; the medians."""
+    reference: list[float] = []
+    batched: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="finoa-bench-store-") as directory:
+        root = Path(directory)
+        one_by_one = WriteOnceFiles(root / "reference")
+        for n in range(rounds):
+            files = [os.urandom(4096) for _ in range(count)]
+            started = time.perf_counter()
+            one_by_one.sync([one_by_one.put(data, sync=False) for data in files])
+            reference.append((time.perf_counter() - started) / count)
+            files = [os.urandom(4096) for _ in range(count)]
+            started = time.perf_counter()
+            FilesystemArchiveStore(root / f"archive-{n}").put_many(files)
+            batched.append((time.perf_counter() - started) / count)
+    one, many = statistics.median(reference), statistics.median(batched)
+    print(f"store {count} files of 4 KB: one at a time (reference) {one * 1e3:.2f} ms/file")
+    print(f"  archive store batch {many * 1e3:.2f} ms/file  ({many / one:.2f}× the reference)")
+
+
+PDF_VIEW = {
+    "archive_no": "F001-2026-KJ·2026-11-30Y-记-0001",
+    "company": "示例科技有限公司",
+    "voucher_no": "记-0001",
+    "date": "2026-11-30",
+    "summary": "差旅费报销",
+    "entries": [
+        {"account": "660201", "name": "管理费用-差旅费", "summary": "差旅费",
+         "debit_fen": 55300, "credit_fen": 0},
+        {"account": "2241", "name": "其他应付款", "summary": "应付报销款",
+         "debit_fen": 0, "credit_fen": 55300},
+    ],
+    "total_fen": 55300,
+    "preparer": "王芳",
+    "approvals": [{"at": "2026-11-30T10:00:00", "role": "部门经理审批", "who": "李强",
+                   "action": "同意", "oa": "dingtalk"}],
+    "invoices": [{"number": "26117000000012345678", "total_fen": 55300}],
+}  # fmt: skip
+
+
+def pdfs(count: int) -> None:
+    """Voucher PDFs per second, each font; the staff's names vary as in a month's vouchers."""
+    people = "王芳李强张伟刘洋陈静杨磊赵敏黄勇周杰吴娜"
+    candidates = pdf.FONT_CANDIDATES
+    for label, found in (("embedded TrueType", candidates), ("CID STSong-Light", ())):
+        pdf.FONT_CANDIDATES = found
+        chosen = pdf.pdf_font()  # loading the font is once per process: not timed
+        if label.startswith("embedded") and not chosen.embedded:
+            print("PDF with an embedded TrueType font: none on this system")
+            continue
+        started = time.perf_counter()
+        for n in range(count):
+            who = people[2 * (n % 10) : 2 * (n % 10) + 2]
+            pdf.voucher_pdf({**PDF_VIEW, "preparer": who, "summary": f"差旅费报销 {who}"})
+        seconds = time.perf_counter() - started
+        print(f"PDF, {label} ({chosen.face}): {count / seconds:,.0f} vouchers/s")
+    pdf.FONT_CANDIDATES = candidates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--megabytes", type=int, default=256)
+    parser.add_argument("--files", type=int, default=700)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="finoa-bench-archive-") as directory:
         url = f"sqlite:///{Path(directory) / 'finoa.db'}"
@@ -115,11 +188,14 @@ def main() -> None:
                 f"setup: {args.packages} posted vouchers in {time.perf_counter() - started:.1f} s"
             )
             archive = Archive.from_settings(settings)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             summary = build_packages(hub.db, archive)
-            built = time.perf_counter() - started
+            built, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert len(summary.built) == args.packages and summary.checks_failed == 0, summary
-            print(f"build + 四性检测 at archiving: {args.packages / built:,.1f} packages/s")
+            print(
+                f"build + 四性检测 at archiving: {args.packages / built:,.1f} packages/s "
+                f"({cpu / args.packages * 1e3:.1f} ms CPU per package)"
+            )
             started = time.perf_counter()
             run = check_archive(hub.db, archive, PackageQuery(period=period, limit=1000))
             checked = time.perf_counter() - started
@@ -127,6 +203,8 @@ def main() -> None:
             print(f"四性检测 on demand over {period}: {len(run.reports) / checked:,.1f} packages/s")
         finally:
             hub.close()
+    store(args.files)
+    pdfs(max(50, args.packages // 2))
     fixity(args.megabytes)
 
 

@@ -8,6 +8,7 @@ from the same voucher has the same files.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 from lxml import etree
 from sqlalchemy import Connection, select
 
+from finoa.archive.metadata import NS as METADATA_NS
 from finoa.archive.metadata import metadata_xml
 from finoa.archive.model import (
     ArchiveNoScheme,
@@ -25,7 +27,7 @@ from finoa.archive.model import (
     RecordKind,
     retention_for,
 )
-from finoa.archive.pdf import voucher_pdf
+from finoa.archive.pdf import PdfFont, pdf_font, voucher_pdf
 from finoa.archive.storage import ArchiveStore, sha256_hex, sm3_hex
 from finoa.invoices.storage import InvoiceFiles
 from finoa.store.tables import (
@@ -73,6 +75,30 @@ def package_id_for(voucher_id: str) -> str:
     return f"AP-{voucher_id}"
 
 
+_BaseData = tuple[dict[str, str], dict[str, str]]  # employee names, account names
+_base_data_read: weakref.WeakKeyDictionary[Connection, tuple[object, _BaseData]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _base_data(conn: Connection) -> _BaseData:
+    """Employee and account names, read once per transaction: a batch of packages is built
+    in one, and every package names the same people and accounts."""
+    transaction = conn.get_transaction()
+    held = _base_data_read.get(conn)
+    if held is not None and transaction is not None and held[0] is transaction:
+        return held[1]
+    names = {r.id: r.name for r in conn.execute(select(employees.c.id, employees.c.name))}
+    account_names = {
+        r.code: r.name_zh for r in conn.execute(select(accounts.c.code, accounts.c.name_zh))
+    }
+    data = (names, account_names)
+    if transaction is None:
+        transaction = conn.get_transaction()
+    _base_data_read[conn] = (transaction, data)
+    return data
+
+
 def _file(name: str, role: FileRole, media_type: str, data: bytes) -> PackageFile:
     return PackageFile(name, role, media_type, len(data), sha256_hex(data), sm3_hex(data))
 
@@ -95,8 +121,7 @@ def build_package(
     if voucher.status not in ("posted", "reversed"):
         raise BuildRefused(f"{voucher_id}: not posted (status {voucher.status})")
     claim = conn.execute(select(claims).where(claims.c.id == voucher.claim_id)).one()
-    names = {r.id: r.name for r in conn.execute(select(employees.c.id, employees.c.name))}
-    account_names = {r.code: r.name_zh for r in conn.execute(select(accounts))}
+    names, account_names = _base_data(conn)
     entries = conn.execute(
         select(voucher_entries)
         .where(voucher_entries.c.voucher_id == voucher_id)
@@ -258,12 +283,26 @@ def build_package(
         archived_at=archived_at.isoformat(timespec="seconds"),
         location=type(store).__name__,
     )
+    metadata = _with_pdf_font(metadata, pdf_font(config.font))
     contents["metadata.xml"] = metadata
     meta_file = _file("metadata.xml", FileRole.METADATA, "application/xml", metadata)
     record = PackageRecord(
         **{**record.__dict__, "files": (*files, meta_file), "metadata_sha256": meta_file.sha256}
     )
     return BuiltPackage(record, contents)
+
+
+def _with_pdf_font(metadata: bytes, font: PdfFont) -> bytes:
+    """The metadata with the voucher PDF's 格式信息: which font it is written in, embedded or
+    not (a PDF naming a font it does not embed needs that font where it is read)."""
+    root = etree.fromstring(metadata, etree.XMLParser(remove_blank_text=True))
+    role = FileRole.VOUCHER_PDF.value
+    for item in root.iterfind(f"{{{METADATA_NS}}}文件实体/{{{METADATA_NS}}}计算机文件/*"):
+        if item.get("角色") == role:
+            etree.SubElement(
+                item, f"{{{METADATA_NS}}}格式信息", 字体嵌入="是" if font.embedded else "否"
+            ).text = font.description
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _voucher_xml(
