@@ -109,14 +109,15 @@ def assign_people(
     (see `repeat_alternative`). Steps assigned already keep their people. Returns the new state
     (the caller saves it) and, by step id, why a step went to the fallback approver."""
     reasons: dict[str, str] = {}
+    unassigned = [s for s in state.pending if s.mode is not StepMode.SINGLE and not s.assignees]
+    if not unassigned:
+        return state, reasons
     people = hub.masterdata.get()
     applicant = people.employees.get(applicant_id)
     if applicant is None:
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
     allow_repeat = hub.settings.allow_repeat_approver
-    for step in state.pending:
-        if step.mode is StepMode.SINGLE or step.assignees:
-            continue
+    for step in unassigned:
         assignment = _resolve(people, claim, applicant, step)
         approved = set() if allow_repeat else _approvers(uow, claim["id"], round_no, step.step_id)
         chosen: list[str] = []
