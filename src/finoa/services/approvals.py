@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from finoa.domain.claim import ClaimStatus, transition
 from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from finoa.domain.org import ApprovalRole, assign_step
+from finoa.domain.org import ApprovalRole, Assignment, Employee, assign_step
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
 from finoa.services.budgets import release_claim_budgets
@@ -30,8 +30,10 @@ from finoa.workflow import (
     ActorNotAssigned,
     CannotReturn,
     Decision,
+    EngineState,
     PendingStep,
     SignerPosition,
+    StepMode,
     StepNotPending,
     UnsupportedAction,
 )
@@ -90,6 +92,67 @@ TASK_STATUS_OF_ACTION: dict[str, str] = {
 """What an approver's own task becomes after each action (加签 after counts as approving)."""
 
 
+def assign_people(
+    hub: Hub,
+    uow: UnitOfWork,
+    claim: dict[str, Any],
+    applicant_id: str,
+    state: EngineState,
+    round_no: int = 1,
+) -> tuple[EngineState, dict[str, str]]:
+    """Name, in the engine, the people each ready countersign (会签, mode `all`) and or-sign
+    (或签, mode `any`) step waits for, before its tasks open.
+
+    The step's people are resolved as for any step (a `users` step's named people, or the
+    holder of its role), without the applicant; unless `allow_repeat_approver` is set, one
+    who approved another step of this round is replaced by the next person up their chain
+    (see `repeat_alternative`). Steps assigned already keep their people. Returns the new state
+    (the caller saves it) and, by step id, why a step went to the fallback approver."""
+    reasons: dict[str, str] = {}
+    unassigned = [s for s in state.pending if s.mode is not StepMode.SINGLE and not s.assignees]
+    if not unassigned:
+        return state, reasons
+    people = hub.masterdata.get()
+    applicant = people.employees.get(applicant_id)
+    if applicant is None:
+        raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
+    allow_repeat = hub.settings.allow_repeat_approver
+    for step in unassigned:
+        assignment = _resolve(people, claim, applicant, step)
+        approved = set() if allow_repeat else _approvers(uow, claim["id"], round_no, step.step_id)
+        chosen: list[str] = []
+        for person in assignment.assignees:
+            choice = repeat_alternative(people, person, approved, applicant_id) or person
+            if choice not in chosen:
+                chosen.append(choice)
+        state = hub.engine.assign(state.state, step.step_id, chosen)
+        if assignment.fallback_reason is not None:
+            reasons[step.step_id] = assignment.fallback_reason
+        uow.audit(
+            "task.assignees_resolved",
+            "task",
+            step.step_id,
+            {"claim_id": claim["id"], "mode": step.mode.value, "assignees": chosen},
+        )
+    return state, reasons
+
+
+def _resolve(
+    people: MasterDataSnapshot, claim: dict[str, Any], applicant: Employee, step: PendingStep
+) -> Assignment:
+    return assign_step(
+        ApprovalRole(step.role),
+        applicant,
+        people.employees,
+        people.role_holders,
+        people.org_chart,
+        department_id=claim.get("department_id") or applicant.department_id,
+        cost_center_id=claim.get("cost_center_id"),
+        users=step.users,
+        fallback_approver=people.fallback_approver,
+    )
+
+
 def open_tasks(
     uow: UnitOfWork,
     people: MasterDataSnapshot,
@@ -100,14 +163,17 @@ def open_tasks(
     round_no: int = 1,
     zone: ZoneInfo = DEFAULT_ZONE,
     allow_repeat: bool = False,
+    fallback_reasons: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Open a task for everyone the ready steps wait for, and push each to the OA todo list.
 
-    A step the engine has assigned goes to the people it waits for (`PendingStep.awaiting`);
-    any other is routed by role, and -- unless `allow_repeat` -- past whoever approved another
-    step of this round already, up the management chain (see `repeat_alternative`). A person
-    with a delegation in force on the company's date (`zone`) is replaced by their delegate,
-    and the task records them as `on_behalf_of`."""
+    A step the engine has assigned goes to the people it waits for (`PendingStep.awaiting`;
+    countersign and or-sign steps are assigned first, see `assign_people`, and
+    `fallback_reasons` says which of them went to the fallback approver); any other is routed
+    by role, and -- unless `allow_repeat` -- past whoever approved another step of this round
+    already, up the management chain (see `repeat_alternative`). A person with a delegation in
+    force on the company's date (`zone`) is replaced by their delegate, and the task records
+    them as `on_behalf_of`."""
     opened: list[dict[str, Any]] = []
     if not steps:
         return opened
@@ -116,19 +182,9 @@ def open_tasks(
         raise InvalidInput("applicant_id", f"unknown employee {applicant_id}")
     for step in steps:
         assignees = step.awaiting
-        fallback_reason: str | None = None
+        fallback_reason = (fallback_reasons or {}).get(step.step_id)
         if not assignees:
-            assignment = assign_step(
-                ApprovalRole(step.role),
-                applicant,
-                people.employees,
-                people.role_holders,
-                people.org_chart,
-                department_id=claim.get("department_id") or applicant.department_id,
-                cost_center_id=claim.get("cost_center_id"),
-                users=step.users,
-                fallback_approver=people.fallback_approver,
-            )
+            assignment = _resolve(people, claim, applicant, step)
             fallback_reason = assignment.fallback_reason
             natural = assignment.assignees[0]
             approved = (
@@ -371,7 +427,10 @@ def _decide(
         )
         write_back_status(uow, ref, status.value, seq, reason=comment)
     else:
-        _sync_tasks(hub, uow, ref, claim.applicant_id, state.pending, round_no, approver_id)
+        state, reasons = assign_people(hub, uow, ref, claim.applicant_id, state, round_no)
+        _sync_tasks(
+            hub, uow, ref, claim.applicant_id, state.pending, round_no, approver_id, reasons
+        )
     SAVE_WORKFLOW.run(
         conn,
         {
@@ -529,6 +588,7 @@ def _sync_tasks(
     steps: Sequence[PendingStep],
     round_no: int,
     decided_by: str,
+    fallback_reasons: Mapping[str, str],
 ) -> None:
     """Make the open tasks match what the engine waits for: close the tasks of steps (or
     people) it no longer waits for -- the other or-sign assignees, a step a return went back
@@ -550,7 +610,8 @@ def _sync_tasks(
         if step.awaiting:
             missing = [p for p in step.awaiting if p not in have]
             for person in missing:
-                _open_task(uow, claim, step, person, round_no, zone)
+                reason = fallback_reasons.get(step.step_id)
+                _open_task(uow, claim, step, person, round_no, zone, reason)
         elif not have:
             open_tasks(
                 uow,
@@ -692,6 +753,17 @@ def _resubmit(
     rows = TASKS_OF_CLAIM.all(conn, {"claim_id": claim_id})
     round_no = max((row.round or 1) for row in rows) + 1 if rows else 1
     ref = claim_ref(claim)
+    state, reasons = assign_people(hub, uow, ref, claim.applicant_id, state, round_no)
+    SAVE_WORKFLOW.run(
+        conn,
+        {
+            "b_claim_id": claim_id,
+            "b_state": state.state,
+            "b_state_format_version": state.state_format_version,
+            "b_outcome": state.outcome,
+            "b_now": uow.now,
+        },
+    )
     open_tasks(
         uow,
         hub.masterdata.get(),
@@ -701,6 +773,7 @@ def _resubmit(
         round_no=round_no,
         zone=hub.settings.company_zone,
         allow_repeat=hub.settings.allow_repeat_approver,
+        fallback_reasons=reasons,
     )
     status = transition(ClaimStatus(claim.status), ClaimStatus.IN_APPROVAL)
     seq = claim.status_seq + 1

@@ -29,7 +29,7 @@ from finoa.domain.money import format_fen, yuan_to_fen
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, write_back_status
 from finoa.schemas import ClaimOut, ClaimSubmission
-from finoa.services.approvals import open_tasks, withdraw_approval
+from finoa.services.approvals import assign_people, open_tasks, withdraw_approval
 from finoa.services.budgets import occupy_claim_budgets, release_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.directory import MasterDataSnapshot
@@ -337,8 +337,8 @@ def _start_approval(
     lines: list[ClaimLine],
     record: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Start finoa's BPMN for the claim (`record`, its row as stored) and open the first
-    tasks (hub-led)."""
+    """Start finoa's BPMN for the claim (`record`, its row as stored), name the people of its
+    first countersign / or-sign steps in the engine, and open the first tasks (hub-led)."""
     claim_id = ref["id"]
     state = hub.engine.start(
         {
@@ -354,6 +354,7 @@ def _start_approval(
         },
         definition=definition_for(uow.conn, submission.kind),
     )
+    state, reasons = assign_people(hub, uow, ref, submission.applicant_id, state)
     INSERT_WORKFLOW.run(
         uow.conn,
         {
@@ -373,6 +374,7 @@ def _start_approval(
         state.pending,
         zone=hub.settings.company_zone,
         allow_repeat=hub.settings.allow_repeat_approver,
+        fallback_reasons=reasons,
     )
     return tasks
 
