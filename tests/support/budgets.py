@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from finoa.schemas import ClaimSubmission
-from finoa.services.approvals import decide_task
+from finoa.services.approvals import decide_task, resubmission
 from finoa.services.budgets import (
     BudgetOut,
     ImportResult,
@@ -79,6 +79,22 @@ def approve_all(hub: Hub, claim_id: str) -> str:
 def reject(hub: Hub, claim_id: str) -> None:
     task = next(t for t in get_claim(hub.db, claim_id).tasks if t.status == "pending")
     decide_task(hub, task.id, task.assignee_id, False, "超标 over budget", actor="test")
+
+
+def return_to_applicant(hub: Hub, claim_id: str) -> None:
+    """The first open task's approver sends the claim back to its applicant (退回)."""
+    task = next(t for t in get_claim(hub.db, claim_id).tasks if t.status == "pending")
+    result = decide_task(
+        hub, task.id, task.assignee_id, False, "缺少发票 an invoice is missing", actor="test",
+        action="return",
+    )  # fmt: skip
+    assert result.claim_status == "returned"
+
+
+def resubmit(hub: Hub, claim_id: str) -> None:
+    """The applicant resubmits a returned claim (重新提交)."""
+    applicant = get_claim(hub.db, claim_id).applicant_id
+    hub.db.perform(resubmission(hub, claim_id, applicant, "发票已补"), actor="test")
 
 
 def voucher_of(hub: Hub, claim_id: str, *, reversal: bool = False) -> str:

@@ -15,7 +15,7 @@ from finoa.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from finoa.domain.org import ApprovalRole, Assignment, Employee, assign_step
 from finoa.messaging import inbox
 from finoa.messaging.outbox import claim_ref, push_todo, write_back_status
-from finoa.services.budgets import release_claim_budgets
+from finoa.services.budgets import release_claim_budgets, reoccupy_claim_budgets
 from finoa.services.context import Hub
 from finoa.services.delegations import delegate_for
 from finoa.services.directory import MasterDataSnapshot
@@ -422,6 +422,7 @@ def _decide(
         status = transition(status, ClaimStatus.RETURNED)
         seq += 1
         repo.set_claim_status(conn, claim.id, status.value, seq, uow.now, reason=comment)
+        release_claim_budgets(uow, claim)  # occupied again when it is resubmitted
         uow.audit(
             "claim.status_changed", "claim", claim.id, {"status": status.value, "reason": comment}
         )
@@ -775,6 +776,9 @@ def _resubmit(
         allow_repeat=hub.settings.allow_repeat_approver,
         fallback_reasons=reasons,
     )
+    # A return gave the budgets back: the resubmitted claim takes them again, or is refused
+    # (409 naming the budget) and stays returned.
+    reoccupy_claim_budgets(hub, uow, claim)
     status = transition(ClaimStatus(claim.status), ClaimStatus.IN_APPROVAL)
     seq = claim.status_seq + 1
     repo.set_claim_status(conn, claim_id, status.value, seq, uow.now, reason=None)

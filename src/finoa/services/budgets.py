@@ -51,7 +51,8 @@ from finoa.domain.periods import company_date
 from finoa.services.directory import MasterDataSnapshot
 from finoa.store import repositories as repo
 from finoa.store.prepared import Prepared
-from finoa.store.tables import budget_movements, budget_requests, budgets
+from finoa.store.repositories import LINES_OF_CLAIM
+from finoa.store.tables import budget_movements, budget_requests, budgets, claims
 from finoa.store.uow import Database, UnitOfWork
 
 if TYPE_CHECKING:
@@ -166,6 +167,19 @@ def occupy_claim_budgets(
         return None
     INSERT_MOVEMENTS.run_many(conn, movements)
     return status.value
+
+
+def reoccupy_claim_budgets(hub: Hub, uow: UnitOfWork, claim: Any) -> None:
+    """A returned claim is resubmitted: its lines take their budgets again, as on its first
+    submission (same date, same scope). Raises `BudgetExceeded` when a `block` budget has no
+    room left for it now; its `budget_status` follows what the budgets say now."""
+    lines = [
+        {"category": line.category, "amount_fen": int(line.amount_fen)}
+        for line in LINES_OF_CLAIM.all(uow.conn, {"claim_id": claim.id})
+    ]
+    status = occupy_claim_budgets(hub, uow, dict(claim._mapping), lines)
+    if status != claim.budget_status:
+        uow.conn.execute(update(claims).where(claims.c.id == claim.id).values(budget_status=status))
 
 
 def release_claim_budgets(uow: UnitOfWork, claim: Any) -> None:

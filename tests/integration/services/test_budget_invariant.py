@@ -1,14 +1,15 @@
 """The budget invariant over random lives of claims, on SQLite and PostgreSQL.
 
 Hypothesis draws sequences of submit / approve / reject / withdraw (a new version of the
-document) / post / reverse (红冲). Each example runs in a year of its own, with a `block`
-budget for Marketing (D04) and a `warn` budget for the executive office's meetings (D00,
-the unit above). After every step:
+document) / return to the applicant (退回) / resubmit / post / reverse (红冲). Each example
+runs in a year of its own, with a `block` budget for Marketing (D04) and a `warn` budget for
+the executive office's meetings (D00, the unit above). After every step:
 - each budget row equals the sum of its ledger;
 - the `block` budget never has a negative balance;
 - both budgets hold exactly what the claims' states say: occupied = open and approved
-  claims, consumed = posted claims not reversed;
-- a submission was refused exactly when the `block` budget lacked room for it.
+  claims (a returned claim holds nothing until it is resubmitted), consumed = posted claims
+  not reversed;
+- a submission or resubmission was refused exactly when the `block` budget lacked room.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from support.budgets import (
     meeting_claim,
     post,
     reject,
+    resubmit,
+    return_to_applicant,
     reverse,
     submit,
 )
@@ -46,6 +49,8 @@ steps = st.one_of(
     st.tuples(st.just("approve"), st.integers(0, 50)),
     st.tuples(st.just("reject"), st.integers(0, 50)),
     st.tuples(st.just("withdraw"), st.integers(0, 50), amounts),
+    st.tuples(st.just("return"), st.integers(0, 50)),
+    st.tuples(st.just("resubmit"), st.integers(0, 50)),
     st.tuples(st.just("post"), st.integers(0, 50)),
     st.tuples(st.just("reverse"), st.integers(0, 50)),
 )
@@ -57,7 +62,7 @@ class Claim:
     external_id: str
     version: int
     amount_fen: int
-    state: str = "in_approval"  # in_approval / approved / posted / reversed / released
+    state: str = "in_approval"  # in_approval / returned / approved / posted / reversed / released
 
 
 @dataclass
@@ -105,6 +110,8 @@ class Model:
             "approve": "in_approval",
             "reject": "in_approval",
             "withdraw": "in_approval",
+            "return": "in_approval",
+            "resubmit": "returned",
             "post": "approved",
             "reverse": "posted",
         }[str(name)]
@@ -119,6 +126,18 @@ class Model:
             claim.state = "released"
         elif name == "withdraw":
             self.submit(int(action[2]), replacing=claim)  # type: ignore[call-overload]
+        elif name == "return":
+            return_to_applicant(self.hub, claim.claim_id)
+            claim.state = "returned"
+        elif name == "resubmit":
+            room = budget(self.hub, self.block_id).balance_fen
+            try:
+                resubmit(self.hub, claim.claim_id)
+            except BudgetExceeded:
+                assert room < claim.amount_fen, f"resubmission refused with {room} fen of room"
+                return
+            assert room >= claim.amount_fen, f"resubmitted with only {room} fen of room"
+            claim.state = "in_approval"
         elif name == "post":
             post(self.hub, claim.claim_id)
             claim.state = "posted"
