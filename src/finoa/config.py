@@ -74,6 +74,7 @@ class Settings:
     connector_timeout_seconds: float = 5.0
     dispatcher_batch: int = 500
     dispatcher_concurrency: int = 16
+    dispatcher_pipeline: int = 2  # claimed batches being delivered at once
     max_attempts: int = 0  # 0: no cap on attempts; retryable failures retry for retry_for_seconds
     retry_for_seconds: float = 86_400.0  # how long a retryable failure keeps retrying
     lease_seconds: float = 15.0  # a crashed worker's deliveries come back after this long

@@ -74,6 +74,7 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") ->
         handlers=posted,
         batch_size=settings.dispatcher_batch,
         concurrency=settings.dispatcher_concurrency,
+        pipeline=settings.dispatcher_pipeline,
         lease_seconds=settings.lease_seconds,
         worker_id=settings.worker_id or default_worker_id(role),
     )

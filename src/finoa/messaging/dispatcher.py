@@ -158,6 +158,7 @@ class Dispatcher:
         handlers: dict[tuple[str, str], SuccessHandler] | None = None,
         batch_size: int = 500,
         concurrency: int = 16,
+        pipeline: int = 2,
         lease_seconds: float = 15.0,
         worker_id: str = "finoa",
         breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
@@ -168,6 +169,7 @@ class Dispatcher:
         self.handlers = handlers or {}
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.pipeline = max(1, pipeline)  # claimed batches being delivered at once
         self.lease_seconds = lease_seconds
         self.worker_id = worker_id
         self.owner = f"{worker_id}/{uuid.uuid4().hex[:12]}"  # this run of this worker
@@ -177,6 +179,8 @@ class Dispatcher:
         self._due_locking = Prepared(due.with_for_update(skip_locked=True, of=outbox))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        # chunks with the peers at once, across the batches in flight (one per event loop)
+        self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._stopping = False
         self._reclaimed = False
         self.delivered = 0
@@ -217,17 +221,39 @@ class Dispatcher:
 
     # -- running ------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Deliver until stopped."""
+        """Deliver until stopped.
+
+        Up to `pipeline` claimed batches are delivered at once: the next batch is claimed
+        while the last one's chunks are still with the peers, so a peer that takes one batch
+        at a time (Tryton) always has the next one waiting, instead of idling while the
+        other destinations' chunks of the same batch finish and settle. A row is never in two
+        batches (it is leased), and a row whose earlier message for the same document is not
+        done is not claimed, so the order per document holds."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self.db.after_outbox_commit.append(self.wake)
         failures = 0
+        in_flight: set[asyncio.Task[int]] = set()
+
+        def finished(task: asyncio.Task[int]) -> None:
+            in_flight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivering a batch failed", exc_info=task.exception())
+            self.wake()  # rows held behind the batch's rows may be due now
+
         try:
             while not self._stopping:
                 self._event.clear()
+                if len(in_flight) >= self.pipeline:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 try:
-                    if await self.run_once():
+                    rows = await self._claim()
+                    if rows:
                         failures = 0
+                        task = asyncio.ensure_future(self._deliver_leased(rows))
+                        in_flight.add(task)
+                        task.add_done_callback(finished)
                         continue
                     timeout = await self.db.run(self._seconds_until_due)
                     failures = 0
@@ -242,6 +268,8 @@ class Dispatcher:
         finally:
             if self.wake in self.db.after_outbox_commit:
                 self.db.after_outbox_commit.remove(self.wake)
+            if in_flight:  # stopping: the batches being delivered are settled first
+                await asyncio.wait(set(in_flight))
 
     async def run_until_idle(self, max_seconds: float = 60.0) -> None:
         """Deliver everything due now (and retries that fall due within `max_seconds`)."""
@@ -256,12 +284,19 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it, settle it; returns how many rows were handled."""
+        rows = await self._claim()
+        if not rows:
+            return 0
+        return await self._deliver_leased(rows)
+
+    async def _claim(self) -> list[ClaimedRow]:
         if not self._reclaimed:
             self.reclaimed = await self.db.run(self._reclaim_own_rows)
             self._reclaimed = True
-        rows = await self.db.run(self._claim_batch)
-        if not rows:
-            return 0
+        return await self.db.run(self._claim_batch)
+
+    async def _deliver_leased(self, rows: list[ClaimedRow]) -> int:
+        """Deliver claimed rows, renewing their leases until all are settled."""
         heartbeat = asyncio.ensure_future(self._heartbeat(rows))
         try:
             await self._deliver(rows)
@@ -370,7 +405,10 @@ class Dispatcher:
         groups: dict[tuple[str, str], list[ClaimedRow]] = {}
         for row in rows:
             groups.setdefault((row.destination, row.action), []).append(row)
-        semaphore = asyncio.Semaphore(self.concurrency)
+        loop = asyncio.get_running_loop()
+        if self._sending is None or self._sending[0] is not loop:
+            self._sending = (loop, asyncio.Semaphore(self.concurrency))
+        semaphore = self._sending[1]
         outcomes: list[Outcome] = []
 
         async def send(destination: str, connector: Connector, chunk: list[ClaimedRow]) -> None:

@@ -268,15 +268,19 @@ class UnitOfWork:
         if not self._audit:
             return
         conn = self.conn
+        # the digests need no place in the chain: made before the lock that every writer of
+        # audit events waits on, so that a big settlement holds it for as short as it can
+        digests = [digest(event[-1]) for event in self._audit]
         if conn.dialect.name == "postgresql":
             lock = {"k": int(LockClass.AUDIT_CHAIN)}
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), lock)
         head = AUDIT_HEAD.first(conn)
         seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
         rows = []
-        for at, actor, action, object_type, object_id, data in self._audit:
+        for (at, actor, action, object_type, object_id, data), data_digest in zip(
+            self._audit, digests, strict=True
+        ):
             seq += 1
-            data_digest = digest(data)
             event_hash = link_hash(
                 prev_hash,
                 seq=seq,

@@ -354,3 +354,42 @@ def test_a_decision_the_oa_gave_up_sending_is_found_by_the_sweep(
     assert get_claim(loop_hub.db, claim_id).status == "approved"
     again = asyncio.run(sweep())  # nothing left to do; a late webhook would be a duplicate
     assert again.applied == 0
+
+
+def test_the_next_batch_is_delivered_while_a_slow_one_is_still_with_its_peer(
+    db: Database,
+) -> None:
+    def command(uow: UnitOfWork) -> None:
+        uow.enqueue(OutboxMessage("slow", ACTION, "probe", "DOC-S", {"key": "s"}, "s"))
+        for key in ("p1", "p2", "p3"):  # one document: delivered in this order, one at a time
+            uow.enqueue(OutboxMessage("peer", ACTION, "probe", "DOC-P", {"key": key}, key))
+
+    db.perform(command, actor="t")
+    slow, peer = Probe(), Probe()
+    slow.gate = asyncio.Event()
+    worker = Dispatcher(
+        db,
+        {"slow": slow, "peer": peer},  # type: ignore[dict-item]
+        policy=RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
+        batch_size=1,  # each row a batch of its own
+        pipeline=2,
+        worker_id="w1",
+    )
+
+    async def scenario() -> None:
+        runner = asyncio.create_task(worker.run())
+        try:
+            await until(slow.entered.is_set, "the slow delivery to start")
+            # the slow batch is still with its peer: the other batches go on meanwhile
+            await until(lambda: statuses(db)["p3"] == "done", "the other rows to be delivered")
+            assert statuses(db)["s"] == "inflight" and not slow.sent
+            slow.gate.set()  # type: ignore[union-attr]
+            await until(lambda: statuses(db)["s"] == "done", "the slow row to be settled")
+        finally:
+            worker.stop()
+            await asyncio.wait_for(runner, DEADLINE)
+
+    asyncio.run(scenario())
+    assert peer.sent == ["p1", "p2", "p3"]  # the document's order held across batches
+    assert slow.sent == ["s"]
+    assert worker.delivered == 4

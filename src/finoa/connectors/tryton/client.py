@@ -266,22 +266,29 @@ class TrytonConnector:
             else:
                 checked.append(message)
         if checked:
+            # the moves' values are made before waiting for Tryton: while one batch is in
+            # Tryton, the next one is ready to go
+            new = [m for m in checked if not m.payload.get("reversal_of")]
+            values = [move_values(m.payload, base.ids, base.party_accounts) for m in new]
             try:
                 async with self._one_batch:
-                    results.update(await self._post_all(checked, base))
+                    results.update(await self._post_all(checked, new, values, base))
             except DeliveryError as exc:
                 results.update((m.id, DeliveryResult(error=exc)) for m in checked)
         return [results[message.id] for message in messages]
 
     async def _post_all(
-        self, messages: list[OutboundMessage], base: TrytonBase
+        self,
+        messages: list[OutboundMessage],
+        new: list[OutboundMessage],
+        values: list[dict[str, Any]],
+        base: TrytonBase,
     ) -> dict[int, DeliveryResult]:
         results: dict[int, DeliveryResult] = {}
-        new = [m for m in messages if not m.payload.get("reversal_of")]
         for message in messages:
             if message.payload.get("reversal_of"):
                 results[message.id] = await self._reverse(message, base)
-        created = await self._create(new, base, results)
+        created = await self._create(new, values, base, results)
         if created:
             results.update(await self._post(created))
         return results
@@ -289,14 +296,14 @@ class TrytonConnector:
     async def _create(
         self,
         messages: list[OutboundMessage],
+        values: list[dict[str, Any]],
         base: TrytonBase,
         results: dict[int, DeliveryResult],
     ) -> dict[int, int]:
-        """Create the moves (all in one call, or one by one when Tryton refuses the batch);
-        returns message id -> move id for those created."""
+        """Create the moves from their `values` (all in one call, or one by one when Tryton
+        refuses the batch); returns message id -> move id for those created."""
         if not messages:
             return {}
-        values = [move_values(m.payload, base.ids, base.party_accounts) for m in messages]
         try:
             ids = await self.rpc.call("model.account.move.create", values)
             return {m.id: int(i) for m, i in zip(messages, ids, strict=True)}
