@@ -109,6 +109,7 @@ class Settings:
     working_days: str = "1-5"  # ISO weekdays, Monday = 1
     holidays: tuple[str, ...] = ()  # ISO dates without working hours
     timer_every_seconds: float = 30.0  # how often a hub looks for due timers
+    archive_every_seconds: float = 15.0  # how often a hub archives posted vouchers (0: never)
     clock_offset_file: str = ""  # test processes: seconds to add to the clock, read from here
     # an external archive system (connector generic-archive) packages are pushed to; "": none
     archive_external_url: str = ""
@@ -272,6 +273,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "working_hours": str,
         "working_days": str,
         "timer_every_seconds": float,
+        "archive_every_seconds": float,
         "clock_offset_file": str,
         "archive_external_url": str,
         "archive_external_api_key": str,

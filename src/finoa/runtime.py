@@ -107,3 +107,13 @@ def start_timers(hub: Hub, stop: asyncio.Event) -> asyncio.Task[None]:
     return asyncio.create_task(
         run_timers(hub, owner, every=hub.settings.timer_every_seconds, stop=stop)
     )
+
+
+def start_archive_keeper(hub: Hub, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Archive posted vouchers, carry out approved destructions and end expired borrowings in
+    the background (`archive_every_seconds`; 0: only through `finoa archive build`)."""
+    if hub.settings.archive_every_seconds <= 0:
+        return None
+    from finoa.archive.keeper import run_keeper
+
+    return asyncio.create_task(run_keeper(hub, every=hub.settings.archive_every_seconds, stop=stop))

@@ -36,6 +36,7 @@ from finoa.runtime import (
     ensure_chart,
     new_http_client,
     prepare_database,
+    start_archive_keeper,
     start_sweeper,
     start_timers,
 )
@@ -73,6 +74,7 @@ def create_app(
         sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
         # Reminders and escalations run where the outbox is delivered (the sweeper's rule).
         timers = start_timers(hub, stop_sweeping) if dispatch else None
+        keeper = start_archive_keeper(hub, stop_sweeping) if dispatch else None
         try:
             yield
         finally:
@@ -84,9 +86,10 @@ def create_app(
             if sweeper is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(sweeper, 10)
-            if timers is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(timers, 10)
+            for task in (timers, keeper):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(task, 10)
             await http.aclose()
             await hub.commands.close()
             hub.close()

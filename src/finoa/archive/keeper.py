@@ -1,0 +1,69 @@
+"""The archive's background round in the hub (`archive_every_seconds`): what happens after a
+voucher is posted or an approval ends, without anyone running a command.
+
+Each round builds the packages of newly posted vouchers (`build_packages`: idempotent, and
+safe beside another hub doing the same), carries out destruction runs whose last approval
+arrived (through the OA webhook as well as the API), and ends borrowings past their expiry.
+A failing round is logged and the next one tries again: nothing it does is lost, since the
+queue, the approved runs and the granted borrowings stay in the database until done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from finoa.archive.borrowing import expire_borrowings
+from finoa.archive.destruction import carry_out
+from finoa.archive.service import Archive, build_packages
+from finoa.services.context import Hub
+from finoa.store.tables import archive_destructions
+
+log = logging.getLogger("finoa.archive")
+
+
+@dataclass
+class KeeperRound:
+    """What one round did."""
+
+    built: list[str] = field(default_factory=list)  # 档号 of the packages built
+    checks_failed: int = 0
+    destroyed: list[str] = field(default_factory=list)  # destruction runs carried out
+    expired: list[str] = field(default_factory=list)  # borrowings ended
+
+
+def keep_archive(hub: Hub, archive: Archive) -> KeeperRound:
+    """One round: build, destroy what was approved, expire borrowings."""
+    done = KeeperRound()
+    summary = build_packages(hub.db, archive)
+    done.built, done.checks_failed = summary.built, summary.checks_failed
+    with hub.db.engine.connect() as conn:
+        query = select(archive_destructions.c.id).where(archive_destructions.c.status == "approved")
+        runs: list[str] = [str(row[0]) for row in conn.execute(query)]
+    for destruction_id in runs:
+        carry_out(hub, archive, destruction_id)
+        done.destroyed.append(destruction_id)
+    done.expired = expire_borrowings(hub.db)
+    return done
+
+
+async def run_keeper(hub: Hub, *, every: float, stop: asyncio.Event) -> None:
+    """A round now and every `every` seconds until `stop` is set."""
+    archive = Archive.from_settings(hub.settings)
+    while not stop.is_set():
+        try:
+            done = await asyncio.to_thread(keep_archive, hub, archive)
+            if done.built or done.destroyed or done.expired:
+                log.info(
+                    "archive: %d package(s) built (%d failed 四性检测), %d destruction(s), "
+                    "%d borrowing(s) expired",
+                    len(done.built), done.checks_failed, len(done.destroyed), len(done.expired),
+                )  # fmt: skip
+        except Exception:  # a database outage or a missing font must not end the loop
+            log.exception("archive: round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
