@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request
@@ -285,3 +286,52 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+
+
+class CallbackPlumbing:
+    """What the OA simulators that call the hub back share: a queue of stored callbacks
+    (table `callbacks`, column `seq`, state `pending`/`retrying` until answered) drained by
+    one sender task, background work, and the HTTP client they call out with.
+
+    A simulator sets `conn` (its SQLite connection) and implements `_send_callbacks`;
+    `reply_timeout` is how long a callback waits for the hub's answer."""
+
+    conn: sqlite3.Connection
+    reply_timeout: float = 10.0
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[int] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sender: asyncio.Task[None] | None = None
+        self.http: httpx.AsyncClient | None = None
+
+    async def _send_callbacks(self) -> None:
+        raise NotImplementedError
+
+    def client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=self.reply_timeout)
+        return self.http
+
+    def later(self, work: Any) -> None:
+        """Run `work` in the background; closing the simulator cancels it."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def resume(self) -> None:
+        """Start the sender, and queue again what a previous run left unanswered."""
+        self.sender = asyncio.ensure_future(self._send_callbacks())
+        rows = self.conn.execute(
+            "SELECT seq FROM callbacks WHERE state IN ('pending', 'retrying')"
+        ).fetchall()
+        for row in rows:
+            self.queue.put_nowait(row["seq"])
+
+    async def close(self) -> None:
+        for task in [*self.tasks, *([self.sender] if self.sender else [])]:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.aclose()
+        self.conn.close()

@@ -49,6 +49,7 @@ from fastapi.responses import Response
 
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, new_encoding_aes_key
 from finoa.connectors.simulation import (
+    CallbackPlumbing,
     FaultMiddleware,
     FaultState,
     add_sim_routes,
@@ -239,7 +240,7 @@ def _iso_minutes(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ms / 1000))
 
 
-class DingTalkSimulator:
+class DingTalkSimulator(CallbackPlumbing):
     """State and behaviour behind the DingTalk simulator app."""
 
     def __init__(
@@ -274,10 +275,7 @@ class DingTalkSimulator:
         self.retry_scale = retry_scale
         self.rng = random.Random(seed)
         self.faults = FaultState()
-        self.queue: asyncio.Queue[int] = asyncio.Queue()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.sender: asyncio.Task[None] | None = None
-        self.http: httpx.AsyncClient | None = None
+        CallbackPlumbing.__init__(self)
         self.counts = {"token_refusals": 0, "tokens_issued": 0}
 
     # -- tokens --------------------------------------------------------------------------
@@ -823,32 +821,6 @@ class DingTalkSimulator:
             await asyncio.sleep(RETRY_DELAYS[attempt] * self.retry_scale)
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
-        return self.http
-
-    def later(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def resume(self) -> None:
-        self.sender = asyncio.ensure_future(self._send_callbacks())
-        rows = self.conn.execute(
-            "SELECT seq FROM callbacks WHERE state IN ('pending', 'retrying')"
-        ).fetchall()
-        for row in rows:
-            self.queue.put_nowait(row["seq"])
-
-    async def close(self) -> None:
-        for task in [*self.tasks, *([self.sender] if self.sender else [])]:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.http is not None:
-            await self.http.aclose()
-        self.conn.close()
 
     def stats(self) -> dict[str, Any]:
         def rows(sql: str) -> dict[str, int]:

@@ -50,6 +50,7 @@ from fastapi.responses import Response
 from lxml import etree
 
 from finoa.connectors.simulation import (
+    CallbackPlumbing,
     FaultMiddleware,
     FaultState,
     add_sim_routes,
@@ -312,7 +313,7 @@ def _ok(**body: Any) -> dict[str, Any]:
     return {"errcode": 0, "errmsg": "ok", **body}
 
 
-class WeComSimulator:
+class WeComSimulator(CallbackPlumbing):
     """State and behaviour behind the WeCom simulator app."""
 
     def __init__(
@@ -351,10 +352,8 @@ class WeComSimulator:
         self.retry_scale = retry_scale
         self.rng = random.Random(seed)
         self.faults = FaultState()
-        self.queue: asyncio.Queue[int] = asyncio.Queue()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.sender: asyncio.Task[None] | None = None
-        self.http: httpx.AsyncClient | None = None
+        CallbackPlumbing.__init__(self)
+        self.reply_timeout = REPLY_TIMEOUT_SECONDS
         self.counts = {"token_refusals": 0, "tokens_issued": 0}
 
     # -- tokens --------------------------------------------------------------------------
@@ -772,32 +771,6 @@ class WeComSimulator:
         }
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS)
-        return self.http
-
-    def later(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def resume(self) -> None:
-        self.sender = asyncio.ensure_future(self._send_callbacks())
-        rows = self.conn.execute(
-            "SELECT seq FROM callbacks WHERE state IN ('pending', 'retrying')"
-        ).fetchall()
-        for row in rows:
-            self.queue.put_nowait(row["seq"])
-
-    async def close(self) -> None:
-        for task in [*self.tasks, *([self.sender] if self.sender else [])]:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.http is not None:
-            await self.http.aclose()
-        self.conn.close()
 
     def stats(self) -> dict[str, Any]:
         def rows(sql: str) -> dict[str, int]:
