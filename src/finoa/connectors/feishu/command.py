@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +9,11 @@ import typer
 from rich.console import Console
 
 from finoa.cli_errors import CliError, ExitCode
+from finoa.connectors.sim_options import (
+    check_approver_options,
+    print_credentials,
+    sim_data_dir,
+)
 
 console = Console(highlight=False, soft_wrap=True)
 DEFAULT_PORT = 8712
@@ -42,19 +45,13 @@ def sim_feishu(
     """Run a Feishu simulator (tenant tokens, 审批, external instances, contacts, events)."""
     from finoa.connectors.feishu.simulator import FeishuSimulator, run_feishu_simulator
 
-    if not 0 <= reject_rate <= 1:
-        raise CliError(ExitCode.BAD_INPUT, "--reject-rate: must be between 0 and 1", "give 0-1")
-    if retry_scale <= 0:
-        raise CliError(ExitCode.BAD_INPUT, "--retry-scale: must be positive", "give e.g. 1")
+    check_approver_options(
+        reject_rate=reject_rate, callback_url=callback_url, retry_scale=retry_scale
+    )
     if event_schema not in ("1.0", "2.0"):
         raise CliError(ExitCode.BAD_INPUT, "--event-schema: 1.0 or 2.0", "give 1.0 or 2.0")
-    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
-        raise CliError(
-            ExitCode.BAD_INPUT, "--callback-url: an http(s) URL", "give the hub's webhook URL"
-        )
-    root = data_dir or Path(os.environ.get("FINOA_DATA_DIR") or "finoa-data")
     sim = FeishuSimulator(
-        root / "sim-feishu",
+        sim_data_dir(data_dir, "feishu"),
         callback_url=callback_url,
         token_ttl=token_ttl,
         qps=qps,
@@ -65,7 +62,7 @@ def sim_feishu(
     )
     if show_credentials:
         sim.conn.close()
-        print(json.dumps(sim.credentials.console(), indent=2))
+        print_credentials(sim.credentials.console())
         return
     console.print(f"Feishu simulator on http://{host}:{port}")
     run_feishu_simulator(host, port, sim)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from finoa.cli_errors import CliError, ExitCode
+from finoa.connectors.sim_options import (
+    check_approver_options,
+    print_credentials,
+    sim_data_dir,
+)
 
 console = Console(highlight=False, soft_wrap=True)
 DEFAULT_PORT = 8712
@@ -38,17 +40,11 @@ def sim_wecom(
     """Run a WeCom simulator (tokens, 审批, contacts, encrypted XML callbacks)."""
     from finoa.connectors.wecom.simulator import WeComSimulator, run_wecom_simulator
 
-    if not 0 <= reject_rate <= 1:
-        raise CliError(ExitCode.BAD_INPUT, "--reject-rate: must be between 0 and 1", "give 0-1")
-    if retry_scale <= 0:
-        raise CliError(ExitCode.BAD_INPUT, "--retry-scale: must be positive", "give e.g. 1")
-    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
-        raise CliError(
-            ExitCode.BAD_INPUT, "--callback-url: an http(s) URL", "give the hub's webhook URL"
-        )
-    root = data_dir or Path(os.environ.get("FINOA_DATA_DIR") or "finoa-data")
+    check_approver_options(
+        reject_rate=reject_rate, callback_url=callback_url, retry_scale=retry_scale
+    )
     sim = WeComSimulator(
-        root / "sim-wecom",
+        sim_data_dir(data_dir, "wecom"),
         callback_url=callback_url,
         token_ttl=token_ttl,
         qps=qps,
@@ -58,7 +54,7 @@ def sim_wecom(
     )
     if show_credentials:
         sim.conn.close()
-        print(json.dumps(sim.credentials.console(), indent=2))
+        print_credentials(sim.credentials.console())
         return
     console.print(f"WeCom simulator on http://{host}:{port}")
     run_wecom_simulator(host, port, sim)

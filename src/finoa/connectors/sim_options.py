@@ -1,0 +1,37 @@
+"""What the `finoa sim …` commands of the OA simulators check and do alike: the options
+every one of them takes, where its data lives, and printing the credentials it accepts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from finoa.cli_errors import CliError, ExitCode
+
+
+def check_approver_options(
+    *, reject_rate: float, callback_url: str | None, retry_scale: float | None = None
+) -> None:
+    """Refuse a share outside 0–1, a retry scale that is not positive and a callback URL
+    that is not http(s), each as one `error:`/`fix:` pair."""
+    if not 0 <= reject_rate <= 1:
+        raise CliError(ExitCode.BAD_INPUT, "--reject-rate: must be between 0 and 1", "give 0-1")
+    if retry_scale is not None and retry_scale <= 0:
+        raise CliError(ExitCode.BAD_INPUT, "--retry-scale: must be positive", "give e.g. 1")
+    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
+        raise CliError(
+            ExitCode.BAD_INPUT, "--callback-url: an http(s) URL", "give the hub's webhook URL"
+        )
+
+
+def sim_data_dir(data_dir: Path | None, name: str) -> Path:
+    """`<data dir>/sim-<name>`: the option, else FINOA_DATA_DIR, else ./finoa-data."""
+    root = data_dir or Path(os.environ.get("FINOA_DATA_DIR") or "finoa-data")
+    return root / f"sim-{name}"
+
+
+def print_credentials(console_names: dict[str, Any]) -> None:
+    """The credentials a simulator accepts, as JSON under the vendor console's names."""
+    print(json.dumps(console_names, indent=2))
