@@ -8,10 +8,13 @@ Two kinds of request arrive:
    nonce and encrypt, refuses a timestamp further than `callback_tolerance_seconds` from
    the hub's clock, and decrypts (AES-256-CBC, the owner key checked). `parse` reads:
    - `check_url` (registering the URL): no command;
-   - `bpms_instance_change` of the configured form: `start` of an instance an employee
-     started in DingTalk becomes a claim (fetched, then mapped by `dingtalk/expense_claim`;
-     instances finoa created carry its claim id and are skipped); `finish` (agree /
-     refuse), `terminate` (the applicant revoked it) and `delete` conclude the claim;
+   - `bpms_instance_change` of the configured form: `start` of an instance finoa knows
+     (its id is kept against a claim) needs nothing and is answered without a call to
+     DingTalk; `start` of any other instance is fetched: one an employee started in
+     DingTalk becomes a claim (mapped by `dingtalk/expense_claim`), one finoa created whose
+     id is not recorded yet carries its claim id and is skipped; `finish` (agree / refuse),
+     `terminate` (the applicant revoked it) and `delete` conclude the claim from the event
+     alone;
    - `bpms_task_change`: followed, no command (the instance's result decides);
    - anything else: no command.
    The reply is the encrypted `success` envelope once every command was applied (or was a
@@ -195,7 +198,7 @@ class DingTalkInbound:
             )
         kind = event.get("EventType")
         if kind == "bpms_instance_change" and event.get("processCode") == self.config.process_code:
-            command = await self._instance_change(event)
+            command = await self._instance_change(message.request, event)
             return InboundParse(message, (command,) if command else (), context="event")
         return InboundParse(message, (), context="event")
 
@@ -212,7 +215,9 @@ class DingTalkInbound:
             action.comment,
         )
 
-    async def _instance_change(self, event: dict[str, Any]) -> InboundCommand | None:
+    async def _instance_change(
+        self, request: InboundRequest, event: dict[str, Any]
+    ) -> InboundCommand | None:
         instance_id = event.get("processInstanceId")
         change = event.get("type")
         if not isinstance(instance_id, str) or not instance_id:
@@ -228,6 +233,8 @@ class DingTalkInbound:
             )
         message_id = str(event.get("eventId") or f"bpms_instance_change:{instance_id}:{change}")
         if change == "start":
+            if await request.approval_claim(instance_id) is not None:
+                return None  # finoa knows the instance (it created it): nothing to fetch
             instance = await self._fetch(instance_id)
             if form_value(instance, CLAIM_ID_FIELD):  # created by finoa: the claim exists
                 return None
