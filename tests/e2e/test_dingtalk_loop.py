@@ -235,14 +235,14 @@ def test_callbacks_about_an_instance_finoa_knows_are_taken_without_asking_dingta
     c = oa_led.dingtalk.credentials
     crypto = CallbackCrypto(c["token"], c["aesKey"], c["appKey"])
     before = instance_fetches(oa_led)
-    instance_id, claim = employee_starts(oa_led, "E0042", 6, "31.00")
+    instance_id, claim = employee_starts(oa_led, "E0041", 6, "31.00")
     fetched = instance_fetches(oa_led)
     assert fetched == before + 1  # an instance finoa never saw: its form is fetched, once
     event = {
         "EventType": "bpms_instance_change",
         "processCode": c["processCode"],
         "processInstanceId": instance_id,
-        "staffId": "E0042",
+        "staffId": "E0041",
     }
     again = _post_event(oa_led, crypto, {**event, "eventId": uuid.uuid4().hex, "type": "start"})
     assert again.status_code == 200, again.text
@@ -253,4 +253,4 @@ def test_callbacks_about_an_instance_finoa_knows_are_taken_without_asking_dingta
     oa_led.wait_status(claim["id"], "posted")
     all_callbacks_delivered(oa_led)
     assert instance_fetches(oa_led) == fetched  # known: neither callback asked DingTalk
-    assert len([c for c in oa_led.claims_of("E0042") if c["external_id"] == instance_id]) == 1
+    assert len([c for c in oa_led.claims_of("E0041") if c["external_id"] == instance_id]) == 1

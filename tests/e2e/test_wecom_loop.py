@@ -230,7 +230,7 @@ def test_the_result_of_an_approval_finoa_knows_is_taken_from_the_callback_alone(
     oa_led: WeComStack,
 ) -> None:
     before = detail_fetches(oa_led)
-    sp_no, claim = employee_applies(oa_led, "E0033", "14.00")
+    sp_no, claim = employee_applies(oa_led, "E0032", "14.00")
     fetched = detail_fetches(oa_led)
     assert fetched == before + 1  # an approval finoa never saw: its form is fetched, once
     decide(oa_led, sp_no, "reject", speech="发票不全")
