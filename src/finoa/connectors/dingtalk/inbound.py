@@ -13,8 +13,9 @@ Two kinds of request arrive:
      DingTalk; `start` of any other instance is fetched: one an employee started in
      DingTalk becomes a claim (mapped by `dingtalk/expense_claim`), one finoa created whose
      id is not recorded yet carries its claim id and is skipped; `finish` (agree / refuse),
-     `terminate` (the applicant revoked it) and `delete` conclude the claim from the event
-     alone;
+     `terminate` (the applicant revoked it) and `delete` conclude the claim, from the event
+     alone when finoa knows the instance, else with the claim id its form carries (an
+     instance finoa created may end before its id is recorded);
    - `bpms_task_change`: followed, no command (the instance's result decides);
    - anything else: no command.
    The reply is the encrypted `success` envelope once every command was applied (or was a
@@ -247,13 +248,29 @@ class DingTalkInbound:
             return None
         actor = event.get("staffId")
         remark = event.get("remark")
+        claim_id = await request.approval_claim(instance_id)
+        if claim_id is None:
+            # Not recorded yet: an instance finoa created may end before the answer to
+            # approval.create is kept. Its form names the claim, so the result is not
+            # refused (and sent again seconds later) for want of the instance's id.
+            claim_id = await self._claim_of(instance_id)
         return ConcludeApproval(
             message_id,
             instance_id,
             result,
             actor_id=actor if isinstance(actor, str) else None,
             comment=remark if isinstance(remark, str) and remark else None,
+            claim_id=claim_id,
         )
+
+    async def _claim_of(self, instance_id: str) -> str | None:
+        """The claim id in the form of an instance finoa created; None when DingTalk cannot
+        say (the result is then matched by the instance's id alone)."""
+        try:
+            instance = await self._fetch(instance_id)
+        except InboundRefused:
+            return None
+        return form_value(instance, CLAIM_ID_FIELD)
 
     async def _fetch(self, instance_id: str) -> dict[str, Any]:
         from finoa.connectors.dingtalk.client import DingTalkApi
