@@ -219,3 +219,38 @@ def test_bad_callbacks_are_refused_with_nothing_written_and_a_replay_changes_not
     assert replay.status_code == 200
     again = oa_led.claim(claim["id"])
     assert again["status"] == "rejected" and again["updated_at"] == rejected["updated_at"]
+
+
+def instance_fetches(stack: DingTalkStack) -> int:
+    """How often the hub has asked DingTalk for a process instance."""
+    calls = stack.dingtalk.get("/_sim/stats")["api_calls"]
+    return int(calls.get("/v1.0/workflow/processInstances", 0))
+
+
+def test_callbacks_about_an_instance_finoa_knows_are_taken_without_asking_dingtalk(
+    oa_led: DingTalkStack,
+) -> None:
+    from finoa.connectors.dingtalk.crypto import CallbackCrypto
+
+    c = oa_led.dingtalk.credentials
+    crypto = CallbackCrypto(c["token"], c["aesKey"], c["appKey"])
+    before = instance_fetches(oa_led)
+    instance_id, claim = employee_starts(oa_led, "E0041", 6, "31.00")
+    fetched = instance_fetches(oa_led)
+    assert fetched == before + 1  # an instance finoa never saw: its form is fetched, once
+    event = {
+        "EventType": "bpms_instance_change",
+        "processCode": c["processCode"],
+        "processInstanceId": instance_id,
+        "staffId": "E0041",
+    }
+    again = _post_event(oa_led, crypto, {**event, "eventId": uuid.uuid4().hex, "type": "start"})
+    assert again.status_code == 200, again.text
+    reply = again.json()
+    assert crypto.open(reply["msg_signature"], reply["timeStamp"], reply["nonce"],
+                       reply["encrypt"]) == "success"  # fmt: skip
+    finish(oa_led, instance_id, "agree")
+    oa_led.wait_status(claim["id"], "posted")
+    all_callbacks_delivered(oa_led)
+    assert instance_fetches(oa_led) == fetched  # known: neither callback asked DingTalk
+    assert len([c for c in oa_led.claims_of("E0041") if c["external_id"] == instance_id]) == 1

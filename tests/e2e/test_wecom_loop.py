@@ -218,3 +218,23 @@ def test_bad_callbacks_are_refused_with_nothing_written_and_a_replay_changes_not
     assert replay.status_code == 409 and replay.json()["type"].endswith("/replay"), replay.text
     again = oa_led.claim(claim["id"])
     assert again["status"] == "rejected" and again["updated_at"] == rejected["updated_at"]
+
+
+def detail_fetches(stack: WeComStack) -> int:
+    """How often the hub has asked WeCom for an approval's detail."""
+    calls = stack.wecom.get("/_sim/stats")["api_calls"]
+    return int(calls.get("/cgi-bin/oa/getapprovaldetail", 0))
+
+
+def test_the_result_of_an_approval_finoa_knows_is_taken_from_the_callback_alone(
+    oa_led: WeComStack,
+) -> None:
+    before = detail_fetches(oa_led)
+    sp_no, claim = employee_applies(oa_led, "E0032", "14.00")
+    fetched = detail_fetches(oa_led)
+    assert fetched == before + 1  # an approval finoa never saw: its form is fetched, once
+    decide(oa_led, sp_no, "reject", speech="发票不全")
+    done = oa_led.wait_status(claim["id"], "rejected")
+    assert done["reason"] == "发票不全"  # the approver's speech, read from the event's SpRecord
+    all_callbacks_delivered(oa_led)
+    assert detail_fetches(oa_led) == fetched  # the result callback did not ask WeCom

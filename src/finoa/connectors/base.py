@@ -26,7 +26,7 @@ the vendor expects) and auth providers (static keys, or tokens cached and refres
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -255,13 +255,23 @@ class InboundRequest:
     """A request as it reached the hub: header names lower-case, the body's raw bytes.
 
     `read_json` is the hub's strict JSON reader (a repeated key or an exponent number is
-    refused, naming where it is); connectors use it for whatever JSON they read."""
+    refused, naming where it is); connectors use it for whatever JSON they read.
+    `known_approval` answers the claim finoa keeps against one of this instance's OA
+    approval ids (OA-led approvals), or None for an approval finoa has never seen: with it a
+    callback about a known approval is read without asking the OA for the approval."""
 
     instance: str
     headers: Mapping[str, str]
     body: bytes
     query: Mapping[str, str]
     read_json: Callable[[bytes], Any]
+    known_approval: Callable[[str], Awaitable[str | None]] | None = None
+
+    async def approval_claim(self, approval_id: str) -> str | None:
+        """The claim finoa keeps against the OA approval `approval_id`, when it knows one."""
+        if self.known_approval is None:
+            return None
+        return await self.known_approval(approval_id)
 
 
 @dataclass(frozen=True)

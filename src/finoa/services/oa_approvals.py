@@ -31,7 +31,7 @@ from finoa.services.context import Hub
 from finoa.services.vouchers import create_claim_voucher
 from finoa.store import repositories as repo
 from finoa.store.tables import claim_lines, oa_approvals
-from finoa.store.uow import OutboxMessage, UnitOfWork
+from finoa.store.uow import Database, OutboxMessage, UnitOfWork
 
 CREATE_ACTION = "approval.create"
 CREATING, RUNNING = "creating", "running"
@@ -244,3 +244,16 @@ def _remember(
     result = {"claim_id": claim_id, "claim_status": status}
     inbox.record(uow, source, command.message_id, "oa_result", content, result)
     return ConclusionResult(claim_id, status, duplicate=duplicate)
+
+
+def known_approval_claim(db: Database, instance: str, approval_id: str) -> str | None:
+    """The claim whose approval runs in `instance` as the OA approval `approval_id` (a row
+    of `oa_approvals`), or None when finoa has never seen that approval."""
+    with db.engine.connect() as conn:
+        claim_id = conn.execute(
+            select(oa_approvals.c.claim_id).where(
+                oa_approvals.c.oa_instance == instance,
+                oa_approvals.c.oa_approval_id == approval_id,
+            )
+        ).scalar_one_or_none()
+    return str(claim_id) if claim_id is not None else None

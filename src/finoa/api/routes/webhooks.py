@@ -4,7 +4,9 @@ The route is the same for every vendor: it hands the raw request to the instance
 handler (`finoa.connectors.base.InboundHandler`), which verifies and decrypts it and parses
 it into canonical commands; the route applies each command through the group commit (one
 failing does not hold back the others) and returns the reply the handler builds from the
-outcomes. An instance that is not configured, or takes no webhooks, is a 404 naming
+outcomes. The handler may ask which claim an OA approval id belongs to (`known_approval`),
+so that a callback about an approval finoa knows needs no call back to the vendor. An
+instance that is not configured, or takes no webhooks, is a 404 naming
 `instance`.
 """
 
@@ -40,6 +42,7 @@ from finoa.connectors.instances import ConnectorInstances
 from finoa.domain.errors import DomainError
 from finoa.services.context import Hub
 from finoa.services.inbound import command_write
+from finoa.services.oa_approvals import known_approval_claim
 from finoa.store.errors import CommitOutcomeUnknown
 
 __all__ = ["OAEvent", "router_for"]
@@ -112,12 +115,17 @@ async def receive(hub: Hub, instance: str, request: Request) -> Response:
             kind="unknown-instance",
             field="instance",
         )
+
+    async def known_approval(approval_id: str) -> str | None:
+        return await hub.db.run(known_approval_claim, hub.db, instance, approval_id)
+
     inbound = InboundRequest(
         instance=instance,
         headers=dict(request.headers.items()),
         body=await request.body(),
         query=dict(request.query_params.items()),
         read_json=parse_json,
+        known_approval=known_approval,
     )
     try:
         message = await handler.verify(inbound)

@@ -8,10 +8,14 @@ Two kinds of request arrive:
    nonce and encrypt, refuses a timestamp further than `callback_tolerance_seconds` from
    the hub's clock, and decrypts (AES-256-CBC, the owner key checked). `parse` reads:
    - `check_url` (registering the URL): no command;
-   - `bpms_instance_change` of the configured form: `start` of an instance an employee
-     started in DingTalk becomes a claim (fetched, then mapped by `dingtalk/expense_claim`;
-     instances finoa created carry its claim id and are skipped); `finish` (agree /
-     refuse), `terminate` (the applicant revoked it) and `delete` conclude the claim;
+   - `bpms_instance_change` of the configured form: `start` of an instance finoa knows
+     (its id is kept against a claim) needs nothing and is answered without a call to
+     DingTalk; `start` of any other instance is fetched: one an employee started in
+     DingTalk becomes a claim (mapped by `dingtalk/expense_claim`), one finoa created whose
+     id is not recorded yet carries its claim id and is skipped; `finish` (agree / refuse),
+     `terminate` (the applicant revoked it) and `delete` conclude the claim, from the event
+     alone when finoa knows the instance, else with the claim id its form carries (an
+     instance finoa created may end before its id is recorded);
    - `bpms_task_change`: followed, no command (the instance's result decides);
    - anything else: no command.
    The reply is the encrypted `success` envelope once every command was applied (or was a
@@ -195,7 +199,7 @@ class DingTalkInbound:
             )
         kind = event.get("EventType")
         if kind == "bpms_instance_change" and event.get("processCode") == self.config.process_code:
-            command = await self._instance_change(event)
+            command = await self._instance_change(message.request, event)
             return InboundParse(message, (command,) if command else (), context="event")
         return InboundParse(message, (), context="event")
 
@@ -212,7 +216,9 @@ class DingTalkInbound:
             action.comment,
         )
 
-    async def _instance_change(self, event: dict[str, Any]) -> InboundCommand | None:
+    async def _instance_change(
+        self, request: InboundRequest, event: dict[str, Any]
+    ) -> InboundCommand | None:
         instance_id = event.get("processInstanceId")
         change = event.get("type")
         if not isinstance(instance_id, str) or not instance_id:
@@ -228,6 +234,8 @@ class DingTalkInbound:
             )
         message_id = str(event.get("eventId") or f"bpms_instance_change:{instance_id}:{change}")
         if change == "start":
+            if await request.approval_claim(instance_id) is not None:
+                return None  # finoa knows the instance (it created it): nothing to fetch
             instance = await self._fetch(instance_id)
             if form_value(instance, CLAIM_ID_FIELD):  # created by finoa: the claim exists
                 return None
@@ -240,13 +248,29 @@ class DingTalkInbound:
             return None
         actor = event.get("staffId")
         remark = event.get("remark")
+        claim_id = await request.approval_claim(instance_id)
+        if claim_id is None:
+            # Not recorded yet: an instance finoa created may end before the answer to
+            # approval.create is kept. Its form names the claim, so the result is not
+            # refused (and sent again seconds later) for want of the instance's id.
+            claim_id = await self._claim_of(instance_id)
         return ConcludeApproval(
             message_id,
             instance_id,
             result,
             actor_id=actor if isinstance(actor, str) else None,
             comment=remark if isinstance(remark, str) and remark else None,
+            claim_id=claim_id,
         )
+
+    async def _claim_of(self, instance_id: str) -> str | None:
+        """The claim id in the form of an instance finoa created; None when DingTalk cannot
+        say (the result is then matched by the instance's id alone)."""
+        try:
+            instance = await self._fetch(instance_id)
+        except InboundRefused:
+            return None
+        return form_value(instance, CLAIM_ID_FIELD)
 
     async def _fetch(self, instance_id: str) -> dict[str, Any]:
         from finoa.connectors.dingtalk.client import DingTalkApi

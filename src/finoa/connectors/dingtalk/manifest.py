@@ -76,6 +76,6 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="dingtalk-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    max_batch=20,
+    max_batch=1,  # no batch calls: each answer (an approval.create's instance id) is kept at once
     description="DingTalk 审批 (OA-led) and 待办 (hub-led); encrypted bpms callbacks in.",
 )

@@ -277,6 +277,7 @@ class DingTalkSimulator(CallbackPlumbing):
         self.faults = FaultState()
         CallbackPlumbing.__init__(self)
         self.counts = {"token_refusals": 0, "tokens_issued": 0}
+        self.api_calls: dict[str, int] = {}  # calls to the vendor's API, per path
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -835,6 +836,7 @@ class DingTalkSimulator(CallbackPlumbing):
             "callbacks": rows("SELECT state, COUNT(*) FROM callbacks GROUP BY state"),
             "rate_limited": self.limit.refused,
             **self.counts,
+            "api_calls": dict(self.api_calls),
             "faults": self.faults.snapshot(),
         }
 
@@ -850,6 +852,15 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
 
     app = FastAPI(title="finoa DingTalk simulator", lifespan=lifespan)
     app.state.sim = sim
+
+    @app.middleware("http")
+    async def count_calls(request: Request, call_next: Any) -> Response:
+        """Every call to the vendor's API counts, per path (`/_sim/stats` `api_calls`)."""
+        path = request.url.path
+        if not path.startswith("/_sim/"):
+            sim.api_calls[path] = sim.api_calls.get(path, 0) + 1
+        response: Response = await call_next(request)
+        return response
 
     @app.exception_handler(DingTalkError)
     async def dingtalk_error(request: Request, exc: Exception) -> Response:

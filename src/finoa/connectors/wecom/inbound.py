@@ -10,8 +10,12 @@ Two kinds of request arrive:
    Encrypt), refuses a timestamp further than `callback_tolerance_seconds` from the hub's
    clock, decrypts (AES-256-CBC; the receiveid must be the CorpID) and checks that
    `ToUserName` names the CorpID too. XML is read defensively (no DTD, no entities).
-   `parse` reads `sys_approval_change` of the configured templates, fetches the approval
-   (`oa/getapprovaldetail`) and turns it into commands (`mapping.approval_commands`):
+   `parse` reads `sys_approval_change` of the configured templates. An approval of the
+   claim template that finoa keeps against a claim is read from the event alone
+   (`event_detail`: SpStatus and SpRecord say the result, who decided and why), with no
+   call to WeCom; any other approval is fetched (`oa/getapprovaldetail`: its form carries
+   the claim's contents, or finoa's claim or task id). Either becomes commands
+   (`mapping.approval_commands`):
    - submitted (StatuChangeEvent 1) in WeCom by an employee: a claim (approvals finoa
      created carry its claim id in `finoa单号` and are skipped);
    - passed, rejected, revoked or deleted: the claim's conclusion (OA-led), or the task's
@@ -38,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
+from lxml import etree
 from pydantic import BaseModel
 
 from finoa.connectors.base import (
@@ -83,6 +88,38 @@ def _query(request: InboundRequest, name: str) -> str:
 
 def _invalid(loc: str, msg: str) -> InboundInvalid:
     return InboundInvalid([{"type": "value_error", "loc": (loc,), "msg": msg, "input": None}])
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def event_detail(info: etree._Element) -> dict[str, Any]:
+    """What a `sys_approval_change` event's ApprovalInfo says, in the shape of
+    `oa/getapprovaldetail`'s `info`: number, template, status and the approvers' records
+    (who decided, with what speech); no form contents, which the event does not carry."""
+    records = [
+        {
+            "sp_status": _number(xml_text(record, "SpStatus")),
+            "details": [
+                {
+                    "approver": {"userid": xml_text(approver, "UserId") or ""}
+                    if (approver := details.find("Approver")) is not None
+                    else {},
+                    "speech": xml_text(details, "Speech") or "",
+                    "sp_status": _number(xml_text(details, "SpStatus")),
+                }
+                for details in record.findall("Details")
+            ],
+        }
+        for record in info.findall("SpRecord")
+    ]
+    return {
+        "sp_no": xml_text(info, "SpNo"),
+        "template_id": xml_text(info, "TemplateId"),
+        "sp_status": _number(xml_text(info, "SpStatus")),
+        "sp_record": records,
+    }
 
 
 class WeComInbound:
@@ -181,6 +218,14 @@ class WeComInbound:
         if template not in (self.config.template_id, self.config.task_template_id):
             return InboundParse(message, (), context=EVENT)
         submitted = xml_text(info, "StatuChangeEvent") == SUBMITTED
+        known = template == self.config.template_id and (
+            await message.request.approval_claim(sp_no) is not None
+        )
+        if known:  # finoa keeps this approval against a claim: the event says all it needs
+            if submitted:
+                return InboundParse(message, (), context=EVENT)
+            commands = approval_commands(self.config, event_detail(info), start=False)
+            return InboundParse(message, tuple(commands), context=EVENT)
         detail = await self._fetch(sp_no)
         commands = approval_commands(self.config, detail, start=submitted, result=not submitted)
         return InboundParse(message, tuple(commands), context=EVENT)

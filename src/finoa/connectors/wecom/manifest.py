@@ -71,7 +71,7 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="wecom-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    max_batch=20,
+    max_batch=1,  # no batch calls: each answer (an approval.create's instance id) is kept at once
     description="WeCom 审批: the claim's approval (OA-led) or one per task (hub-led); "
     "encrypted sys_approval_change callbacks in.",
 )
