@@ -7,13 +7,15 @@
 2. The loop end to end, each stack in real processes on a fresh SQLite database: the hub,
    the ERP simulator and one OA simulator whose approvers approve everything. The generic
    OA runs hub-led (its decisions come back as signed plaintext webhooks); DingTalk and
-   WeCom run OA-led (the result comes back as an encrypted callback). For each: claims/s
+   WeCom run hub-led too (the same flow: a todo per task, each decision an encrypted
+   callback, so the difference is the vendor's wire and crypto) and OA-led (the claim's
+   approval runs in the OA; its result comes back as an encrypted callback). For each: claims/s
    from the first submission to the last final status written back, and the p50/p99 from
    the decision applied in the hub (the callback) to the final status written back to the
    OA. The ratios to the generic figures are what to read: the machine is shared.
 
 Usage: python bench/callbacks.py [--claims 100] [--concurrency 8] [--callbacks 5000]
-       [--skip-loop] [--json FILE]
+       [--approval hub-led|oa-led|both] [--skip-loop] [--json FILE]
 """
 
 from __future__ import annotations
@@ -203,21 +205,21 @@ def loop_figures(
     }
 
 
-def stacks(work: Path) -> Iterator[tuple[str, str, AbstractContextManager[Any]]]:
-    for name in ("generic", "dingtalk", "wecom"):
+def stacks(
+    work: Path, modes: tuple[str, ...]
+) -> Iterator[tuple[str, str, AbstractContextManager[Any]]]:
+    """The generic stack first (the reference), then each vendor in each of `modes`."""
+    names = ["generic", *(f"{vendor}-{mode}" for mode in modes for vendor in ("dingtalk", "wecom"))]
+    for name in names:
         directory = work / name
         directory.mkdir()
         url = f"sqlite:///{directory / 'hub.db'}"
         if name == "generic":
             yield name, url, stack(directory, url, auto_decide=True)
-        elif name == "dingtalk":
-            yield (
-                name,
-                url,
-                dingtalk_stack(directory, url, approvals="oa-led", sim_args=VENDOR_RETRY),
-            )
-        else:
-            yield name, url, wecom_stack(directory, url, approvals="oa-led", sim_args=VENDOR_RETRY)
+            continue
+        vendor, mode = name.split("-", 1)
+        start = dingtalk_stack if vendor == "dingtalk" else wecom_stack
+        yield name, url, start(directory, url, approvals=mode, sim_args=VENDOR_RETRY)
 
 
 def main() -> int:
@@ -225,6 +227,12 @@ def main() -> int:
     parser.add_argument("--claims", type=int, default=100, help="claims per stack")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--callbacks", type=int, default=5000, help="callbacks per handler")
+    parser.add_argument(
+        "--approval",
+        choices=("hub-led", "oa-led", "both"),
+        default="both",
+        help="how the vendors' stacks run their approvals (generic: always hub-led)",
+    )
     parser.add_argument("--skip-loop", action="store_true", help="only the handlers alone")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -235,12 +243,13 @@ def main() -> int:
         work = Path(tempfile.mkdtemp(prefix="finoa-bench-callbacks-"))
         try:
             loop: dict[str, Any] = {}
-            for name, url, context in stacks(work):
+            modes = ("hub-led", "oa-led") if args.approval == "both" else (args.approval,)
+            for name, url, context in stacks(work, modes):
                 with context as running:
                     loop[name] = loop_figures(name, running, work / name, url, args)
                 print(f"{name}: {loop[name]}")
             base = loop["generic"]
-            for name in ("dingtalk", "wecom"):
+            for name in [n for n in loop if n != "generic"]:
                 loop[f"{name}_over_generic"] = {
                     "end_to_end_claims_per_s": round(
                         loop[name]["end_to_end_claims_per_s"] / base["end_to_end_claims_per_s"], 2

@@ -60,7 +60,7 @@ def test_manifests() -> None:
         100,
         "bearer",
     )
-    assert oa.actions == ("todo.push", "todo.remind", "status.writeback")
+    assert oa.actions == ("todo.push", "todo.remind", "status.writeback", "notice.send")
     assert (erp.name, erp.kind, erp.direction, erp.max_batch, erp.actions) == (
         "generic-erp",
         ConnectorKind.ERP,
