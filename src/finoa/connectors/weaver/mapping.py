@@ -311,8 +311,12 @@ def claim_from_request(catalog: MappingCatalog, request: Mapping[str, Any]) -> C
     if not result.ok:
         raise InboundInvalid(
             [
-                {"type": "mapping", "loc": ("request", *_loc(e.path)), "msg": e.message,
-                 "input": e.source}  # fmt: skip
+                {
+                    "type": "mapping",
+                    "loc": ("request", *_loc(e.path)),
+                    "msg": e.message,
+                    "input": e.source,
+                }  # fmt: skip
                 for e in result.errors
             ]
         )

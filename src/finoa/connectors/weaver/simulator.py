@@ -378,9 +378,12 @@ class WeaverSimulator:
             {
                 "tableDBName": str(table.get("tableDBName") or DETAIL_TABLE),
                 "workflowRequestTableRecords": [
-                    {"recordOrder": order,
-                     "workflowRequestTableFields": list(record.get("workflowRequestTableFields")
-                                                        or [])}  # fmt: skip
+                    {
+                        "recordOrder": order,
+                        "workflowRequestTableFields": list(
+                            record.get("workflowRequestTableFields") or []
+                        ),
+                    }  # fmt: skip
                     for order, record in enumerate(table.get("workflowRequestTableRecords") or [])
                     if isinstance(record, Mapping)
                 ],
@@ -643,9 +646,7 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
         found = sim.requests.get(int(raw)) if raw.isdigit() else None
         if found is None:
             return json_response(_pa_error("PARAM_ERROR", f"requestId {raw} 不存在"))
-        return json_response(
-            {"code": "SUCCESS", "data": sim.workflow_request(found), "errMsg": {}}
-        )
+        return json_response({"code": "SUCCESS", "data": sim.workflow_request(found), "errMsg": {}})
 
     @app.post("/api/workflow/paService/getMyWorkflowRequestList")
     async def my_workflow_requests(request: Request) -> Response:

@@ -89,4 +89,6 @@ def test_the_start_event_is_read_strictly() -> None:
     )
     assert started.requestid == "447123"
     with pytest.raises(ValueError, match="requestid"):
-        WeaverRequestStarted.model_validate({"eventid": "e", "requestid": "x1", "operate": "create"})
+        WeaverRequestStarted.model_validate(
+            {"eventid": "e", "requestid": "x1", "operate": "create"}
+        )
