@@ -286,4 +286,7 @@ def test_a_request_whose_form_is_invalid_is_refused_naming_the_field_and_records
     problem = again.json()
     assert problem["field"] == "request.lines[0].expense_date", problem
     assert "request.lines[0].expense_date" in refused["outcome"]  # what e-cology was told
+
+    unknown = stack.post_callback({**refused["body"], "eventid": "x-1", "requestid": "999999"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "requestid", unknown.text
     assert stack.claims_of("E0031") == before

@@ -45,6 +45,7 @@ from finoa.connectors.base import (
     InboundRefused,
     InboundReply,
     InboundRequest,
+    SubmitClaim,
 )
 from finoa.connectors.weaver.manifest import DEFAULT_TOLERANCE_SECONDS
 from finoa.connectors.weaver.mapping import (
@@ -58,7 +59,7 @@ from finoa.connectors.weaver.mapping import (
     decision_command,
     main_field,
 )
-from finoa.messaging.retry import DeliveryError
+from finoa.messaging.retry import DeliveryError, ErrorClass
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -135,13 +136,16 @@ class WeaverInbound:
     async def _started(self, started: WeaverRequestStarted) -> InboundCommand | None:
         """The claim of a request an employee submitted; None for a request finoa made (it
         carries the claim id) or one of another workflow."""
-        from finoa.connectors.base import SubmitClaim
-
         connector = self._client()
         config = connector.config
         try:
             request = await connector.workflow_request(int(started.requestid))
         except DeliveryError as exc:
+            if exc.error_class is ErrorClass.PERMANENT:  # e.g. no such request: final
+                raise InboundInvalid(
+                    [{"type": "value_error", "loc": ("requestid",), "msg": exc.reason,
+                      "input": started.requestid}]
+                ) from None  # fmt: skip
             raise InboundRefused(
                 503, "e-cology unreachable", f"requestid: {exc.reason}", kind="upstream",
                 field="requestid",
@@ -156,14 +160,12 @@ class WeaverInbound:
         from finoa.connectors.weaver.client import WeaverConnector
 
         if self._connector is None:
-            try:
-                connector = WeaverConnector(self._config, httpx.AsyncClient())
-                connector._checked()
-            except DeliveryError as exc:
+            connector = WeaverConnector(self._config, httpx.AsyncClient())
+            if connector.config is None:  # the instance's config was checked when loaded
                 raise InboundRefused(
-                    503, "e-cology not configured", f"requestid: {exc.reason}", kind="upstream",
-                    field="requestid",
-                ) from None  # fmt: skip
+                    503, "e-cology not configured", "requestid: the instance's config is invalid",
+                    kind="upstream", field="requestid",
+                )  # fmt: skip
             self._connector = connector
         return self._connector
 
