@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from finoa.connectors.base import InboundInvalid
+from finoa.connectors.weaver.client import WeaverConfig
 from finoa.connectors.weaver.mapping import (
     WeaverRequestStarted,
     claim_from_request,
@@ -92,3 +93,9 @@ def test_the_start_event_is_read_strictly() -> None:
         WeaverRequestStarted.model_validate(
             {"eventid": "e", "requestid": "x1", "operate": "create"}
         )
+
+
+def test_an_override_of_the_mapping_that_cannot_load_is_a_config_error(tmp_path: Path) -> None:
+    bad = {"weaver/expense_claim": {"file": str(tmp_path / "missing.yaml")}}
+    with pytest.raises(ValueError, match=r"^mappings: .*weaver/expense_claim"):
+        WeaverConfig.parse({"mappings": bad})
