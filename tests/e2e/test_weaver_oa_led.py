@@ -3,7 +3,9 @@ ERP simulator as real processes (SQLite and PostgreSQL): a claim started in fino
 expense request (`doCreateRequest`) running e-cology's own workflow; how the request ends
 (归档, 退回, 撤回) comes back as e-cology's signed callback and concludes the claim. A result
 whose callback was lost is found by `finoa sync oa weaver`, and a second sweep changes
-nothing."""
+nothing. A request an employee submits in e-cology reaches the hub by the creator node's flow
+action and becomes a claim linked to it; a repeat changes nothing, a form the mapping refuses
+is refused naming the field and records nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,8 @@ from support.processes import (
 )
 from support.weaver import weaver_config, weaver_simulator
 
+from finoa.connectors.weaver.inbound import callback_signature
+
 
 @dataclass
 class OaLedStack:
@@ -41,6 +46,7 @@ class OaLedStack:
     secrets: Secrets
     http: httpx.Client
     env: dict[str, str]
+    credentials: dict[str, str]
 
     def token(self) -> dict[str, str]:
         bearer = hub_token(self.hub.url, self.secrets.client_id, self.secrets.client_secret,
@@ -93,6 +99,54 @@ class OaLedStack:
         report: dict[str, Any] = json.loads(done.stdout)
         return report
 
+    def claims_of(self, applicant_id: str) -> list[dict[str, Any]]:
+        answer = self.http.get(
+            f"{self.hub.url}/api/v1/claims", params={"applicant_id": applicant_id},
+            headers=self.token(),
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["items"])
+
+    def employee_submits(self, creator: str, **cells: str) -> int:
+        """An employee submits the expense form in e-cology; the request id."""
+        line = {"fylb": "transport", "je": "86.50", "se": "0.00", "fyrq": "2025-11-03",
+                "sm": "出租车 taxi", **cells}  # fmt: skip
+        form = {
+            "creator": creator,
+            "requestName": "客户拜访交通费",
+            "mainData": [{"fieldName": name, "fieldValue": value} for name, value in
+                         (("sqr", creator), ("sqbm", "D04"), ("sy", "客户拜访交通费"),
+                          ("je", line["je"]))],
+            "detailData": [{"tableDBName": "formtable_main_214_dt1",
+                            "workflowRequestTableRecords": [{"recordOrder": 0,
+                             "workflowRequestTableFields": [
+                                 {"fieldName": k, "fieldValue": v} for k, v in line.items()]}]}],
+        }  # fmt: skip
+        answer = self.http.post(f"{self.weaver.url}/_sim/requests", content=orjson.dumps(form))
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["data"]["requestid"])
+
+    def callback(self, eventid: str) -> dict[str, Any]:
+        """The simulator's callback once the hub answered it."""
+
+        def settled() -> dict[str, Any] | None:
+            rows = self.http.get(f"{self.weaver.url}/_sim/callbacks").json()
+            row = next((c for c in rows if c["eventid"] == eventid), None)
+            return row if row is not None and row["outcome"] != "pending" else None
+
+        found: dict[str, Any] = wait_for(settled, 30, f"the callback {eventid} answered")
+        return found
+
+    def post_callback(self, body: dict[str, Any]) -> httpx.Response:
+        """A callback signed as e-cology's flow action signs it."""
+        raw, stamp = orjson.dumps(body), str(int(time.time() * 1000))
+        sign = callback_signature(self.credentials["callback_secret"], stamp, raw)
+        return self.http.post(
+            f"{self.hub.url}/api/v1/webhooks/weaver", content=raw,
+            headers={"content-type": "application/json", "appid": self.credentials["appid"],
+                     "timestamp": stamp, "sign": sign},
+        )  # fmt: skip
+
 
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))
 def stack(
@@ -126,7 +180,7 @@ def stack(
                              "FINOA_DATABASE_URL": database_url}  # fmt: skip
                 try:
                     with httpx.Client(timeout=30) as http:
-                        yield OaLedStack(hub, weaver, secrets, http, sweep_env)
+                        yield OaLedStack(hub, weaver, secrets, http, sweep_env, credentials)
                 finally:
                     hub.stop()
         finally:
@@ -182,3 +236,57 @@ def test_a_sweep_finds_a_result_whose_callback_was_lost_and_a_second_changes_not
     assert second["applied"] == 0 and second["duplicates"] == first["seen"], second
     assert second["refused"] == []
     assert {c: stack.claim(c)["status"] for c in before} == before
+
+
+def test_a_request_an_employee_submits_in_ecology_becomes_a_claim_and_is_posted(
+    stack: OaLedStack,
+) -> None:
+    request_id = stack.employee_submits("E0031")
+    started = stack.callback(f"weaver-request-{request_id}-create")
+    assert started["outcome"] == "delivered", started
+
+    claim = next(c for c in stack.claims_of("E0031") if c["external_id"] == str(request_id))
+    assert claim["status"] == "in_approval" and claim["tasks"] == []  # e-cology runs it
+    assert claim["total_fen"] == 8650 and claim["department_id"] == "D04"
+    assert stack.claim(claim["id"])["lines"][0]["expense_date"] == "2025-11-03"
+    stack.end(request_id, "archive")
+    posted = stack.wait_status(claim["id"], "posted")
+    assert posted["voucher"]["erp_voucher_no"]
+
+
+def test_the_start_callback_sent_again_is_a_duplicate_and_changes_nothing(
+    stack: OaLedStack,
+) -> None:
+    request_id = stack.employee_submits("E0032", je="12.00")
+    started = stack.callback(f"weaver-request-{request_id}-create")
+    assert started["outcome"] == "delivered", started
+    before = stack.claims_of("E0032")
+    (claim,) = [c for c in before if c["external_id"] == str(request_id)]
+
+    again = stack.post_callback(started["body"])
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True and again.json()["claim_id"] == claim["id"]
+    assert stack.claims_of("E0032") == before
+    stack.end(request_id, "reject", remark="发票缺失")
+    assert stack.wait_status(claim["id"], "rejected")["reason"] == "发票缺失"
+
+
+def test_a_request_whose_form_is_invalid_is_refused_naming_the_field_and_records_nothing(
+    stack: OaLedStack,
+) -> None:
+    before = stack.claims_of("E0031")
+    request_id = stack.employee_submits("E0031", fyrq="03/11/2025")
+    refused = stack.callback(f"weaver-request-{request_id}-create")
+    assert refused["outcome"].startswith("refused 422"), refused  # final: not sent again
+    assert refused["attempts"] == 1
+
+    again = stack.post_callback(refused["body"])
+    assert again.status_code == 422
+    assert again.headers["content-type"].startswith("application/problem+json")
+    problem = again.json()
+    assert problem["field"] == "request.lines[0].expense_date", problem
+    assert "request.lines[0].expense_date" in refused["outcome"]  # what e-cology was told
+
+    unknown = stack.post_callback({**refused["body"], "eventid": "x-1", "requestid": "999999"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "requestid", unknown.text
+    assert stack.claims_of("E0031") == before

@@ -138,6 +138,10 @@ async def receive(hub: Hub, instance: str, request: Request) -> Response:
     except InboundInvalid as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors]
         raise RequestValidationError(errors) from None
+    except InboundRefused as exc:  # e.g. the OA could not be asked for what the event names
+        raise ApiProblem(
+            exc.status, exc.title, exc.detail, kind=exc.kind, field=exc.field
+        ) from None
     outcomes = await asyncio.gather(*(_apply(hub, instance, c) for c in parsed.commands))
     reply = handler.reply(parsed, outcomes)
     return Response(

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,7 @@ from finoa.connectors.base import (
     OutboundMessage,
     TodoPayload,
 )
+from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.inbound import WeaverInbound
 from finoa.connectors.weaver.manifest import (
@@ -57,6 +59,7 @@ from finoa.connectors.weaver.manifest import (
 )
 from finoa.connectors.weaver.mapping import (
     CLAIM_ID_FIELD,
+    CLAIM_MAPPING,
     REQUEST_RESULTS,
     WEAVER_TIME,
     approval_request_form,
@@ -64,6 +67,7 @@ from finoa.connectors.weaver.mapping import (
     todo_record,
     workflow_request_info,
 )
+from finoa.mapping import MappingCatalog
 from finoa.messaging.retry import DeliveryError, ErrorClass
 from finoa.schemas import ClaimSubmission
 
@@ -113,11 +117,18 @@ class WeaverConfig:
     timeout_seconds: float = 5.0
     callback_tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     company_timezone: str = "Asia/Shanghai"
+    catalog: MappingCatalog = field(default_factory=MappingCatalog, repr=False, compare=False)
 
     @classmethod
     def parse(cls, config: Mapping[str, Any]) -> WeaverConfig:
         """Raise ValueError `field: reason` for a config the connector cannot work with."""
         properties = MANIFEST.config_schema["properties"]
+        try:
+            catalog = MappingCatalog(config.get(MAPPINGS_KEY), Path.cwd())
+            catalog.get("weaver", CLAIM_MAPPING)
+        except ValueError as exc:
+            raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
+        config = {k: v for k, v in config.items() if k != MAPPINGS_KEY}
         for name in sorted(config):
             if name not in properties:
                 raise ValueError(f"{name}: is not a known field")
@@ -143,7 +154,7 @@ class WeaverConfig:
                     raise ValueError(f"{name}: must be a positive number")
                 values[name] = kind(value)
         values["base_url"] = str(values["base_url"]).rstrip("/")
-        return cls(**values)
+        return cls(**values, catalog=catalog)
 
 
 async def register(
@@ -237,6 +248,7 @@ class WeaverConnector:
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
     inbound: ClassVar[type[WeaverInbound]] = WeaverInbound
+    uses_mappings: ClassVar[bool] = True  # an employee's request becomes a claim by a mapping
 
     def __init__(
         self,
@@ -477,12 +489,17 @@ class WeaverConnector:
             )
         return OAChanges(tuple(commands), tuple(problems))
 
-    async def request_fields(self, request_id: int) -> dict[str, Any]:
-        """`getWorkflowRequest`: the request's main-table fields by name."""
+    async def workflow_request(self, request_id: int) -> dict[str, Any]:
+        """`getWorkflowRequest`: the request as e-cology answers it (its `data`): name,
+        workflow, creator, main table and detail tables."""
         body = await self._call(
             "GET", "/api/workflow/paService/getWorkflowRequest", params={"requestId": request_id}
         )
-        data = _pa_data(body, "getWorkflowRequest")
+        return _pa_data(body, "getWorkflowRequest")
+
+    async def request_fields(self, request_id: int) -> dict[str, Any]:
+        """`getWorkflowRequest`: the request's main-table fields by name."""
+        data = await self.workflow_request(request_id)
         records = (data.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
         fields = records[0].get("workflowRequestTableFields") or []
         return {str(f.get("fieldName")): f.get("fieldValue") for f in fields if isinstance(f, dict)}

@@ -3,8 +3,9 @@
 Outbound: a canonical todo (`TodoPayload`) becomes a unified-todo record for
 `/rest/ofs/ReceiveRequestInfoByJson`; a claim becomes the `doCreateRequest` form fields and
 the SOAP `WorkflowRequestInfo` of `doCreateWorkflowRequest`. Inbound: an approver's decision
-sent back by e-cology becomes a canonical `DecideTask`. Kept small and free of I/O so that it
-can move to the declarative mapping files later.
+sent back by e-cology becomes a canonical `DecideTask`; an expense request an employee started
+in e-cology (its `getWorkflowRequest` data) becomes a claim submission through the mapping
+`weaver/expense_claim`. Free of I/O.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from finoa.connectors.base import (
     ApprovalResult,
     ConcludeApproval,
     DecideTask,
+    InboundInvalid,
     TodoPayload,
 )
 from finoa.domain.money import fen_to_yuan
+from finoa.mapping import MappingCatalog, apply_mapping, code_tables
 from finoa.schemas import ClaimSubmission, Line, Paragraph
 
 # isremark of a unified todo: 0 待办 (to do), 2 已办 (done), 4 办结 (flow finished).
@@ -46,6 +49,10 @@ REQUEST_RESULTS = {
     "withdraw": ApprovalResult.REVOKE,
 }
 CLAIM_ID_FIELD = "finoadh"  # the form field carrying finoa's claim id (finoa单号)
+CLAIM_MAPPING = "expense_claim"  # mapping weaver/expense_claim: a started request -> a claim
+# OA-led: the flow action on the creator's node (申请人提交) posts `create` once a request is
+# submitted; finoa records a claim of each request it did not create itself.
+REQUEST_STARTED = "create"
 
 
 def weaver_time(at: datetime, timezone: str) -> str:
@@ -266,3 +273,61 @@ def conclusion_command(result: WeaverRequestResult) -> ConcludeApproval:
         comment=result.remark or None,
         claim_id=result.finoadh or None,
     )
+
+
+class WeaverRequestStarted(BaseModel):
+    """OA-led: a request was submitted at its creator's node, as that node's flow action
+    (接口动作) posts it; the request's content is read with `getWorkflowRequest`."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    eventid: Line = Field(min_length=1, max_length=128, description="The event's unique id")
+    requestid: Line = Field(min_length=1, max_length=32, pattern="^[0-9]+$",
+                            description="The e-cology request id")  # fmt: skip
+    operate: str = Field(pattern=f"^{REQUEST_STARTED}$", description="create: submitted")
+    workflowid: Line | None = Field(default=None, max_length=32, description="Its workflow")
+    creator: Line | None = Field(default=None, max_length=32, description="Who started it")
+    operatetime: Line | None = Field(default=None, max_length=32)
+
+
+def main_field(request: Mapping[str, Any], name: str) -> str | None:
+    """A main-table field of `getWorkflowRequest`'s data, by its database name."""
+    records = (request.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
+    for cell in records[0].get("workflowRequestTableFields") or []:
+        if isinstance(cell, Mapping) and cell.get("fieldName") == name:
+            value = cell.get("fieldValue")
+            return str(value) if value not in (None, "") else None
+    return None
+
+
+def claim_from_request(catalog: MappingCatalog, request: Mapping[str, Any]) -> ClaimSubmission:
+    """A claim submission from a request an employee started in e-cology; InboundInvalid
+    naming every field the mapping or the claim's rules refuse (paths of the claim)."""
+    loaded = catalog.get("weaver", CLAIM_MAPPING)
+    result = apply_mapping(
+        loaded.spec, request, code_tables=code_tables(loaded, unchecked=True),
+        target=ClaimSubmission,
+    )  # fmt: skip
+    if not result.ok:
+        raise InboundInvalid(
+            [
+                {
+                    "type": "mapping",
+                    "loc": ("request", *_loc(e.path)),
+                    "msg": e.message,
+                    "input": e.source,
+                }  # fmt: skip
+                for e in result.errors
+            ]
+        )
+    return ClaimSubmission.model_validate(result.value)
+
+
+def _loc(path: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for piece in path.replace("]", "").split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indexes)
+    return tuple(parts)

@@ -21,6 +21,13 @@ It enforces what e-cology enforces:
   archive/reject/withdraw, `finoadh`) to `--callback-url`, signed as below.
   `getMyWorkflowRequestList` pages through the requests the acting user made, each with its
   `lastOperateTime`, so a sweep can find a result whose callback was lost.
+- **Employees start requests.** `POST /_sim/requests` (`creator` = the employee's login id,
+  `requestName`, `mainData` and `detailData` as `doCreateRequest` takes them) submits a request
+  as that employee, refused as e-cology refuses a bad one. Every submitted request, whoever
+  made it, runs the flow action on the creator's node: it posts `operate` = `create`
+  (`requestid`, `workflowid`, `creator`) to `--callback-url`, signed as below, and a
+  request's later result is posted only once that one was answered.
+  `getWorkflowRequest` answers the main table and the detail tables.
 - **Approvers.** When a todo opens, the simulated approver acts on it (批准, or 退回 at
   `reject_rate`) and e-cology's flow action posts the decision to `--callback-url`, signed
   (`timestamp`, `sign` = hex HMAC-SHA256 of `timestamp + "\\n" + body` with the callback
@@ -154,6 +161,8 @@ class Callback:
     attempts: int = 0
     outcome: str = "pending"
     last_status: int | None = None
+    after: str | None = None  # the event whose delivery this one waits for
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WeaverSimulator:
@@ -310,6 +319,11 @@ class WeaverSimulator:
             "lastOperateTime": self.now_text(),
         }
         self.counts["requests"] += 1
+        started = f"weaver-request-{request_id}-create"
+        body = {"eventid": started, "requestid": str(request_id), "operate": "create",
+                "workflowid": workflow_id, "creator": creator["loginid"],
+                "operatetime": self.now_text()}  # fmt: skip
+        self._queue(Callback(started, orjson.dumps(body)))
         if self.auto_decide:
             archive = self.rng.random() >= self.reject_rate
             self.end_request(request_id, "archive" if archive else "reject")
@@ -346,10 +360,45 @@ class WeaverSimulator:
             "finoadh": str(request["mainData"].get("finoadh") or ""),
             "operatetime": request["lastOperateTime"],
         }
-        if callback and eventid not in self.callbacks:
-            self.callbacks[eventid] = Callback(eventid, orjson.dumps(body))
-            self.queue.put_nowait(eventid)
+        if callback:
+            self._queue(
+                Callback(eventid, orjson.dumps(body), after=f"weaver-request-{request_id}-create")
+            )
         return eventid
+
+    def _queue(self, callback: Callback) -> None:
+        if callback.eventid not in self.callbacks:
+            self.callbacks[callback.eventid] = callback
+            self.queue.put_nowait(callback.eventid)
+
+    def workflow_request(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        """`getWorkflowRequest`'s data: the request, its main table and its detail tables."""
+        fields = [{"fieldName": k, "fieldValue": v} for k, v in found["mainData"].items()]
+        details = [
+            {
+                "tableDBName": str(table.get("tableDBName") or DETAIL_TABLE),
+                "workflowRequestTableRecords": [
+                    {
+                        "recordOrder": order,
+                        "workflowRequestTableFields": list(
+                            record.get("workflowRequestTableFields") or []
+                        ),
+                    }  # fmt: skip
+                    for order, record in enumerate(table.get("workflowRequestTableRecords") or [])
+                    if isinstance(record, Mapping)
+                ],
+            }
+            for table in found["detailData"]
+            if isinstance(table, Mapping)
+        ]
+        return {
+            "requestId": str(found["requestid"]),
+            "requestName": found["requestName"],
+            "creatorId": self.users[found["creator"]]["id"],
+            "workflowBaseInfo": {"workflowId": found["workflowId"]},
+            "workflowMainTableInfo": {"requestRecords": [{"workflowRequestTableFields": fields}]},
+            "workflowDetailTableInfos": details,
+        }
 
     def my_requests(self, creator: str, page: int, size: int) -> list[dict[str, Any]]:
         """`getMyWorkflowRequestList`: the requests `creator` made, newest first, a page."""
@@ -443,6 +492,15 @@ class WeaverSimulator:
         if self.callback_url is None or self.http is None:
             callback.outcome = "no callback url"
             return
+        try:
+            await self._post(callback, self.http, self.callback_url)
+        finally:
+            callback.settled.set()
+
+    async def _post(self, callback: Callback, http: httpx.AsyncClient, url: str) -> None:
+        earlier = self.callbacks.get(callback.after or "")
+        if earlier is not None:  # e-cology runs a request's node actions in order
+            await earlier.settled.wait()
         delay, secret = 0.2, self.credentials.callback_secret
         while callback.attempts < CALLBACK_ATTEMPTS:
             callback.attempts += 1
@@ -454,9 +512,7 @@ class WeaverSimulator:
                 "sign": callback_signature(secret, timestamp, callback.body),
             }
             try:
-                answer = await self.http.post(
-                    self.callback_url, content=callback.body, headers=headers
-                )
+                answer = await http.post(url, content=callback.body, headers=headers)
                 callback.last_status = answer.status_code
                 if answer.is_success:
                     callback.outcome = "delivered"
@@ -590,21 +646,7 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
         found = sim.requests.get(int(raw)) if raw.isdigit() else None
         if found is None:
             return json_response(_pa_error("PARAM_ERROR", f"requestId {raw} 不存在"))
-        fields = [{"fieldName": k, "fieldValue": v} for k, v in found["mainData"].items()]
-        return json_response(
-            {
-                "code": "SUCCESS",
-                "data": {
-                    "requestId": str(found["requestid"]),
-                    "requestName": found["requestName"],
-                    "workflowBaseInfo": {"workflowId": found["workflowId"]},
-                    "workflowMainTableInfo": {
-                        "requestRecords": [{"workflowRequestTableFields": fields}]
-                    },
-                },
-                "errMsg": {},
-            }
-        )
+        return json_response({"code": "SUCCESS", "data": sim.workflow_request(found), "errMsg": {}})
 
     @app.post("/api/workflow/paService/getMyWorkflowRequestList")
     async def my_workflow_requests(request: Request) -> Response:
@@ -733,6 +775,28 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
         body = orjson.loads(await request.body())
         eventid = sim.decide(body["flowid"], body["receiver"], approve=bool(body["approve"]))
         return json_response({"eventid": eventid})
+
+    @app.post("/_sim/requests")
+    async def employee_request(request: Request) -> Response:
+        """An employee submits an expense request in e-cology (the test's hand)."""
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            return json_response(_pa_error("PARAM_ERROR", f"参数不是JSON: {exc}"), 400)
+        main, details = body.get("mainData"), body.get("detailData", [])
+        if not isinstance(main, list) or not all(isinstance(f, dict) for f in main):
+            return json_response(_pa_error("PARAM_ERROR", "mainData 必须是字段数组"), 400)
+        creator = sim.employed(str(body.get("creator") or ""))
+        if creator is None:
+            why = f"人员[{body.get('creator')}]不存在或已离职"
+            return json_response(_pa_error("USER_EXCEPTION", why), 400)
+        request_id, why = sim.create_request(
+            creator, str(body.get("workflowId", "6")), str(body.get("requestName", "")), main,
+            details if isinstance(details, list) else [], "employee",
+        )  # fmt: skip
+        if request_id is None:
+            return json_response(_pa_error("PARAM_ERROR", why), 400)
+        return json_response({"code": "SUCCESS", "data": {"requestid": request_id}})
 
     @app.post("/_sim/requests/{request_id}/end")
     async def end_request(request_id: int, request: Request) -> Response:
