@@ -2,8 +2,9 @@
 granted or expired. Each is an outbox message `notice.send` to the OA instance, queued in the
 use case's transaction under a stable key, so a fact is told once.
 
-The generic OA connector delivers them (`POST /api/notices:batch`); vendor connectors that
-do not list `notice.send` in their manifest leave them to the default OA instance.
+The generic OA connector delivers them (`POST /api/notices:batch`). An OA whose connector
+does not list `notice.send` has no channel for them: the dispatcher settles such a notice as
+not sent, with the reason (`messaging/dispatcher.py` COURTESY_ACTIONS), never a dead letter.
 """
 
 from __future__ import annotations

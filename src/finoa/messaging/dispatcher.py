@@ -123,6 +123,12 @@ MARK_DONE = Prepared(
 )
 
 
+COURTESY_ACTIONS = frozenset({"notice.send"})
+"""Messages an OA may have no channel for (archive notices): a destination whose connector
+does not list the action settles them as not sent, with the reason, instead of a dead
+letter. Every other action a connector cannot take is a configuration error."""
+
+
 @dataclass(frozen=True)
 class ClaimedRow:
     id: int
@@ -424,6 +430,12 @@ class Dispatcher:
                 outcomes.extend(Outcome(r, DeliveryResult(error=error)) for r in group)
                 continue
             if action not in connector.manifest.actions:
+                if action in COURTESY_ACTIONS:
+                    # The OA has no channel for it: told nobody, and no dead letter either.
+                    reason = f"{connector.manifest.name} takes no {action!r}; not sent"
+                    result = DeliveryResult(response={"status": "not_sent", "reason": reason})
+                    outcomes.extend(Outcome(r, result) for r in group)
+                    continue
                 error = DeliveryError(
                     ErrorClass.CONFIG, f"{connector.manifest.name} cannot {action!r}"
                 )

@@ -393,3 +393,25 @@ def test_the_next_batch_is_delivered_while_a_slow_one_is_still_with_its_peer(
     assert peer.sent == ["p1", "p2", "p3"]  # the document's order held across batches
     assert slow.sent == ["s"]
     assert worker.delivered == 4
+
+
+def test_a_notice_the_oa_has_no_channel_for_is_settled_not_sent_and_other_actions_dead(
+    db: Database,
+) -> None:
+    """The archive tells the applicant her voucher is archived (`notice.send`), but this OA
+    has no messages: the notice is settled as not sent, with the reason, and is no dead
+    letter. An action the OA cannot take that is not a courtesy stays a dead letter."""
+
+    def command(uow: UnitOfWork) -> None:
+        uow.enqueue(OutboxMessage("peer", "notice.send", "archive_package", "P1", {}, "n-1"))
+        uow.enqueue(OutboxMessage("peer", "todo.unknown", "claim", "C1", {}, "t-1"))
+
+    db.perform(command, actor="t")
+    probe = Probe()
+    asyncio.run(dispatcher(db, probe).run_until_idle())
+    assert statuses(db) == {"n-1": "done", "t-1": "dead"}
+    assert probe.sent == []  # neither reached the OA
+    with db.engine.connect() as conn:
+        rows = {r.idempotency_key: r for r in conn.execute(select(outbox))}
+    assert "takes no 'notice.send'" in str(rows["n-1"].response)
+    assert "probe cannot 'todo.unknown'" in str(rows["t-1"].last_error)
