@@ -15,6 +15,11 @@ from finoa.services.context import Hub
 from finoa.services.masterdata import load_masterdata
 from finoa.store.db import upgrade
 
+# Hubs started by the tests archive only when a test asks for it (the archive keeper's tests
+# set FINOA_ARCHIVE_EVERY_SECONDS): a round every 15 s would add outbox rows (the archive's
+# OA notices) at moments no test about claims expects.
+os.environ.setdefault("FINOA_ARCHIVE_EVERY_SECONDS", "0")
+
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
