@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -177,7 +177,10 @@ def reoccupy_claim_budgets(hub: Hub, uow: UnitOfWork, claim: Any) -> None:
         {"category": line.category, "amount_fen": int(line.amount_fen)}
         for line in LINES_OF_CLAIM.all(uow.conn, {"claim_id": claim.id})
     ]
-    status = occupy_claim_budgets(hub, uow, dict(claim._mapping), lines)
+    record = dict(claim._mapping)
+    if record["submitted_at"].tzinfo is None:  # SQLite keeps UTC without its zone
+        record["submitted_at"] = record["submitted_at"].replace(tzinfo=UTC)
+    status = occupy_claim_budgets(hub, uow, record, lines)
     if status != claim.budget_status:
         uow.conn.execute(update(claims).where(claims.c.id == claim.id).values(budget_status=status))
 
