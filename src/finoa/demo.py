@@ -286,6 +286,8 @@ def run_demo(
     env = {
         **os.environ,
         "FINOA_DATA_DIR": str(data_dir),
+        # the demo archives every posted voucher itself once the loop is done (its table)
+        "FINOA_ARCHIVE_EVERY_SECONDS": "0",
         "FINOA_PORT": str(hub_port),
         "FINOA_OA_BASE_URL": oa_ctx.url,
         "FINOA_ERP_BASE_URL": erp_ctx.url,
