@@ -55,6 +55,7 @@ from finoa.connectors.base import (
     InboundRequest,
     SubmitClaim,
 )
+from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, CallbackCryptoError
 from finoa.connectors.dingtalk.mapping import (
     APPROVE,
@@ -67,7 +68,6 @@ from finoa.connectors.dingtalk.mapping import (
     todo_action_signature,
     todo_signing_key,
 )
-from finoa.messaging.retry import DeliveryError
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 INSTANCE_RESULTS = {
@@ -278,16 +278,11 @@ class DingTalkInbound:
         if self._api is None:
             self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
             self._api = DingTalkApi(self.config, self._http)
-        try:
-            instance: dict[str, Any] = await self._api.get_instance(instance_id)
-        except DeliveryError as exc:
-            raise InboundRefused(
-                503,
-                "DingTalk unreachable",
-                f"processInstanceId: {exc.reason}",
-                kind="upstream",
-                field="processInstanceId",
-            ) from None
+        instance: dict[str, Any] = await fetch_for_callback(
+            lambda: self._api.get_instance(instance_id),
+            vendor="DingTalk",
+            field="processInstanceId",
+        )
         return instance
 
     def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:

@@ -54,6 +54,7 @@ from finoa.connectors.base import (
     InboundRequest,
     SubmitClaim,
 )
+from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.feishu.crypto import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -70,7 +71,6 @@ from finoa.connectors.feishu.mapping import (
     claim_from_instance,
     widget_value,
 )
-from finoa.messaging.retry import DeliveryError
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 STATUS_RESULTS = {
@@ -277,16 +277,9 @@ class FeishuInbound:
         if self._api is None:
             self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
             self._api = FeishuApi(self.config, self._http)
-        try:
-            instance: dict[str, Any] = await self._api.get_instance(instance_code)
-        except DeliveryError as exc:
-            raise InboundRefused(
-                503,
-                "Feishu unreachable",
-                f"instance_code: {exc.reason}",
-                kind="upstream",
-                field="instance_code",
-            ) from None
+        instance: dict[str, Any] = await fetch_for_callback(
+            lambda: self._api.get_instance(instance_code), vendor="Feishu", field="instance_code"
+        )
         return instance
 
     def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:

@@ -13,9 +13,10 @@ Two kinds of request arrive:
    `parse` reads `sys_approval_change` of the configured templates. An approval of the
    claim template that finoa keeps against a claim is read from the event alone
    (`event_detail`: SpStatus and SpRecord say the result, who decided and why), with no
-   call to WeCom; any other approval is fetched (`oa/getapprovaldetail`: its form carries
-   the claim's contents, or finoa's claim or task id). Either becomes commands
-   (`mapping.approval_commands`):
+   call to WeCom; the submission of a task approval (finoa applied it) is skipped; any other
+   approval is fetched (`oa/getapprovaldetail`: its form carries the claim's contents, or
+   finoa's claim or task id; WeCom's rate limit, 45009, is waited out: `callback_fetch`).
+   Either becomes commands (`mapping.approval_commands`):
    - submitted (StatuChangeEvent 1) in WeCom by an employee: a claim (approvals finoa
      created carry its claim id in `finoa单号` and are skipped);
    - passed, rejected, revoked or deleted: the claim's conclusion (OA-led), or the task's
@@ -54,9 +55,9 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
 )
+from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
 from finoa.connectors.wecom.mapping import WeComConfig, approval_commands
-from finoa.messaging.retry import DeliveryError
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
@@ -218,6 +219,8 @@ class WeComInbound:
         if template not in (self.config.template_id, self.config.task_template_id):
             return InboundParse(message, (), context=EVENT)
         submitted = xml_text(info, "StatuChangeEvent") == SUBMITTED
+        if submitted and template == self.config.task_template_id:
+            return InboundParse(message, (), context=EVENT)  # finoa applied it for a task
         known = template == self.config.template_id and (
             await message.request.approval_claim(sp_no) is not None
         )
@@ -236,16 +239,9 @@ class WeComInbound:
         if self._api is None:
             self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
             self._api = WeComApi(self.config, self._http)
-        try:
-            detail: dict[str, Any] = await self._api.detail(sp_no)
-        except DeliveryError as exc:
-            raise InboundRefused(
-                503,
-                "WeCom unreachable",
-                f"SpNo: {exc.reason}",
-                kind="upstream",
-                field="SpNo",
-            ) from None
+        detail: dict[str, Any] = await fetch_for_callback(
+            lambda: self._api.detail(sp_no), vendor="WeCom", field="SpNo"
+        )
         return detail
 
     def _forget_old(self) -> None:

@@ -1,0 +1,72 @@
+"""The hub's WeCom callback handler against the simulator in its own process: a task
+approval's submission is followed with no call to WeCom, and a decision whose detail meets
+WeCom's rate limit (45009) waits the limit out instead of asking WeCom to send again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from support.wecom import TODO, WeComSim, message
+
+from finoa.api.json_body import parse_json
+from finoa.connectors.base import DecideTask, InboundMessage, InboundRefused, InboundRequest
+from finoa.connectors.wecom.client import WeComConnector
+from finoa.connectors.wecom.inbound import EVENT, WeComInbound
+
+pytestmark = pytest.mark.anyio
+
+
+def event(sim: WeComSim, sp_no: str, change: int) -> InboundMessage:
+    """The decrypted `sys_approval_change` of a task approval, as `verify` hands it on."""
+    template = sim.credentials["task_template_id"]
+    xml = (
+        "<xml><ToUserName><![CDATA[c]]></ToUserName><Event><![CDATA[sys_approval_change]]>"
+        f"</Event><ApprovalInfo><SpNo>{sp_no}</SpNo><TemplateId><![CDATA[{template}]]>"
+        f"</TemplateId><StatuChangeEvent>{change}</StatuChangeEvent></ApprovalInfo></xml>"
+    )
+    request = InboundRequest("wecom", {}, b"", {}, parse_json)
+    return InboundMessage(request, EVENT, xml.encode())
+
+
+def detail_fetches(sim: WeComSim) -> int:
+    return int(sim.get("/_sim/stats")["api_calls"].get("/cgi-bin/oa/getapprovaldetail", 0))
+
+
+async def applied_task(sim: WeComSim) -> str:
+    async with httpx.AsyncClient() as http:
+        (created,) = await WeComConnector(sim.config(), http).deliver([message("todo.push", TODO)])
+    assert created.ok, created.error
+    return str(created.response["todo_id"])
+
+
+async def test_a_task_approvals_submission_needs_no_call_to_wecom(start_sim: Any) -> None:
+    sim = start_sim("--no-auto-decide")
+    sp_no = await applied_task(sim)
+    parsed = await WeComInbound(sim.config()).parse(event(sim, sp_no, 1))
+    assert parsed.commands == () and detail_fetches(sim) == 0
+
+
+async def test_a_rate_limited_detail_is_waited_out_within_the_reply(start_sim: Any) -> None:
+    sim = start_sim("--qps", "4", "--no-auto-decide")
+    sp_no = await applied_task(sim)
+    answer = sim.post(f"/_sim/approvals/{sp_no}/decide", {"result": "agree"})
+    assert answer.status_code == 200, answer.text
+    handler = WeComInbound(sim.config())
+    async with httpx.AsyncClient() as http:  # use up this second's calls
+        for _ in range(5):
+            await http.get(f"{sim.url}/cgi-bin/gettoken", params={"corpid": "x"})
+    parsed = await handler.parse(event(sim, sp_no, 2))
+    (decision,) = parsed.commands
+    assert isinstance(decision, DecideTask) and decision.task_id == TODO["task_id"]
+    assert decision.approve is True and decision.approver_id == "E0010"
+    assert sim.get("/_sim/stats")["rate_limited"] >= 1  # the limit was met, and waited out
+
+
+async def test_a_detail_wecom_cannot_give_is_answered_503_for_a_retry(start_sim: Any) -> None:
+    sim = start_sim("--no-auto-decide")
+    sim.server.stop()  # WeCom is down
+    with pytest.raises(InboundRefused) as refused:
+        await WeComInbound(sim.config()).parse(event(sim, "202612010001", 2))
+    assert refused.value.status == 503 and refused.value.field == "SpNo"
