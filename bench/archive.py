@@ -5,7 +5,9 @@ then measures:
 
 1. build: `build_packages` — each package's files (voucher XML and PDF, claim, approval trail,
    invoice, metadata with SHA-256 and SM3), the write-once store, the catalog row and the
-   四性检测 at archiving — in packages/s;
+   四性检测 at archiving — in packages/s, in one process (the reference) and then, for as
+   many more vouchers, by a started pool of one builder process per core (as the hub's
+   keeper and `finoa archive build` run it);
 2. check: `check_archive` over the period (every package read back and checked again, plus
    the numbering and 档号 checks over the set), in packages/s;
 3. store: files written write-once and durable, per file, through the archive store's
@@ -38,6 +40,7 @@ from support import invoices as build  # noqa: E402
 from support.claims import one_line_claim  # noqa: E402
 
 from finoa.archive import pdf  # noqa: E402
+from finoa.archive.builders import PackageBuilders  # noqa: E402
 from finoa.archive.service import Archive, PackageQuery, build_packages, check_archive  # noqa: E402
 from finoa.archive.storage import FilesystemArchiveStore, sm3_hex  # noqa: E402
 from finoa.config import load_settings  # noqa: E402
@@ -53,14 +56,14 @@ from finoa.services.vouchers import record_voucher_posted  # noqa: E402
 from finoa.store.db import upgrade  # noqa: E402
 
 
-def posted_vouchers(hub: Hub, count: int) -> str:
+def posted_vouchers(hub: Hub, count: int, prefix: str = "BENCH") -> str:
     """Approve and post `count` claims; the period of their vouchers."""
     files = InvoiceFiles(hub.settings.invoice_path)
     period = ""
     for n in range(count):
         claim_id = submit_claim(
             hub,
-            one_line_claim(f"BENCH-{n}", applicant_id="E0011", department_id="D02",
+            one_line_claim(f"{prefix}-{n}", applicant_id="E0011", department_id="D02",
                            category="travel", amount="553.00"),
             source="bench",
             actor="bench",
@@ -79,7 +82,9 @@ def posted_vouchers(hub: Hub, count: int) -> str:
         voucher = get_claim(hub.db, claim_id).voucher
         assert voucher is not None
         with hub.db.uow("erp") as uow:
-            record_voucher_posted(uow, voucher.id, {"erp_voucher_no": f"E{n}", "erp_id": "x"})
+            record_voucher_posted(
+                uow, voucher.id, {"erp_voucher_no": f"{prefix}{n}", "erp_id": "x"}
+            )
             uow.commit()
         period = voucher.period
     return period
@@ -193,8 +198,23 @@ def main() -> None:
             built, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert len(summary.built) == args.packages and summary.checks_failed == 0, summary
             print(
-                f"build + 四性检测 at archiving: {args.packages / built:,.1f} packages/s "
+                f"build + 四性检测 at archiving, in one process (reference): "
+                f"{args.packages / built:,.1f} packages/s "
                 f"({cpu / args.packages * 1e3:.1f} ms CPU per package)"
+            )
+            posted_vouchers(hub, args.packages, prefix="POOL")
+            builders = PackageBuilders(settings, workers=settings.archive_builders)
+            try:
+                builders.warm()  # a hub's pool is started once and kept
+                started = time.perf_counter()
+                pooled = builders.build(hub.db)
+                in_pool = time.perf_counter() - started
+            finally:
+                builders.close()
+            assert len(pooled.built) == args.packages and pooled.checks_failed == 0, pooled
+            print(
+                f"  by {builders.workers} builder processes: {args.packages / in_pool:,.1f} "
+                f"packages/s ({built / in_pool:.2f}× the reference)"
             )
             started = time.perf_counter()
             run = check_archive(hub.db, archive, PackageQuery(period=period, limit=1000))

@@ -292,7 +292,21 @@ def throughput(
         "submit_claims_per_s": round(submit_rate, 1),
         "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
         "dead_letters": stats["outbox"].get("dead", 0),
+        "archived": archived_packages(database_url),  # by the hub's keeper, so far
     }
+
+
+def archived_packages(database_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from finoa.store.tables import archive_packages
+    from finoa.store.uow import Database
+
+    db = Database.connect(database_url)
+    with db.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(archive_packages)).scalar_one()
+    db.dispose()
+    return int(count)
 
 
 BUDGET_DEPARTMENTS = sorted({department for _, department in APPLICANTS})
@@ -379,6 +393,19 @@ def budgets_ratio(
     }
 
 
+def fresh_sqlite_throughput(
+    args: argparse.Namespace, have_wrk: bool, data: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """The closed loop again on a fresh SQLite database, the hub started with `env`."""
+    data.mkdir()
+    url = f"sqlite:///{data / 'hub.db'}"
+    with stack(
+        data, url, auto_decide=True, decision_batch=args.decision_batch, extra_env=env
+    ) as running:
+        assert running.hub is not None
+        return throughput(running.hub.url, running.token(), args, have_wrk, data, url)
+
+
 def writers_ratio(
     args: argparse.Namespace, have_wrk: bool, work: Path, bench_db: str
 ) -> dict[str, Any]:
@@ -461,6 +488,11 @@ def main() -> int:
         help="also run the throughput phase with synchronous=normal and report the ratio",
     )
     parser.add_argument(
+        "--archive-ratio",
+        action="store_true",
+        help="also run the throughput phase with the hub's archive keeper off (ratio)",
+    )
+    parser.add_argument(
         "--budgets",
         action="store_true",
         help="also run the throughput phase with block budgets covering every claim (ratio)",
@@ -529,26 +561,26 @@ def main() -> int:
                 results["sustained"] = paced_figures(args.sustain_rate, offered, times)
                 print(f"sustained: {results['sustained']}")
         if args.durability_ratio and not args.postgres:
-            fast = work / "normal"
-            fast.mkdir()
-            fast_url = f"sqlite:///{fast / 'hub.db'}"
-            with stack(
-                fast,
-                fast_url,
-                auto_decide=True,
-                decision_batch=args.decision_batch,
-                extra_env={"FINOA_SQLITE_SYNCHRONOUS": "normal"},
-            ) as running:
-                assert running.hub is not None
-                normal = throughput(
-                    running.hub.url, running.token(), args, have_wrk, fast, fast_url
-                )
+            normal = fresh_sqlite_throughput(
+                args, have_wrk, work / "normal", {"FINOA_SQLITE_SYNCHRONOUS": "normal"}
+            )
             durable = results["throughput"]["end_to_end_claims_per_s"]
             results["durability"] = {
                 "normal_end_to_end_claims_per_s": normal["end_to_end_claims_per_s"],
                 "full_over_normal": round(durable / normal["end_to_end_claims_per_s"], 3),
             }
             print(f"durability cost: {results['durability']}")
+        if args.archive_ratio and not args.postgres:
+            off = fresh_sqlite_throughput(
+                args, have_wrk, work / "no-archive", {**env, "FINOA_ARCHIVE_EVERY_SECONDS": "0"}
+            )
+            on = results["throughput"]["end_to_end_claims_per_s"]
+            results["archive"] = {
+                "archived_during_the_run": results["throughput"].get("archived"),
+                "without_archiving_end_to_end_claims_per_s": off["end_to_end_claims_per_s"],
+                "with_over_without": round(on / off["end_to_end_claims_per_s"], 3),
+            }
+            print(f"archiving while the loop runs: {results['archive']}")
         if args.budgets:
             without = results["throughput"]["end_to_end_claims_per_s"]
             results["budgets"] = budgets_ratio(args, have_wrk, work, database_url, without)

@@ -110,6 +110,7 @@ class Settings:
     holidays: tuple[str, ...] = ()  # ISO dates without working hours
     timer_every_seconds: float = 30.0  # how often a hub looks for due timers
     archive_every_seconds: float = 15.0  # how often a hub archives posted vouchers (0: never)
+    archive_workers: int = 0  # processes building archive packages; 0: one per core
     clock_offset_file: str = ""  # test processes: seconds to add to the clock, read from here
     # an external archive system (connector generic-archive) packages are pushed to; "": none
     archive_external_url: str = ""
@@ -132,6 +133,8 @@ class Settings:
             )
         if self.invoice_max_bytes < 1:
             raise ValueError("invoice_max_bytes: must be a positive number of bytes")
+        if self.archive_workers < 0:
+            raise ValueError("archive_workers: a number of processes (0: one per core)")
         if isinstance(self.holidays, str) or not isinstance(self.holidays, (list, tuple)):
             raise ValueError("holidays: a list of dates (YYYY-MM-DD)")
         object.__setattr__(self, "holidays", tuple(str(day) for day in self.holidays))
@@ -166,6 +169,11 @@ class Settings:
                 f"company_timezone: unknown time zone {self.company_timezone!r} "
                 "(an IANA name such as Asia/Shanghai)"
             ) from None
+
+    @property
+    def archive_builders(self) -> int:
+        """How many processes build archive packages."""
+        return self.archive_workers or max(1, os.cpu_count() or 1)
 
     @property
     def invoice_path(self) -> Path:
@@ -274,6 +282,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "working_days": str,
         "timer_every_seconds": float,
         "archive_every_seconds": float,
+        "archive_workers": int,
         "clock_offset_file": str,
         "archive_external_url": str,
         "archive_external_api_key": str,

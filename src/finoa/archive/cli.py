@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +16,7 @@ from finoa.cli_errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from finoa.archive.service import Archive, PackageQuery
+    from finoa.config import Settings
     from finoa.store.uow import Database
 
 archive_app = typer.Typer(
@@ -30,17 +31,31 @@ PeriodOpt = Annotated[str | None, typer.Option("--period", help="Only this perio
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
+def _archive(config: Path | None, data_dir: Path | None) -> Any:
+    from finoa.cli import _settings
+
+    return _archive_for(_settings(config, data_dir))
+
+
 @contextmanager
-def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[Database, Archive]]:
+def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on the terminal (stderr) while long work runs; nothing when piped."""
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def _archive_for(settings: Settings) -> Iterator[tuple[Database, Archive]]:
     from finoa.archive.pdf import FontMissing
     from finoa.archive.service import Archive
-    from finoa.cli import _settings
     from finoa.domain.errors import DomainError
     from finoa.invoices.storage import StoredFileDamaged
     from finoa.runtime import prepare_database
-    from finoa.store.uow import Database
+    from finoa.services.context import open_database
 
-    settings = _settings(config, data_dir)
     try:
         archive = Archive.from_settings(settings)
     except ValueError as exc:
@@ -48,7 +63,7 @@ def _archive(config: Path | None, data_dir: Path | None) -> Iterator[tuple[Datab
             ExitCode.CONFIG, str(exc), "correct archive_no_template in finoa.yaml"
         ) from None
     prepare_database(settings)
-    db = Database.connect(settings.effective_database_url)
+    db = open_database(settings)
     try:
         yield db, archive
     except FontMissing as exc:
@@ -84,11 +99,13 @@ def _query(period: str | None = None, **filters: Any) -> PackageQuery:
 @archive_app.command("build", epilog="Example: finoa archive build --period 2026-11")
 def build(period: PeriodOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Build the package of every posted voucher that has none (idempotent), with its 四性检测."""
-    from finoa.archive.service import build_packages
+    from finoa.archive.builders import build_archive
+    from finoa.cli import _settings
 
     query = _query(period)
-    with _archive(config, data_dir) as (db, archive):
-        summary = build_packages(db, archive, query.period)
+    settings = _settings(config, data_dir)
+    with _archive_for(settings) as (db, archive), _progress("building packages") as step:
+        summary = build_archive(settings, db, archive, query.period, progress=step)
     scope = f" in {period}" if period else ""
     if not summary.built and not summary.refused:
         console.print(f"nothing to build{scope}: every posted voucher has its package")

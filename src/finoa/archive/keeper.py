@@ -1,9 +1,11 @@
 """The archive's background round in the hub (`archive_every_seconds`): what happens after a
 voucher is posted or an approval ends, without anyone running a command.
 
-Each round builds the packages of newly posted vouchers (`build_packages`: idempotent, and
-safe beside another hub doing the same), carries out destruction runs whose last approval
-arrived (through the OA webhook as well as the API), and ends borrowings past their expiry.
+Each round builds the packages of newly posted vouchers (in worker processes of lower
+priority, `archive/builders.py`, so that rendering PDFs never holds up the hub's requests;
+idempotent, and safe beside another hub doing the same), carries out destruction runs whose
+last approval arrived (through the OA webhook as well as the API), and ends borrowings past
+their expiry.
 A failing round is logged and the next one tries again: nothing it does is lost, since the
 queue, the approved runs and the granted borrowings stay in the database until done.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from finoa.archive.borrowing import expire_borrowings
+from finoa.archive.builders import HUB_NICENESS, PackageBuilders
 from finoa.archive.destruction import carry_out
 from finoa.archive.service import Archive, build_packages
 from finoa.services.context import Hub
@@ -36,10 +39,13 @@ class KeeperRound:
     expired: list[str] = field(default_factory=list)  # borrowings ended
 
 
-def keep_archive(hub: Hub, archive: Archive) -> KeeperRound:
-    """One round: build, destroy what was approved, expire borrowings."""
+def keep_archive(
+    hub: Hub, archive: Archive, builders: PackageBuilders | None = None
+) -> KeeperRound:
+    """One round: build (in `builders`' processes, or here), destroy what was approved,
+    expire borrowings."""
     done = KeeperRound()
-    summary = build_packages(hub.db, archive)
+    summary = builders.build(hub.db) if builders else build_packages(hub.db, archive)
     done.built, done.checks_failed = summary.built, summary.checks_failed
     with hub.db.engine.connect() as conn:
         query = select(archive_destructions.c.id).where(archive_destructions.c.status == "approved")
@@ -54,9 +60,21 @@ def keep_archive(hub: Hub, archive: Archive) -> KeeperRound:
 async def run_keeper(hub: Hub, *, every: float, stop: asyncio.Event) -> None:
     """A round now and every `every` seconds until `stop` is set."""
     archive = Archive.from_settings(hub.settings)
+    builders = PackageBuilders(
+        hub.settings, workers=hub.settings.archive_builders, niceness=HUB_NICENESS
+    )
+    try:
+        await _rounds(hub, archive, builders, every, stop)
+    finally:
+        await asyncio.to_thread(builders.close)
+
+
+async def _rounds(
+    hub: Hub, archive: Archive, builders: PackageBuilders, every: float, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         try:
-            done = await asyncio.to_thread(keep_archive, hub, archive)
+            done = await asyncio.to_thread(keep_archive, hub, archive, builders)
             if done.built or done.destroyed or done.expired:
                 log.info(
                     "archive: %d package(s) built (%d failed 四性检测), %d destruction(s), "

@@ -5,11 +5,13 @@ row in the posting transaction (one small insert; the posting commits it or noth
 `build_packages` drains the queue, building each package in a transaction of its own. The
 builder also picks up any posted voucher that has no package (vouchers posted before the
 archive existed), so nothing is lost even if a queue row were. `archive_posted(settings)`
-is what the demo and a schedule call; `finoa archive build` runs the same.
+is what the demo and a schedule call; `finoa archive build` runs the same. Many batches are
+built by processes side by side (`archive/builders.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -77,6 +79,14 @@ class BuildSummary:
     checks_passed: int = 0
     checks_failed: int = 0
 
+    def merge(self, other: BuildSummary) -> None:
+        """Add what another batch built."""
+        self.built += other.built
+        self.existing += other.existing
+        self.refused += other.refused
+        self.checks_passed += other.checks_passed
+        self.checks_failed += other.checks_failed
+
 
 ArchiveSummary = BuildSummary
 
@@ -109,13 +119,23 @@ def pending_vouchers(conn: Connection, period: str | None = None) -> list[str]:
 BATCH = 50  # packages whose files are flushed together and recorded in one transaction
 
 
-def build_packages(db: Database, archive: Archive, period: str | None = None) -> BuildSummary:
-    """Build every missing package (idempotent: a voucher with its package is left alone)."""
+def build_packages(
+    db: Database,
+    archive: Archive,
+    period: str | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildSummary:
+    """Build every missing package in this process (idempotent: a voucher with its package
+    is left alone); `progress(done, all)` after each batch. `builders.build_archive` spreads
+    the batches over processes."""
     summary = BuildSummary()
     with db.engine.connect() as conn:
         pending = pending_vouchers(conn, period)
     for at in range(0, len(pending), BATCH):
         build_batch(db, archive, pending[at : at + BATCH], summary)
+        if progress is not None:
+            progress(min(at + BATCH, len(pending)), len(pending))
     return summary
 
 
@@ -433,12 +453,14 @@ def record_view(record: PackageRecord) -> dict[str, Any]:
 def archive_posted(settings: Settings) -> ArchiveSummary:
     """Build the packages of every posted voucher that has none (the demo calls this after its
     claims are posted): packages built, and how many passed their 四性检测."""
+    from finoa.archive.builders import build_archive
     from finoa.runtime import prepare_database
+    from finoa.services.context import open_database
 
     prepare_database(settings)
-    db = Database.connect(settings.effective_database_url)
+    db = open_database(settings)
     try:
-        return build_packages(db, Archive.from_settings(settings))
+        return build_archive(settings, db, Archive.from_settings(settings))
     finally:
         db.dispose()
 

@@ -48,6 +48,20 @@ def load_voucher_rules(path: Path | None = None) -> VoucherRules:
     )
 
 
+def open_database(settings: Settings, *, pool_size: int = 10) -> Database:
+    """The settings' database, on the hub's clock (a test process's clock can be moved)."""
+    db = Database.connect(
+        settings.effective_database_url,
+        pool_size=pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
+    if settings.clock_offset_file:
+        from finoa.services.timers import offset_clock
+
+        db.clock = offset_clock(Path(settings.clock_offset_file))
+    return db
+
+
 @dataclass
 class Hub:
     """The application's services bundle, built once per process."""
@@ -71,15 +85,7 @@ class Hub:
     ) -> Hub:
         rules_path = settings.extra.get("voucher_rules")
         instances = instances or load_instances(settings)  # a config error stops us here
-        db = Database.connect(
-            settings.effective_database_url,
-            pool_size=pool_size,
-            sqlite_synchronous=settings.sqlite_synchronous,
-        )
-        if settings.clock_offset_file:  # test processes: a clock the tests can move
-            from finoa.services.timers import offset_clock
-
-            db.clock = offset_clock(Path(settings.clock_offset_file))
+        db = open_database(settings, pool_size=pool_size)
         return cls(
             settings=settings,
             db=db,

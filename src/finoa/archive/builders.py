@@ -1,0 +1,148 @@
+"""Archive packages built in processes of their own (`archive_workers`).
+
+Rendering a voucher's PDF and hashing its files is CPU work in Python; done in the hub's own
+process it holds the interpreter lock and the hub answers requests late while a round runs.
+So the packages are built by a pool of worker processes, started once (`spawn`: no copy of
+the hub's threads, event loop or open connections) and kept for the next round. Each worker
+opens the database and the archive store itself and builds a batch of vouchers at a time
+(`service.build_batch`: files first, then the catalog rows, their 四性检测 and the queue
+rows in one transaction). Batches run side by side; the builder stays safe beside another
+process building the same vouchers, since a package already recorded is left alone.
+
+Workers started by the hub run at a lower priority (`HUB_NICENESS`): when the machine is
+busy, requests come first and the archive catches up after. A worker that dies breaks the
+pool; the round that saw it reports the error, and the next round starts a fresh pool, so
+a voucher is built by a later round (its queue row stays until its package is recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from finoa.archive.service import (
+    BATCH,
+    Archive,
+    BuildSummary,
+    build_batch,
+    build_packages,
+    pending_vouchers,
+)
+from finoa.config import Settings
+from finoa.store.uow import Database
+
+HUB_NICENESS = 10  # how much lower than the hub the hub's archive workers run
+Progress = Callable[[int, int], None]  # (vouchers done, vouchers in all)
+
+_worker: tuple[Database, Archive] | None = None  # in a worker process: its database and archive
+
+
+def _start_worker(settings: Settings, niceness: int) -> None:
+    global _worker
+    from finoa.archive.pdf import FontMissing, pdf_font
+    from finoa.services.context import open_database
+
+    if niceness:
+        os.nice(niceness)
+    _worker = (open_database(settings, pool_size=1), Archive.from_settings(settings))
+    with contextlib.suppress(FontMissing):  # else the first package reports it
+        pdf_font(settings.archive_font)  # loaded once per worker, before the first voucher
+
+
+def _build_in_worker(voucher_ids: list[str]) -> BuildSummary:
+    assert _worker is not None, "the worker was not started"
+    db, archive = _worker
+    summary = BuildSummary()
+    build_batch(db, archive, voucher_ids, summary)
+    return summary
+
+
+def _ready(_: int) -> int:
+    return os.getpid()
+
+
+def batches(voucher_ids: list[str], size: int = BATCH) -> Iterator[list[str]]:
+    for at in range(0, len(voucher_ids), size):
+        yield voucher_ids[at : at + size]
+
+
+class PackageBuilders:
+    """A pool of `workers` processes building archive packages; close it when done."""
+
+    def __init__(self, settings: Settings, *, workers: int, niceness: int = 0) -> None:
+        if workers < 1:
+            raise ValueError("archive_workers: at least 1 for a pool of builders")
+        self.settings = settings
+        self.workers = workers
+        self.niceness = niceness
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self.settings, self.niceness),
+            )
+        return self._pool
+
+    def warm(self) -> set[int]:
+        """Start the workers now (rather than at the first build); their process ids."""
+        return set(self._executor().map(_ready, range(self.workers * 4)))
+
+    def build(
+        self, db: Database, period: str | None = None, *, progress: Progress | None = None
+    ) -> BuildSummary:
+        """Build every missing package (of `period`, or all), batches side by side."""
+        with db.engine.connect() as conn:
+            pending = pending_vouchers(conn, period)
+        summary = BuildSummary()
+        if not pending:
+            return summary
+        done = 0
+        try:
+            for part, size in zip(
+                self._executor().map(_build_in_worker, batches(pending)),
+                (len(b) for b in batches(pending)),
+                strict=True,
+            ):
+                summary.merge(part)
+                done += size
+                if progress is not None:
+                    progress(done, len(pending))
+        except BrokenProcessPool:
+            self.close()  # a worker died: the next round starts a fresh pool
+            raise
+        return summary
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def build_archive(
+    settings: Settings,
+    db: Database,
+    archive: Archive,
+    period: str | None = None,
+    *,
+    progress: Progress | None = None,
+) -> BuildSummary:
+    """Build every missing package once, from a command (`finoa archive build`, the demo):
+    a few batches are built right here, more by `archive_builders` processes side by side."""
+    with db.engine.connect() as conn:
+        pending = len(pending_vouchers(conn, period))
+    workers = min(settings.archive_builders, -(-pending // BATCH))
+    if workers <= 1:
+        return build_packages(db, archive, period, progress=progress)
+    builders = PackageBuilders(settings, workers=workers)
+    try:
+        return builders.build(db, period, progress=progress)
+    finally:
+        builders.close()
