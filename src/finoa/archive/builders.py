@@ -4,10 +4,13 @@ Rendering a voucher's PDF and hashing its files is CPU work in Python; done in t
 process it holds the interpreter lock and the hub answers requests late while a round runs.
 So the packages are built by a pool of worker processes, started once (`spawn`: no copy of
 the hub's threads, event loop or open connections) and kept for the next round. Each worker
-opens the database and the archive store itself and builds a batch of vouchers at a time
-(`service.build_batch`: files first, then the catalog rows, their 四性检测 and the queue
-rows in one transaction). Batches run side by side; the builder stays safe beside another
-process building the same vouchers, since a package already recorded is left alone.
+opens the database (to read) and the archive store itself and builds a batch of vouchers at
+a time (`service.make_batch`: the files built, stored and checked); the batch comes back as
+its catalog rows and 四性 reports, which the caller records in one transaction
+(`service.record_batch`) — in the hub through its group commit, so a worker never holds the
+database's write lock (a low-priority process holding it would stall the hub's writes).
+Batches run side by side; the builder stays safe beside another process building the same
+vouchers, since a package already recorded is left alone.
 
 Workers started by the hub run at a lower priority (`HUB_NICENESS`): when the machine is
 busy, requests come first and the archive catches up after. A worker that dies breaks the
@@ -28,9 +31,13 @@ from finoa.archive.service import (
     BATCH,
     Archive,
     BuildSummary,
-    build_batch,
+    BuiltBatch,
+    Write,
     build_packages,
+    make_batch,
     pending_vouchers,
+    record_batch,
+    writer,
 )
 from finoa.config import Settings
 from finoa.store.uow import Database
@@ -53,12 +60,10 @@ def _start_worker(settings: Settings, niceness: int) -> None:
         pdf_font(settings.archive_font)  # loaded once per worker, before the first voucher
 
 
-def _build_in_worker(voucher_ids: list[str]) -> BuildSummary:
+def _build_in_worker(voucher_ids: list[str]) -> BuiltBatch:
     assert _worker is not None, "the worker was not started"
     db, archive = _worker
-    summary = BuildSummary()
-    build_batch(db, archive, voucher_ids, summary)
-    return summary
+    return make_batch(db, archive, voucher_ids)
 
 
 def _ready(_: int) -> int:
@@ -96,9 +101,17 @@ class PackageBuilders:
         return set(self._executor().map(_ready, range(self.workers * 4)))
 
     def build(
-        self, db: Database, period: str | None = None, *, progress: Progress | None = None
+        self,
+        db: Database,
+        period: str | None = None,
+        *,
+        progress: Progress | None = None,
+        write: Write | None = None,
     ) -> BuildSummary:
-        """Build every missing package (of `period`, or all), batches side by side."""
+        """Build every missing package (of `period`, or all), batches side by side in the
+        workers; each batch recorded here as it comes back, through `write` (the hub's
+        group commit; by default a transaction of its own on `db`)."""
+        write = write or writer(db)
         with db.engine.connect() as conn:
             pending = pending_vouchers(conn, period)
         summary = BuildSummary()
@@ -106,12 +119,12 @@ class PackageBuilders:
             return summary
         done = 0
         try:
-            for part, size in zip(
+            for batch, size in zip(
                 self._executor().map(_build_in_worker, batches(pending)),
                 (len(b) for b in batches(pending)),
                 strict=True,
             ):
-                summary.merge(part)
+                record_batch(batch, write, summary)
                 done += size
                 if progress is not None:
                     progress(done, len(pending))

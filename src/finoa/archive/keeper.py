@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -22,9 +23,10 @@ from sqlalchemy import select
 from finoa.archive.borrowing import expire_borrowings
 from finoa.archive.builders import HUB_NICENESS, PackageBuilders
 from finoa.archive.destruction import carry_out
-from finoa.archive.service import Archive, build_packages
+from finoa.archive.service import Archive, Write, build_packages
 from finoa.services.context import Hub
 from finoa.store.tables import archive_destructions
+from finoa.store.uow import UnitOfWork
 
 log = logging.getLogger("finoa.archive")
 
@@ -40,12 +42,18 @@ class KeeperRound:
 
 
 def keep_archive(
-    hub: Hub, archive: Archive, builders: PackageBuilders | None = None
+    hub: Hub,
+    archive: Archive,
+    builders: PackageBuilders | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> KeeperRound:
-    """One round: build (in `builders`' processes, or here), destroy what was approved,
-    expire borrowings."""
+    """One round (in a thread): build (in `builders`' processes, recorded through the hub's
+    group commit on `loop`; or all here), destroy what was approved, expire borrowings."""
     done = KeeperRound()
-    summary = builders.build(hub.db) if builders else build_packages(hub.db, archive)
+    if builders is not None and loop is not None:
+        summary = builders.build(hub.db, write=group_commit_writer(hub, loop))
+    else:
+        summary = build_packages(hub.db, archive)
     done.built, done.checks_failed = summary.built, summary.checks_failed
     with hub.db.engine.connect() as conn:
         query = select(archive_destructions.c.id).where(archive_destructions.c.status == "approved")
@@ -55,6 +63,15 @@ def keep_archive(
         done.destroyed.append(destruction_id)
     done.expired = expire_borrowings(hub.db)
     return done
+
+
+def group_commit_writer(hub: Hub, loop: asyncio.AbstractEventLoop) -> Write:
+    """Writes from a thread, through the hub's group commit on `loop`."""
+
+    def write(command: Callable[[UnitOfWork], None]) -> None:
+        asyncio.run_coroutine_threadsafe(hub.commands.run(command, actor="archive"), loop).result()
+
+    return write
 
 
 async def run_keeper(hub: Hub, *, every: float, stop: asyncio.Event) -> None:
@@ -74,7 +91,8 @@ async def _rounds(
 ) -> None:
     while not stop.is_set():
         try:
-            done = await asyncio.to_thread(keep_archive, hub, archive, builders)
+            loop = asyncio.get_running_loop()
+            done = await asyncio.to_thread(keep_archive, hub, archive, builders, loop)
             if done.built or done.destroyed or done.expired:
                 log.info(
                     "archive: %d package(s) built (%d failed 四性检测), %d destruction(s), "

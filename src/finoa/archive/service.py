@@ -139,13 +139,22 @@ def build_packages(
     return summary
 
 
-def build_batch(
-    db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary
-) -> None:
-    """Build the packages of `voucher_ids`: files first (write-once, flushed together), then
-    the catalog rows, their 四性检测 and the queue rows in one transaction."""
-    done: list[str] = []
-    refused: list[tuple[str, str]] = []
+@dataclass
+class BuiltBatch:
+    """A batch's packages with their files stored and checked, not yet recorded."""
+
+    done: list[str] = field(default_factory=list)  # vouchers that had their package already
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (voucher, why)
+    packages: list[tuple[PackageRecord, CheckReport]] = field(default_factory=list)
+
+
+Write = Callable[[Callable[[UnitOfWork], None]], None]  # runs a write in a transaction of its own
+
+
+def make_batch(db: Database, archive: Archive, voucher_ids: list[str]) -> BuiltBatch:
+    """The packages of `voucher_ids`: built, their files stored (write-once, flushed
+    together) and checked (四性检测). Only reads the database: `record_batch` writes."""
+    batch = BuiltBatch()
     built: list[BuiltPackage] = []
     with db.engine.connect() as conn:
         have = {
@@ -158,7 +167,7 @@ def build_batch(
         }
         for voucher_id in voucher_ids:
             if voucher_id in have:
-                done.append(voucher_id)
+                batch.done.append(voucher_id)
                 continue
             try:
                 built.append(
@@ -168,45 +177,66 @@ def build_batch(
                     )
                 )  # fmt: skip
             except (BuildRefused, StoredFileDamaged) as exc:
-                refused.append((voucher_id, str(exc)))
+                batch.refused.append((voucher_id, str(exc)))
             except FileNotFoundError:
-                refused.append(
+                batch.refused.append(
                     (
                         voucher_id,
                         f"{voucher_id}: an invoice original is missing from the invoice store",
                     )
                 )
     archive.store.put_many(data for package in built for data in package.contents.values())
-    reports = [check_package(p.record, archive.store, archive.config.scheme) for p in built]
+    batch.packages = [
+        (p.record, check_package(p.record, archive.store, archive.config.scheme)) for p in built
+    ]
+    return batch
 
-    def record(uow: UnitOfWork, packages: list[tuple[BuiltPackage, CheckReport]]) -> None:
-        for voucher_id in done:
+
+def record_batch(batch: BuiltBatch, write: Write, summary: BuildSummary) -> None:
+    """The catalog rows of a built batch, their 四性检测 and the queue rows, in one
+    transaction run by `write`; one package at a time if another builder recorded one of
+    them meanwhile (that one is then left as it is)."""
+
+    def record(uow: UnitOfWork) -> None:
+        for voucher_id in batch.done:
             _dequeue(uow, voucher_id)
-        for voucher_id, reason in refused:
+        for voucher_id, reason in batch.refused:
             _note_refusal(uow, voucher_id, reason)
-        for package, report in packages:
+        for package, report in batch.packages:
             _record(uow, package, report)
 
-    pairs = list(zip(built, reports, strict=True))
+    done = list(batch.done)
     try:
-        db.perform(lambda uow: record(uow, pairs), actor="archive")
-        recorded = pairs
-    except IntegrityError:  # another builder archived one meanwhile: one at a time then
+        write(record)
+        recorded = batch.packages
+    except IntegrityError:
         recorded = []
-        for pair in pairs:
+        for pair in batch.packages:
             try:
-                db.perform(lambda uow, pair=pair: _record(uow, *pair), actor="archive")  # type: ignore[misc]
+                write(lambda uow, pair=pair: _record(uow, *pair))  # type: ignore[misc]
                 recorded.append(pair)
             except IntegrityError:
-                done.append(pair[0].record.voucher_id)
+                done.append(pair[0].voucher_id)
     summary.existing += len(done)
-    summary.refused += [reason for _, reason in refused]
+    summary.refused += [reason for _, reason in batch.refused]
     for package, report in recorded:
-        summary.built.append(package.record.archive_no)
+        summary.built.append(package.archive_no)
         if report.passed:
             summary.checks_passed += 1
         else:
             summary.checks_failed += 1
+
+
+def build_batch(
+    db: Database, archive: Archive, voucher_ids: list[str], summary: BuildSummary
+) -> None:
+    """Build the packages of `voucher_ids` and record them (`make_batch`, `record_batch`)."""
+    record_batch(make_batch(db, archive, voucher_ids), writer(db), summary)
+
+
+def writer(db: Database) -> Write:
+    """Writes in transactions of their own on `db`."""
+    return lambda command: db.perform(command, actor="archive")
 
 
 def _dequeue(uow: UnitOfWork, voucher_id: str) -> None:
@@ -281,14 +311,14 @@ def store_report(uow: UnitOfWork, package_id: str, stage: str, report: CheckRepo
     )
 
 
-def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport) -> None:
+def _record(uow: UnitOfWork, record: PackageRecord, report: CheckReport) -> None:
     from finoa.archive.notices import package_archived
 
-    insert_package(uow, built.record, "built")
-    store_report(uow, built.record.package_id, "archiving", report)
-    package_archived(uow, built.record, report.passed,
+    insert_package(uow, record, "built")
+    store_report(uow, record.package_id, "archiving", report)
+    package_archived(uow, record, report.passed,
                      [f"{i.item}: {i.detail}" for i in report.failed()])  # fmt: skip
-    _dequeue(uow, built.record.voucher_id)
+    _dequeue(uow, record.voucher_id)
 
 
 def record_from_row(row: Any, invoice_numbers: tuple[str, ...]) -> PackageRecord:

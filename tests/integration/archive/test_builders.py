@@ -3,6 +3,7 @@ even beside another builder, and a worker that dies costs a round, never a packa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from finoa.archive.builders import PackageBuilders, build_archive
+from finoa.archive.keeper import KeeperRound, keep_archive
 from finoa.archive.service import BATCH, Archive, BuildSummary, build_packages
 from finoa.services.context import Hub
 from finoa.store.tables import archive_packages, archive_queue
@@ -90,3 +92,23 @@ def test_a_worker_that_dies_costs_a_round_and_the_next_round_builds(
     finally:
         builders.close()
     assert count(hub, archive_packages) == 5 and count(hub, archive_queue) == 0
+
+
+def test_the_keeper_records_its_workers_batches_through_the_hubs_group_commit(
+    hub: Hub, archive: Archive, posted: Callable[..., str]
+) -> None:
+    post_many(posted, "OA-KEEP", 3)
+    builders = PackageBuilders(hub.settings, workers=1)
+
+    async def one_round() -> KeeperRound:
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(keep_archive, hub, archive, builders, loop)
+
+    try:
+        before = hub.commands.figures()["commands"]
+        done = asyncio.run(one_round())
+    finally:
+        builders.close()
+    assert len(done.built) == 3 and done.checks_failed == 0
+    assert hub.commands.figures()["commands"] == before + 1  # one batch, one group-commit command
+    assert count(hub, archive_packages) == 3 and count(hub, archive_queue) == 0
