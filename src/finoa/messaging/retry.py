@@ -113,6 +113,9 @@ VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
         "1390002": ErrorClass.CONFIG,  # approval code not found
         "1390003": ErrorClass.PERMANENT,  # instance code not found
         "60012": ErrorClass.PERMANENT,  # uuid already used (the connector looks it up)
+        "230001": ErrorClass.PERMANENT,  # message: invalid parameter (receive_id, content …)
+        "230013": ErrorClass.PERMANENT,  # message: the bot cannot reach this user
+        "230020": ErrorClass.RATE_LIMITED,  # message: too many to one chat or user
         "1": ErrorClass.TRANSIENT,  # internal error
     },
 }

@@ -55,6 +55,7 @@ from finoa.connectors.feishu.mapping import (
     create_instance_body,
     create_uuid,
     external_instance_body,
+    notice_message_body,
     widget_value,
 )
 from finoa.messaging.retry import (
@@ -279,6 +280,16 @@ class FeishuApi:
             "POST", f"/open-apis/approval/v4/approvals/{self.config.approval_code}/subscribe"
         )
 
+    async def send_message(self, body: Mapping[str, Any]) -> str:
+        """`POST /open-apis/im/v1/messages`: one message from the app's bot; its message_id."""
+        data = await self.call(
+            "POST", "/open-apis/im/v1/messages", body=body, params={"receive_id_type": "user_id"}
+        )
+        message_id = data.get("message_id") if isinstance(data, dict) else None
+        if not isinstance(message_id, str) or not message_id:
+            raise DeliveryError(ErrorClass.PERMANENT, "Feishu's answer has no message_id")
+        return message_id
+
     async def sync_external_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
         data = await self.call("POST", "/open-apis/approval/v4/external_instances", body=body)
         return dict(data.get("data") or data) if isinstance(data, dict) else {}
@@ -375,6 +386,7 @@ class FeishuConnector:
             "approval.create": self._create_approval,
             "todo.push": self._push_todo,
             "status.writeback": self._status,
+            "notice.send": self._notice,
         }
         handler = handlers.get(message.action)
         if handler is None:
@@ -431,6 +443,10 @@ class FeishuConnector:
 
     async def _status(self, api: FeishuApi, status: Mapping[str, Any]) -> dict[str, Any]:
         return {"status": "acknowledged"}
+
+    async def _notice(self, api: FeishuApi, notice: Mapping[str, Any]) -> dict[str, Any]:
+        message_id = await api.send_message(notice_message_body(notice))
+        return {"message_id": message_id, "status": "sent"}
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Did it already happen? An instance under the claim's create uuid; an external

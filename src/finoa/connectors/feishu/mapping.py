@@ -303,3 +303,23 @@ def external_instance_body(
         "update_mode": "REPLACE",
         "task_list": [task],
     }
+
+
+TEXT_LIMIT = 150 * 1024  # bytes Feishu takes in one text message's content
+
+
+def notice_message_body(notice: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of `POST /open-apis/im/v1/messages?receive_id_type=user_id` for one notice
+    (消息通知): a text message from the app's bot to the recipient, its title on the first
+    line. The `uuid` is the notice's, so Feishu sends a repeat within its dedup window (one
+    hour) once."""
+    text = f"{notice['title']}\n{notice['body']}"
+    content = json.dumps({"text": text}, ensure_ascii=False)
+    if len(content.encode("utf-8")) > TEXT_LIMIT:
+        raise WireMappingError(f"body: the notice is longer than Feishu's {TEXT_LIMIT} bytes")
+    return {
+        "receive_id": notice["recipient_id"],
+        "msg_type": "text",
+        "content": content,
+        "uuid": uuid.uuid5(UUID_NAMESPACE, f"notice:{notice['notice_id']}").hex,
+    }

@@ -130,6 +130,10 @@ CREATE TABLE IF NOT EXISTS external_instances (
     update_time INTEGER NOT NULL, versions INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS subscriptions (approval_code TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY, uuid TEXT, receive_id TEXT NOT NULL, msg_type TEXT NOT NULL,
+    content TEXT NOT NULL, create_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS callbacks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, event TEXT NOT NULL,
     state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER,
@@ -157,6 +161,16 @@ class FeishuError(Exception):
 
 def _invalid(msg: str) -> FeishuError:
     return FeishuError(400, 1390001, f"param is invalid: {msg}")
+
+
+def _message_invalid(msg: str) -> FeishuError:
+    return FeishuError(
+        400, 230001, f"Your request contains an invalid request parameter, ext={msg}"
+    )
+
+
+MESSAGE_LIMIT = 150 * 1024  # bytes of a text message's content
+DEDUP_WINDOW_MS = 3_600_000  # Feishu sends a message with a uuid seen this recently once
 
 
 def ok(data: Any) -> Response:
@@ -337,7 +351,12 @@ class FeishuSimulator(CallbackPlumbing):
         self.rng = random.Random(seed)
         self.faults = FaultState()
         CallbackPlumbing.__init__(self)
-        self.counts = {"token_refusals": 0, "tokens_issued": 0, "uuid_conflicts": 0}
+        self.counts = {
+            "token_refusals": 0,
+            "tokens_issued": 0,
+            "uuid_conflicts": 0,
+            "messages_deduplicated": 0,
+        }
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -685,6 +704,71 @@ class FeishuSimulator(CallbackPlumbing):
             }
         )
 
+    # -- messages (消息) ---------------------------------------------------------------------
+
+    def send_message(self, receive_id_type: str, body: Any) -> dict[str, Any]:
+        """`POST /open-apis/im/v1/messages`: a text message from the app's bot to one user.
+        A `uuid` seen within the last hour is the same message again (Feishu's dedup)."""
+        if receive_id_type != "user_id":
+            raise _message_invalid(f"receive_id_type: this tenant's ids are user_id, not "
+                                   f"{receive_id_type or 'missing'}")  # fmt: skip
+        if not isinstance(body, dict):
+            raise _message_invalid("the body must be an object")
+        receive_id = body.get("receive_id")
+        user = self.directory.users.get(receive_id) if isinstance(receive_id, str) else None
+        if user is None:
+            raise _message_invalid(f"invalid receive_id: {receive_id}")
+        if not user.active:
+            raise FeishuError(400, 230013, f"Bot has NO availability to this user: {receive_id}")
+        if body.get("msg_type") != "text":
+            raise _message_invalid("msg_type: this simulator takes text messages")
+        content = body.get("content")
+        try:
+            text = json.loads(content)["text"] if isinstance(content, str) else None
+        except (ValueError, KeyError, TypeError):
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            raise _message_invalid('content: a JSON string {"text": "…"} with some text')
+        if len(content.encode("utf-8")) > MESSAGE_LIMIT:  # type: ignore[union-attr]
+            raise _message_invalid(f"content: longer than {MESSAGE_LIMIT} bytes")
+        dedup = body.get("uuid")
+        if dedup is not None and (not isinstance(dedup, str) or not 0 < len(dedup) <= 50):
+            raise _message_invalid("uuid: at most 50 characters")
+        now_ms = int(time.time() * 1000)
+        if dedup:
+            row = self.conn.execute(
+                "SELECT * FROM messages WHERE uuid = ? AND create_ms > ?",
+                (dedup, now_ms - DEDUP_WINDOW_MS),
+            ).fetchone()
+            if row is not None:
+                self.counts["messages_deduplicated"] += 1
+                return self._message(row)
+        message_id = f"om_{secrets.token_hex(16)}"
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+                (message_id, dedup, receive_id, "text", content, now_ms),
+            )
+        row = self.conn.execute(
+            "SELECT * FROM messages WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return self._message(row)
+
+    def _message(self, row: Any) -> dict[str, Any]:
+        return {
+            "message_id": row["message_id"],
+            "msg_type": row["msg_type"],
+            "create_time": str(row["create_ms"]),
+            "chat_id": "oc_" + hashlib.sha256(row["receive_id"].encode()).hexdigest()[:32],
+            "sender": {"id": self.credentials.app_id, "id_type": "app_id", "sender_type": "app"},
+            "body": {"content": row["content"]},
+            "receive_id": row["receive_id"],
+        }
+
+    def messages(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM messages ORDER BY create_ms, message_id")
+        return [self._message(row) for row in rows]
+
     # -- external instances (Approval Center) --------------------------------------------
 
     def sync_external(self, body: Any) -> dict[str, Any]:
@@ -931,6 +1015,16 @@ def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
     async def external(request: Request) -> Response:
         guard(request)
         return ok(sim.sync_external(await body_of(request)))
+
+    @app.post("/open-apis/im/v1/messages")
+    async def send_message(request: Request) -> Response:
+        guard(request)
+        kind = request.query_params.get("receive_id_type", "")
+        return ok(sim.send_message(kind, await body_of(request)))
+
+    @app.get("/_sim/messages")
+    async def messages() -> Response:
+        return json_response(sim.messages())
 
     @app.get("/open-apis/contact/v3/users/find_by_department")
     async def users_of(request: Request) -> Response:

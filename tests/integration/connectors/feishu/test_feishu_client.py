@@ -5,6 +5,7 @@ limits as Feishu enforces them."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -202,3 +203,47 @@ async def test_a_persistent_rate_limit_is_classed_rate_limited(
     assert errors and all(e.error_class is ErrorClass.RATE_LIMITED for e in errors)
     assert all(e.retry_after == 1.0 for e in errors) and len(errors) < 6
     assert api.backoffs >= len(errors)
+
+
+NOTICE = {
+    "notice_id": "archived:PK-1",
+    "recipient_id": "E0011",
+    "title": "凭证 记-0001 已归档 F001-2026-KJ·11-D30-记-0001",
+    "body": "报销单 CL0001 的会计凭证已归档",
+    "subject_type": "archive_package",
+    "subject_id": "PK-1",
+    "at": "2026-11-30T08:00:00Z",
+}
+
+
+async def test_a_notice_is_a_text_message_from_the_bot_sent_once_per_notice(
+    sim: FeishuSim, http: httpx.AsyncClient
+) -> None:
+    connector = FeishuConnector(sim.config(), http)
+    (sent,) = await connector.deliver([message("notice.send", NOTICE)])
+    assert sent.ok, sent.error
+    assert sent.response["status"] == "sent" and sent.response["message_id"].startswith("om_")
+    (again,) = await connector.deliver([message("notice.send", NOTICE, 2)])  # a re-send
+    assert again.response["message_id"] == sent.response["message_id"]  # Feishu's uuid dedup
+    (kept,) = sim.get("/_sim/messages")
+    assert kept["receive_id"] == "E0011" and kept["sender"]["sender_type"] == "app"
+    text = json.loads(kept["body"]["content"])["text"]
+    assert text.splitlines() == [NOTICE["title"], NOTICE["body"]]
+    assert sim.get("/_sim/stats")["messages_deduplicated"] == 1
+
+
+async def test_a_notice_to_a_departed_or_unknown_user_is_refused_for_good(
+    sim: FeishuSim, http: httpx.AsyncClient
+) -> None:
+    connector = FeishuConnector(sim.config(), http)
+    results = await connector.deliver(
+        [
+            message("notice.send", {**NOTICE, "notice_id": "n-d", "recipient_id": "E0099"}),
+            message("notice.send", {**NOTICE, "notice_id": "n-u", "recipient_id": "E7777"}, 2),
+        ]
+    )
+    errors = [r.error for r in results]
+    assert all(e is not None and e.error_class is ErrorClass.PERMANENT for e in errors)
+    assert "230013" in errors[0].reason and "230001" in errors[1].reason  # type: ignore[union-attr]
+    assert "E7777" in errors[1].reason  # type: ignore[union-attr]
+    assert sim.get("/_sim/messages") == []

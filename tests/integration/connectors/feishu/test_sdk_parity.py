@@ -259,3 +259,47 @@ def test_the_simulators_events_pass_the_sdks_dispatcher(tmp_path: Any) -> None:
         finally:
             for sim in sims:
                 sim.server.stop()
+
+
+def test_the_sdk_sends_the_message_finoa_sends_for_a_notice(sim: FeishuSim) -> None:
+    from lark_oapi.api.im.v1 import CreateMessageRequest, CreateMessageRequestBody
+
+    from finoa.connectors.feishu.mapping import notice_message_body
+
+    ours = notice_message_body(
+        {"notice_id": "archived:PK-9", "recipient_id": "E0031", "title": "凭证已归档",
+         "body": "档号 F001-2026-KJ·11-D30-记-0009"}
+    )  # fmt: skip
+    body = (
+        CreateMessageRequestBody.builder()
+        .receive_id(ours["receive_id"])
+        .msg_type(ours["msg_type"])
+        .content(ours["content"])
+        .uuid(ours["uuid"])
+        .build()
+    )
+    assert json.loads(lark.JSON.marshal(body)) == ours  # the SDK's model holds exactly finoa's body
+    request = CreateMessageRequest.builder().receive_id_type("user_id").request_body(body).build()
+    client = sdk_client(sim)
+    sent = client.im.v1.message.create(request)
+    assert sent.success(), (sent.code, sent.msg)
+    assert sent.data.message_id.startswith("om_") and sent.data.msg_type == "text"
+    assert (
+        json.loads(sent.data.body.content)["text"] == "凭证已归档\n档号 F001-2026-KJ·11-D30-记-0009"
+    )
+    again = client.im.v1.message.create(request)  # the same uuid: the same message
+    assert again.success() and again.data.message_id == sent.data.message_id
+    wrong = (
+        CreateMessageRequest.builder()
+        .receive_id_type("user_id")
+        .request_body(
+            CreateMessageRequestBody.builder()
+            .receive_id("E7777")
+            .msg_type("text")
+            .content(ours["content"])
+            .build()
+        )
+        .build()
+    )
+    refused = client.im.v1.message.create(wrong)
+    assert refused.code == 230001 and "receive_id" in refused.msg
