@@ -107,12 +107,14 @@ class OaLedStack:
         assert answer.status_code == 200, answer.text
         return list(answer.json()["items"])
 
-    def employee_submits(self, creator: str, **cells: str) -> int:
-        """An employee submits the expense form in e-cology; the request id."""
+    def employee_submits(self, creator: str, *, callback: bool = True, **cells: str) -> int:
+        """An employee submits the expense form in e-cology; the request id (`callback`
+        false: its start never reaches the hub)."""
         line = {"fylb": "transport", "je": "86.50", "se": "0.00", "fyrq": "2025-11-03",
                 "sm": "出租车 taxi", **cells}  # fmt: skip
         form = {
             "creator": creator,
+            "callback": callback,
             "requestName": "客户拜访交通费",
             "mainData": [{"fieldName": name, "fieldValue": value} for name, value in
                          (("sqr", creator), ("sqbm", "D04"), ("sy", "客户拜访交通费"),
@@ -290,3 +292,25 @@ def test_a_request_whose_form_is_invalid_is_refused_naming_the_field_and_records
     unknown = stack.post_callback({**refused["body"], "eventid": "x-1", "requestid": "999999"})
     assert unknown.status_code == 422 and unknown.json()["field"] == "requestid", unknown.text
     assert stack.claims_of("E0031") == before
+
+
+def test_a_sweep_finds_a_request_an_employee_started_whose_start_was_lost(
+    stack: OaLedStack,
+) -> None:
+    request_id = stack.employee_submits("E0030", callback=False, je="23.00")
+    assert not [c for c in stack.claims_of("E0030") if c["external_id"] == str(request_id)]
+
+    first = stack.sweep()  # listed acting as E0030: her own requests
+    assert not [r for r in first["refused"] if str(request_id) in r], first
+    (claim,) = [c for c in stack.claims_of("E0030") if c["external_id"] == str(request_id)]
+    assert claim["status"] == "in_approval" and claim["total_fen"] == 2300
+
+    stack.end(request_id, "archive", callback=False)  # and its result is lost too
+    second = stack.sweep()
+    assert second["applied"] >= 1, second
+    stack.wait_status(claim["id"], "posted")
+    third = stack.sweep()
+    assert third["applied"] == 0 and third["duplicates"] == third["seen"], third
+    assert [c["id"] for c in stack.claims_of("E0030") if c["external_id"] == str(request_id)] == [
+        claim["id"]
+    ]

@@ -419,6 +419,13 @@ class InboundInvalid(Exception):
         super().__init__(f"{len(errors)} invalid field(s)")
         self.errors = list(errors)
 
+    def summary(self) -> str:
+        """Each field and what is wrong with it, `path: message; …`."""
+        return "; ".join(
+            ".".join(str(part) for part in e.get("loc", ())) + f": {e.get('msg', '')}"
+            for e in self.errors
+        )
+
 
 class InboundHandler(Protocol):
     """The inbound side of one connector instance."""

@@ -45,8 +45,10 @@ from finoa.connectors.base import (
     DeliveryResult,
     HealthReport,
     InboundCommand,
+    InboundInvalid,
     OAChanges,
     OutboundMessage,
+    SubmitClaim,
     TodoPayload,
 )
 from finoa.connectors.instances import MAPPINGS_KEY
@@ -63,6 +65,7 @@ from finoa.connectors.weaver.mapping import (
     REQUEST_RESULTS,
     WEAVER_TIME,
     approval_request_form,
+    claim_from_request,
     create_request_form,
     todo_record,
     workflow_request_info,
@@ -117,6 +120,7 @@ class WeaverConfig:
     timeout_seconds: float = 5.0
     callback_tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     company_timezone: str = "Asia/Shanghai"
+    sweep_employees: bool = True
     catalog: MappingCatalog = field(default_factory=MappingCatalog, repr=False, compare=False)
 
     @classmethod
@@ -153,6 +157,8 @@ class WeaverConfig:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"{name}: must be a positive number")
                 values[name] = kind(value)
+        if not isinstance(values.get("sweep_employees", True), bool):
+            raise ValueError("sweep_employees: true or false")
         values["base_url"] = str(values["base_url"]).rstrip("/")
         return cls(**values, catalog=catalog)
 
@@ -233,14 +239,36 @@ class WeaverAuth:
         return AccessToken(token, started + config.token_seconds)
 
     async def headers(self) -> dict[str, str]:
+        return await self.headers_as(self._config.user_id)
+
+    async def headers_as(self, user_id: str) -> dict[str, str]:
+        """The headers of a call acting as `user_id` (E9 REST names the acting user on every
+        call; the token is the app's)."""
         return {
             "appid": self._config.appid,
-            "userid": crypto.encrypt(self._config.spk, self._config.user_id),
+            "userid": crypto.encrypt(self._config.spk, user_id),
             **await self.tokens.headers(),
         }
 
+    def acting_as(self, user_id: str) -> _ActingAs:
+        return _ActingAs(self, user_id)
+
     async def rejected(self, headers: Mapping[str, str]) -> bool:
         return await self.tokens.rejected(headers)
+
+
+@dataclass(frozen=True)
+class _ActingAs:
+    """The app's auth, calls acting as another user."""
+
+    auth: WeaverAuth
+    user_id: str
+
+    async def headers(self) -> dict[str, str]:
+        return await self.auth.headers_as(self.user_id)
+
+    async def rejected(self, headers: Mapping[str, str]) -> bool:
+        return await self.auth.rejected(headers)
 
 
 class WeaverConnector:
@@ -390,9 +418,13 @@ class WeaverConnector:
             await self._soap_http.aclose()
 
     # -- E9 REST -------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, **options: Any) -> dict[str, Any]:
-        """An E9 REST call with the token headers; an expired token is fetched again once."""
-        config, auth = self._checked()
+    async def _call(
+        self, method: str, path: str, *, as_user: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """An E9 REST call with the token headers (acting as the hub's user, or `as_user`);
+        an expired token is fetched again once."""
+        config, app_auth = self._checked()
+        auth: Any = app_auth if as_user is None else app_auth.acting_as(as_user)
 
         async def send(headers: dict[str, str]) -> httpx.Response:
             response = await self._http.request(
@@ -431,13 +463,15 @@ class WeaverConnector:
         body = await self._call("POST", "/api/workflow/paService/doCreateRequest", data=data)
         return int(_pa_data(body, "doCreateRequest")["requestid"])
 
-    async def my_requests(self) -> list[dict[str, Any]]:
-        """`getMyWorkflowRequestList`: the requests the hub's user made, every page."""
+    async def my_requests(self, as_user: str | None = None) -> list[dict[str, Any]]:
+        """`getMyWorkflowRequestList`: the requests the acting user made (the hub's user, or
+        `as_user`), every page."""
         rows: list[dict[str, Any]] = []
         for page in range(1, MAX_REQUEST_PAGES + 1):
             body = await self._call(
                 "POST",
                 "/api/workflow/paService/getMyWorkflowRequestList",
+                as_user=as_user,
                 data={"pageNo": str(page), "pageSize": str(REQUEST_PAGE)},
             )
             if str(body.get("code")) != "SUCCESS":
@@ -452,31 +486,62 @@ class WeaverConnector:
         return rows
 
     async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
-        """The expense requests the hub made whose last operation falls between `since` and
-        `until` and that have ended, as the commands their callbacks carry (the same event
-        ids, so a result already applied comes back as a duplicate)."""
+        """What the expense workflow's requests did between `since` and `until`, as the
+        commands their callbacks carry (the same event ids, so a change already applied comes
+        back as a duplicate): the hub's own requests that ended, and (`sweep_employees`) each
+        employed user's own requests, listed acting as that user: one started in the window
+        that finoa did not make becomes its claim, one that ended concludes it."""
         config, _ = self._checked()
         zone = ZoneInfo(config.company_timezone)
+        window = _Window(since, until, zone)
         commands: list[InboundCommand] = []
         problems: list[str] = []
-        for row in await self.my_requests():
+        listed: list[tuple[str | None, dict[str, Any]]] = [
+            (None, row) for row in await self.my_requests()
+        ]
+        if config.sweep_employees:
+            for user in await self.users():
+                if str(user.get("status")) in EMPLOYED_STATUSES and str(user.get("id")) != str(
+                    config.user_id
+                ):
+                    mine = await self.my_requests(as_user=str(user.get("id")))
+                    listed += [(str(user.get("id")), row) for row in mine]
+        seen: set[str] = set()
+        for employee, row in listed:
             request_id = str(row.get("requestId") or "")
             workflow = row.get("workflowBaseInfo") or {}
-            if str(workflow.get("workflowId")) != config.workflow_id:
+            if str(workflow.get("workflowId")) != config.workflow_id or request_id in seen:
                 continue
+            seen.add(request_id)
             try:
-                operated = datetime.strptime(str(row.get("lastOperateTime")), WEAVER_TIME)
-            except ValueError:
-                problems.append(f"request {request_id}: lastOperateTime: not yyyy-MM-dd HH:mm:ss")
+                created, operated = window.at(row, "createTime"), window.at(row, "lastOperateTime")
+            except ValueError as exc:
+                problems.append(f"request {request_id}: {exc}")
                 continue
-            if not since <= operated.replace(tzinfo=zone) <= until:
-                continue
+            fields: dict[str, Any] | None = None
+            if employee is not None and window.holds(created):
+                request = await self.workflow_request(int(request_id))
+                fields = main_fields(request)
+                if not fields.get(CLAIM_ID_FIELD):  # an employee's own: finoa made none of it
+                    try:
+                        claim = claim_from_request(
+                            config.catalog, {**request, "requestId": request_id}
+                        )
+                    except InboundInvalid as exc:
+                        problems.append(f"request {request_id}: {exc.summary()}")
+                        continue
+                    commands.append(
+                        SubmitClaim(
+                            f"weaver-request-{request_id}-create", claim, oa_approval_id=request_id
+                        )
+                    )
             ended = str(row.get("lastOperateType") or "")
             if ended not in REQUEST_RESULTS and str(row.get("currentNodeType")) == "3":
                 ended = "archive"
-            if ended not in REQUEST_RESULTS:
-                continue  # still running
-            fields = await self.request_fields(int(request_id))
+            if ended not in REQUEST_RESULTS or not window.holds(operated):
+                continue  # still running, or ended outside the window
+            if fields is None:
+                fields = await self.request_fields(int(request_id))
             commands.append(
                 ConcludeApproval(
                     f"weaver-request-{request_id}-{ended}",
@@ -499,10 +564,7 @@ class WeaverConnector:
 
     async def request_fields(self, request_id: int) -> dict[str, Any]:
         """`getWorkflowRequest`: the request's main-table fields by name."""
-        data = await self.workflow_request(request_id)
-        records = (data.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
-        fields = records[0].get("workflowRequestTableFields") or []
-        return {str(f.get("fieldName")): f.get("fieldValue") for f in fields if isinstance(f, dict)}
+        return main_fields(await self.workflow_request(request_id))
 
     async def request_status(self, request_id: int) -> dict[str, Any]:
         """`getRequestStatus`: the request's current node (name and type; 3 is archived)."""
@@ -567,6 +629,34 @@ class WeaverConnector:
         if not text.lstrip("-").isdigit() or int(text) <= 0:
             raise weaver_code_error(text or "-1", "doCreateWorkflowRequest failed")
         return int(text)
+
+
+EMPLOYED_STATUSES = frozenset({"0", "1", "2", "3"})  # HRM: 试用, 正式, 临时, 试用延期
+
+
+def main_fields(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's (`getWorkflowRequest`'s data) main-table fields by name."""
+    records = (request.get("workflowMainTableInfo") or {}).get("requestRecords") or [{}]
+    fields = records[0].get("workflowRequestTableFields") or []
+    return {str(f.get("fieldName")): f.get("fieldValue") for f in fields if isinstance(f, dict)}
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A sweep's window, for e-cology's `yyyy-MM-dd HH:mm:ss` times in company time."""
+
+    since: datetime
+    until: datetime
+    zone: ZoneInfo
+
+    def at(self, row: Mapping[str, Any], name: str) -> datetime:
+        try:
+            return datetime.strptime(str(row.get(name)), WEAVER_TIME).replace(tzinfo=self.zone)
+        except ValueError:
+            raise ValueError(f"{name}: not yyyy-MM-dd HH:mm:ss") from None
+
+    def holds(self, moment: datetime) -> bool:
+        return self.since <= moment <= self.until
 
 
 def _maybe_json(response: httpx.Response) -> Any:

@@ -42,6 +42,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": DEFAULT_TOLERANCE_SECONDS,
         },
         "company_timezone": _text("Times in todos are in this zone", default="Asia/Shanghai"),
+        "sweep_employees": {
+            "type": "boolean",
+            "default": True,
+            "description": "Sweeps also list each employed user's own requests (one call per "
+            "user), so a request an employee started whose start was lost is found",
+        },
     },
 }
 

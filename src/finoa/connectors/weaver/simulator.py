@@ -284,8 +284,11 @@ class WeaverSimulator:
         main: list[dict[str, Any]],
         details: list[Any],
         channel: str,
+        *,
+        callback: bool = True,
     ) -> tuple[int | None, str]:
-        """A new request (no idempotency), or (None, why)."""
+        """A new request (no idempotency), or (None, why); `callback` false loses the creator
+        node's flow action on the way."""
         if workflow_id not in WORKFLOWS:
             return None, f"workflowId {workflow_id} 不存在"
         if not name:
@@ -323,7 +326,8 @@ class WeaverSimulator:
         body = {"eventid": started, "requestid": str(request_id), "operate": "create",
                 "workflowid": workflow_id, "creator": creator["loginid"],
                 "operatetime": self.now_text()}  # fmt: skip
-        self._queue(Callback(started, orjson.dumps(body)))
+        if callback:
+            self._queue(Callback(started, orjson.dumps(body)))
         if self.auto_decide:
             archive = self.rng.random() >= self.reject_rate
             self.end_request(request_id, "archive" if archive else "reject")
@@ -778,7 +782,8 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
 
     @app.post("/_sim/requests")
     async def employee_request(request: Request) -> Response:
-        """An employee submits an expense request in e-cology (the test's hand)."""
+        """An employee submits an expense request in e-cology (the test's hand; `"callback":
+        false` loses its start on the way to the hub)."""
         try:
             body = orjson.loads(await request.body() or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -793,6 +798,7 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
         request_id, why = sim.create_request(
             creator, str(body.get("workflowId", "6")), str(body.get("requestName", "")), main,
             details if isinstance(details, list) else [], "employee",
+            callback=bool(body.get("callback", True)),
         )  # fmt: skip
         if request_id is None:
             return json_response(_pa_error("PARAM_ERROR", why), 400)

@@ -17,7 +17,7 @@ from support.claims import one_line_claim
 from support.processes import Server
 from support.weaver import weaver_config, weaver_simulator
 
-from finoa.connectors.base import ApprovalResult, ConcludeApproval, OutboundMessage
+from finoa.connectors.base import ApprovalResult, ConcludeApproval, OutboundMessage, SubmitClaim
 from finoa.connectors.weaver import crypto
 from finoa.connectors.weaver.client import WeaverConnector, register
 from finoa.connectors.weaver.wsdl import WORKFLOW_NS
@@ -328,4 +328,37 @@ def test_approval_changes_keep_ended_requests_in_the_window_with_their_claim(sim
         ConcludeApproval(f"weaver-request-{request_id}-reject", request_id, ApprovalResult.REFUSE,
                          actor_id="E0010", comment="重复报销", claim_id="CL-SWEEP-1")
     ]  # fmt: skip
-    assert inside.problems == () and later.commands == ()
+    assert not [p for p in inside.problems if request_id in p] and later.commands == ()
+
+
+def test_a_sweep_lists_employees_requests_acting_as_each_unless_told_not_to(sim: Any) -> None:
+    server, _ = sim
+    form = {
+        "creator": "E0031", "callback": False, "requestName": "交通费",
+        "mainData": [{"fieldName": n, "fieldValue": v} for n, v in
+                     (("sqr", "E0031"), ("sqbm", "D04"), ("sy", "交通费"), ("je", "9.00"))],
+        "detailData": [{"tableDBName": "formtable_main_214_dt1",
+                        "workflowRequestTableRecords": [{"recordOrder": 0,
+                         "workflowRequestTableFields": [
+                             {"fieldName": k, "fieldValue": v} for k, v in
+                             (("fylb", "transport"), ("je", "9.00"), ("se", "0.00"),
+                              ("fyrq", "2025-11-03"), ("sm", "地铁"))]}]}],
+    }  # fmt: skip
+    answer = httpx.post(f"{server.url}/_sim/requests", json=form)
+    assert answer.status_code == 200, answer.text
+    request_id = str(answer.json()["data"]["requestid"])
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(minutes=1))
+
+    async def sweep(connector: WeaverConnector) -> Any:
+        return await connector.approval_changes(*window)
+
+    found = run(with_connector(sim, sweep))
+    (started,) = [c for c in found.commands if getattr(c, "oa_approval_id", None) == request_id]
+    assert isinstance(started, SubmitClaim)
+    assert started.message_id == f"weaver-request-{request_id}-create"  # as its callback's
+    assert (
+        started.submission.applicant_id == "E0031" and started.submission.external_id == request_id
+    )
+    alone = run(with_connector(sim, sweep, sweep_employees=False))
+    assert not [c for c in alone.commands if getattr(c, "oa_approval_id", None) == request_id]
