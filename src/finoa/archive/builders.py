@@ -42,7 +42,7 @@ from finoa.archive.service import (
 from finoa.config import Settings
 from finoa.store.uow import Database
 
-HUB_NICENESS = 10  # how much lower than the hub the hub's archive workers run
+HUB_NICENESS = 19  # the hub's archive workers run at the lowest priority: requests come first
 Progress = Callable[[int, int], None]  # (vouchers done, vouchers in all)
 
 _worker: tuple[Database, Archive] | None = None  # in a worker process: its database and archive
