@@ -246,34 +246,44 @@ class BaseDataCache:
 
 async def deliver_checked(
     messages: Sequence[OutboundMessage],
-    cache: BaseDataCache,
+    cache: BaseDataCache | None,
     erp: str,
     send: Callable[[list[OutboundMessage]], Awaitable[list[DeliveryResult]]],
     codes: VoucherCodes | None = None,
+    *,
+    map_codes: bool = True,
 ) -> list[DeliveryResult]:
     """Map each voucher onto the ERP's codes (`codes`, the connector's voucher mapping: an
-    unmapped account is refused), check it against the ERP's base data, refuse those it
-    does not allow (a permanent error naming the codes), and `send` the rest; one result per
-    message, in order. Messages that are not canonical vouchers pass to `send` unchecked."""
+    unmapped account is refused), check it against the ERP's base data (`cache`; None: the
+    ERP's base data is not read, the ERP checks it), refuse those it does not allow (a
+    permanent error naming the codes), and `send` the rest; one result per message, in
+    order. With `map_codes` false the vouchers are only checked against the mapping and
+    `send` gets them in finoa's codes (a connector that maps them as it builds its body).
+    Messages that are not canonical vouchers pass to `send` unchecked."""
     unmapped: dict[int, list[BaseDataProblem]] = {}
     if codes is not None:
         from finoa.connectors.voucher_codes import mapped_messages
 
-        messages, unmapped = mapped_messages(messages, codes)
+        mapped, unmapped = mapped_messages(messages, codes)
+        messages = mapped if map_codes else messages
     results: dict[int, DeliveryResult] = {
         index: DeliveryResult(error=refusal(problems, erp)) for index, problems in unmapped.items()
     }
     if len(results) == len(messages):
         return [results[index] for index in range(len(messages))]
-    try:
-        base = await cache.get()
-    except DeliveryError as exc:
-        return [results.get(index) or DeliveryResult(error=exc) for index in range(len(messages))]
+    base: ERPBaseData | None = None
+    if cache is not None:
+        try:
+            base = await cache.get()
+        except DeliveryError as exc:
+            return [
+                results.get(index) or DeliveryResult(error=exc) for index in range(len(messages))
+            ]
     passing: list[int] = []
     for index, message in enumerate(messages):
         if index in results:
             continue
-        if message.action == "voucher.post" and "entries" in message.payload:
+        if base is not None and message.action == "voucher.post" and "entries" in message.payload:
             problems = voucher_problems(message.payload, base)
             if problems:
                 results[index] = DeliveryResult(error=refusal(problems, erp))

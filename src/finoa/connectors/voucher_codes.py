@@ -106,6 +106,19 @@ def load_voucher_codes(connector: str, config: Mapping[str, Any]) -> VoucherCode
     return VoucherCodes(name, loaded.origin, accounts, dimensions)
 
 
+def without_mappings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """An instance's config without the `mappings:` overrides the registry adds to it."""
+    return {k: v for k, v in config.items() if k != MAPPINGS_KEY}
+
+
+def connector_codes(connector: str, config: Mapping[str, Any]) -> VoucherCodes:
+    """`load_voucher_codes` for a connector's config check: ValueError `mappings: …`."""
+    try:
+        return load_voucher_codes(connector, config)
+    except MappingConfigError as exc:
+        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
+
+
 def mapped_messages(
     messages: Sequence[OutboundMessage], codes: VoucherCodes
 ) -> tuple[list[OutboundMessage], dict[int, list[BaseDataProblem]]]:

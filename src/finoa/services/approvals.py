@@ -46,12 +46,15 @@ DECIDE_TASK = Prepared(
         status=bindparam("b_status"), comment=bindparam("b_comment"), decided_at=bindparam("b_now")
     )
 )
+# A step's tasks are its claim's: looked up through the claim's index, not by a scan of
+# every claim's tasks (there is no index on step_id).
 TASKS_OF_STEP = Prepared(
     select(func.count().label("n")).where(
+        approval_tasks.c.claim_id == bindparam("claim_id"),
         or_(
             approval_tasks.c.step_id == bindparam("step_id"),
             approval_tasks.c.id == bindparam("step_id"),
-        )
+        ),
     )
 )
 TASKS_OF_CLAIM = Prepared(
@@ -215,7 +218,7 @@ def _open_task(
 ) -> dict[str, Any]:
     today = uow.now.astimezone(zone).date()
     delegate = delegate_for(uow.conn, assignee, today, claim.get("document_type"))
-    earlier = TASKS_OF_STEP.first(uow.conn, {"step_id": step.step_id})
+    earlier = TASKS_OF_STEP.first(uow.conn, {"claim_id": claim["id"], "step_id": step.step_id})
     task_id = step.step_id if not earlier.n else f"{step.step_id}.{earlier.n + 1}"
     task = {
         "id": task_id,

@@ -30,15 +30,27 @@ def voucher(account: str, department: str = "D02") -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("connector", ["tryton", "kingdee"])
-def test_the_shipped_tables_list_finoas_whole_chart(connector: str) -> None:
+@pytest.mark.parametrize(
+    ("connector", "account", "department"),
+    [
+        ("tryton", "6602.01", "D02"),
+        ("kingdee", "6602.01", "D02"),  # unlisted ids keep their code
+        ("yonyou-u8", "660201", "03"),  # the account set's 4-2-2 codes and department codes
+        ("yonyou-nc", "660201", "03"),
+        ("sap", "660201", "CC02"),  # G/L accounts, and each department's cost center
+    ],
+)
+def test_the_shipped_tables_list_finoas_whole_chart(
+    connector: str, account: str, department: str
+) -> None:
     codes = load_voucher_codes(connector, {})
     chart = {str(row["code"]) for row in chart_of_accounts()}
     assert set(codes.accounts) == chart
     assert codes.origin == "default" and codes.mapping == f"{connector}/voucher"
     mapped = codes.apply(voucher("6602.01"))
-    assert [e["account_code"] for e in mapped["entries"]] == ["6602.01", "2241"]
-    assert mapped["entries"][0]["aux"]["department"] == "D02"  # unlisted ids keep their code
+    assert [e["account_code"] for e in mapped["entries"]] == [account, "2241"]
+    assert mapped["entries"][0]["aux"]["department"] == department
+    assert mapped["entries"][0]["aux"]["employee"] == "E0011"
 
 
 def test_an_override_file_maps_accounts_and_departments(

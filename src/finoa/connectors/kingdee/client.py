@@ -47,7 +47,6 @@ from finoa.connectors.basedata import (
     chart_kind,
     deliver_checked,
 )
-from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.kingdee.manifest import MANIFEST, KingdeeConfig
 from finoa.connectors.kingdee.mapping import (
     EXPLANATION_FIELD,
@@ -71,8 +70,7 @@ from finoa.connectors.kingdee.protocol import (
     response_status,
     service_url,
 )
-from finoa.connectors.voucher_codes import VoucherCodes, load_voucher_codes
-from finoa.mapping.catalog import MappingConfigError
+from finoa.connectors.voucher_codes import VoucherCodes, connector_codes, without_mappings
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -106,7 +104,7 @@ class KingdeeConnector:
         self._model_base = BaseData()  # the model's tables once the codes are mapped
         self._words: frozenset[str] | None = None  # BD_VOUCHERGROUP codes, with the base data
         try:
-            self._config = KingdeeConfig.parse(_without_mappings(config))
+            self._config = KingdeeConfig.parse(without_mappings(config))
             self.codes = _codes(config, self._config.base_data)
             self._model_base = _mapped_base(self._config.base_data, self.codes)
         except ValueError as exc:
@@ -120,7 +118,7 @@ class KingdeeConnector:
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
         """Raise ValueError (`field: reason`) for a config this connector cannot work with."""
-        _codes(config, KingdeeConfig.parse(_without_mappings(config)).base_data)
+        _codes(config, KingdeeConfig.parse(without_mappings(config)).base_data)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
@@ -434,16 +432,9 @@ class KingdeeConnector:
         return HealthReport(True, f"{config.server_url} answered in {latency} ms", latency)
 
 
-def _without_mappings(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k != MAPPINGS_KEY}
-
-
 def _codes(config: Mapping[str, Any], base: BaseData) -> VoucherCodes:
     """The `kingdee/voucher` code tables with the instance's base_data tables on top."""
-    try:
-        codes = load_voucher_codes("kingdee", config)
-    except MappingConfigError as exc:
-        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
+    codes = connector_codes("kingdee", config)
     return codes.with_accounts(base.accounts).with_dimensions(base.dimension_codes)
 
 

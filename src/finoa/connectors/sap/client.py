@@ -6,6 +6,12 @@ SAP: it is rolled back (explicitly before the next LUW, or by SAP when the sessi
 only a commit whose answer is lost leaves the outcome unknown, and the posted-lookup (BKPF by
 `XBLNR`, read with `RFC_READ_TABLE`) settles it. SAP has no idempotency key: the reference is
 the only guard against a second document.
+
+Codes: the `sap/voucher` mapping (`mapping/defaults/sap/voucher.yaml`, overridable under
+`mappings:`, with the config's `gl_accounts`, `cost_centers` and `vendors` on top) gives the
+G/L account of each of finoa's accounts, the cost center of each department and the vendor
+of each employee, applied as the document is built. A voucher whose account it does not list
+is refused in finoa, naming the account and the mapping, and nothing is sent to SAP.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, cast
 
 import httpx
@@ -27,8 +33,10 @@ from finoa.connectors.base import (
     OutboundMessage,
     VoucherPayload,
 )
+from finoa.connectors.basedata import deliver_checked
 from finoa.connectors.sap import mapping
 from finoa.connectors.sap.manifest import CONFIG_SCHEMA, MANIFEST
+from finoa.connectors.voucher_codes import VoucherCodes, connector_codes, without_mappings
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -93,6 +101,27 @@ class SapConfig:
             timeout_seconds=float(timeout),
         )
 
+    def mapped(self, config: Mapping[str, Any]) -> tuple[SapConfig, VoucherCodes]:
+        """This config with the `sap/voucher` mapping's tables under its own, and those
+        tables; ValueError `mappings: …` for a mapping that cannot be loaded."""
+        codes = (
+            connector_codes("sap", config)
+            .with_accounts(self.codes.gl_accounts)
+            .with_dimensions(
+                {"department": self.codes.cost_centers, "employee": self.codes.vendors}
+            )
+        )
+        tables = mapping.SapCodes(
+            company_code=self.codes.company_code,
+            username=self.codes.username,
+            logical_system=self.codes.logical_system,
+            document_type=self.codes.document_type,
+            gl_accounts=codes.accounts,
+            vendors=codes.dimensions.get("employee", {}),
+            cost_centers=codes.dimensions.get("department", {}),
+        )
+        return replace(self, codes=tables), codes
+
 
 class CsrfRequired(Exception):
     """The gateway refused a POST for a missing or stale CSRF token."""
@@ -102,13 +131,15 @@ class SAPConnector:
     """Posts vouchers as FI documents, one LUW at a time over one gateway session."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
         self._http = http
         self._config: SapConfig | None = None
         self._config_error = ""
+        self.codes: VoucherCodes | None = None
         try:
-            self._config = SapConfig.parse(config)
+            self._config, self.codes = SapConfig.parse(without_mappings(config)).mapped(config)
         except ValueError as exc:
             self._config_error = f"sap config: {exc}"
         self._token: str | None = None
@@ -119,7 +150,7 @@ class SAPConnector:
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
-        SapConfig.parse(config)
+        SapConfig.parse(without_mappings(config)).mapped(config)
 
     # -- the gateway ------------------------------------------------------------------------
 
@@ -232,7 +263,17 @@ class SAPConnector:
     # -- delivery ---------------------------------------------------------------------------
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Post each voucher (or its reversal) in its own LUW; one result per message."""
+        """Refuse each voucher with an account the mapping does not list (naming it), post
+        the others (or their reversals) each in its own LUW; one result per message."""
+        erp = (
+            f"SAP company code {self._config.codes.company_code}"
+            if self._config is not None
+            else "SAP"
+        )
+        return await deliver_checked(messages, None, erp, self._deliver, self.codes,
+                                     map_codes=False)  # fmt: skip
+
+    async def _deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         results = []
         for message in messages:
             try:

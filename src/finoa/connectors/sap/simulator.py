@@ -126,14 +126,14 @@ class BaseData:
     @classmethod
     def sample(cls, credentials: SapCredentials) -> BaseData:
         """finoa's chart (codes without dots) and the sample company's employees as vendors
-        and departments as cost centers."""
+        and a cost center per department (`CC03` for D03), in SAP's own codes."""
         text = resources.files("finoa.sample").joinpath("masterdata.yaml").read_text("utf-8")
         master = yaml.safe_load(text)
         return cls(
             company_codes={credentials.company_code: credentials.currency},
             gl_accounts={code.replace(".", ""): code.startswith("6") for code in load_chart()},
             vendors=frozenset(e["id"] for e in master["employees"] if e.get("active")),
-            cost_centers=frozenset(u["id"] for u in master["org_units"]),
+            cost_centers=frozenset("CC" + u["id"][1:] for u in master["org_units"]),
         )
 
 

@@ -52,12 +52,10 @@ from finoa.connectors.basedata import (
     ERPPeriod,
     deliver_checked,
 )
-from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.tryton.manifest import MANIFEST
 from finoa.connectors.tryton.mapping import TrytonIds, move_values, reference
 from finoa.connectors.tryton.rpc import TrytonError, TrytonRPC
-from finoa.connectors.voucher_codes import VoucherCodes, load_voucher_codes
-from finoa.mapping.catalog import MappingConfigError
+from finoa.connectors.voucher_codes import VoucherCodes, connector_codes, without_mappings
 from finoa.messaging.retry import DeliveryError, ErrorClass
 
 ACTION = "voucher.post"
@@ -80,7 +78,7 @@ class TrytonConfig(BaseModel):
     def parse(cls, config: Mapping[str, Any]) -> TrytonConfig:
         """Validate; raise ValueError `field: reason` naming the first bad field."""
         try:
-            return cls.model_validate({k: v for k, v in config.items() if k != MAPPINGS_KEY})
+            return cls.model_validate(without_mappings(config))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "config"
@@ -499,10 +497,7 @@ def _shape_error(message: OutboundMessage) -> DeliveryError | None:
 
 def _codes(config: Mapping[str, Any], parsed: TrytonConfig) -> VoucherCodes:
     """The `tryton/voucher` code tables with the instance's `account_codes` on top."""
-    try:
-        return load_voucher_codes("tryton", config).with_accounts(parsed.account_codes)
-    except MappingConfigError as exc:
-        raise ValueError(f"{MAPPINGS_KEY}: {exc}") from None
+    return connector_codes("tryton", config).with_accounts(parsed.account_codes)
 
 
 def _account_kind(account_type: Mapping[str, Any] | None) -> str:

@@ -20,6 +20,12 @@
 - Posted-lookup: a `proc="query"` exchange naming the external number kept in the voucher's
   `reserve2`.
 - Errors: `resultcode` by `NC_CODES`; anything unknown is permanent, with NC's description.
+
+**Codes** (both): the `yonyou-u8/voucher` / `yonyou-nc/voucher` mapping
+(`mapping/defaults/yonyou-*/voucher.yaml`, overridable under `mappings:`) maps finoa's
+accounts and department, person and project codes onto the account set's before the body is
+built; a voucher whose account it does not list is refused in finoa, naming the account and
+the mapping, and nothing is sent. The ERP checks the mapped codes against its base data.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from finoa.connectors.base import (
     HealthReport,
     OutboundMessage,
 )
+from finoa.connectors.basedata import deliver_checked
+from finoa.connectors.voucher_codes import VoucherCodes, connector_codes, without_mappings
 from finoa.connectors.yonyou import manifest as codes
 from finoa.connectors.yonyou.manifest import NC_MANIFEST, U8_MANIFEST
 from finoa.connectors.yonyou.mapping import (
@@ -98,14 +106,17 @@ class _YonyouConnector:
     caller's HTTP client, and one voucher per call."""
 
     manifest: ClassVar[ConnectorManifest]
+    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
         self._http = http
         self._config_error = ""
+        self.codes: VoucherCodes | None = None
         try:
             self.config: YonyouConfig | None = YonyouConfig.parse(
-                config, self.manifest.config_schema
+                without_mappings(config), self.manifest.config_schema
             )
+            self.codes = connector_codes(self.manifest.name, config)
         except ValueError as exc:
             self.config = None
             self._config_error = f"{self.manifest.name} config: {exc}"
@@ -113,7 +124,12 @@ class _YonyouConnector:
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
         """Raise ValueError (`field: reason`) for a config this connector cannot work with."""
-        YonyouConfig.parse(config, cls.manifest.config_schema)
+        YonyouConfig.parse(without_mappings(config), cls.manifest.config_schema)
+        connector_codes(cls.manifest.name, config)
+
+    def ledger(self, config: YonyouConfig) -> str:
+        """The account set vouchers go to, as refusals name it."""
+        raise NotImplementedError
 
     def _checked(self) -> YonyouConfig:
         if self.config is None:
@@ -138,9 +154,15 @@ class _YonyouConnector:
         return results
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Post each voucher; one result per message, in order."""
-        results = await self._each(messages, self._post)
-        return [r if r is not None else DeliveryResult() for r in results]
+        """Map each voucher onto the account set's codes (an unmapped account is refused,
+        naming it) and post it; one result per message, in order."""
+
+        async def send(mapped: list[OutboundMessage]) -> list[DeliveryResult]:
+            results = await self._each(mapped, self._post)
+            return [r if r is not None else DeliveryResult() for r in results]
+
+        erp = self.ledger(self.config) if self.config is not None else self.manifest.name
+        return await deliver_checked(messages, None, erp, send, self.codes)
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """The voucher each message already made, found by the external number it carries."""
@@ -198,6 +220,9 @@ class YonyouU8Connector(_YonyouConnector):
     """Vouchers into U8 through its OpenAPI, under a tradeid each."""
 
     manifest: ClassVar[ConnectorManifest] = U8_MANIFEST
+
+    def ledger(self, config: YonyouConfig) -> str:
+        return f"U8 account set {config.fields['to_account']}"
 
     def __init__(
         self,
@@ -330,6 +355,9 @@ class YonyouNCConnector(_YonyouConnector):
     """Vouchers into NC / NCC through the exchange platform's `ufinterface` XML."""
 
     manifest: ClassVar[ConnectorManifest] = NC_MANIFEST
+
+    def ledger(self, config: YonyouConfig) -> str:
+        return f"NC account {config.fields['account']}"
 
     def _envelope(self, config: YonyouConfig) -> NCEnvelope:
         f = config.fields

@@ -9,8 +9,9 @@ What they enforce, as the vendor does:
 - **NC**: only a registered `sender` may import; each import makes a voucher (the exchange
   keeps no idempotency), numbered by NC; the answer is the result XML in the request's
   encoding.
-- **Both**: base data by code (accounts of the chart, voucher types 记/收/付/转, the
-  departments, persons and projects of the sample master data): an unknown code is refused
+- **Both**: base data by code, in the account set's own codes (accounts of finoa's chart
+  on the 4-2-2 scheme, voucher types 记/收/付/转, the departments `01`…`06`, persons and
+  projects of the sample master data; see `BaseData.sample`): an unknown code is refused
   naming it; vouchers must balance; injectable faults (`/_sim/faults`) and answers in the
   vendor's error shape before any work (`/_sim/vendor-errors`).
 """
@@ -98,17 +99,21 @@ class BaseData:
 
     @classmethod
     def sample(cls) -> BaseData:
+        """The account set of the sample company in the ERP's own codes: finoa's chart on the
+        4-2-2 code scheme (`6602.01` is `660201`), the departments numbered `01`, `02`, … in
+        the order the sample master data lists them, its persons and projects by their ids."""
         text = resources.files("finoa.sample").joinpath("masterdata.yaml").read_text("utf-8")
         data = yaml.safe_load(text)
 
         def ids(key: str) -> frozenset[str]:
             return frozenset(str(row["id"]) for row in data.get(key, []))
 
+        departments = frozenset(f"{n:02d}" for n in range(1, len(data["org_units"]) + 1))
         return cls(
-            frozenset(load_chart()),
+            frozenset(code.replace(".", "") for code in load_chart()),
             frozenset(VOUCHER_TYPES),
             {
-                "dept_id": ids("org_units"),
+                "dept_id": departments,
                 "person_id": ids("employees"),
                 "item_id": ids("projects"),
             },

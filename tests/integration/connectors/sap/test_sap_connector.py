@@ -22,7 +22,7 @@ from support.sap import sap_config, sap_simulator, sap_voucher
 
 from finoa.connectors.base import DeliveryResult, OutboundMessage
 from finoa.connectors.sap import mapping
-from finoa.connectors.sap.client import SAPConnector
+from finoa.connectors.sap.client import SapConfig, SAPConnector
 from finoa.messaging.retry import ErrorClass
 
 Sim = tuple[Server, dict[str, str]]
@@ -99,7 +99,9 @@ def new_id() -> str:
 
 
 def codes(sim: Sim) -> mapping.SapCodes:
-    return mapping.SapCodes(sim[1]["company_code"], sim[1]["username"])
+    """The code tables the connector posts with: the shipped `sap/voucher` mapping's."""
+    config = sap_config(sim[0].url, sim[1])
+    return SapConfig.parse(config).mapped(config)[0].codes
 
 
 def test_the_gateway_wants_basic_auth_and_a_valid_csrf_token(sim: Sim) -> None:
@@ -204,23 +206,45 @@ def test_a_closed_posting_period_is_refused_naming_the_field(sim: Sim) -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "named"),
+    ("overrides", "config", "named"),
     [
-        ({"account": "6699.99"}, "F5 702 Account 669999 does not exist"),
-        ({"employee": "E0099"}, "FIELD VENDOR_NO"),  # a former employee: no vendor
-        ({"department": "D42"}, "KI 248 Cost center D42 does not exist"),
-        ({"department": ""}, "KI 235"),  # an expense account needs a cost center
+        # mapped (the instance's gl_accounts on top of the mapping) onto an account SAP lacks
+        ({}, {"gl_accounts": {"6602.01": "669999"}}, "F5 702 Account 669999 does not exist"),
+        ({"employee": "E0099"}, {}, "FIELD VENDOR_NO"),  # a former employee: no vendor
+        ({"department": "D42"}, {}, "KI 248 Cost center D42 does not exist"),  # not mapped
+        ({"department": "D03"}, {"cost_centers": {"D03": "D03"}}, "KI 248 Cost center D03"),
+        ({"department": ""}, {}, "KI 235"),  # an expense account needs a cost center
     ],
 )
 def test_base_data_errors_are_permanent_and_post_nothing(
-    sim: Sim, overrides: dict[str, Any], named: str
+    sim: Sim, overrides: dict[str, Any], config: dict[str, Any], named: str
 ) -> None:
     server, _ = sim
     payload = sap_voucher(new_id(), **overrides)
-    result = deliver(sim, payload)
+    result = deliver(sim, payload, **config)
     assert result.error is not None and result.error.error_class is ErrorClass.PERMANENT
     assert named in result.error.reason and "RW 609" in result.error.reason
     assert documents(server, mapping.voucher_reference(payload["voucher_id"])) == []
+
+
+def test_the_shipped_mapping_posts_in_saps_codes_and_refuses_an_unmapped_account(
+    sim: Sim,
+) -> None:
+    server, _ = sim
+    payload = sap_voucher(new_id(), department="D03")
+    assert deliver(sim, payload).ok
+    (posted,) = documents(server, mapping.voucher_reference(payload["voucher_id"]))
+    (expense,) = posted["items"]["ACCOUNTGL"]
+    assert (expense["GL_ACCOUNT"], expense["COSTCENTER"]) == ("660201", "CC03")
+    before = httpx.get(f"{server.url}/_sim/stats").json()["requests"]
+    unmapped = sap_voucher(new_id(), account="6699.99")
+    result = deliver(sim, unmapped)
+    assert result.error is not None and result.error.error_class is ErrorClass.PERMANENT
+    assert result.error.reason == (
+        "refused before posting to SAP company code 1000: entries[0].account_code: account "
+        "6699.99 has no mapping in sap/voucher (default)"
+    )
+    assert httpx.get(f"{server.url}/_sim/stats").json()["requests"] == before  # nothing sent
 
 
 def test_a_reversal_is_posted_with_rev_post_once(sim: Sim) -> None:

@@ -47,6 +47,15 @@ def with_account(code: str) -> dict[str, Any]:
     return {**VOUCHER, "entries": entries}
 
 
+def mapped_onto(profile: str, account: str) -> dict[str, Any]:
+    """An inline `mappings:` override sending 6602.01 to the account set's `account`."""
+    name = f"yonyou-{profile}/voucher"
+    accounts = {"6602.01": account, "2241": "2241"}
+    spec = {"mapping": name, "version": 2, "code_tables": {"accounts": {"values": accounts}},
+            "fields": {}}  # fmt: skip
+    return {"mappings": {name: spec}}
+
+
 def get(server: Server, path: str) -> Any:
     return httpx.get(server.url + path).json()
 
@@ -144,17 +153,45 @@ def c_params(c: YonyouU8Connector) -> dict[str, str]:
     return {k: f[k] for k in ("from_account", "to_account", "app_key")}
 
 
+def test_u8_posts_in_the_account_sets_codes_by_the_shipped_mapping(u8: Sim) -> None:
+    server, _ = u8
+    key = f"finoa-voucher-{time.time_ns()}"
+    (result,) = asyncio.run(with_u8(u8, lambda c: c.deliver([message(key)])))
+    assert result.ok, result.error
+    (posted,) = vouchers_with(server, key)
+    lines = posted["body"]["voucher"]["debit"]["entry"]
+    assert (lines[0]["account_code"], lines[0]["dept_id"]) == ("660201", "03")
+
+
+def test_an_unmapped_account_is_refused_in_finoa_naming_it_and_nothing_is_sent(
+    u8: Sim, nc: Sim
+) -> None:
+    for sim, run, erp in ((u8, with_u8, "U8 account set"), (nc, with_nc, "NC account")):
+        server, _ = sim
+        key = f"finoa-voucher-{time.time_ns()}"
+        before = get(server, "/_sim/stats")["requests"]
+        unmapped = message(key, with_account("6602.99"))
+        (result,) = asyncio.run(run(sim, lambda c, m=unmapped: c.deliver([m])))
+        assert result.error is not None and result.error.error_class is ErrorClass.PERMANENT
+        assert result.error.reason.startswith(f"refused before posting to {erp} ")
+        assert "entries[0].account_code: account 6602.99 has no mapping in yonyou-" in (
+            result.error.reason
+        )
+        assert get(server, "/_sim/stats")["requests"] == before and vouchers_with(server, key) == []
+
+
 def test_u8_refuses_unknown_base_data_naming_the_code_as_permanent(u8: Sim) -> None:
     server, _ = u8
     key = f"finoa-voucher-{time.time_ns()}"
 
     async def work(c: YonyouU8Connector) -> Any:
-        return await c.deliver([message(key, with_account("6602.99"))])
+        return await c.deliver([message(key)])
 
-    (result,) = asyncio.run(with_u8(u8, work))
+    # a mapping onto an account the account set does not have: U8 itself refuses it
+    (result,) = asyncio.run(with_u8(u8, work, **mapped_onto("u8", "660299")))
     assert result.error is not None
     assert result.error.error_class is ErrorClass.PERMANENT
-    assert "40004" in result.error.reason and "'6602.99' does not exist" in result.error.reason
+    assert "40004" in result.error.reason and "'660299' does not exist" in result.error.reason
     assert vouchers_with(server, key) == []
 
 
@@ -238,10 +275,10 @@ def test_nc_refusals_map_to_the_retry_table(nc: Sim) -> None:
     key = f"finoa-voucher-{time.time_ns()}"
 
     async def work(c: YonyouNCConnector) -> Any:
-        (unknown,) = await c.deliver([message(key, with_account("9999"))])
+        (unknown,) = await c.deliver([message(key)])
         return unknown
 
-    unknown = asyncio.run(with_nc(nc, work))
+    unknown = asyncio.run(with_nc(nc, work, **mapped_onto("nc", "9999")))
     assert unknown.error is not None and unknown.error.error_class is ErrorClass.PERMANENT
     assert "-31" in unknown.error.reason and "'9999' does not exist" in unknown.error.reason
 

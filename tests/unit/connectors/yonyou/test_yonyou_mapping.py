@@ -1,6 +1,8 @@
 """Yonyou wire formats against golden fixtures: the U8 `voucher/add` JSON and the NC
-`ufinterface` voucher XML built from a canonical voucher; a GBK document read back to the
-same voucher; the result XML parsed; hostile XML (entities, DOCTYPE) refused."""
+`ufinterface` voucher XML built from a canonical voucher in the account set's codes (the
+shipped `yonyou-*/voucher` mappings: `6602.01` is `660201`, department D02 is `03`); a GBK
+document read back to the same voucher; the result XML parsed; hostile XML (entities,
+DOCTYPE) refused."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from lxml import etree
 
 from finoa.connectors.base import VoucherPayload
+from finoa.connectors.voucher_codes import load_voucher_codes
 from finoa.connectors.yonyou.mapping import (
     NCEnvelope,
     NCResult,
@@ -52,6 +55,20 @@ def voucher(**overrides: Any) -> VoucherPayload:
     return payload
 
 
+def mapped(profile: str = "u8", payload: VoucherPayload | None = None) -> Any:
+    """A voucher (`voucher()`) in the account set's codes, as the connector sends it."""
+    return load_voucher_codes(f"yonyou-{profile}", {}).apply(payload or voucher())
+
+
+def test_both_profiles_ship_the_same_code_tables() -> None:
+    u8, nc = load_voucher_codes("yonyou-u8", {}), load_voucher_codes("yonyou-nc", {})
+    assert dict(u8.accounts) == dict(nc.accounts) and u8.accounts["2221.01.01"] == "22210101"
+    assert mapped("u8") == mapped("nc")
+    lines = mapped()["entries"]
+    assert [e["account_code"] for e in lines] == ["660201", "660202", "22210101", "2241"]
+    assert lines[0]["aux"] == {"department": "03", "employee": "E0011", "project": "P001"}
+
+
 def test_yuan_and_fen_round_trip() -> None:
     assert [yuan(v) for v in (128050, 5, -50000, 0)] == ["1280.50", "0.05", "-500.00", "0.00"]
     assert fen("1280.50", "x") == 128050 and fen("-5", "x") == -500
@@ -62,7 +79,7 @@ def test_yuan_and_fen_round_trip() -> None:
 
 
 def test_u8_voucher_add_body_matches_golden_fixture() -> None:
-    body = u8_voucher(voucher(), KEY, "finoa")
+    body = u8_voucher(mapped(), KEY, "finoa")
     golden = json.loads((FIXTURES / "u8_voucher_add.json").read_text(encoding="utf-8"))
     assert body == golden
     head = body["voucher"]
@@ -71,7 +88,7 @@ def test_u8_voucher_add_body_matches_golden_fixture() -> None:
 
 
 def test_nc_voucher_xml_matches_golden_fixture() -> None:
-    document = nc_voucher_xml(voucher(), KEY, ENVELOPE)
+    document = nc_voucher_xml(mapped("nc"), KEY, ENVELOPE)
     golden = read_xml((FIXTURES / "nc_voucher_add.xml").read_bytes())
     assert etree.tostring(read_xml(document)) == etree.tostring(golden)
     assert document.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
@@ -82,13 +99,16 @@ def test_nc_voucher_xml_matches_golden_fixture() -> None:
 
 
 def test_u8_and_nc_bodies_read_back_to_the_same_ledger_voucher() -> None:
-    from_u8 = _u8_voucher(u8_voucher(voucher(), KEY, "finoa"))
-    from_nc = _nc_voucher(read_xml(nc_voucher_xml(voucher(), KEY, ENVELOPE)).find("voucher"))
+    from_u8 = _u8_voucher(u8_voucher(mapped(), KEY, "finoa"))
+    from_nc = _nc_voucher(read_xml(nc_voucher_xml(mapped("nc"), KEY, ENVELOPE)).find("voucher"))
     by_line = sorted(from_u8.entries, key=lambda e: e.entry_id)
     assert by_line == from_nc.entries
     assert from_u8.reference == from_nc.reference == KEY
-    assert from_nc.entries[0].aux == {"dept_id": "D02", "person_id": "E0011", "item_id": "P001"}
-    check(from_nc, BaseData.sample())  # the sample base data knows every code
+    assert from_nc.entries[0].aux == {"dept_id": "03", "person_id": "E0011", "item_id": "P001"}
+    check(from_nc, BaseData.sample())  # the sample base data knows every mapped code
+    unmapped = _nc_voucher(read_xml(nc_voucher_xml(voucher(), KEY, ENVELOPE)).find("voucher"))
+    with pytest.raises(Refused, match="account '6602.01' does not exist"):
+        check(unmapped, BaseData.sample())  # finoa's own codes are not the account set's
 
 
 def test_gbk_document_declares_gbk_and_reads_back_chinese_text() -> None:
@@ -133,17 +153,17 @@ def test_hostile_or_broken_xml_is_refused(document: bytes) -> None:
 
 def test_unknown_codes_are_refused_naming_them() -> None:
     base = BaseData.sample()
-    bad_account = voucher()
-    bad_account["entries"][0]["account_code"] = "6602.99"
-    with pytest.raises(Refused, match="account '6602.99' does not exist"):
+    bad_account = mapped()
+    bad_account["entries"][0]["account_code"] = "660299"
+    with pytest.raises(Refused, match="account '660299' does not exist"):
         check(_u8_voucher(u8_voucher(bad_account, KEY, "finoa")), base)
-    bad_dept = voucher()
-    bad_dept["entries"][1]["aux"]["department"] = "D77"
-    with pytest.raises(Refused, match="dept_id 'D77' does not exist"):
+    bad_dept = mapped()
+    bad_dept["entries"][1]["aux"]["department"] = "D02"  # finoa's code, not the account set's
+    with pytest.raises(Refused, match="dept_id 'D02' does not exist"):
         check(_u8_voucher(u8_voucher(bad_dept, KEY, "finoa")), base)
     with pytest.raises(Refused, match="voucher type '凭' does not exist"):
-        check(_u8_voucher(u8_voucher(voucher(word="凭"), KEY, "finoa")), base)
-    unbalanced = voucher()
+        check(_u8_voucher(u8_voucher(mapped("u8", voucher(word="凭")), KEY, "finoa")), base)
+    unbalanced = mapped()
     unbalanced["entries"][3]["credit_fen"] = 1
     with pytest.raises(Refused, match="debits 181050 fen != credits 1 fen"):
         check(_u8_voucher(u8_voucher(unbalanced, KEY, "finoa")), base)
@@ -181,6 +201,7 @@ def test_red_ink_reversal_keeps_each_line_on_its_side_with_negative_amounts() ->
         {**e, "debit_fen": -e["debit_fen"], "credit_fen": -e["credit_fen"]}
         for e in original["entries"]
     ]
+    reversal = mapped("u8", reversal)
     body = u8_voucher(reversal, "finoa-voucher-V0002", "finoa")["voucher"]
     assert [e["natural_debit_currency"] for e in body["debit"]["entry"]] == [
         "-1280.50", "-500.00", "-30.00"
