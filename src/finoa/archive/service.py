@@ -35,7 +35,9 @@ from finoa.archive.package import (
 )
 from finoa.archive.storage import ArchiveStore, FilesystemArchiveStore
 from finoa.config import Settings
+from finoa.connectors.base import ArchivePushPayload
 from finoa.invoices.storage import InvoiceFiles, StoredFileDamaged
+from finoa.messaging.outbox import push_package
 from finoa.store.tables import (
     archive_checks,
     archive_package_invoices,
@@ -51,14 +53,21 @@ STAGES = ("archiving", "import", "on_demand")
 
 @dataclass(frozen=True)
 class Archive:
-    """What archiving needs from the settings."""
+    """What archiving needs from the settings. `push_to` names the external archive instance
+    each new package is pushed to (none: the built-in archive only); `external_record` says
+    that instance, not the built-in archive, is the record (mode `instead`)."""
 
     config: ArchiveSettings
     store: ArchiveStore
     invoice_files: InvoiceFiles
+    push_to: str | None = None
+    external_record: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
+        from finoa.connectors.instances import INSTEAD, load_instances
+
+        external = load_instances(settings).archive
         return cls(
             ArchiveSettings(
                 fonds=settings.archive_fonds,
@@ -68,6 +77,8 @@ class Archive:
             ),
             FilesystemArchiveStore(settings.archive_path),
             InvoiceFiles(settings.invoice_path),
+            external.name if external is not None else None,
+            external is not None and external.mode == INSTEAD,
         )
 
 
@@ -185,7 +196,7 @@ def build_batch(
         for voucher_id, reason in refused:
             _note_refusal(uow, voucher_id, reason)
         for package, report in packages:
-            _record(uow, package, report)
+            _record(uow, package, report, archive.push_to)
 
     pairs = list(zip(built, reports, strict=True))
     try:
@@ -193,12 +204,15 @@ def build_batch(
         recorded = pairs
     except IntegrityError:  # another builder archived one meanwhile: one at a time then
         recorded = []
-        for pair in pairs:
+        for package, report in pairs:
             try:
-                db.perform(lambda uow, pair=pair: _record(uow, *pair), actor="archive")  # type: ignore[misc]
-                recorded.append(pair)
+                db.perform(
+                    lambda uow, p=package, r=report: _record(uow, p, r, archive.push_to),  # type: ignore[misc]
+                    actor="archive",
+                )
+                recorded.append((package, report))
             except IntegrityError:
-                done.append(pair[0].record.voucher_id)
+                done.append(package.record.voucher_id)
     summary.existing += len(done)
     summary.refused += [reason for _, reason in refused]
     for package, report in recorded:
@@ -281,7 +295,9 @@ def store_report(uow: UnitOfWork, package_id: str, stage: str, report: CheckRepo
     )
 
 
-def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport) -> None:
+def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport, push_to: str | None) -> None:
+    """The catalog rows of a built package, its check, its notice; and, with an external
+    archive, its `archive.push`, all in one transaction."""
     from finoa.archive.notices import package_archived
 
     insert_package(uow, built.record, "built")
@@ -289,6 +305,8 @@ def _record(uow: UnitOfWork, built: BuiltPackage, report: CheckReport) -> None:
     package_archived(uow, built.record, report.passed,
                      [f"{i.item}: {i.detail}" for i in report.failed()])  # fmt: skip
     _dequeue(uow, built.record.voucher_id)
+    if push_to is not None:
+        push_package(uow, push_to, push_payload(built.record))
 
 
 def record_from_row(row: Any, invoice_numbers: tuple[str, ...]) -> PackageRecord:
@@ -447,6 +465,19 @@ def record_view(record: PackageRecord) -> dict[str, Any]:
         "applicant_name": record.applicant_name,
         "invoice_numbers": list(record.invoice_numbers),
         "files": [f.as_dict() for f in record.files],
+    }
+
+
+def push_payload(record: PackageRecord) -> ArchivePushPayload:
+    """What the outbox keeps of a package to push: its ids, catalog fields and file list
+    with hashes (the connector reads the files' bytes from the store when it delivers)."""
+    view = record_view(record)
+    files = view.pop("files")
+    return {
+        "package_id": record.package_id,
+        "archive_no": record.archive_no,
+        "metadata": view,
+        "files": files,
     }
 
 
