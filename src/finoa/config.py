@@ -115,6 +115,8 @@ class Settings:
     # an external archive system (connector generic-archive) packages are pushed to; "": none
     archive_external_url: str = ""
     archive_external_api_key: str = ""
+    archive_external_webhook_secret: str = ""  # its status callbacks are signed with this
+    archive_external_mode: str = "beside"  # or instead: the external archive is the record
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +137,11 @@ class Settings:
             raise ValueError("invoice_max_bytes: must be a positive number of bytes")
         if self.archive_workers < 0:
             raise ValueError("archive_workers: a number of processes (0: one per core)")
+        if self.archive_external_mode not in ("beside", "instead"):
+            raise ValueError(
+                f"archive_external_mode: {self.archive_external_mode!r} is not one of "
+                "beside, instead"
+            )
         if isinstance(self.holidays, str) or not isinstance(self.holidays, (list, tuple)):
             raise ValueError("holidays: a list of dates (YYYY-MM-DD)")
         object.__setattr__(self, "holidays", tuple(str(day) for day in self.holidays))
@@ -286,6 +293,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "clock_offset_file": str,
         "archive_external_url": str,
         "archive_external_api_key": str,
+        "archive_external_webhook_secret": str,
+        "archive_external_mode": str,
     }
     for name, cast in simple.items():
         env_value = env.get(f"FINOA_{name.upper()}")

@@ -8,10 +8,13 @@ from datetime import timedelta
 
 import httpx
 
+from finoa.archive.external import record_package_pushed
+from finoa.archive.storage import FilesystemArchiveStore
 from finoa.config import Settings
 from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS, ConnectorKind
 from finoa.connectors.registry import build_connectors, destinations
 from finoa.messaging.dispatcher import Dispatcher, SuccessHandler
+from finoa.messaging.outbox import ARCHIVE_PUSH
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
 from finoa.services.masterdata import chart_of_accounts, count_accounts, load_masterdata
@@ -46,7 +49,8 @@ def default_worker_id(role: str) -> str:
 
 def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") -> Dispatcher:
     """The outbox dispatcher with a connector per instance: a voucher posted through any ERP
-    instance (or the legacy `erp` destination) runs `record_voucher_posted`."""
+    instance (or the legacy `erp` destination) runs `record_voucher_posted`, a package pushed
+    to an archive instance `record_package_pushed`."""
     settings = hub.settings
     instances = hub.instances.instances
     posted: dict[tuple[str, str], SuccessHandler] = {
@@ -62,9 +66,20 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") ->
             if instances[name].kind is ConnectorKind.OA
         }
     )
+    # An external archive's answer (status, 四性检测 result) is kept against the package.
+    posted.update(
+        {
+            (destination, ARCHIVE_PUSH): record_package_pushed
+            for destination, name in destinations(hub.instances).items()
+            if instances[name].kind is ConnectorKind.ARCHIVE
+        }
+    )
+    # What connectors may ask for beside their config: an archive connector reads the files
+    # of the packages it pushes from the archive store.
+    resources = {"archive_store": FilesystemArchiveStore(settings.archive_path)}
     return Dispatcher(
         hub.db,
-        build_connectors(hub.instances, http),
+        build_connectors(hub.instances, http, resources),
         policy=RetryPolicy(
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,

@@ -98,6 +98,7 @@ def check_package(
         _content(record, missing),
         _formats(record),
         *_opens(record, present),
+        _fonts_embedded(record, present),
         _virus_scan(present)
         if scan
         else CheckItem("security.virus_scan", Outcome.SKIPPED, "not asked for"),
@@ -282,6 +283,54 @@ def _open(f: PackageFile, data: bytes) -> list[str]:
         if not complete:
             raise ValueError("not a complete PNG")
     return []
+
+
+def _fonts_embedded(record: PackageRecord, present: dict[str, bytes]) -> CheckItem:
+    """Every font a PDF of the package uses is embedded in it (a font program in its
+    descriptor), as PDF/A asks of a long-term fixed-layout format: a font that is only
+    named renders with whatever the reader has installed, or not at all. Each one that is
+    not is named with its file."""
+    missing: list[str] = []
+    pdfs = 0
+    for f in record.files:
+        data = present.get(f.name)
+        if f.media_type != "application/pdf" or data is None:
+            continue
+        pdfs += 1
+        try:
+            missing += [f"{f.name}: font {font} is not embedded" for font in _unembedded(data)]
+        except Exception:  # noqa: S112 - a PDF that does not open fails usability.opens
+            continue
+    if not pdfs:
+        return CheckItem("usability.fonts_embedded", Outcome.SKIPPED, "no PDF in the package")
+    return _result("usability.fonts_embedded", missing, f"every font of {pdfs} PDF(s) embedded")
+
+
+FONT_PROGRAMS = ("/FontFile", "/FontFile2", "/FontFile3")
+
+
+def _unembedded(data: bytes) -> list[str]:
+    """The base names of the fonts a PDF uses without embedding them (Type 3 fonts are
+    drawn by the PDF itself)."""
+    from pypdf import PdfReader
+
+    found: dict[str, None] = {}
+    for page in PdfReader(io.BytesIO(data)).pages:
+        resources = page.get("/Resources")
+        fonts = resources.get_object().get("/Font") if resources is not None else None
+        if fonts is None:
+            continue
+        for ref in fonts.get_object().values():
+            font = ref.get_object()
+            if font.get("/Subtype") == "/Type3":
+                continue
+            parts = [d.get_object() for d in font.get("/DescendantFonts") or []] or [font]
+            for part in parts:
+                descriptor = part.get("/FontDescriptor")
+                descriptor = descriptor.get_object() if descriptor is not None else {}
+                if not any(key in descriptor for key in FONT_PROGRAMS):
+                    found[str(font.get("/BaseFont", "?")).lstrip("/")] = None
+    return list(found)
 
 
 def scanner() -> str | None:

@@ -51,6 +51,7 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
 def _archive_for(settings: Settings) -> Iterator[tuple[Database, Archive]]:
     from finoa.archive.pdf import FontMissing
     from finoa.archive.service import Archive
+    from finoa.connectors.instances import ConnectorConfigError
     from finoa.domain.errors import DomainError
     from finoa.invoices.storage import StoredFileDamaged
     from finoa.runtime import prepare_database
@@ -58,6 +59,8 @@ def _archive_for(settings: Settings) -> Iterator[tuple[Database, Archive]]:
 
     try:
         archive = Archive.from_settings(settings)
+    except ConnectorConfigError as exc:
+        raise CliError(ExitCode.CONFIG, str(exc), "fix connectors: in finoa.yaml") from None
     except ValueError as exc:
         raise CliError(
             ExitCode.CONFIG, str(exc), "correct archive_no_template in finoa.yaml"
@@ -129,18 +132,28 @@ def check(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the 四性检测 (authenticity, integrity, usability, security) and store the results;
-    exit 1 when an item fails."""
+    exit 1 when an item fails. With an external archive as the record (mode instead), its
+    status and 四性检测 result are what count: a package passes once it says archived and
+    passed."""
+    from finoa.archive.external import counts_as_archived
     from finoa.archive.service import check_archive
 
     query = _query(period, archive_no=archive_no, limit=1000)
     with _archive(config, data_dir) as (db, archive):
         run = check_archive(db, archive, query)
+        external = _external(db, archive, [r.package_id for r, _ in run.reports])
+    passed = run.passed if external is None else _external_passed(run, external)
     if as_json:
+        packages = [report.as_dict() for _, report in run.reports]
+        if external is not None:
+            for (record, _), shown in zip(run.reports, packages, strict=True):
+                shown["external"] = external.get(record.package_id)
         typer.echo(
             json.dumps(
                 {
-                    "passed": run.passed,
-                    "packages": [report.as_dict() for _, report in run.reports],
+                    "passed": passed,
+                    "record": "built-in" if external is None else str(archive.push_to),
+                    "packages": packages,
                     "period_items": [i.as_dict() for i in run.set_items],
                 },
                 ensure_ascii=False,
@@ -150,16 +163,55 @@ def check(
     else:
         if not run.reports:
             console.print("no packages to check" + (f" in {period}" if period else ""))
-        table = Table("档号", "result", "failed items", title="四性检测")
-        for _, report in run.reports:
-            failed = "; ".join(f"{i.item}: {i.detail}" for i in report.failed())
-            table.add_row(report.archive_no, "pass" if report.passed else "FAIL", failed)
+        if external is None:
+            table = Table("档号", "result", "failed items", title="四性检测")
+            for _, report in run.reports:
+                failed = "; ".join(f"{i.item}: {i.detail}" for i in report.failed())
+                table.add_row(report.archive_no, "pass" if report.passed else "FAIL", failed)
+        else:
+            table = Table(
+                "档号", "result", f"{archive.push_to} status", "failed items",
+                title=f"四性检测 ({archive.push_to} is the record)",
+            )  # fmt: skip
+            for record, _ in run.reports:
+                view = external.get(record.package_id)
+                table.add_row(record.archive_no, "pass" if counts_as_archived(view) else "FAIL",
+                              *_external_cells(view))  # fmt: skip
         for item in run.set_items:
             table.add_row(f"period {period}", item.outcome.value, f"{item.item}: {item.detail}")
         if run.reports:
             console.print(table)
-    if not run.passed:
+    if not passed:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _external(db: Database, archive: Archive, package_ids: list[str]) -> dict[str, Any] | None:
+    """What the external archive says of each package, when it is the record (else None)."""
+    if not archive.external_record:
+        return None
+    from finoa.archive.external import external_view
+
+    with db.engine.connect() as conn:
+        return external_view(conn, package_ids)
+
+
+def _external_passed(run: Any, external: dict[str, Any]) -> bool:
+    from finoa.archive.external import counts_as_archived
+
+    return all(counts_as_archived(external.get(r.package_id)) for r, _ in run.reports) and all(
+        i.outcome.value != "fail" for i in run.set_items
+    )
+
+
+def _external_cells(view: dict[str, Any] | None) -> tuple[str, str]:
+    """The external archive's status and what it found wrong, for a table row."""
+    if view is None:
+        return "not pushed", "run finoa archive push"
+    failed = [f"{i.get('item')}: {i.get('detail')}" for i in view["items"]
+              if i.get("outcome") == "fail"]  # fmt: skip
+    if view.get("reason"):
+        failed.append(str(view["reason"]))
+    return str(view["status"]), "; ".join(failed)
 
 
 @archive_app.command(
@@ -198,29 +250,33 @@ def search(
         invoice_number=invoice_number,
         limit=limit,
     )
-    with _archive(config, data_dir) as (db, _), db.engine.connect() as conn:
-        found = find_packages(conn, query)
+    with _archive(config, data_dir) as (db, archive):
+        with db.engine.connect() as conn:
+            found = find_packages(conn, query)
+        external = _external(db, archive, [r.package_id for r in found])
     if as_json:
-        typer.echo(json.dumps([record_view(r) for r in found], ensure_ascii=False, indent=2))
+        views = [record_view(r) for r in found]
+        if external is not None:  # the external archive is the record: its status counts
+            for r, view in zip(found, views, strict=True):
+                view["external"] = external.get(r.package_id)
+        typer.echo(json.dumps(views, ensure_ascii=False, indent=2))
         return
-    table = Table(
-        "档号",
-        "凭证号",
-        "金额合计",
-        "责任者",
-        "保管期限至",
-        "发票",
-        title=f"{len(found)} package(s)",
-    )
+    columns = ["档号", "凭证号", "金额合计", "责任者", "保管期限至", "发票"]
+    if external is not None:
+        columns.append(f"{archive.push_to} status")
+    table = Table(*columns, title=f"{len(found)} package(s)")
     for r in found:
-        table.add_row(
+        cells = [
             r.archive_no,
             r.voucher_no,
             format_fen(r.total_fen),
             r.applicant_name,
             retention_view(r.retain_until),
             ", ".join(r.invoice_numbers),
-        )
+        ]
+        if external is not None:
+            cells.append(_external_cells(external.get(r.package_id))[0])
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -164,28 +164,19 @@ def push(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Push packages not yet pushed to the external archive (archive_external_url) and
-    record its answer (status, 四性检测 result)."""
-    import httpx
-
+    """Queue packages never pushed to the external archive instance (kind archive, e.g.
+    archive_external_url); the hub delivers them and records its answer (status, 四性检测)."""
     from finoa.archive.cli import _query
-    from finoa.archive.external import client_from, push_packages
-    from finoa.cli import _settings
+    from finoa.archive.external import queue_pushes
 
     query = _query(period, limit=1000)
-    settings = _settings(config, data_dir)
-    if not settings.archive_external_url:
-        raise CliError(ExitCode.CONFIG, "no external archive is configured",
-                       "set archive_external_url and archive_external_api_key")  # fmt: skip
-    with _archive(config, data_dir) as (db, archive), httpx.Client(timeout=30) as http:
-        client = client_from(settings.archive_external_url, settings.archive_external_api_key, http)
-        try:
-            summary = push_packages(db, archive, client, query)
-        except httpx.HTTPError as exc:
-            raise CliError(ExitCode.CONFIG, f"the external archive: {exc}",
-                           "check archive_external_url") from None  # fmt: skip
-    console.print(f"pushed {len(summary.pushed)} package(s); {summary.already} pushed before")
-    for reason in summary.refused:
-        console.print(f"refused: {reason}")
-    if summary.refused:
-        raise typer.Exit(ExitCode.CHECK_FAILED)
+    with _archive(config, data_dir) as (db, archive):
+        if archive.push_to is None:
+            raise CliError(ExitCode.CONFIG, "no external archive is configured",
+                           "add an instance of kind archive (connector generic-archive) or "
+                           "set archive_external_url and archive_external_api_key")  # fmt: skip
+        summary = queue_pushes(db, archive, query)
+    console.print(
+        f"queued {len(summary.queued)} package(s) for {archive.push_to}; "
+        f"{summary.already} pushed or queued before"
+    )

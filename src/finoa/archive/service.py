@@ -35,7 +35,9 @@ from finoa.archive.package import (
 )
 from finoa.archive.storage import ArchiveStore, FilesystemArchiveStore
 from finoa.config import Settings
+from finoa.connectors.base import ArchivePushPayload
 from finoa.invoices.storage import InvoiceFiles, StoredFileDamaged
+from finoa.messaging.outbox import push_package
 from finoa.store.tables import (
     archive_checks,
     archive_package_invoices,
@@ -51,14 +53,21 @@ STAGES = ("archiving", "import", "on_demand")
 
 @dataclass(frozen=True)
 class Archive:
-    """What archiving needs from the settings."""
+    """What archiving needs from the settings. `push_to` names the external archive instance
+    each new package is pushed to (none: the built-in archive only); `external_record` says
+    that instance, not the built-in archive, is the record (mode `instead`)."""
 
     config: ArchiveSettings
     store: ArchiveStore
     invoice_files: InvoiceFiles
+    push_to: str | None = None
+    external_record: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Archive:
+        from finoa.connectors.instances import INSTEAD, load_instances
+
+        external = load_instances(settings).archive
         return cls(
             ArchiveSettings(
                 fonds=settings.archive_fonds,
@@ -68,6 +77,8 @@ class Archive:
             ),
             FilesystemArchiveStore(settings.archive_path),
             InvoiceFiles(settings.invoice_path),
+            external.name if external is not None else None,
+            external is not None and external.mode == INSTEAD,
         )
 
 
@@ -146,6 +157,7 @@ class BuiltBatch:
     done: list[str] = field(default_factory=list)  # vouchers that had their package already
     refused: list[tuple[str, str]] = field(default_factory=list)  # (voucher, why)
     packages: list[tuple[PackageRecord, CheckReport]] = field(default_factory=list)
+    push_to: str | None = None  # the external archive each package is pushed to, if any
 
 
 Write = Callable[[Callable[[UnitOfWork], None]], None]  # runs a write in a transaction of its own
@@ -154,7 +166,7 @@ Write = Callable[[Callable[[UnitOfWork], None]], None]  # runs a write in a tran
 def make_batch(db: Database, archive: Archive, voucher_ids: list[str]) -> BuiltBatch:
     """The packages of `voucher_ids`: built, their files stored (write-once, flushed
     together) and checked (四性检测). Only reads the database: `record_batch` writes."""
-    batch = BuiltBatch()
+    batch = BuiltBatch(push_to=archive.push_to)
     built: list[BuiltPackage] = []
     with db.engine.connect() as conn:
         have = {
@@ -203,7 +215,7 @@ def record_batch(batch: BuiltBatch, write: Write, summary: BuildSummary) -> None
         for voucher_id, reason in batch.refused:
             _note_refusal(uow, voucher_id, reason)
         for package, report in batch.packages:
-            _record(uow, package, report)
+            _record(uow, package, report, batch.push_to)
 
     done = list(batch.done)
     try:
@@ -211,12 +223,12 @@ def record_batch(batch: BuiltBatch, write: Write, summary: BuildSummary) -> None
         recorded = batch.packages
     except IntegrityError:
         recorded = []
-        for pair in batch.packages:
+        for package, report in batch.packages:
             try:
-                write(lambda uow, pair=pair: _record(uow, *pair))  # type: ignore[misc]
-                recorded.append(pair)
+                write(lambda uow, p=package, r=report: _record(uow, p, r, batch.push_to))  # type: ignore[misc]
+                recorded.append((package, report))
             except IntegrityError:
-                done.append(pair[0].voucher_id)
+                done.append(package.voucher_id)
     summary.existing += len(done)
     summary.refused += [reason for _, reason in batch.refused]
     for package, report in recorded:
@@ -311,7 +323,11 @@ def store_report(uow: UnitOfWork, package_id: str, stage: str, report: CheckRepo
     )
 
 
-def _record(uow: UnitOfWork, record: PackageRecord, report: CheckReport) -> None:
+def _record(
+    uow: UnitOfWork, record: PackageRecord, report: CheckReport, push_to: str | None
+) -> None:
+    """The catalog rows of a built package, its check, its notice; and, with an external
+    archive, its `archive.push`, all in one transaction."""
     from finoa.archive.notices import package_archived
 
     insert_package(uow, record, "built")
@@ -319,6 +335,8 @@ def _record(uow: UnitOfWork, record: PackageRecord, report: CheckReport) -> None
     package_archived(uow, record, report.passed,
                      [f"{i.item}: {i.detail}" for i in report.failed()])  # fmt: skip
     _dequeue(uow, record.voucher_id)
+    if push_to is not None:
+        push_package(uow, push_to, push_payload(record))
 
 
 def record_from_row(row: Any, invoice_numbers: tuple[str, ...]) -> PackageRecord:
@@ -477,6 +495,19 @@ def record_view(record: PackageRecord) -> dict[str, Any]:
         "applicant_name": record.applicant_name,
         "invoice_numbers": list(record.invoice_numbers),
         "files": [f.as_dict() for f in record.files],
+    }
+
+
+def push_payload(record: PackageRecord) -> ArchivePushPayload:
+    """What the outbox keeps of a package to push: its ids, catalog fields and file list
+    with hashes (the connector reads the files' bytes from the store when it delivers)."""
+    view = record_view(record)
+    files = view.pop("files")
+    return {
+        "package_id": record.package_id,
+        "archive_no": record.archive_no,
+        "metadata": view,
+        "files": files,
     }
 
 

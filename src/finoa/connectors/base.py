@@ -241,6 +241,17 @@ class VoucherPayload(TypedDict):
     entries: list[VoucherEntryPayload]
 
 
+class ArchivePushPayload(TypedDict):
+    """Action `archive.push`: one accounting-archive package for an external archive. The
+    files are listed with their hashes only; the connector reads their bytes from the
+    archive store when it delivers, so the outbox row stays small."""
+
+    package_id: str
+    archive_no: str
+    metadata: dict[str, Any]
+    files: list[dict[str, Any]]  # name, role, media_type, size, sha256, sm3
+
+
 # -- inbound: verify -> decrypt -> parse -> reply ------------------------------------------------
 # A vendor calls `POST /api/v1/webhooks/{instance}`. The hub hands the raw request to that
 # instance's inbound handler, which checks it came from the vendor (signature, token) and
@@ -338,7 +349,21 @@ class ConcludeApproval:
     claim_id: str | None = None
 
 
-InboundCommand = SubmitClaim | DecideTask | ConcludeApproval
+@dataclass(frozen=True)
+class ReportArchiveStatus:
+    """Canonical command: an external archive reports a package's status (`archived` after
+    its own 四性检测, `rejected`, …) with its check result. The package is found by
+    `package_id`, else by its 档号."""
+
+    message_id: str
+    archive_no: str
+    status: str
+    check_passed: bool
+    items: tuple[dict[str, Any], ...] = ()
+    package_id: str | None = None
+
+
+InboundCommand = SubmitClaim | DecideTask | ConcludeApproval | ReportArchiveStatus
 
 
 @dataclass(frozen=True)

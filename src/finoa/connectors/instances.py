@@ -49,9 +49,16 @@ from finoa.domain.errors import Conflict
 
 DEFAULT_OA = "generic-oa"
 DEFAULT_ERP = "generic-erp"
+DEFAULT_ARCHIVE = "generic-archive"
 LEGACY_DESTINATIONS = {"oa": ConnectorKind.OA, "erp": ConnectorKind.ERP}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INSTANCE_FIELDS = ("connector", "config", "companies", "org_units", "default", "approvals")
+INSTANCE_FIELDS = (
+    "connector", "config", "companies", "org_units", "default", "approvals", "mode",
+)  # fmt: skip
+# Whether an external archive is kept beside the built-in one (the built-in archive stays the
+# record) or instead of it (the external archive's status is what counts).
+BESIDE, INSTEAD = "beside", "instead"
+ARCHIVE_MODES = (BESIDE, INSTEAD)
 # How a document type's approval runs (`approvals:` of an OA instance): in finoa's BPMN with
 # todos pushed to the OA (hub-led, the default), or in the OA's own approval app (oa-led).
 HUB_LED, OA_LED = "hub-led", "oa-led"
@@ -82,6 +89,7 @@ class ConnectorInstance:
     default: bool = False
     inbound: InboundHandler | None = field(default=None, compare=False)
     approvals: Mapping[str, str] = field(default_factory=dict)  # document type -> mode
+    mode: str | None = None  # archive instances: BESIDE or INSTEAD
 
     def describe(self) -> dict[str, Any]:
         """The instance as diagnostics show it: secrets replaced by `***`."""
@@ -99,6 +107,7 @@ class ConnectorInstance:
             "default": self.default,
             "inbound": self.inbound is not None,
             "approvals": {doc: self.approval_mode(doc) for doc in DOCUMENT_TYPES},
+            **({"mode": self.mode} if self.mode is not None else {}),
         }
 
     def approval_mode(self, document_type: str) -> str:
@@ -140,6 +149,12 @@ class ConnectorInstances:
         alias such as `oa` stands for the default): `oa-led` or `hub-led`."""
         instance = self.instances.get(self.legacy_destinations().get(name, name))
         return instance.approval_mode(document_type) if instance is not None else HUB_LED
+
+    @property
+    def archive(self) -> ConnectorInstance | None:
+        """The external archive instance packages are pushed to, when one is configured."""
+        found = self.of_kind(ConnectorKind.ARCHIVE)
+        return self.instances[found[0]] if found else None
 
     def oa_for_rest(self) -> str:
         """Where claims submitted through the REST API write back: the default OA."""
@@ -187,9 +202,26 @@ def load_instances(settings: Settings) -> ConnectorInstances:
 
 
 def embedded_defaults(settings: Settings) -> dict[str, Any]:
-    """`generic-oa` and `generic-erp` from today's settings (no `connectors:` section)."""
+    """`generic-oa` and `generic-erp` from today's settings (no `connectors:` section), and
+    `generic-archive` when `archive_external_url` is set."""
     timeout = settings.connector_timeout_seconds
+    archive: dict[str, Any] = {}
+    if settings.archive_external_url:
+        config: dict[str, Any] = {
+            "base_url": settings.archive_external_url,
+            "api_key": settings.archive_external_api_key,
+            "timeout_seconds": timeout,
+        }
+        if settings.archive_external_webhook_secret:
+            config["webhook_secret"] = settings.archive_external_webhook_secret
+            config["webhook_tolerance_seconds"] = settings.webhook_tolerance_seconds
+        archive[DEFAULT_ARCHIVE] = {
+            "connector": "generic-archive",
+            "config": config,
+            "mode": settings.archive_external_mode,
+        }
     return {
+        **archive,
         DEFAULT_OA: {
             "connector": "generic-oa",
             "config": {
@@ -259,6 +291,13 @@ def _instance(
     if not isinstance(default, bool):
         raise ConnectorConfigError(f"{where}.default: true or false")
     approvals = _approvals(where, spec.get("approvals"), manifest)
+    mode = spec.get("mode")
+    if manifest.kind is ConnectorKind.ARCHIVE:
+        mode = BESIDE if mode is None else mode
+        if mode not in ARCHIVE_MODES:
+            raise ConnectorConfigError(f"{where}.mode: {mode!r} is not one of beside, instead")
+    elif mode is not None:
+        raise ConnectorConfigError(f"{where}.mode: only archive instances take a mode")
     return ConnectorInstance(
         name=name,
         connector=str(connector),
@@ -271,6 +310,7 @@ def _instance(
         default=default,
         inbound=inbound,
         approvals=approvals,
+        mode=mode,
     )
 
 
@@ -394,6 +434,12 @@ def _with_routing(
     instances: dict[str, ConnectorInstance], routing: Any = None
 ) -> ConnectorInstances:
     by, routes, routed_default = _erp_routing(routing, instances)
+    archives = [n for n, i in instances.items() if i.kind is ConnectorKind.ARCHIVE]
+    if len(archives) > 1:
+        raise ConnectorConfigError(
+            f"connectors.{archives[1]}: {archives[0]} is the external archive already; "
+            "packages go to one archive instance"
+        )
     defaults: dict[ConnectorKind, str | None] = {}
     for kind in (ConnectorKind.OA, ConnectorKind.ERP):
         names = [n for n, i in instances.items() if i.kind is kind]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,11 +31,22 @@ def destinations(instances: ConnectorInstances) -> dict[str, str]:
 
 
 def build_connectors(
-    instances: ConnectorInstances, http: httpx.AsyncClient
+    instances: ConnectorInstances,
+    http: httpx.AsyncClient,
+    resources: Mapping[str, Any] | None = None,
 ) -> dict[str, Connector]:
-    """One connector per instance, reachable under each of its outbox destinations."""
+    """One connector per instance, reachable under each of its outbox destinations.
+
+    A connector class that needs more than its config and the HTTP client names it in
+    `resources` (a class attribute, e.g. `("archive_store",)`); each named one found in
+    `resources` is passed as a keyword argument. One it is not given it must do without
+    (deliver then answers a CONFIG error)."""
     factories = available_connectors()
+    given = resources or {}
     built: dict[str, Connector] = {}
     for name, instance in instances.instances.items():
-        built[name] = factories[instance.connector](dict(instance.config), http)
+        factory: Any = factories[instance.connector]  # may take resources beside its config
+        wanted = getattr(factory, "resources", ())
+        extras = {key: given[key] for key in wanted if key in given}
+        built[name] = factory(dict(instance.config), http, **extras)
     return {destination: built[name] for destination, name in destinations(instances).items()}

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from finoa.connectors.base import ClaimStatusPayload, TodoPayload, VoucherPayload
+from finoa.connectors.base import (
+    ArchivePushPayload,
+    ClaimStatusPayload,
+    TodoPayload,
+    VoucherPayload,
+)
 from finoa.domain.money import format_fen
 from finoa.store.uow import OutboxMessage, UnitOfWork
 
 OA = "oa"  # the default OA instance
 ERP = "erp"  # the default ERP instance
+ARCHIVE_PUSH = "archive.push"
 
 
 TODO_LABELS = {
@@ -122,3 +128,22 @@ def post_voucher(
         )
     )
     return payload
+
+
+def push_key(package_id: str) -> str:
+    """The idempotency key of a package's `archive.push`: one push per package, ever."""
+    return f"archive:{package_id}:push"
+
+
+def push_package(uow: UnitOfWork, archive_instance: str, package: ArchivePushPayload) -> None:
+    """Push an archive package to the external archive instance, exactly once."""
+    uow.enqueue(
+        OutboxMessage(
+            destination=archive_instance,
+            action=ARCHIVE_PUSH,
+            aggregate_type="archive_package",
+            aggregate_id=package["package_id"],
+            idempotency_key=push_key(package["package_id"]),
+            payload=dict(package),
+        )
+    )

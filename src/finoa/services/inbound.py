@@ -1,5 +1,6 @@
-"""Applying the canonical commands an OA sends (`finoa.connectors.base`), whoever delivers
-them: a webhook (`api/routes/webhooks.py`) or a sweep of the OA (`finoa sync oa`)."""
+"""Applying the canonical commands an OA (or an external archive) sends
+(`finoa.connectors.base`), whoever delivers them: a webhook (`api/routes/webhooks.py`) or a
+sweep of the OA (`finoa sync oa`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from finoa.archive.tasks import is_archive_task
-from finoa.connectors.base import ConcludeApproval, InboundCommand, SubmitClaim
+from finoa.connectors.base import (
+    ConcludeApproval,
+    InboundCommand,
+    ReportArchiveStatus,
+    SubmitClaim,
+)
 from finoa.services.approvals import task_decision
 from finoa.services.claims import claim_submission
 from finoa.services.context import Hub
@@ -35,6 +41,10 @@ def command_write(
             return {"claim_id": result.claim_id, "duplicate": result.duplicate}
 
         return submitted, f"oa:{instance}"
+    if isinstance(command, ReportArchiveStatus):
+        from finoa.archive.external import status_write
+
+        return status_write(instance, command), f"archive:{instance}"
     if isinstance(command, ConcludeApproval):
         conclude = approval_conclusion(hub, instance, command)
 

@@ -247,3 +247,41 @@ def test_a_bad_routing_table_is_one_line_naming_the_field(
     with pytest.raises(ConnectorConfigError) as error:
         routed(tmp_path, routing, **lists)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_an_external_archive_is_one_instance_of_kind_archive_beside_or_instead(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        archive_external_url="http://archive.test:1",
+        archive_external_api_key="arch-key-4711",
+        archive_external_webhook_secret=new_secret(),
+    )
+    instances = load_instances(settings)
+    assert list(instances.instances) == ["generic-archive", "generic-oa", "generic-erp"]
+    archive = instances.archive
+    assert archive is not None and archive.kind is ConnectorKind.ARCHIVE
+    assert archive.mode == "beside" and archive.inbound is not None
+    assert "arch-key-4711" not in repr(archive) and archive.describe()["mode"] == "beside"
+    assert load_instances(load_settings(data_dir=tmp_path / "data")).archive is None
+
+    spec = {"connector": "generic-archive", "config": {"base_url": "http://a.test", "api_key": "k"}}
+    named = load(tmp_path, {"records": {**spec, "mode": "instead"}})
+    assert named.archive is not None and named.archive.name == "records"
+    assert named.archive.mode == "instead" and named.archive.inbound is None  # no secret
+    bad = {
+        "records": {**spec, "mode": "elsewhere"},
+    }
+    with pytest.raises(ConnectorConfigError, match=r"^connectors\.records\.mode: 'elsewhere'"):
+        load(tmp_path, bad)
+    with pytest.raises(ConnectorConfigError, match=r"^connectors\.second: records is the external"):
+        load(tmp_path, {"records": spec, "second": spec})
+    oa = {"connector": "generic-erp", "config": {"base_url": "http://e.test", "api_key": "k"}}
+    with pytest.raises(ConnectorConfigError, match=r"^connectors\.erp1\.mode: only archive"):
+        load(tmp_path, {"erp1": {**oa, "mode": "instead"}})
+    secretless = {**spec, "config": {**spec["config"], "webhook_secret": "plain"}}
+    with pytest.raises(ConnectorConfigError, match=r"connectors\.records\.config\.webhook_secret"):
+        load(tmp_path, {"records": secretless})
+    with pytest.raises(ValueError, match="archive_external_mode: 'nowhere'"):
+        load_settings(data_dir=tmp_path / "data", archive_external_mode="nowhere")

@@ -1,29 +1,55 @@
 """A simulated external archive system: keeps pushed packages (SQLite), refuses incomplete
-ones naming the file, checks each and answers its status."""
+ones naming the file, checks each and answers its status.
+
+By default the answer to a push carries the archive's status and 四性检测 result. With
+`status_delay` it answers `received` at once and reports the outcome that many seconds later
+by a signed callback to the hub (`callback_url`, Standard Webhooks with `webhook_secret`),
+retried with backoff until the hub answers 2xx or 4xx. `/_sim/faults` injects faults (a
+lost answer: the package is kept, the answer dropped); `/_sim/stats` counts packages, pushes
+handled and callbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
-from finoa.connectors.generic_archive.wire import PUSH_PATH
+from finoa.connectors.generic_archive.wire import (
+    ARCHIVED,
+    PUSH_PATH,
+    RECEIVED,
+    REJECTED,
+    STATUS_EVENT,
+)
 from finoa.connectors.simulation import (
+    FaultMiddleware,
+    FaultState,
     Problem,
+    add_sim_routes,
     bearer_guard,
     install_problems,
     json_response,
     read_json,
     serve,
 )
+from finoa.security.signatures import signed_headers
+
+log = logging.getLogger(__name__)
+CALLBACK_ATTEMPTS = 12
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packages (
@@ -69,19 +95,86 @@ def _files(body: dict[str, Any]) -> list[tuple[dict[str, Any], bytes]]:
     return out
 
 
-def create_archive_app(data_dir: Path, api_key: str) -> FastAPI:
+def _check(files: list[tuple[dict[str, Any], bytes]]) -> dict[str, Any]:
+    """The archive's own 四性检测 of a complete package."""
+    names = [entry["name"] for entry, _ in files]
+    items = [
+        {"item": "authenticity", "outcome": "pass", "detail": "every file matches its SHA-256"},
+        {"item": "integrity", "outcome": "pass" if len(set(names)) == len(names) else "fail",
+         "detail": f"{len(files)} file(s), names unique"},
+        {"item": "usability", "outcome": "pass", "detail": "every file readable"},
+        {"item": "security", "outcome": "pass", "detail": "stored write-once"},
+    ]  # fmt: skip
+    return {"passed": all(i["outcome"] == "pass" for i in items), "items": items}
+
+
+def create_archive_app(
+    data_dir: Path,
+    api_key: str,
+    *,
+    status_delay: float | None = None,
+    callback_url: str | None = None,
+    webhook_secret: str | None = None,
+) -> FastAPI:
+    if status_delay is not None and (not callback_url or not webhook_secret):
+        raise ValueError("status_delay: needs callback_url and webhook_secret")
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(data_dir / "archive.sqlite3", check_same_thread=False)
     conn.executescript(SCHEMA)
-    app = FastAPI(title="finoa archive simulator")
+    counts = {"pushes": 0, "callbacks_sent": 0, "callbacks_answered": 0, "callbacks_failed": 0}
+    later: set[asyncio.Task[None]] = set()
+    faults = FaultState()
+    http: list[httpx.AsyncClient] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        http.append(httpx.AsyncClient(timeout=10))
+        try:
+            yield
+        finally:
+            for task in later:
+                task.cancel()
+            await asyncio.gather(*later, return_exceptions=True)
+            await http[0].aclose()
+
+    app = FastAPI(title="finoa archive simulator", lifespan=lifespan)
     install_problems(app)
+    app.add_middleware(FaultMiddleware, state=faults)
+    add_sim_routes(app, faults)
     api = APIRouter(prefix="/api", dependencies=[Depends(bearer_guard(api_key))])
+
+    async def report_later(archive_no: str, answer: dict[str, Any]) -> None:
+        """After `status_delay`, keep the outcome and call the hub back until it answers."""
+        assert status_delay is not None and callback_url and webhook_secret
+        await asyncio.sleep(status_delay)
+        with conn:
+            conn.execute("UPDATE packages SET answer = ? WHERE archive_no = ?",
+                         (orjson.dumps(answer).decode(), archive_no))  # fmt: skip
+        event = {"type": STATUS_EVENT, "data": {
+            "archive_no": archive_no, "package_id": answer["package_id"],
+            "status": answer["status"], "check": answer["check"]}}  # fmt: skip
+        body = orjson.dumps(event)
+        message_id = f"msg_{uuid.uuid4().hex}"
+        for attempt in range(CALLBACK_ATTEMPTS):
+            counts["callbacks_sent"] += 1
+            headers = signed_headers(webhook_secret, message_id, body)
+            try:
+                response = await http[0].post(callback_url, content=body, headers=headers)
+                if response.status_code < 500:
+                    key = "callbacks_answered" if response.is_success else "callbacks_failed"
+                    counts[key] += 1
+                    return
+            except httpx.HTTPError as exc:
+                log.warning("status callback for %s failed: %s", archive_no, exc)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        counts["callbacks_failed"] += 1
 
     @api.post(PUSH_PATH.removeprefix("/api"))
     async def push(request: Request) -> Response:
         key = request.headers.get("idempotency-key")
         if not key:
             raise Problem(400, "Idempotency-Key required", "send the package id as Idempotency-Key")
+        counts["pushes"] += 1
         seen = conn.execute(
             "SELECT answer FROM packages WHERE idempotency_key = ?", (key,)
         ).fetchone()
@@ -93,31 +186,30 @@ def create_archive_app(data_dir: Path, api_key: str) -> FastAPI:
         if not isinstance(body.get("metadata"), dict):
             raise Problem(422, "Package incomplete", "metadata is required")
         files = _files(body)
-        names = [entry["name"] for entry, _ in files]
-        items = [
-            {"item": "authenticity", "outcome": "pass", "detail": "every file matches its SHA-256"},
-            {"item": "integrity", "outcome": "pass" if len(set(names)) == len(names) else "fail",
-             "detail": f"{len(files)} file(s), names unique"},
-            {"item": "usability", "outcome": "pass", "detail": "every file readable"},
-            {"item": "security", "outcome": "pass", "detail": "stored write-once"},
-        ]  # fmt: skip
+        check = _check(files)
         answer = {
             "archive_no": body["archive_no"],
-            "status": "archived",
-            "check": {"passed": all(i["outcome"] == "pass" for i in items), "items": items},
+            "package_id": key,
+            "status": ARCHIVED if check["passed"] else REJECTED,
+            "check": check,
             "received_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
+        first = answer if status_delay is None else {**answer, "status": RECEIVED, "check": None}
         try:
             with conn:
                 conn.execute(
                     "INSERT INTO packages VALUES (?, ?, ?, ?, ?)",
-                    (body["archive_no"], key, orjson.dumps(answer).decode(), len(files),
+                    (body["archive_no"], key, orjson.dumps(first).decode(), len(files),
                      sum(len(d) for _, d in files)),
                 )  # fmt: skip
         except sqlite3.IntegrityError:
             raise Problem(409, "Already archived", f"{body['archive_no']} was pushed under "
                           "another key") from None  # fmt: skip
-        return json_response(answer, 201)
+        if status_delay is not None:
+            task = asyncio.ensure_future(report_later(body["archive_no"], answer))
+            later.add(task)
+            task.add_done_callback(later.discard)
+        return json_response(first, 201)
 
     @api.get("/packages/{archive_no}")
     async def status(archive_no: str) -> Response:
@@ -137,10 +229,26 @@ def create_archive_app(data_dir: Path, api_key: str) -> FastAPI:
     @app.get("/_sim/stats")
     async def stats() -> Response:
         (count,) = conn.execute("SELECT COUNT(*) FROM packages").fetchone()
-        return json_response({"packages": count})
+        return json_response({"packages": count, **counts})
 
     return app
 
 
-def run_archive_simulator(host: str, port: int, data_dir: Path, api_key: str) -> None:
-    serve(create_archive_app(data_dir, api_key), host, port)
+def run_archive_simulator(
+    host: str,
+    port: int,
+    data_dir: Path,
+    api_key: str,
+    *,
+    status_delay: float | None = None,
+    callback_url: str | None = None,
+    webhook_secret: str | None = None,
+) -> None:
+    app = create_archive_app(
+        data_dir,
+        api_key,
+        status_delay=status_delay,
+        callback_url=callback_url,
+        webhook_secret=webhook_secret,
+    )
+    serve(app, host, port)

@@ -138,29 +138,14 @@ class GenericOAInbound:
     request_model: ClassVar[type[BaseModel] | None] = OAEvent
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        secret = config.get("webhook_secret")
-        if not isinstance(secret, str) or not secret.startswith("whsec_"):
-            raise ValueError("webhook_secret: required, `whsec_` + base64 of the key bytes")
-        tolerance = config.get("webhook_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
-            raise ValueError("webhook_tolerance_seconds: must be a positive whole number")
-        self._secret = secret
-        self._tolerance = tolerance
+        self._secret, self._tolerance = webhook_config(config)
 
     def __repr__(self) -> str:
         return f"GenericOAInbound(tolerance={self._tolerance})"
 
     async def verify(self, request: InboundRequest) -> InboundMessage:
         """The Standard Webhooks signature over the raw body; the body is plaintext."""
-        try:
-            message_id = verify(
-                self._secret, dict(request.headers), request.body, tolerance=self._tolerance
-            )
-        except SignatureError as exc:
-            raise InboundRefused(
-                401, "Invalid signature", str(exc), kind="invalid-signature", field=exc.field
-            ) from None
-        return InboundMessage(request, message_id, request.body)
+        return verify_signed(self._secret, self._tolerance, request)
 
     async def parse(self, message: InboundMessage) -> InboundParse:
         """One command per event: a batch's events under their own ids, a single event under
@@ -180,14 +165,42 @@ class GenericOAInbound:
             results = [_batch_result(outcome) for outcome in outcomes]
             return InboundReply(200, _json_bytes({"results": results}))
         (outcome,) = outcomes
-        if outcome.ok:
-            return InboundReply(outcome.status, _json_bytes(outcome.result or {}))
-        headers = {}
-        if outcome.retry_after_seconds is not None:
-            headers["retry-after"] = str(outcome.retry_after_seconds)
-        return InboundReply(
-            outcome.status, _json_bytes(outcome.problem or {}), PROBLEM_JSON, headers
-        )
+        return single_reply(outcome)
+
+
+def webhook_config(config: Mapping[str, Any]) -> tuple[str, int]:
+    """`webhook_secret` and `webhook_tolerance_seconds` of an instance whose webhooks are
+    signed the Standard Webhooks way; ValueError naming the bad field."""
+    secret = config.get("webhook_secret")
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        raise ValueError("webhook_secret: required, `whsec_` + base64 of the key bytes")
+    tolerance = config.get("webhook_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
+        raise ValueError("webhook_tolerance_seconds: must be a positive whole number")
+    return secret, tolerance
+
+
+def verify_signed(secret: str, tolerance: int, request: InboundRequest) -> InboundMessage:
+    """Check the Standard Webhooks signature over the raw body (plaintext); InboundRefused
+    (401) naming the header that is wrong."""
+    try:
+        message_id = verify(secret, dict(request.headers), request.body, tolerance=tolerance)
+    except SignatureError as exc:
+        raise InboundRefused(
+            401, "Invalid signature", str(exc), kind="invalid-signature", field=exc.field
+        ) from None
+    return InboundMessage(request, message_id, request.body)
+
+
+def single_reply(outcome: CommandOutcome) -> InboundReply:
+    """One event's answer: its result with 200, or its problem with the problem's status
+    (and Retry-After when it says when)."""
+    if outcome.ok:
+        return InboundReply(outcome.status, _json_bytes(outcome.result or {}))
+    headers = {}
+    if outcome.retry_after_seconds is not None:
+        headers["retry-after"] = str(outcome.retry_after_seconds)
+    return InboundReply(outcome.status, _json_bytes(outcome.problem or {}), PROBLEM_JSON, headers)
 
 
 def _batch_result(outcome: CommandOutcome) -> dict[str, Any]:
