@@ -8,7 +8,6 @@ from the same voucher has the same files.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,27 +75,16 @@ def package_id_for(voucher_id: str) -> str:
 
 
 _BaseData = tuple[dict[str, str], dict[str, str]]  # employee names, account names
-_base_data_read: weakref.WeakKeyDictionary[Connection, tuple[object, _BaseData]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
-def _base_data(conn: Connection) -> _BaseData:
-    """Employee and account names, read once per transaction: a batch of packages is built
-    in one, and every package names the same people and accounts."""
-    transaction = conn.get_transaction()
-    held = _base_data_read.get(conn)
-    if held is not None and transaction is not None and held[0] is transaction:
-        return held[1]
+def base_data(conn: Connection) -> _BaseData:
+    """Employee and account names: read once for a batch, whose packages all name the same
+    people and accounts."""
     names = {r.id: r.name for r in conn.execute(select(employees.c.id, employees.c.name))}
     account_names = {
         r.code: r.name_zh for r in conn.execute(select(accounts.c.code, accounts.c.name_zh))
     }
-    data = (names, account_names)
-    if transaction is None:
-        transaction = conn.get_transaction()
-    _base_data_read[conn] = (transaction, data)
-    return data
+    return names, account_names
 
 
 def _file(name: str, role: FileRole, media_type: str, data: bytes) -> PackageFile:
@@ -114,14 +102,21 @@ def build_package(
     invoice_files: InvoiceFiles,
     store: ArchiveStore,
     archived_at: datetime,
+    *,
+    base: _BaseData | None = None,
+    end_reads: bool = False,
 ) -> BuiltPackage:
+    """The package of a posted voucher (files built, not stored). `base`: employee and
+    account names read beforehand; `end_reads`: end `conn`'s transaction once the rows are
+    read, so that rendering the files holds no snapshot (a reader holding one keeps SQLite
+    from checkpointing its WAL, and every other query slows as the WAL grows)."""
     voucher = conn.execute(select(vouchers).where(vouchers.c.id == voucher_id)).first()
     if voucher is None:
         raise BuildRefused(f"{voucher_id}: no such voucher")
     if voucher.status not in ("posted", "reversed"):
         raise BuildRefused(f"{voucher_id}: not posted (status {voucher.status})")
     claim = conn.execute(select(claims).where(claims.c.id == voucher.claim_id)).one()
-    names, account_names = _base_data(conn)
+    names, account_names = base if base is not None else base_data(conn)
     entries = conn.execute(
         select(voucher_entries)
         .where(voucher_entries.c.voucher_id == voucher_id)
@@ -145,6 +140,8 @@ def build_package(
     attachment_rows = conn.execute(
         select(attachments).where(attachments.c.claim_id == claim.id).order_by(attachments.c.seq)
     ).all()
+    if end_reads:
+        conn.rollback()
 
     fiscal_year = int(voucher.period[:4])
     retention = retention_for(RecordKind.VOUCHER, fiscal_year)

@@ -31,6 +31,7 @@ from finoa.archive.package import (
     ArchiveSettings,
     BuildRefused,
     BuiltPackage,
+    base_data,
     build_package,
 )
 from finoa.archive.storage import ArchiveStore, FilesystemArchiveStore
@@ -177,6 +178,8 @@ def make_batch(db: Database, archive: Archive, voucher_ids: list[str]) -> BuiltB
                 )
             )
         }
+        base = base_data(conn)  # the names every package of the batch uses, read once
+        conn.rollback()  # each voucher's rows are read in a short transaction of their own
         for voucher_id in voucher_ids:
             if voucher_id in have:
                 batch.done.append(voucher_id)
@@ -185,7 +188,7 @@ def make_batch(db: Database, archive: Archive, voucher_ids: list[str]) -> BuiltB
                 built.append(
                     build_package(
                         conn, voucher_id, archive.config, archive.invoice_files, archive.store,
-                        db.clock(),
+                        db.clock(), base=base, end_reads=True,
                     )
                 )  # fmt: skip
             except (BuildRefused, StoredFileDamaged) as exc:
