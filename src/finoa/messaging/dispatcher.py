@@ -49,16 +49,21 @@ SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
 SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
 
-def _due_query(batch_size: int) -> Select[Any]:
-    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+def _blocked() -> Any:
+    """An earlier message for the same document is not done: the row must wait for it."""
     earlier = aliased(outbox)
-    blocked = exists().where(
+    return exists().where(
         and_(
             earlier.c.ordering_key == outbox.c.ordering_key,
             earlier.c.id < outbox.c.id,
             earlier.c.status != "done",
         )
     )
+
+
+def _due_query(batch_size: int) -> Select[Any]:
+    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+    blocked = _blocked()
     now = bindparam("now", type_=Float)
     due = or_(
         and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
@@ -395,9 +400,15 @@ class Dispatcher:
             uow.commit()
 
     def _seconds_until_due(self) -> float:
+        """Until the next pending row that is not held behind an earlier one falls due. A
+        held row waits for a settlement (which wakes the dispatcher), not for its own time:
+        counting it would make the dispatcher spin while a slow peer holds the rows before
+        it, or while a dead letter does."""
         with self.db.engine.connect() as conn:
             next_due = conn.execute(
-                select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
+                select(func.min(outbox.c.next_attempt_at)).where(
+                    outbox.c.status == "pending", ~_blocked()
+                )
             ).scalar()
         if next_due is None:
             return SAFETY_POLL_SECONDS
@@ -567,6 +578,8 @@ class Dispatcher:
                 MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()
+        if done:
+            self.wake()  # rows held behind these may be claimed now
 
     def _leases_held(self, conn: Any, rows: list[ClaimedRow]) -> set[int]:
         """The ids among `rows` whose lease this dispatcher still holds (locked on PostgreSQL

@@ -15,6 +15,7 @@ result is visible in DingTalk itself, so this is acknowledged without a call).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -49,6 +50,7 @@ from finoa.connectors.dingtalk.mapping import (
     form_value,
     start_instance_body,
 )
+from finoa.connectors.pacing import Pacer
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -60,6 +62,7 @@ from finoa.messaging.retry import (
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_ERRCODES = frozenset({40014, 42001})
+MAX_REMEMBERED_TODOS = 100_000  # open todos whose ids are kept for closing, per process
 LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an instance
 PAGE_SIZE = 20  # ListProcessInstanceIds takes at most 20 per page
 # An instance's (status, result) as GetProcessInstance reports it -> its final result.
@@ -114,10 +117,12 @@ class DingTalkApi:
             scheme="",
         )
         self._clock = clock
+        self.pacer = Pacer(config.rate_limit_per_second)
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
         url = self.config.api_base_url + "/v1.0/oauth2/accessToken"
+        await self.pacer.slot()
         try:
             response = await self._http.post(
                 url,
@@ -160,6 +165,7 @@ class DingTalkApi:
         extra = {"content-type": "application/json"} if content is not None else {}
 
         async def send(headers: dict[str, str]) -> httpx.Response:
+            await self.pacer.slot()
             return await self._http.request(
                 method,
                 url,
@@ -191,6 +197,7 @@ class DingTalkApi:
         for attempt in (1, 2):
             headers = await self.auth.headers()
             token = headers[TOKEN_HEADER]
+            await self.pacer.slot()
             try:
                 response = await self._http.post(
                     url,
@@ -288,13 +295,16 @@ class DingTalkApi:
             ),
         )
 
-    async def update_todo(self, union_id: str, todo_id: str, body: Mapping[str, Any]) -> None:
-        await self.call(
+    async def update_todo(self, union_id: str, todo_id: str, body: Mapping[str, Any]) -> bool:
+        """False when DingTalk has no such todo (deleted in DingTalk)."""
+        answer = await self.call(
             "PUT",
             f"/v1.0/todo/users/{union_id}/tasks/{todo_id}",
             body=body,
             params={"operatorId": union_id},
+            missing_ok=True,
         )
+        return answer is not None
 
     async def delete_todo(self, union_id: str, todo_id: str) -> None:
         await self.call(
@@ -342,6 +352,9 @@ class DingTalkConnector:
         except ValueError as exc:
             self._config_error = f"dingtalk config: {exc}"
         self._union_ids: dict[str, str] = {}
+        # task id -> the todo DingTalk made for it (this process's creations): closed with
+        # one call instead of a look-up by sourceId first
+        self._todos: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
@@ -398,7 +411,15 @@ class DingTalkConnector:
             if api.config.callback_url is None:
                 raise DeliveryError(ErrorClass.CONFIG, "callback_url: required for todos (hub-led)")
             created = await api.create_todo(union_id, create_todo_body(api.config, todo, union_id))
+            if created.get("id"):
+                self._todos[todo["task_id"]] = str(created["id"])
+                while len(self._todos) > MAX_REMEMBERED_TODOS:
+                    self._todos.popitem(last=False)
             return {"todo_id": created.get("id"), "status": "created"}
+        known = self._todos.pop(todo["task_id"], None)
+        if known is not None:
+            found = await api.update_todo(union_id, known, {"done": True})
+            return {"todo_id": known if found else None, "status": "closed"}
         existing = await api.todo_by_source(union_id, todo["task_id"])
         if existing is None or existing.get("done"):
             return {"todo_id": existing.get("id") if existing else None, "status": "closed"}

@@ -38,7 +38,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finoa.connectors.base import (
@@ -54,6 +53,7 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
+    VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, CallbackCryptoError
@@ -111,7 +111,7 @@ def _query(request: InboundRequest, *names: str) -> str:
     )
 
 
-class DingTalkInbound:
+class DingTalkInbound(VendorClientOwner):
     """Inbound handler of a `dingtalk` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = EncryptedBody
@@ -121,7 +121,6 @@ class DingTalkInbound:
         self.crypto = CallbackCrypto(self.config.token, self.config.aes_key, self.config.owner_key)
         self._todo_key = todo_signing_key(self.config)
         self._clock = clock
-        self._http: httpx.AsyncClient | None = None
         self._api: Any = None
 
     def __repr__(self) -> str:
@@ -276,8 +275,7 @@ class DingTalkInbound:
         from finoa.connectors.dingtalk.client import DingTalkApi
 
         if self._api is None:
-            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
-            self._api = DingTalkApi(self.config, self._http)
+            self._api = DingTalkApi(self.config, self.vendor_http(self.config.timeout_seconds))
         instance: dict[str, Any] = await fetch_for_callback(
             lambda: self._api.get_instance(instance_id),
             vendor="DingTalk",

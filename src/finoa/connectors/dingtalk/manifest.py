@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from finoa.connectors.base import ConnectorKind, ConnectorManifest, Direction
+from finoa.connectors.pacing import rate_limit_schema
 
 API_BASE_URL = "https://api.dingtalk.com"  # the v1.0 open API
 OAPI_BASE_URL = "https://oapi.dingtalk.com"  # the older topapi (contacts)
@@ -57,6 +58,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "api_base_url": {"type": "string", "pattern": "^https?://", "default": API_BASE_URL},
         "oapi_base_url": {"type": "string", "pattern": "^https?://", "default": OAPI_BASE_URL},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        "rate_limit_per_second": rate_limit_schema(RATE_LIMIT_PER_SECOND, "DingTalk"),
         "callback_tolerance_seconds": {
             "type": "integer",
             "minimum": 1,

@@ -38,6 +38,7 @@ from finoa.connectors.base import (
     TaskReport,
     TodoPayload,
 )
+from finoa.connectors.pacing import Pacer
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -51,6 +52,7 @@ from finoa.connectors.wecom.mapping import (
     applyevent_body,
     approval_commands,
     detail_form,
+    remember_task_approval,
     task_applyevent_body,
 )
 from finoa.messaging.retry import (
@@ -145,11 +147,13 @@ class WeComApi:
             scheme="",
         )
         self._clock = clock
+        self.pacer = Pacer(config.rate_limit_per_second)
         self._templates: dict[str, list[dict[str, Any]]] = {}
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
         path = "/cgi-bin/gettoken"
+        await self.pacer.slot()
         try:
             response = await self._http.get(
                 self.config.api_base_url + path,
@@ -185,6 +189,7 @@ class WeComApi:
         headers = {"content-type": "application/json"} if content is not None else {}
         for attempt in (1, 2):
             token = await self.auth.headers()
+            await self.pacer.slot()
             try:
                 response = await self._http.request(
                     method,
@@ -348,6 +353,7 @@ class WeComConnector:
             raise DeliveryError(ErrorClass.CONFIG, "task_creator_userid: required for hub-led")
         controls = await api.template_controls(api.config.task_template_id)
         sp_no = await api.apply(task_applyevent_body(api.config, todo, creator, controls))
+        remember_task_approval(api.config, sp_no, todo["task_id"])
         return {"todo_id": sp_no, "status": "created"}
 
     async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:

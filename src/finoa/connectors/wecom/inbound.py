@@ -42,7 +42,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from lxml import etree
 from pydantic import BaseModel
 
@@ -54,10 +53,11 @@ from finoa.connectors.base import (
     InboundRefused,
     InboundReply,
     InboundRequest,
+    VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
-from finoa.connectors.wecom.mapping import WeComConfig, approval_commands
+from finoa.connectors.wecom.mapping import WeComConfig, approval_commands, task_approvals
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
@@ -123,7 +123,7 @@ def event_detail(info: etree._Element) -> dict[str, Any]:
     }
 
 
-class WeComInbound:
+class WeComInbound(VendorClientOwner):
     """Inbound handler of a `wecom` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = None  # XML, not JSON
@@ -132,7 +132,6 @@ class WeComInbound:
         self.config = WeComConfig.parse(config)
         self.crypto = WeComCrypto(self.config.token, self.config.aes_key, self.config.corp_id)
         self._clock = clock
-        self._http: httpx.AsyncClient | None = None
         self._api: Any = None
         # msg_signature -> when its callback was answered 200; kept for the tolerance window
         self._answered: OrderedDict[str, float] = OrderedDict()
@@ -221,6 +220,13 @@ class WeComInbound:
         submitted = xml_text(info, "StatuChangeEvent") == SUBMITTED
         if submitted and template == self.config.task_template_id:
             return InboundParse(message, (), context=EVENT)  # finoa applied it for a task
+        if template == self.config.task_template_id:
+            task_id = task_approvals(self.config).get(sp_no)
+            if task_id is not None:  # finoa applied it for this task: the event says the rest
+                commands = approval_commands(
+                    self.config, event_detail(info), start=False, task_id=task_id
+                )
+                return InboundParse(message, tuple(commands), context=EVENT)
         known = template == self.config.template_id and (
             await message.request.approval_claim(sp_no) is not None
         )
@@ -237,8 +243,7 @@ class WeComInbound:
         from finoa.connectors.wecom.client import WeComApi
 
         if self._api is None:
-            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
-            self._api = WeComApi(self.config, self._http)
+            self._api = WeComApi(self.config, self.vendor_http(self.config.timeout_seconds))
         detail: dict[str, Any] = await fetch_for_callback(
             lambda: self._api.detail(sp_no), vendor="WeCom", field="SpNo"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from finoa.connectors.base import ConnectorKind, ConnectorManifest, Direction
+from finoa.connectors.pacing import rate_limit_schema
 
 API_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -52,6 +53,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "api_base_url": {"type": "string", "pattern": "^https?://", "default": API_BASE_URL},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        "rate_limit_per_second": rate_limit_schema(RATE_LIMIT_PER_SECOND, "WeCom"),
         "callback_tolerance_seconds": {
             "type": "integer",
             "minimum": 1,

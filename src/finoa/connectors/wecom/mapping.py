@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -31,6 +32,7 @@ from finoa.connectors.base import (
     TodoPayload,
 )
 from finoa.connectors.instances import MAPPINGS_KEY
+from finoa.connectors.pacing import rate_limit_setting
 from finoa.mapping import MappingCatalog, apply_mapping, code_tables
 from finoa.schemas import ClaimSubmission
 
@@ -70,6 +72,7 @@ class WeComConfig:
     agent_id: int | None
     api_base_url: str
     timeout_seconds: float
+    rate_limit_per_second: float
     tolerance_seconds: int
     catalog: MappingCatalog
 
@@ -83,6 +86,7 @@ class WeComConfig:
             API_BASE_URL,
             CONFIG_SCHEMA,
             DEFAULT_TOLERANCE_SECONDS,
+            RATE_LIMIT_PER_SECOND,
         )
 
         unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
@@ -108,6 +112,7 @@ class WeComConfig:
         timeout = config.get("timeout_seconds", 5)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError("timeout_seconds: must be a positive number")
+        rate = rate_limit_setting(config, RATE_LIMIT_PER_SECOND)
         tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
             raise ValueError("callback_tolerance_seconds: must be a positive whole number")
@@ -128,6 +133,7 @@ class WeComConfig:
             agent_id=agent,
             api_base_url=url.rstrip("/"),
             timeout_seconds=float(timeout),
+            rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
         )
@@ -349,14 +355,20 @@ def _loc(path: str) -> tuple[str | int, ...]:
 
 
 def approval_commands(
-    config: WeComConfig, detail: Mapping[str, Any], *, start: bool = True, result: bool = True
+    config: WeComConfig,
+    detail: Mapping[str, Any],
+    *,
+    start: bool = True,
+    result: bool = True,
+    task_id: str | None = None,
 ) -> list[InboundCommand]:
     """What an approval's detail means for finoa, in order: a claim an employee submitted
     (`start`), and its final result or a task's decision (`result`). The message ids are
-    the approval's, so a callback and a sweep of the same change are one message."""
+    the approval's, so a callback and a sweep of the same change are one message. `task_id`
+    is the task of a task approval when finoa knows it (the event carries no form)."""
     sp_no = str(detail.get("sp_no") or "")
     form = detail_form(detail)
-    task_id, claim_id = form.get(TASK_ID_TITLE), form.get(CLAIM_ID_TITLE)
+    task_id, claim_id = task_id or form.get(TASK_ID_TITLE), form.get(CLAIM_ID_TITLE)
     status = detail.get("sp_status")
     decided = [
         d
@@ -391,3 +403,22 @@ def approval_commands(
             )
         )
     return commands
+
+
+MAX_REMEMBERED_TASKS = 100_000  # task approvals remembered per instance, per process
+_TASK_APPROVALS: dict[tuple[str, str, str], OrderedDict[str, str]] = {}
+
+
+def task_approvals(config: WeComConfig) -> OrderedDict[str, str]:
+    """sp_no -> finoa task id of the task approvals this process applied for the instance
+    (`oa/applyevent` answered the sp_no): the outbound side writes it, the inbound side
+    reads a decision's task from it instead of fetching the approval's form."""
+    key = (config.api_base_url, config.corp_id, config.task_template_id)
+    return _TASK_APPROVALS.setdefault(key, OrderedDict())
+
+
+def remember_task_approval(config: WeComConfig, sp_no: str, task_id: str) -> None:
+    known = task_approvals(config)
+    known[sp_no] = task_id
+    while len(known) > MAX_REMEMBERED_TASKS:
+        known.popitem(last=False)
