@@ -196,13 +196,19 @@ def loop_figures(
     decided = decided_epochs(database_url)
     waits = [done - decided[e] for e, _, done in times if e in decided]
     first, last = min(s for _, s, _ in times), max(d for _, _, d in times)
-    return {
+    figures = {
         "claims": len(times),
         "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
         "decision_to_written_back_p50_ms": round(pct(waits, 50) * 1000, 1) if waits else None,
         "decision_to_written_back_p99_ms": round(pct(waits, 99) * 1000, 1) if waits else None,
         "dead_letters": stats["outbox"].get("dead", 0),
     }
+    vendor = getattr(running, "dingtalk", None) or getattr(running, "wecom", None)
+    if vendor is not None:  # what the loop cost at the vendor's API, whose quota bounds it
+        sim = vendor.get("/_sim/stats")
+        figures["vendor_calls_per_claim"] = round(sum(sim["api_calls"].values()) / len(times), 2)
+        figures["vendor_rate_limited"] = sim["rate_limited"]
+    return figures
 
 
 def stacks(
