@@ -18,21 +18,34 @@ PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches
 
 
 class Pacer:
-    """At most `rate` calls a second from this client: each call waits for its slot."""
+    """At most `rate` calls a second from this client: each call waits for its slot. (Its
+    slot is taken before anything is awaited, so callers on one event loop never take the
+    same one, and the pacer may serve any loop.)"""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = PACING_MARGIN / rate
         self._clock = clock
         self._next = 0.0
-        self._lock = asyncio.Lock()
 
     async def slot(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
+        now = self._clock()
+        wait = self._next - now
+        self._next = max(now, self._next) + self.interval
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+_SHARED: dict[tuple[Any, ...], Pacer] = {}
+
+
+def app_pacer(rate: float, *app: str) -> Pacer:
+    """The one pacer of an OA app in this process: the connector's calls and its callback
+    handler's share the app's quota."""
+    key = (*app, rate)
+    pacer = _SHARED.get(key)
+    if pacer is None:
+        pacer = _SHARED[key] = Pacer(rate)
+    return pacer
 
 
 def rate_limit_setting(config: Mapping[str, Any], default: float) -> float:

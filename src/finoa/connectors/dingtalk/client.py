@@ -39,6 +39,7 @@ from finoa.connectors.base import (
     SubmitClaim,
     TodoPayload,
 )
+from finoa.connectors.created_here import remember_created
 from finoa.connectors.dingtalk.inbound import DingTalkInbound
 from finoa.connectors.dingtalk.manifest import MANIFEST
 from finoa.connectors.dingtalk.mapping import (
@@ -48,9 +49,10 @@ from finoa.connectors.dingtalk.mapping import (
     claim_from_instance,
     create_todo_body,
     form_value,
+    instance_key,
     start_instance_body,
 )
-from finoa.connectors.pacing import Pacer
+from finoa.connectors.pacing import app_pacer
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -117,7 +119,9 @@ class DingTalkApi:
             scheme="",
         )
         self._clock = clock
-        self.pacer = Pacer(config.rate_limit_per_second)
+        self.pacer = app_pacer(
+            config.rate_limit_per_second, "dingtalk", config.api_base_url, config.app_key
+        )
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
@@ -392,6 +396,7 @@ class DingTalkConnector:
         self, api: DingTalkApi, claim: ApprovalRequestPayload
     ) -> dict[str, Any]:
         instance_id = await api.start_instance(start_instance_body(api.config, claim))
+        remember_created(instance_key(api.config), instance_id, claim["id"])
         return {"oa_approval_id": instance_id}
 
     async def union_id(self, api: DingTalkApi, user_id: str) -> str:

@@ -56,6 +56,7 @@ from finoa.connectors.base import (
     VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
+from finoa.connectors.created_here import created_here
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, CallbackCryptoError
 from finoa.connectors.dingtalk.mapping import (
     APPROVE,
@@ -65,6 +66,7 @@ from finoa.connectors.dingtalk.mapping import (
     DingTalkConfig,
     claim_from_instance,
     form_value,
+    instance_key,
     todo_action_signature,
     todo_signing_key,
 )
@@ -232,8 +234,10 @@ class DingTalkInbound(VendorClientOwner):
                 ]
             )
         message_id = str(event.get("eventId") or f"bpms_instance_change:{instance_id}:{change}")
+        # this process started the instance for a claim (its id may not be kept yet)
+        created = created_here(*instance_key(self.config)).get(instance_id)
         if change == "start":
-            if await request.approval_claim(instance_id) is not None:
+            if created is not None or await request.approval_claim(instance_id) is not None:
                 return None  # finoa knows the instance (it created it): nothing to fetch
             instance = await self._fetch(instance_id)
             if form_value(instance, CLAIM_ID_FIELD):  # created by finoa: the claim exists
@@ -247,7 +251,7 @@ class DingTalkInbound(VendorClientOwner):
             return None
         actor = event.get("staffId")
         remark = event.get("remark")
-        claim_id = await request.approval_claim(instance_id)
+        claim_id = created or await request.approval_claim(instance_id)
         if claim_id is None:
             # Not recorded yet: an instance finoa created may end before the answer to
             # approval.create is kept. Its form names the claim, so the result is not

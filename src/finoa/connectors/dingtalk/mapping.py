@@ -126,6 +126,12 @@ class DingTalkConfig:
         )
 
 
+def instance_key(config: DingTalkConfig) -> tuple[str, ...]:
+    """Where the instances this process started for claims are remembered (`created_here`):
+    the instanceId DingTalk answered -> finoa's claim id."""
+    return ("dingtalk-claim", config.api_base_url, config.app_key, config.process_code)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
         return str(value)

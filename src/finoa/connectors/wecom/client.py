@@ -38,7 +38,8 @@ from finoa.connectors.base import (
     TaskReport,
     TodoPayload,
 )
-from finoa.connectors.pacing import Pacer
+from finoa.connectors.created_here import remember_created
+from finoa.connectors.pacing import app_pacer
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -51,9 +52,10 @@ from finoa.connectors.wecom.mapping import (
     WireMappingError,
     applyevent_body,
     approval_commands,
+    claim_key,
     detail_form,
-    remember_task_approval,
     task_applyevent_body,
+    task_key,
 )
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
@@ -147,7 +149,9 @@ class WeComApi:
             scheme="",
         )
         self._clock = clock
-        self.pacer = Pacer(config.rate_limit_per_second)
+        self.pacer = app_pacer(
+            config.rate_limit_per_second, "wecom", config.api_base_url, config.corp_id
+        )
         self._templates: dict[str, list[dict[str, Any]]] = {}
 
     async def _fetch_token(self) -> AccessToken:
@@ -341,6 +345,7 @@ class WeComConnector:
     ) -> dict[str, Any]:
         controls = await api.template_controls(api.config.template_id)
         sp_no = await api.apply(applyevent_body(api.config, claim, controls))
+        remember_created(claim_key(api.config), sp_no, claim["id"])
         return {"oa_approval_id": sp_no}
 
     async def _push_todo(self, api: WeComApi, todo: TodoPayload) -> dict[str, Any]:
@@ -353,7 +358,7 @@ class WeComConnector:
             raise DeliveryError(ErrorClass.CONFIG, "task_creator_userid: required for hub-led")
         controls = await api.template_controls(api.config.task_template_id)
         sp_no = await api.apply(task_applyevent_body(api.config, todo, creator, controls))
-        remember_task_approval(api.config, sp_no, todo["task_id"])
+        remember_created(task_key(api.config), sp_no, todo["task_id"])
         return {"todo_id": sp_no, "status": "created"}
 
     async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,8 +56,9 @@ from finoa.connectors.base import (
     VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
+from finoa.connectors.created_here import created_here
 from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
-from finoa.connectors.wecom.mapping import WeComConfig, approval_commands, task_approvals
+from finoa.connectors.wecom.mapping import WeComConfig, approval_commands, claim_key, task_key
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
@@ -221,20 +222,24 @@ class WeComInbound(VendorClientOwner):
         if submitted and template == self.config.task_template_id:
             return InboundParse(message, (), context=EVENT)  # finoa applied it for a task
         if template == self.config.task_template_id:
-            task_id = task_approvals(self.config).get(sp_no)
-            if task_id is not None:  # finoa applied it for this task: the event says the rest
+            task_id = created_here(*task_key(self.config)).get(sp_no)
+            if task_id is not None:  # this process applied it for the task: the event says all
                 commands = approval_commands(
                     self.config, event_detail(info), start=False, task_id=task_id
                 )
                 return InboundParse(message, tuple(commands), context=EVENT)
-        known = template == self.config.template_id and (
-            await message.request.approval_claim(sp_no) is not None
-        )
-        if known:  # finoa keeps this approval against a claim: the event says all it needs
-            if submitted:
-                return InboundParse(message, (), context=EVENT)
-            commands = approval_commands(self.config, event_detail(info), start=False)
-            return InboundParse(message, tuple(commands), context=EVENT)
+        if template == self.config.template_id:
+            # this process applied it for the claim (its sp_no may not be kept yet), or
+            # finoa keeps it against a claim: either way the event says all it needs
+            remembered = created_here(*claim_key(self.config)).get(sp_no)
+            claim_id = remembered or await message.request.approval_claim(sp_no)
+            if claim_id is not None:
+                if submitted:
+                    return InboundParse(message, (), context=EVENT)
+                commands = approval_commands(
+                    self.config, event_detail(info), start=False, claim_id=claim_id
+                )
+                return InboundParse(message, tuple(commands), context=EVENT)
         detail = await self._fetch(sp_no)
         commands = approval_commands(self.config, detail, start=submitted, result=not submitted)
         return InboundParse(message, tuple(commands), context=EVENT)

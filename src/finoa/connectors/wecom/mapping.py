@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -361,14 +360,16 @@ def approval_commands(
     start: bool = True,
     result: bool = True,
     task_id: str | None = None,
+    claim_id: str | None = None,
 ) -> list[InboundCommand]:
     """What an approval's detail means for finoa, in order: a claim an employee submitted
     (`start`), and its final result or a task's decision (`result`). The message ids are
     the approval's, so a callback and a sweep of the same change are one message. `task_id`
-    is the task of a task approval when finoa knows it (the event carries no form)."""
+    and `claim_id` are the task or claim of an approval finoa applied, when it knows them
+    (an event carries no form)."""
     sp_no = str(detail.get("sp_no") or "")
     form = detail_form(detail)
-    task_id, claim_id = task_id or form.get(TASK_ID_TITLE), form.get(CLAIM_ID_TITLE)
+    task_id, claim_id = task_id or form.get(TASK_ID_TITLE), claim_id or form.get(CLAIM_ID_TITLE)
     status = detail.get("sp_status")
     decided = [
         d
@@ -405,20 +406,12 @@ def approval_commands(
     return commands
 
 
-MAX_REMEMBERED_TASKS = 100_000  # task approvals remembered per instance, per process
-_TASK_APPROVALS: dict[tuple[str, str, str], OrderedDict[str, str]] = {}
+def task_key(config: WeComConfig) -> tuple[str, ...]:
+    """Where the task approvals this process applied for the instance are remembered
+    (`created_here`): the sp_no `oa/applyevent` answered -> finoa's task id."""
+    return ("wecom-task", config.api_base_url, config.corp_id, config.task_template_id)
 
 
-def task_approvals(config: WeComConfig) -> OrderedDict[str, str]:
-    """sp_no -> finoa task id of the task approvals this process applied for the instance
-    (`oa/applyevent` answered the sp_no): the outbound side writes it, the inbound side
-    reads a decision's task from it instead of fetching the approval's form."""
-    key = (config.api_base_url, config.corp_id, config.task_template_id)
-    return _TASK_APPROVALS.setdefault(key, OrderedDict())
-
-
-def remember_task_approval(config: WeComConfig, sp_no: str, task_id: str) -> None:
-    known = task_approvals(config)
-    known[sp_no] = task_id
-    while len(known) > MAX_REMEMBERED_TASKS:
-        known.popitem(last=False)
+def claim_key(config: WeComConfig) -> tuple[str, ...]:
+    """The same for the claims' approvals (OA-led): sp_no -> finoa's claim id."""
+    return ("wecom-claim", config.api_base_url, config.corp_id, config.template_id)

@@ -9,20 +9,31 @@ from typing import Any
 
 import httpx
 import pytest
-from support.wecom import TODO, WeComSim, message
+from support.wecom import CLAIM, TODO, WeComSim, message
 
 from finoa.api.json_body import parse_json
-from finoa.connectors.base import DecideTask, InboundMessage, InboundRefused, InboundRequest
+from finoa.connectors.base import (
+    ApprovalResult,
+    ConcludeApproval,
+    DecideTask,
+    InboundMessage,
+    InboundRefused,
+    InboundRequest,
+)
+from finoa.connectors.created_here import created_here
 from finoa.connectors.wecom.client import WeComConnector
 from finoa.connectors.wecom.inbound import EVENT, WeComInbound
-from finoa.connectors.wecom.mapping import WeComConfig, task_approvals
+from finoa.connectors.wecom.mapping import WeComConfig, task_key
 
 pytestmark = pytest.mark.anyio
 
 
-def event(sim: WeComSim, sp_no: str, change: int, record: str = "") -> InboundMessage:
-    """The decrypted `sys_approval_change` of a task approval, as `verify` hands it on."""
-    template = sim.credentials["task_template_id"]
+def event(
+    sim: WeComSim, sp_no: str, change: int, record: str = "", template: str = "task_template_id"
+) -> InboundMessage:
+    """The decrypted `sys_approval_change` of a task approval (or of the claim `template`),
+    as `verify` hands it on; the hub keeps no sp_no against any claim yet."""
+    template = sim.credentials[template]
     xml = (
         "<xml><ToUserName><![CDATA[c]]></ToUserName><Event><![CDATA[sys_approval_change]]>"
         f"</Event><ApprovalInfo><SpNo>{sp_no}</SpNo><TemplateId><![CDATA[{template}]]>"
@@ -45,7 +56,7 @@ async def applied_task(sim: WeComSim, *, elsewhere: bool = False) -> str:
     assert created.ok, created.error
     sp_no = str(created.response["todo_id"])
     if elsewhere:
-        task_approvals(WeComConfig.parse(sim.config())).pop(sp_no)
+        created_here(*task_key(WeComConfig.parse(sim.config()))).pop(sp_no)
     return sp_no
 
 
@@ -74,6 +85,27 @@ async def test_a_task_approvals_submission_needs_no_call_to_wecom(start_sim: Any
     sp_no = await applied_task(sim)
     parsed = await WeComInbound(sim.config()).parse(event(sim, sp_no, 1))
     assert parsed.commands == () and detail_fetches(sim) == 0
+
+
+async def test_the_result_of_a_claims_approval_this_process_applied_needs_no_call(
+    start_sim: Any,
+) -> None:
+    sim = start_sim("--no-auto-decide")
+    async with httpx.AsyncClient() as http:
+        (created,) = await WeComConnector(sim.config(), http).deliver(
+            [message("approval.create", CLAIM)]
+        )
+    assert created.ok, created.error
+    sp_no = str(created.response["oa_approval_id"])
+    handler = WeComInbound(sim.config())
+    submitted = await handler.parse(event(sim, sp_no, 1, template="template_id"))
+    assert submitted.commands == ()
+    passed = await handler.parse(event(sim, sp_no, 2, PASSED_BY_E0010, template="template_id"))
+    (conclusion,) = passed.commands
+    assert isinstance(conclusion, ConcludeApproval) and conclusion.claim_id == CLAIM["id"]
+    assert conclusion.result is ApprovalResult.AGREE and conclusion.oa_approval_id == sp_no
+    assert detail_fetches(sim) == 0
+    await handler.aclose()
 
 
 async def test_a_rate_limited_detail_is_waited_out_within_the_reply(start_sim: Any) -> None:
