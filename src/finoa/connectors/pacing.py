@@ -1,4 +1,4 @@
-"""Pacing calls to a vendor's API under its per-app rate limit.
+"""Pacing calls to a vendor's API under its per-app rate limit, and not spending it twice.
 
 An OA's open API refuses calls beyond a quota per app (DingTalk's QPS limit, WeCom's 45009,
 Feishu's 99991400). A client that sends as fast as the dispatcher hands it messages meets
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
+V = TypeVar("V")
 PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches calls up
 
 
@@ -66,3 +67,29 @@ def rate_limit_schema(default: float, vendor: str) -> dict[str, Any]:
         "description": f"How many calls a second the client makes to {vendor} at most: the "
         "app's quota",
     }
+
+
+class ReadOnce(Generic[V]):
+    """Values read from the vendor once per client and kept (a template's controls, a
+    user's unionId): callers that ask while one is being read share that one call, so a
+    burst of first messages costs one call of the app's quota, not one each. A failed read
+    is not kept; the next caller reads again."""
+
+    def __init__(self, read: Callable[[str], Awaitable[V]]) -> None:
+        self._read = read
+        self.values: dict[str, V] = {}
+        self._reading: dict[str, asyncio.Future[V]] = {}
+
+    async def get(self, key: str) -> V:
+        if key in self.values:
+            return self.values[key]
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._keep(key))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return await asyncio.shield(reading)
+
+    async def _keep(self, key: str) -> V:
+        value = await self._read(key)
+        self.values[key] = value
+        return value

@@ -39,7 +39,7 @@ from finoa.connectors.base import (
     SubmitClaim,
     TodoPayload,
 )
-from finoa.connectors.created_here import remember_created
+from finoa.connectors.created_here import created_here
 from finoa.connectors.dingtalk.inbound import DingTalkInbound
 from finoa.connectors.dingtalk.manifest import MANIFEST
 from finoa.connectors.dingtalk.mapping import (
@@ -52,7 +52,7 @@ from finoa.connectors.dingtalk.mapping import (
     instance_key,
     start_instance_body,
 )
-from finoa.connectors.pacing import app_pacer
+from finoa.connectors.pacing import ReadOnce, app_pacer
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -355,7 +355,7 @@ class DingTalkConnector:
             self.api = DingTalkApi(DingTalkConfig.parse(config), http)
         except ValueError as exc:
             self._config_error = f"dingtalk config: {exc}"
-        self._union_ids: dict[str, str] = {}
+        self._union_ids = ReadOnce(self._read_union_id)
         # task id -> the todo DingTalk made for it (this process's creations): closed with
         # one call instead of a look-up by sourceId first
         self._todos: OrderedDict[str, str] = OrderedDict()
@@ -395,19 +395,23 @@ class DingTalkConnector:
     async def _create_approval(
         self, api: DingTalkApi, claim: ApprovalRequestPayload
     ) -> dict[str, Any]:
-        instance_id = await api.start_instance(start_instance_body(api.config, claim))
-        remember_created(instance_key(api.config), instance_id, claim["id"])
+        body = start_instance_body(api.config, claim)
+        created = created_here(*instance_key(api.config))
+        with created.creating():  # its first callbacks may come before the answer
+            instance_id = await api.start_instance(body)
+            created.remember(instance_id, claim["id"])
         return {"oa_approval_id": instance_id}
 
     async def union_id(self, api: DingTalkApi, user_id: str) -> str:
-        """The unionId of a DingTalk user (todos are addressed by it), cached."""
-        known = self._union_ids.get(user_id)
-        if known is None:
-            user = await api.user(user_id)
-            known = str(user.get("unionid") or "")
-            if not known:
-                raise DeliveryError(ErrorClass.PERMANENT, f"DingTalk user {user_id} has no unionid")
-            self._union_ids[user_id] = known
+        """The unionId of a DingTalk user (todos are addressed by it), read once."""
+        return await self._union_ids.get(user_id)
+
+    async def _read_union_id(self, user_id: str) -> str:
+        assert self.api is not None
+        user = await self.api.user(user_id)
+        known = str(user.get("unionid") or "")
+        if not known:
+            raise DeliveryError(ErrorClass.PERMANENT, f"DingTalk user {user_id} has no unionid")
         return known
 
     async def _push_todo(self, api: DingTalkApi, todo: TodoPayload) -> dict[str, Any]:

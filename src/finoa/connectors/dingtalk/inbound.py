@@ -234,24 +234,30 @@ class DingTalkInbound(VendorClientOwner):
                 ]
             )
         message_id = str(event.get("eventId") or f"bpms_instance_change:{instance_id}:{change}")
-        # this process started the instance for a claim (its id may not be kept yet)
-        created = created_here(*instance_key(self.config)).get(instance_id)
+        result = INSTANCE_RESULTS.get(
+            (str(change), event.get("result") if change == "finish" else None)
+        )
+        if change != "start" and result is None:
+            return None
+        # the claim of an instance finoa started: this process may have started it (its id
+        # may not be kept yet, or the answer not even in), or finoa keeps it against one
+        created = created_here(*instance_key(self.config))
+        claim_id = (
+            created.get(instance_id)
+            or await request.approval_claim(instance_id)
+            or await created.lookup(instance_id)
+        )
         if change == "start":
-            if created is not None or await request.approval_claim(instance_id) is not None:
+            if claim_id is not None:
                 return None  # finoa knows the instance (it created it): nothing to fetch
             instance = await self._fetch(instance_id)
             if form_value(instance, CLAIM_ID_FIELD):  # created by finoa: the claim exists
                 return None
             claim = claim_from_instance(self.config, instance_id, instance)
             return SubmitClaim(message_id, claim, oa_approval_id=instance_id)
-        result = INSTANCE_RESULTS.get(
-            (str(change), event.get("result") if change == "finish" else None)
-        )
-        if result is None:
-            return None
+        assert result is not None
         actor = event.get("staffId")
         remark = event.get("remark")
-        claim_id = created or await request.approval_claim(instance_id)
         if claim_id is None:
             # Not recorded yet: an instance finoa created may end before the answer to
             # approval.create is kept. Its form names the claim, so the result is not

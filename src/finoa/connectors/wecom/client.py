@@ -38,8 +38,8 @@ from finoa.connectors.base import (
     TaskReport,
     TodoPayload,
 )
-from finoa.connectors.created_here import remember_created
-from finoa.connectors.pacing import app_pacer
+from finoa.connectors.created_here import created_here
+from finoa.connectors.pacing import ReadOnce, app_pacer
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -152,7 +152,7 @@ class WeComApi:
         self.pacer = app_pacer(
             config.rate_limit_per_second, "wecom", config.api_base_url, config.corp_id
         )
-        self._templates: dict[str, list[dict[str, Any]]] = {}
+        self._templates = ReadOnce(self._read_template)
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
@@ -218,15 +218,14 @@ class WeComApi:
     # -- approvals (审批) ----------------------------------------------------------------------
 
     async def template_controls(self, template_id: str) -> list[dict[str, Any]]:
-        """`oa/gettemplatedetail`: the template's controls, cached per process."""
-        known = self._templates.get(template_id)
-        if known is None:
-            answer = await self.call(
-                "POST", "/cgi-bin/oa/gettemplatedetail", body={"template_id": template_id}
-            )
-            known = list((answer.get("template_content") or {}).get("controls") or [])
-            self._templates[template_id] = known
-        return known
+        """`oa/gettemplatedetail`: the template's controls, read once per client."""
+        return await self._templates.get(template_id)
+
+    async def _read_template(self, template_id: str) -> list[dict[str, Any]]:
+        answer = await self.call(
+            "POST", "/cgi-bin/oa/gettemplatedetail", body={"template_id": template_id}
+        )
+        return list((answer.get("template_content") or {}).get("controls") or [])
 
     async def apply(self, body: Mapping[str, Any]) -> str:
         answer = await self.call("POST", "/cgi-bin/oa/applyevent", body=body)
@@ -344,8 +343,11 @@ class WeComConnector:
         self, api: WeComApi, claim: ApprovalRequestPayload
     ) -> dict[str, Any]:
         controls = await api.template_controls(api.config.template_id)
-        sp_no = await api.apply(applyevent_body(api.config, claim, controls))
-        remember_created(claim_key(api.config), sp_no, claim["id"])
+        body = applyevent_body(api.config, claim, controls)
+        created = created_here(*claim_key(api.config))
+        with created.creating():  # its first callbacks may come before the answer
+            sp_no = await api.apply(body)
+            created.remember(sp_no, claim["id"])
         return {"oa_approval_id": sp_no}
 
     async def _push_todo(self, api: WeComApi, todo: TodoPayload) -> dict[str, Any]:
@@ -357,8 +359,11 @@ class WeComConnector:
         if creator is None:
             raise DeliveryError(ErrorClass.CONFIG, "task_creator_userid: required for hub-led")
         controls = await api.template_controls(api.config.task_template_id)
-        sp_no = await api.apply(task_applyevent_body(api.config, todo, creator, controls))
-        remember_created(task_key(api.config), sp_no, todo["task_id"])
+        body = task_applyevent_body(api.config, todo, creator, controls)
+        created = created_here(*task_key(api.config))
+        with created.creating():
+            sp_no = await api.apply(body)
+            created.remember(sp_no, todo["task_id"])
         return {"todo_id": sp_no, "status": "created"}
 
     async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:

@@ -222,7 +222,8 @@ class WeComInbound(VendorClientOwner):
         if submitted and template == self.config.task_template_id:
             return InboundParse(message, (), context=EVENT)  # finoa applied it for a task
         if template == self.config.task_template_id:
-            task_id = created_here(*task_key(self.config)).get(sp_no)
+            tasks = created_here(*task_key(self.config))
+            task_id = tasks.get(sp_no) or await tasks.lookup(sp_no)
             if task_id is not None:  # this process applied it for the task: the event says all
                 commands = approval_commands(
                     self.config, event_detail(info), start=False, task_id=task_id
@@ -231,8 +232,12 @@ class WeComInbound(VendorClientOwner):
         if template == self.config.template_id:
             # this process applied it for the claim (its sp_no may not be kept yet), or
             # finoa keeps it against a claim: either way the event says all it needs
-            remembered = created_here(*claim_key(self.config)).get(sp_no)
-            claim_id = remembered or await message.request.approval_claim(sp_no)
+            claims = created_here(*claim_key(self.config))
+            claim_id = (
+                claims.get(sp_no)
+                or await message.request.approval_claim(sp_no)
+                or await claims.lookup(sp_no)
+            )
             if claim_id is not None:
                 if submitted:
                     return InboundParse(message, (), context=EVENT)
