@@ -7,7 +7,8 @@ at once when DingTalk refuses it (HTTP 401 `InvalidAuthentication` on the v1.0 A
 `finoa.messaging.retry` (`VENDOR_CODE_CLASSES["dingtalk"]`), else by the HTTP status.
 
 Actions: `approval.create` (OA-led: start the claim's 审批 instance; the answer carries its
-id), `todo.push` (hub-led: a 待办 for the approver, marked done when decided) and
+id), `todo.push` (hub-led: a 待办 for the approver, marked done when decided, by the id it
+was made with) and
 `status.writeback` (DingTalk has no place for a foreign status on an instance it runs; the
 result is visible in DingTalk itself, so this is acknowledged without a call).
 """

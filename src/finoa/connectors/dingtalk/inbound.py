@@ -9,7 +9,8 @@ Two kinds of request arrive:
    the hub's clock, and decrypts (AES-256-CBC, the owner key checked). `parse` reads:
    - `check_url` (registering the URL): no command;
    - `bpms_instance_change` of the configured form: `start` of an instance finoa knows
-     (its id is kept against a claim) needs nothing and is answered without a call to
+     (this process started it: `created_here`, waited for while the start is unanswered;
+     or its id is kept against a claim) needs nothing and is answered without a call to
      DingTalk; `start` of any other instance is fetched: one an employee started in
      DingTalk becomes a claim (mapped by `dingtalk/expense_claim`), one finoa created whose
      id is not recorded yet carries its claim id and is skipped; `finish` (agree / refuse),

@@ -10,8 +10,9 @@ Two kinds of request arrive:
    Encrypt), refuses a timestamp further than `callback_tolerance_seconds` from the hub's
    clock, decrypts (AES-256-CBC; the receiveid must be the CorpID) and checks that
    `ToUserName` names the CorpID too. XML is read defensively (no DTD, no entities).
-   `parse` reads `sys_approval_change` of the configured templates. An approval of the
-   claim template that finoa keeps against a claim is read from the event alone
+   `parse` reads `sys_approval_change` of the configured templates. An approval this process
+   applied (for a claim or a task: `created_here`, waited for while its `applyevent` is
+   still unanswered) or that finoa keeps against a claim is read from the event alone
    (`event_detail`: SpStatus and SpRecord say the result, who decided and why), with no
    call to WeCom; the submission of a task approval (finoa applied it) is skipped; any other
    approval is fetched (`oa/getapprovaldetail`: its form carries the claim's contents, or
