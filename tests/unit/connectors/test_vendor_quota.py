@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from finoa.connectors.created_here import Created
-from finoa.connectors.pacing import ReadOnce, app_pacer
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 
 
 def test_callers_that_ask_at_once_share_one_read_and_a_failed_read_is_not_kept() -> None:
@@ -70,3 +70,21 @@ def test_a_callback_waits_for_a_creation_in_flight_and_not_otherwise() -> None:
         return await waiting, await other, created.get("SP-1")
 
     assert asyncio.run(scenario()) == ("CL-1", None, "CL-1")
+
+
+def test_a_chunks_calls_go_a_few_at_a_time_and_answer_in_order() -> None:
+    running: list[int] = []
+    most = 0
+
+    async def call(item: int) -> str:
+        nonlocal most
+        running.append(item)
+        most = max(most, len(running))
+        await asyncio.sleep(0)  # the vendor answers later, in another order
+        await asyncio.sleep(0.001 * (10 - item))
+        running.remove(item)
+        return f"answer {item}"
+
+    answers = asyncio.run(each_call(list(range(10)), call, at_once=3))
+    assert answers == [f"answer {n}" for n in range(10)]
+    assert most == 3

@@ -15,7 +15,6 @@ result is visible in DingTalk itself, so this is acknowledged without a call).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -54,7 +53,7 @@ from finoa.connectors.dingtalk.mapping import (
     instance_key,
     start_instance_body,
 )
-from finoa.connectors.pacing import ReadOnce, app_pacer
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -371,13 +370,13 @@ class DingTalkConnector:
         return self.api.auth if self.api is not None else None
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own call (DingTalk has no batch calls), all at once (paced at
+        """Each message on its own call (DingTalk has no batch calls), four at a time (paced at
         the app's quota; a chunk holds no two messages of one document); one result each."""
         if self.api is None:
             error = DeliveryError(ErrorClass.CONFIG, self._config_error)
             return [DeliveryResult(error=error) for _ in messages]
         api = self.api
-        return list(await asyncio.gather(*(self._one(api, m) for m in messages)))
+        return await each_call(messages, lambda message: self._one(api, message))
 
     async def _one(self, api: DingTalkApi, message: OutboundMessage) -> DeliveryResult:
         handlers: dict[str, Callable[[DingTalkApi, Any], Awaitable[dict[str, Any]]]] = {

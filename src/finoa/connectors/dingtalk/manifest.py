@@ -78,9 +78,9 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="dingtalk-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    # DingTalk has no batch calls: a chunk's messages are sent at once (paced at the app's
-    # quota) and settled together; an approval's id is known to the callbacks as soon as
-    # DingTalk answers (`created_here`), not only once the chunk is settled
+    # DingTalk has no batch calls: a chunk's messages are sent four at a time (`each_call`,
+    # paced at the app's quota) and settled together; an approval's id is known to the
+    # callbacks as soon as DingTalk answers (`created_here`), not once the chunk is settled
     max_batch=20,
     description="DingTalk 审批 (OA-led) and 待办 (hub-led); encrypted bpms callbacks in.",
 )

@@ -16,7 +16,6 @@ as WeCom has no call to withdraw an approval on its applicant's behalf) and
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from finoa.connectors.base import (
     TodoPayload,
 )
 from finoa.connectors.created_here import created_here
-from finoa.connectors.pacing import ReadOnce, app_pacer
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -317,13 +316,13 @@ class WeComConnector:
         return self.api.auth if self.api is not None else None
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own call (WeCom has no batch calls), all at once (paced at
+        """Each message on its own call (WeCom has no batch calls), four at a time (paced at
         the app's quota; a chunk holds no two messages of one document); one result each."""
         if self.api is None:
             error = DeliveryError(ErrorClass.CONFIG, self._config_error)
             return [DeliveryResult(error=error) for _ in messages]
         api = self.api
-        return list(await asyncio.gather(*(self._one(api, m) for m in messages)))
+        return await each_call(messages, lambda message: self._one(api, message))
 
     async def _one(self, api: WeComApi, message: OutboundMessage) -> DeliveryResult:
         handlers: dict[str, Callable[[WeComApi, Any], Awaitable[dict[str, Any]]]] = {

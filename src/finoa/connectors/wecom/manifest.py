@@ -73,9 +73,9 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="wecom-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    # WeCom has no batch calls: a chunk's messages are sent at once (paced at the app's
-    # quota) and settled together; an approval's id is known to the callbacks as soon as
-    # WeCom answers (`created_here`), not only once the chunk is settled
+    # WeCom has no batch calls: a chunk's messages are sent four at a time (`each_call`,
+    # paced at the app's quota) and settled together; an approval's id is known to the
+    # callbacks as soon as WeCom answers (`created_here`), not once the chunk is settled
     max_batch=20,
     description="WeCom 审批: the claim's approval (OA-led) or one per task (hub-led); "
     "encrypted sys_approval_change callbacks in.",
