@@ -14,8 +14,14 @@
    the decision applied in the hub (the callback) to the final status written back to the
    OA. The ratios to the generic figures are what to read: the machine is shared.
 
+The vendors' simulators hold the hub to an app's quota (50 calls a second, finoa paced at
+it): the vendors' loops are bound by it, and each reports its calls per claim and the
+claims/s that quota allows (`quota_bound_claims_per_s`). `--vendor-qps N` gives the app a
+larger quota (the simulators refuse beyond it, finoa is paced at it), to show what the
+callbacks' crypto and wire cost the hub itself.
+
 Usage: python bench/callbacks.py [--claims 100] [--concurrency 8] [--callbacks 5000]
-       [--approval hub-led|oa-led|both] [--skip-loop] [--json FILE]
+       [--approval hub-led|oa-led|both] [--vendor-qps N] [--skip-loop] [--json FILE]
 """
 
 from __future__ import annotations
@@ -42,11 +48,13 @@ from support.wecom import wecom_stack  # noqa: E402
 
 from finoa.api.json_body import parse_json  # noqa: E402
 from finoa.connectors.base import InboundRequest  # noqa: E402
+from finoa.connectors.dingtalk.simulator import DEFAULT_QPS  # noqa: E402
 
 NOW = time.time()
 # The vendors' own retry schedule for callbacks the hub did not take (the test stacks shorten
 # it 20-fold, which gives up within seconds when a burst keeps the hub busy).
 VENDOR_RETRY = ("--retry-scale", "1")
+VENDOR_QPS = DEFAULT_QPS  # the simulators' quota of an app, calls a second
 EVENT = {"eventId": "e", "processInstanceId": "PI-1", "type": "finish", "result": "agree"}
 
 
@@ -196,17 +204,25 @@ def loop_figures(
     decided = decided_epochs(database_url)
     waits = [done - decided[e] for e, _, done in times if e in decided]
     first, last = min(s for _, s, _ in times), max(d for _, _, d in times)
-    return {
+    figures = {
         "claims": len(times),
         "end_to_end_claims_per_s": round(len(times) / (last - first), 1),
         "decision_to_written_back_p50_ms": round(pct(waits, 50) * 1000, 1) if waits else None,
         "decision_to_written_back_p99_ms": round(pct(waits, 99) * 1000, 1) if waits else None,
         "dead_letters": stats["outbox"].get("dead", 0),
     }
+    vendor = getattr(running, "dingtalk", None) or getattr(running, "wecom", None)
+    if vendor is not None:  # what the loop cost at the vendor's API, whose quota bounds it
+        sim = vendor.get("/_sim/stats")
+        per_claim = sum(sim["api_calls"].values()) / len(times)
+        figures["vendor_calls_per_claim"] = round(per_claim, 2)
+        figures["vendor_rate_limited"] = sim["rate_limited"]
+        figures["quota_bound_claims_per_s"] = round(args.vendor_qps / per_claim, 1)
+    return figures
 
 
 def stacks(
-    work: Path, modes: tuple[str, ...]
+    work: Path, modes: tuple[str, ...], qps: int
 ) -> Iterator[tuple[str, str, AbstractContextManager[Any]]]:
     """The generic stack first (the reference), then each vendor in each of `modes`."""
     names = ["generic", *(f"{vendor}-{mode}" for mode in modes for vendor in ("dingtalk", "wecom"))]
@@ -219,7 +235,9 @@ def stacks(
             continue
         vendor, mode = name.split("-", 1)
         start = dingtalk_stack if vendor == "dingtalk" else wecom_stack
-        yield name, url, start(directory, url, approvals=mode, sim_args=VENDOR_RETRY)
+        sim_args = (*VENDOR_RETRY, "--qps", str(qps))  # the app's quota, and finoa paced at it
+        quota = {"rate_limit_per_second": qps}
+        yield name, url, start(directory, url, approvals=mode, sim_args=sim_args, config=quota)
 
 
 def main() -> int:
@@ -233,6 +251,12 @@ def main() -> int:
         default="both",
         help="how the vendors' stacks run their approvals (generic: always hub-led)",
     )
+    parser.add_argument(
+        "--vendor-qps",
+        type=int,
+        default=VENDOR_QPS,
+        help="the simulated app's quota, calls a second (the vendors' default: 50)",
+    )
     parser.add_argument("--skip-loop", action="store_true", help="only the handlers alone")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -244,7 +268,7 @@ def main() -> int:
         try:
             loop: dict[str, Any] = {}
             modes = ("hub-led", "oa-led") if args.approval == "both" else (args.approval,)
-            for name, url, context in stacks(work, modes):
+            for name, url, context in stacks(work, modes, args.vendor_qps):
                 with context as running:
                     loop[name] = loop_figures(name, running, work / name, url, args)
                 print(f"{name}: {loop[name]}")

@@ -140,6 +140,9 @@ def test_hub_led_todos_in_dingtalk_decide_finoas_approval_and_the_claim_is_poste
     )
     presses = hub_led.dingtalk.get("/_sim/presses")
     assert presses and all(p["status"] == 200 for p in presses)
+    # each todo was closed by the id DingTalk gave it when it was made: one call, no look-up
+    calls = hub_led.dingtalk.get("/_sim/stats")["api_calls"]
+    assert not [path for path in calls if "/tasks/sources/" in path]
 
 
 def _post_event(stack: DingTalkStack, crypto: Any, event: dict[str, Any], **query: str) -> Any:

@@ -146,6 +146,11 @@ def test_hub_led_approvals_per_task_in_wecom_decide_finoas_approval_and_it_is_po
         assert approval["sp_status"] == 2
         assert approval["sp_record"][0]["details"][0]["approver"]["userid"] == task["assignee_id"]
     all_callbacks_delivered(hub_led)
+    # finoa applied each task's approval and kept its sp_no: each decision was read from its
+    # callback alone, with no getapprovaldetail
+    calls = hub_led.wecom.get("/_sim/stats")["api_calls"]
+    assert calls.get("/cgi-bin/oa/applyevent", 0) >= len(tasks)
+    assert calls.get("/cgi-bin/oa/getapprovaldetail", 0) == 0
 
 
 def post_event(stack: WeComStack, crypto: WeComCrypto, event: str, **query: str) -> httpx.Response:

@@ -157,10 +157,16 @@ class DingTalkStack:
 
 @contextmanager
 def dingtalk_stack(
-    data_dir: Path, database_url: str, *, approvals: str, sim_args: tuple[str, ...] = ()
+    data_dir: Path,
+    database_url: str,
+    *,
+    approvals: str,
+    sim_args: tuple[str, ...] = (),
+    config: dict[str, Any] | None = None,
 ) -> Iterator[DingTalkStack]:
     """Hub + DingTalk simulator + ERP simulator, each a real process; the DingTalk instance
-    `dingtalk` runs expense claims `approvals` (oa-led or hub-led)."""
+    `dingtalk` runs expense claims `approvals` (oa-led or hub-led), `config` added to its
+    config."""
     from support.processes import Secrets
 
     secrets = Secrets.fresh()
@@ -183,7 +189,7 @@ def dingtalk_stack(
                     "connector": "dingtalk",
                     "default": True,
                     "approvals": {"expense_claim": approvals},
-                    "config": dingtalk.config(callback_url=webhook),
+                    "config": dingtalk.config(callback_url=webhook, **(config or {})),
                 },
                 "erp-main": {
                     "connector": "generic-erp",

@@ -177,10 +177,16 @@ class WeComStack:
 
 @contextmanager
 def wecom_stack(
-    data_dir: Path, database_url: str, *, approvals: str, sim_args: tuple[str, ...] = ()
+    data_dir: Path,
+    database_url: str,
+    *,
+    approvals: str,
+    sim_args: tuple[str, ...] = (),
+    config: dict[str, Any] | None = None,
 ) -> Iterator[WeComStack]:
     """Hub + WeCom simulator + ERP simulator, each a real process; the WeCom instance
-    `wecom` runs expense claims `approvals` (oa-led or hub-led)."""
+    `wecom` runs expense claims `approvals` (oa-led or hub-led), `config` added to its
+    config."""
     from support.processes import Secrets
 
     secrets = Secrets.fresh()
@@ -203,7 +209,7 @@ def wecom_stack(
                     "connector": "wecom",
                     "default": True,
                     "approvals": {"expense_claim": approvals},
-                    "config": wecom.config(),
+                    "config": wecom.config(**(config or {})),
                 },
                 "erp-main": {
                     "connector": "generic-erp",

@@ -29,7 +29,7 @@ from finoa.api.routes import (
 from finoa.archive import api as archive_api
 from finoa.archive import api_use as archive_use_api
 from finoa.config import Settings
-from finoa.connectors.instances import load_instances
+from finoa.connectors.instances import close_inbound_handlers, load_instances
 from finoa.invoices import api as invoices_api
 from finoa.runtime import (
     build_dispatcher,
@@ -91,6 +91,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                         await asyncio.wait_for(task, 10)
             await http.aclose()
+            await close_inbound_handlers(instances)
             await hub.commands.close()
             hub.close()
 

@@ -470,6 +470,28 @@ class InboundHandler(Protocol):
         """The answer to the vendor, from one outcome per command (in order)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the handler holds (its HTTP client to the vendor); the hub calls it
+        once, on shutdown."""
+        ...
+
+
+class VendorClientOwner:
+    """For an inbound handler that asks its vendor about callbacks: its own HTTP client,
+    made on first use (most callbacks need no call) and closed by `aclose`."""
+
+    _http: httpx.AsyncClient | None = None
+
+    def vendor_http(self, timeout_seconds: float | None = None) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=timeout_seconds)
+        return self._http
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+
 
 class InboundFactory(Protocol):
     """How a connector class builds its inbound side from an instance's config (raising

@@ -35,6 +35,7 @@ before instances existed, stand for the default instances.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ from finoa.config import Settings
 from finoa.connectors.base import ConnectorKind, Direction, InboundHandler
 from finoa.connectors.registry import available_connectors
 from finoa.domain.errors import Conflict
+
+log = logging.getLogger(__name__)
 
 DEFAULT_OA = "generic-oa"
 DEFAULT_ERP = "generic-erp"
@@ -199,6 +202,18 @@ def load_instances(settings: Settings) -> ConnectorInstances:
     for name, spec in specs.items():
         instances[str(name)] = _instance(str(name), spec, factories, os.environ, mappings)
     return _with_routing(instances, settings.extra.get("routing"))
+
+
+async def close_inbound_handlers(instances: ConnectorInstances) -> None:
+    """Close every instance's inbound handler (their HTTP clients to the vendors): on the
+    hub's shutdown. One that fails to close does not keep the others open."""
+    for name, instance in instances.instances.items():
+        if instance.inbound is None:
+            continue
+        try:
+            await instance.inbound.aclose()
+        except Exception:
+            log.exception("closing the inbound handler of %s failed", name)
 
 
 def embedded_defaults(settings: Settings) -> dict[str, Any]:

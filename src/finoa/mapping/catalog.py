@@ -17,6 +17,7 @@ inline values.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def file_ids(data: Mapping[str, Any]) -> dict[str, Iterable[str]]:
 
 DEFAULTS_PACKAGE = "finoa.mapping"
 DEFAULTS_FOLDER = "defaults"
+PARSED_CACHE_SIZE = 256  # mapping and code-table texts remembered parsed, per process
 
 
 class MappingConfigError(ValueError):
@@ -82,7 +84,11 @@ def _read_default(connector: str, document: str) -> str | None:
     return root.read_text(encoding="utf-8") if root.is_file() else None
 
 
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
 def _parse(text: str, where: str) -> MappingSpec:
+    """A mapping's YAML, parsed and checked. Remembered by its text: a connector maps every
+    message with the mapping in force, and parsing YAML is most of the cost; a file that
+    changed is parsed again. (The spec is never changed in place.)"""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -225,6 +231,12 @@ def _table_file(loaded: LoadedMapping, file: str, where: str) -> dict[str, str]:
             shown = local if local is not None else file
             raise MappingConfigError(f"{where}.file: cannot read {shown}: no such file")
         text = resource.read_text(encoding="utf-8")
+    return dict(_parse_table(text, file, where))
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parse_table(text: str, file: str, where: str) -> Mapping[str, str]:
+    """A code-table file's entries, remembered by its text like `_parse` (callers copy)."""
     if file.endswith(".csv"):
         rows = [row for row in csv.reader(io.StringIO(text)) if row and not row[0].startswith("#")]
         bad = next((i for i, row in enumerate(rows, 1) if len(row) != 2), None)

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,16 +49,21 @@ SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
 SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
 
-def _due_query(batch_size: int) -> Select[Any]:
-    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+def _blocked() -> Any:
+    """An earlier message for the same document is not done: the row must wait for it."""
     earlier = aliased(outbox)
-    blocked = exists().where(
+    return exists().where(
         and_(
             earlier.c.ordering_key == outbox.c.ordering_key,
             earlier.c.id < outbox.c.id,
             earlier.c.status != "done",
         )
     )
+
+
+def _due_query(batch_size: int) -> Select[Any]:
+    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+    blocked = _blocked()
     now = bindparam("now", type_=Float)
     due = or_(
         and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
@@ -154,6 +159,41 @@ class Outcome:
     found_by_lookup: bool = False  # the peer already had it: nothing was sent again
 
 
+class SettleTogether:
+    """Settles the outcomes of chunks that come back while a settlement is being written
+    together in the next one: one transaction (one commit) for all of them instead of one
+    each. A peer that takes one message per call (DingTalk, WeCom) returns many small
+    chunks at once; settling each on its own made the commits, not the peer, the limit."""
+
+    def __init__(self, settle: Callable[[Sequence[Outcome]], Awaitable[None]]) -> None:
+        self._settle = settle
+        self._waiting: list[tuple[Sequence[Outcome], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Return once `outcomes` are settled; raises what their settlement raised."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcomes, future))
+        if self._writer is None or self._writer.done():
+            # its own task: a caller that stops waiting does not stop the others' settlement
+            self._writer = asyncio.ensure_future(self._write())
+        await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                await self._settle([o for outcomes, _ in group for o in outcomes])
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -185,8 +225,11 @@ class Dispatcher:
         self._due_locking = Prepared(due.with_for_update(skip_locked=True, of=outbox))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
-        # chunks with the peers at once, across the batches in flight (one per event loop)
-        self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        # chunks with the peers at once, across the batches in flight, and their settlements
+        # (one of each per event loop)
+        self._sending: (
+            tuple[asyncio.AbstractEventLoop, asyncio.Semaphore, SettleTogether] | None
+        ) = None
         self._stopping = False
         self._reclaimed = False
         self.delivered = 0
@@ -395,9 +438,15 @@ class Dispatcher:
             uow.commit()
 
     def _seconds_until_due(self) -> float:
+        """Until the next pending row that is not held behind an earlier one falls due. A
+        held row waits for a settlement (which wakes the dispatcher), not for its own time:
+        counting it would make the dispatcher spin while a slow peer holds the rows before
+        it, or while a dead letter does."""
         with self.db.engine.connect() as conn:
             next_due = conn.execute(
-                select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
+                select(func.min(outbox.c.next_attempt_at)).where(
+                    outbox.c.status == "pending", ~_blocked()
+                )
             ).scalar()
         if next_due is None:
             return SAFETY_POLL_SECONDS
@@ -407,20 +456,22 @@ class Dispatcher:
     async def _deliver(self, rows: Sequence[ClaimedRow]) -> None:
         """Deliver the rows chunk by chunk (up to `concurrency` chunks at once) and settle
         each chunk as soon as its answers are in: a slow peer's chunks do not hold back the
-        others' follow-ups, and each settlement is a short transaction of its own."""
+        others' follow-ups, and each settlement is a short transaction (shared by the chunks
+        that came back while the one before was written)."""
         groups: dict[tuple[str, str], list[ClaimedRow]] = {}
         for row in rows:
             groups.setdefault((row.destination, row.action), []).append(row)
         loop = asyncio.get_running_loop()
         if self._sending is None or self._sending[0] is not loop:
-            self._sending = (loop, asyncio.Semaphore(self.concurrency))
-        semaphore = self._sending[1]
+            together = SettleTogether(lambda outcomes: self.db.run(self._settle, outcomes))
+            self._sending = (loop, asyncio.Semaphore(self.concurrency), together)
+        _, semaphore, together = self._sending
         outcomes: list[Outcome] = []
 
         async def send(destination: str, connector: Connector, chunk: list[ClaimedRow]) -> None:
             async with semaphore:
                 settled = await self._send(destination, connector, chunk)
-            await self.db.run(self._settle, settled)
+            await together.settle(settled)
 
         tasks = []
         for (destination, action), group in groups.items():
@@ -567,6 +618,8 @@ class Dispatcher:
                 MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()
+        if done:
+            self.wake()  # rows held behind these may be claimed now
 
     def _leases_held(self, conn: Any, rows: list[ClaimedRow]) -> set[int]:
         """The ids among `rows` whose lease this dispatcher still holds (locked on PostgreSQL

@@ -27,7 +27,7 @@ from finoa.connectors.base import (
     OutboundMessage,
 )
 from finoa.messaging.circuit import CircuitBreaker
-from finoa.messaging.dispatcher import Dispatcher
+from finoa.messaging.dispatcher import SAFETY_POLL_SECONDS, Dispatcher
 from finoa.messaging.retry import DeliveryError, ErrorClass, RetryPolicy
 from finoa.runtime import build_dispatcher, new_http_client
 from finoa.services.approvals import decide_task
@@ -249,6 +249,20 @@ def test_rows_held_behind_a_dead_letter_are_visible_and_follow_it_in_order(db: D
     assert probe.sent == ["first", "elsewhere", "first", "second", "third"]
     assert probe.looked_up == ["first"]  # a replay asks the peer first
     assert held_rows(db) == ([], 0)
+
+
+def test_rows_held_behind_a_row_in_flight_do_not_make_the_dispatcher_poll(db: Database) -> None:
+    enqueue(db, ["first", "second"], document="DOC-H")
+    worker = dispatcher(db, Probe(), worker_id="w", batch_size=1)
+    (leased,) = worker._claim_batch()  # "first" is with its peer; "second" waits behind it
+    assert leased.idempotency_key == "first"
+    assert statuses(db) == {"first": "inflight", "second": "pending"}
+
+    # "second" is due by its own time, but held: the dispatcher sleeps until a settlement
+    # wakes it (or its safety poll), instead of claiming nothing over and over
+    assert worker._seconds_until_due() == SAFETY_POLL_SECONDS
+    enqueue(db, ["elsewhere"], document="DOC-E")
+    assert worker._seconds_until_due() == 0.0  # a row that is not held is due at once
 
 
 # --- an outage of the real ERP simulator ----------------------------------------------------

@@ -7,7 +7,8 @@ at once when DingTalk refuses it (HTTP 401 `InvalidAuthentication` on the v1.0 A
 `finoa.messaging.retry` (`VENDOR_CODE_CLASSES["dingtalk"]`), else by the HTTP status.
 
 Actions: `approval.create` (OA-led: start the claim's 审批 instance; the answer carries its
-id), `todo.push` (hub-led: a 待办 for the approver, marked done when decided) and
+id), `todo.push` (hub-led: a 待办 for the approver, marked done when decided, by the id it
+was made with) and
 `status.writeback` (DingTalk has no place for a foreign status on an instance it runs; the
 result is visible in DingTalk itself, so this is acknowledged without a call).
 """
@@ -15,6 +16,7 @@ result is visible in DingTalk itself, so this is acknowledged without a call).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -38,6 +40,7 @@ from finoa.connectors.base import (
     SubmitClaim,
     TodoPayload,
 )
+from finoa.connectors.created_here import created_here
 from finoa.connectors.dingtalk.inbound import DingTalkInbound
 from finoa.connectors.dingtalk.manifest import MANIFEST
 from finoa.connectors.dingtalk.mapping import (
@@ -47,8 +50,10 @@ from finoa.connectors.dingtalk.mapping import (
     claim_from_instance,
     create_todo_body,
     form_value,
+    instance_key,
     start_instance_body,
 )
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -60,6 +65,7 @@ from finoa.messaging.retry import (
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_ERRCODES = frozenset({40014, 42001})
+MAX_REMEMBERED_TODOS = 100_000  # open todos whose ids are kept for closing, per process
 LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an instance
 PAGE_SIZE = 20  # ListProcessInstanceIds takes at most 20 per page
 # An instance's (status, result) as GetProcessInstance reports it -> its final result.
@@ -114,10 +120,14 @@ class DingTalkApi:
             scheme="",
         )
         self._clock = clock
+        self.pacer = app_pacer(
+            config.rate_limit_per_second, "dingtalk", config.api_base_url, config.app_key
+        )
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
         url = self.config.api_base_url + "/v1.0/oauth2/accessToken"
+        await self.pacer.slot()
         try:
             response = await self._http.post(
                 url,
@@ -160,6 +170,7 @@ class DingTalkApi:
         extra = {"content-type": "application/json"} if content is not None else {}
 
         async def send(headers: dict[str, str]) -> httpx.Response:
+            await self.pacer.slot()
             return await self._http.request(
                 method,
                 url,
@@ -191,6 +202,7 @@ class DingTalkApi:
         for attempt in (1, 2):
             headers = await self.auth.headers()
             token = headers[TOKEN_HEADER]
+            await self.pacer.slot()
             try:
                 response = await self._http.post(
                     url,
@@ -288,13 +300,16 @@ class DingTalkApi:
             ),
         )
 
-    async def update_todo(self, union_id: str, todo_id: str, body: Mapping[str, Any]) -> None:
-        await self.call(
+    async def update_todo(self, union_id: str, todo_id: str, body: Mapping[str, Any]) -> bool:
+        """False when DingTalk has no such todo (deleted in DingTalk)."""
+        answer = await self.call(
             "PUT",
             f"/v1.0/todo/users/{union_id}/tasks/{todo_id}",
             body=body,
             params={"operatorId": union_id},
+            missing_ok=True,
         )
+        return answer is not None
 
     async def delete_todo(self, union_id: str, todo_id: str) -> None:
         await self.call(
@@ -341,7 +356,10 @@ class DingTalkConnector:
             self.api = DingTalkApi(DingTalkConfig.parse(config), http)
         except ValueError as exc:
             self._config_error = f"dingtalk config: {exc}"
-        self._union_ids: dict[str, str] = {}
+        self._union_ids = ReadOnce(self._read_union_id)
+        # task id -> the todo DingTalk made for it (this process's creations): closed with
+        # one call instead of a look-up by sourceId first
+        self._todos: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
@@ -352,11 +370,13 @@ class DingTalkConnector:
         return self.api.auth if self.api is not None else None
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own (DingTalk has no batch calls); one result per message."""
+        """Each message on its own call (DingTalk has no batch calls), four at a time (paced at
+        the app's quota; a chunk holds no two messages of one document); one result each."""
         if self.api is None:
             error = DeliveryError(ErrorClass.CONFIG, self._config_error)
             return [DeliveryResult(error=error) for _ in messages]
-        return [await self._one(self.api, message) for message in messages]
+        api = self.api
+        return await each_call(messages, lambda message: self._one(api, message))
 
     async def _one(self, api: DingTalkApi, message: OutboundMessage) -> DeliveryResult:
         handlers: dict[str, Callable[[DingTalkApi, Any], Awaitable[dict[str, Any]]]] = {
@@ -378,18 +398,23 @@ class DingTalkConnector:
     async def _create_approval(
         self, api: DingTalkApi, claim: ApprovalRequestPayload
     ) -> dict[str, Any]:
-        instance_id = await api.start_instance(start_instance_body(api.config, claim))
+        body = start_instance_body(api.config, claim)
+        created = created_here(*instance_key(api.config))
+        with created.creating():  # its first callbacks may come before the answer
+            instance_id = await api.start_instance(body)
+            created.remember(instance_id, claim["id"])
         return {"oa_approval_id": instance_id}
 
     async def union_id(self, api: DingTalkApi, user_id: str) -> str:
-        """The unionId of a DingTalk user (todos are addressed by it), cached."""
-        known = self._union_ids.get(user_id)
-        if known is None:
-            user = await api.user(user_id)
-            known = str(user.get("unionid") or "")
-            if not known:
-                raise DeliveryError(ErrorClass.PERMANENT, f"DingTalk user {user_id} has no unionid")
-            self._union_ids[user_id] = known
+        """The unionId of a DingTalk user (todos are addressed by it), read once."""
+        return await self._union_ids.get(user_id)
+
+    async def _read_union_id(self, user_id: str) -> str:
+        assert self.api is not None
+        user = await self.api.user(user_id)
+        known = str(user.get("unionid") or "")
+        if not known:
+            raise DeliveryError(ErrorClass.PERMANENT, f"DingTalk user {user_id} has no unionid")
         return known
 
     async def _push_todo(self, api: DingTalkApi, todo: TodoPayload) -> dict[str, Any]:
@@ -398,7 +423,15 @@ class DingTalkConnector:
             if api.config.callback_url is None:
                 raise DeliveryError(ErrorClass.CONFIG, "callback_url: required for todos (hub-led)")
             created = await api.create_todo(union_id, create_todo_body(api.config, todo, union_id))
+            if created.get("id"):
+                self._todos[todo["task_id"]] = str(created["id"])
+                while len(self._todos) > MAX_REMEMBERED_TODOS:
+                    self._todos.popitem(last=False)
             return {"todo_id": created.get("id"), "status": "created"}
+        known = self._todos.pop(todo["task_id"], None)
+        if known is not None:
+            found = await api.update_todo(union_id, known, {"done": True})
+            return {"todo_id": known if found else None, "status": "closed"}
         existing = await api.todo_by_source(union_id, todo["task_id"])
         if existing is None or existing.get("done"):
             return {"todo_id": existing.get("id") if existing else None, "status": "closed"}

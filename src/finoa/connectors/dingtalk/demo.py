@@ -39,11 +39,14 @@ class DingTalkDemo(DemoProfile):
 
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """A `dingtalk` instance config for the simulator at `url`, from the credentials it
-    shows (console names)."""
+    shows (console names); its calls paced at the simulator's default quota."""
+    from finoa.connectors.dingtalk.simulator import DEFAULT_QPS
+
     c = credentials
     return {"app_key": c["appKey"], "app_secret": c["appSecret"], "token": c["token"],
             "aes_key": c["aesKey"], "process_code": c["processCode"], "agent_id": c["agentId"],
-            "api_base_url": url, "oapi_base_url": url, **overrides}  # fmt: skip
+            "api_base_url": url, "oapi_base_url": url, "rate_limit_per_second": DEFAULT_QPS,
+            **overrides}  # fmt: skip
 
 
 def demo_profile(connector: str) -> DemoProfile:

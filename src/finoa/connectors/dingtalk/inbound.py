@@ -9,7 +9,8 @@ Two kinds of request arrive:
    the hub's clock, and decrypts (AES-256-CBC, the owner key checked). `parse` reads:
    - `check_url` (registering the URL): no command;
    - `bpms_instance_change` of the configured form: `start` of an instance finoa knows
-     (its id is kept against a claim) needs nothing and is answered without a call to
+     (this process started it: `created_here`, waited for while the start is unanswered;
+     or its id is kept against a claim) needs nothing and is answered without a call to
      DingTalk; `start` of any other instance is fetched: one an employee started in
      DingTalk becomes a claim (mapped by `dingtalk/expense_claim`), one finoa created whose
      id is not recorded yet carries its claim id and is skipped; `finish` (agree / refuse),
@@ -38,7 +39,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finoa.connectors.base import (
@@ -54,8 +54,10 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
+    VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
+from finoa.connectors.created_here import created_here
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, CallbackCryptoError
 from finoa.connectors.dingtalk.mapping import (
     APPROVE,
@@ -65,6 +67,7 @@ from finoa.connectors.dingtalk.mapping import (
     DingTalkConfig,
     claim_from_instance,
     form_value,
+    instance_key,
     todo_action_signature,
     todo_signing_key,
 )
@@ -111,7 +114,7 @@ def _query(request: InboundRequest, *names: str) -> str:
     )
 
 
-class DingTalkInbound:
+class DingTalkInbound(VendorClientOwner):
     """Inbound handler of a `dingtalk` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = EncryptedBody
@@ -121,7 +124,6 @@ class DingTalkInbound:
         self.crypto = CallbackCrypto(self.config.token, self.config.aes_key, self.config.owner_key)
         self._todo_key = todo_signing_key(self.config)
         self._clock = clock
-        self._http: httpx.AsyncClient | None = None
         self._api: Any = None
 
     def __repr__(self) -> str:
@@ -233,22 +235,30 @@ class DingTalkInbound:
                 ]
             )
         message_id = str(event.get("eventId") or f"bpms_instance_change:{instance_id}:{change}")
+        result = INSTANCE_RESULTS.get(
+            (str(change), event.get("result") if change == "finish" else None)
+        )
+        if change != "start" and result is None:
+            return None
+        # the claim of an instance finoa started: this process may have started it (its id
+        # may not be kept yet, or the answer not even in), or finoa keeps it against one
+        created = created_here(*instance_key(self.config))
+        claim_id = (
+            created.get(instance_id)
+            or await request.approval_claim(instance_id)
+            or await created.lookup(instance_id)
+        )
         if change == "start":
-            if await request.approval_claim(instance_id) is not None:
+            if claim_id is not None:
                 return None  # finoa knows the instance (it created it): nothing to fetch
             instance = await self._fetch(instance_id)
             if form_value(instance, CLAIM_ID_FIELD):  # created by finoa: the claim exists
                 return None
             claim = claim_from_instance(self.config, instance_id, instance)
             return SubmitClaim(message_id, claim, oa_approval_id=instance_id)
-        result = INSTANCE_RESULTS.get(
-            (str(change), event.get("result") if change == "finish" else None)
-        )
-        if result is None:
-            return None
+        assert result is not None
         actor = event.get("staffId")
         remark = event.get("remark")
-        claim_id = await request.approval_claim(instance_id)
         if claim_id is None:
             # Not recorded yet: an instance finoa created may end before the answer to
             # approval.create is kept. Its form names the claim, so the result is not
@@ -276,8 +286,7 @@ class DingTalkInbound:
         from finoa.connectors.dingtalk.client import DingTalkApi
 
         if self._api is None:
-            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
-            self._api = DingTalkApi(self.config, self._http)
+            self._api = DingTalkApi(self.config, self.vendor_http(self.config.timeout_seconds))
         instance: dict[str, Any] = await fetch_for_callback(
             lambda: self._api.get_instance(instance_id),
             vendor="DingTalk",

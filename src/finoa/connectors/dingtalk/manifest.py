@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from finoa.connectors.base import ConnectorKind, ConnectorManifest, Direction
+from finoa.connectors.pacing import rate_limit_schema
 
 API_BASE_URL = "https://api.dingtalk.com"  # the v1.0 open API
 OAPI_BASE_URL = "https://oapi.dingtalk.com"  # the older topapi (contacts)
@@ -57,6 +58,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "api_base_url": {"type": "string", "pattern": "^https?://", "default": API_BASE_URL},
         "oapi_base_url": {"type": "string", "pattern": "^https?://", "default": OAPI_BASE_URL},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        "rate_limit_per_second": rate_limit_schema(RATE_LIMIT_PER_SECOND, "DingTalk"),
         "callback_tolerance_seconds": {
             "type": "integer",
             "minimum": 1,
@@ -76,6 +78,9 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="dingtalk-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    max_batch=1,  # no batch calls: each answer (an approval.create's instance id) is kept at once
+    # DingTalk has no batch calls: a chunk's messages are sent four at a time (`each_call`,
+    # paced at the app's quota) and settled together; an approval's id is known to the
+    # callbacks as soon as DingTalk answers (`created_here`), not once the chunk is settled
+    max_batch=20,
     description="DingTalk 审批 (OA-led) and 待办 (hub-led); encrypted bpms callbacks in.",
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 from finoa.connectors.base import ApprovalRequestPayload, InboundInvalid, TodoPayload
 from finoa.connectors.instances import MAPPINGS_KEY
+from finoa.connectors.pacing import rate_limit_setting
 from finoa.mapping import MappingCatalog, apply_mapping, code_tables
 from finoa.schemas import ClaimSubmission
 
@@ -53,6 +54,7 @@ class DingTalkConfig:
     api_base_url: str
     oapi_base_url: str
     timeout_seconds: float
+    rate_limit_per_second: float
     tolerance_seconds: int
     catalog: MappingCatalog
 
@@ -67,6 +69,7 @@ class DingTalkConfig:
             CONFIG_SCHEMA,
             DEFAULT_TOLERANCE_SECONDS,
             OAPI_BASE_URL,
+            RATE_LIMIT_PER_SECOND,
         )
 
         unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
@@ -94,6 +97,7 @@ class DingTalkConfig:
         timeout = config.get("timeout_seconds", 5)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError("timeout_seconds: must be a positive number")
+        rate = rate_limit_setting(config, RATE_LIMIT_PER_SECOND)
         tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
             raise ValueError("callback_tolerance_seconds: must be a positive whole number")
@@ -116,9 +120,16 @@ class DingTalkConfig:
             api_base_url=urls["api_base_url"],
             oapi_base_url=urls["oapi_base_url"],
             timeout_seconds=float(timeout),
+            rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
         )
+
+
+def instance_key(config: DingTalkConfig) -> tuple[str, ...]:
+    """Where the instances this process started for claims are remembered (`created_here`):
+    the instanceId DingTalk answered -> finoa's claim id."""
+    return ("dingtalk-claim", config.api_base_url, config.app_key, config.process_code)
 
 
 def _text(value: Any) -> str:

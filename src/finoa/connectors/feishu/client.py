@@ -58,6 +58,7 @@ from finoa.connectors.feishu.mapping import (
     notice_message_body,
     widget_value,
 )
+from finoa.connectors.pacing import Pacer
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
@@ -117,27 +118,6 @@ def _error(response: httpx.Response, code: int, msg: str) -> FeishuError:
         else (1.0 if error_class is ErrorClass.RATE_LIMITED else None),
         outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
     )
-
-
-PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches calls up
-
-
-class Pacer:
-    """At most `rate` calls a second from this client: each call waits for its slot."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = PACING_MARGIN / rate
-        self._clock = clock
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def slot(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 class FeishuApi:

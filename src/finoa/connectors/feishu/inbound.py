@@ -37,7 +37,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finoa.connectors.base import (
@@ -53,6 +52,7 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
+    VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.feishu.crypto import (
@@ -142,7 +142,7 @@ def instance_result(
     return result, actor, comment
 
 
-class FeishuInbound:
+class FeishuInbound(VendorClientOwner):
     """Inbound handler of a `feishu` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = FeishuEncryptedBody
@@ -150,7 +150,6 @@ class FeishuInbound:
     def __init__(self, config: Mapping[str, Any], *, clock: Any = time.time) -> None:
         self.config = FeishuConfig.parse(config)
         self._clock = clock
-        self._http: httpx.AsyncClient | None = None
         self._api: Any = None
 
     def __repr__(self) -> str:
@@ -275,8 +274,7 @@ class FeishuInbound:
         from finoa.connectors.feishu.client import FeishuApi
 
         if self._api is None:
-            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
-            self._api = FeishuApi(self.config, self._http)
+            self._api = FeishuApi(self.config, self.vendor_http(self.config.timeout_seconds))
         instance: dict[str, Any] = await fetch_for_callback(
             lambda: self._api.get_instance(instance_code), vendor="Feishu", field="instance_code"
         )

@@ -158,6 +158,9 @@ class GenericOAInbound:
         assert message.message_id is not None
         return InboundParse(message, (_command(event, message.message_id),), context="single")
 
+    async def aclose(self) -> None:
+        """Nothing to release: the generic OA's callbacks say everything (no calls back)."""
+
     def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:
         """A batch: `{"results": [...]}` with 200. A single event: its result with 200, or
         its problem with the problem's status (and Retry-After when it says when)."""

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from finoa.connectors.base import (
@@ -46,6 +45,7 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
+    VendorClientOwner,
 )
 from finoa.connectors.weaver.manifest import DEFAULT_TOLERANCE_SECONDS
 from finoa.connectors.weaver.mapping import (
@@ -74,7 +74,7 @@ def _refused(detail: str, field: str) -> InboundRefused:
     return InboundRefused(401, "Invalid signature", detail, kind="invalid-signature", field=field)
 
 
-class WeaverInbound:
+class WeaverInbound(VendorClientOwner):
     """Inbound handler of a `weaver` instance (config: `appid`, `callback_secret`,
     `callback_tolerance_seconds`)."""
 
@@ -94,7 +94,6 @@ class WeaverInbound:
         self._secret, self._appid, self._tolerance, self._clock = secret, appid, tolerance, clock
         self._config = dict(config)
         self._connector: Any = None
-        self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         return f"WeaverInbound(appid={self._appid!r}, tolerance={self._tolerance})"
@@ -160,7 +159,7 @@ class WeaverInbound:
         from finoa.connectors.weaver.client import WeaverConnector
 
         if self._connector is None:
-            connector = WeaverConnector(self._config, httpx.AsyncClient())
+            connector = WeaverConnector(self._config, self.vendor_http())
             if connector.config is None:  # the instance's config was checked when loaded
                 raise InboundRefused(
                     503, "e-cology not configured", "requestid: the instance's config is invalid",

@@ -38,6 +38,8 @@ from finoa.connectors.base import (
     TaskReport,
     TodoPayload,
 )
+from finoa.connectors.created_here import created_here
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -50,8 +52,10 @@ from finoa.connectors.wecom.mapping import (
     WireMappingError,
     applyevent_body,
     approval_commands,
+    claim_key,
     detail_form,
     task_applyevent_body,
+    task_key,
 )
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
@@ -145,11 +149,15 @@ class WeComApi:
             scheme="",
         )
         self._clock = clock
-        self._templates: dict[str, list[dict[str, Any]]] = {}
+        self.pacer = app_pacer(
+            config.rate_limit_per_second, "wecom", config.api_base_url, config.corp_id
+        )
+        self._templates = ReadOnce(self._read_template)
 
     async def _fetch_token(self) -> AccessToken:
         started = self._clock()
         path = "/cgi-bin/gettoken"
+        await self.pacer.slot()
         try:
             response = await self._http.get(
                 self.config.api_base_url + path,
@@ -185,6 +193,7 @@ class WeComApi:
         headers = {"content-type": "application/json"} if content is not None else {}
         for attempt in (1, 2):
             token = await self.auth.headers()
+            await self.pacer.slot()
             try:
                 response = await self._http.request(
                     method,
@@ -209,15 +218,14 @@ class WeComApi:
     # -- approvals (审批) ----------------------------------------------------------------------
 
     async def template_controls(self, template_id: str) -> list[dict[str, Any]]:
-        """`oa/gettemplatedetail`: the template's controls, cached per process."""
-        known = self._templates.get(template_id)
-        if known is None:
-            answer = await self.call(
-                "POST", "/cgi-bin/oa/gettemplatedetail", body={"template_id": template_id}
-            )
-            known = list((answer.get("template_content") or {}).get("controls") or [])
-            self._templates[template_id] = known
-        return known
+        """`oa/gettemplatedetail`: the template's controls, read once per client."""
+        return await self._templates.get(template_id)
+
+    async def _read_template(self, template_id: str) -> list[dict[str, Any]]:
+        answer = await self.call(
+            "POST", "/cgi-bin/oa/gettemplatedetail", body={"template_id": template_id}
+        )
+        return list((answer.get("template_content") or {}).get("controls") or [])
 
     async def apply(self, body: Mapping[str, Any]) -> str:
         answer = await self.call("POST", "/cgi-bin/oa/applyevent", body=body)
@@ -308,11 +316,13 @@ class WeComConnector:
         return self.api.auth if self.api is not None else None
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own (WeCom has no batch calls); one result per message."""
+        """Each message on its own call (WeCom has no batch calls), four at a time (paced at
+        the app's quota; a chunk holds no two messages of one document); one result each."""
         if self.api is None:
             error = DeliveryError(ErrorClass.CONFIG, self._config_error)
             return [DeliveryResult(error=error) for _ in messages]
-        return [await self._one(self.api, message) for message in messages]
+        api = self.api
+        return await each_call(messages, lambda message: self._one(api, message))
 
     async def _one(self, api: WeComApi, message: OutboundMessage) -> DeliveryResult:
         handlers: dict[str, Callable[[WeComApi, Any], Awaitable[dict[str, Any]]]] = {
@@ -335,7 +345,11 @@ class WeComConnector:
         self, api: WeComApi, claim: ApprovalRequestPayload
     ) -> dict[str, Any]:
         controls = await api.template_controls(api.config.template_id)
-        sp_no = await api.apply(applyevent_body(api.config, claim, controls))
+        body = applyevent_body(api.config, claim, controls)
+        created = created_here(*claim_key(api.config))
+        with created.creating():  # its first callbacks may come before the answer
+            sp_no = await api.apply(body)
+            created.remember(sp_no, claim["id"])
         return {"oa_approval_id": sp_no}
 
     async def _push_todo(self, api: WeComApi, todo: TodoPayload) -> dict[str, Any]:
@@ -347,7 +361,11 @@ class WeComConnector:
         if creator is None:
             raise DeliveryError(ErrorClass.CONFIG, "task_creator_userid: required for hub-led")
         controls = await api.template_controls(api.config.task_template_id)
-        sp_no = await api.apply(task_applyevent_body(api.config, todo, creator, controls))
+        body = task_applyevent_body(api.config, todo, creator, controls)
+        created = created_here(*task_key(api.config))
+        with created.creating():
+            sp_no = await api.apply(body)
+            created.remember(sp_no, todo["task_id"])
         return {"todo_id": sp_no, "status": "created"}
 
     async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:

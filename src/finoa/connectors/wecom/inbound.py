@@ -10,8 +10,9 @@ Two kinds of request arrive:
    Encrypt), refuses a timestamp further than `callback_tolerance_seconds` from the hub's
    clock, decrypts (AES-256-CBC; the receiveid must be the CorpID) and checks that
    `ToUserName` names the CorpID too. XML is read defensively (no DTD, no entities).
-   `parse` reads `sys_approval_change` of the configured templates. An approval of the
-   claim template that finoa keeps against a claim is read from the event alone
+   `parse` reads `sys_approval_change` of the configured templates. An approval this process
+   applied (for a claim or a task: `created_here`, waited for while its `applyevent` is
+   still unanswered) or that finoa keeps against a claim is read from the event alone
    (`event_detail`: SpStatus and SpRecord say the result, who decided and why), with no
    call to WeCom; the submission of a task approval (finoa applied it) is skipped; any other
    approval is fetched (`oa/getapprovaldetail`: its form carries the claim's contents, or
@@ -42,7 +43,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 from lxml import etree
 from pydantic import BaseModel
 
@@ -54,10 +54,12 @@ from finoa.connectors.base import (
     InboundRefused,
     InboundReply,
     InboundRequest,
+    VendorClientOwner,
 )
 from finoa.connectors.callback_fetch import fetch_for_callback
+from finoa.connectors.created_here import created_here
 from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
-from finoa.connectors.wecom.mapping import WeComConfig, approval_commands
+from finoa.connectors.wecom.mapping import WeComConfig, approval_commands, claim_key, task_key
 
 RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
@@ -123,7 +125,7 @@ def event_detail(info: etree._Element) -> dict[str, Any]:
     }
 
 
-class WeComInbound:
+class WeComInbound(VendorClientOwner):
     """Inbound handler of a `wecom` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = None  # XML, not JSON
@@ -132,7 +134,6 @@ class WeComInbound:
         self.config = WeComConfig.parse(config)
         self.crypto = WeComCrypto(self.config.token, self.config.aes_key, self.config.corp_id)
         self._clock = clock
-        self._http: httpx.AsyncClient | None = None
         self._api: Any = None
         # msg_signature -> when its callback was answered 200; kept for the tolerance window
         self._answered: OrderedDict[str, float] = OrderedDict()
@@ -221,14 +222,30 @@ class WeComInbound:
         submitted = xml_text(info, "StatuChangeEvent") == SUBMITTED
         if submitted and template == self.config.task_template_id:
             return InboundParse(message, (), context=EVENT)  # finoa applied it for a task
-        known = template == self.config.template_id and (
-            await message.request.approval_claim(sp_no) is not None
-        )
-        if known:  # finoa keeps this approval against a claim: the event says all it needs
-            if submitted:
-                return InboundParse(message, (), context=EVENT)
-            commands = approval_commands(self.config, event_detail(info), start=False)
-            return InboundParse(message, tuple(commands), context=EVENT)
+        if template == self.config.task_template_id:
+            tasks = created_here(*task_key(self.config))
+            task_id = tasks.get(sp_no) or await tasks.lookup(sp_no)
+            if task_id is not None:  # this process applied it for the task: the event says all
+                commands = approval_commands(
+                    self.config, event_detail(info), start=False, task_id=task_id
+                )
+                return InboundParse(message, tuple(commands), context=EVENT)
+        if template == self.config.template_id:
+            # this process applied it for the claim (its sp_no may not be kept yet), or
+            # finoa keeps it against a claim: either way the event says all it needs
+            claims = created_here(*claim_key(self.config))
+            claim_id = (
+                claims.get(sp_no)
+                or await message.request.approval_claim(sp_no)
+                or await claims.lookup(sp_no)
+            )
+            if claim_id is not None:
+                if submitted:
+                    return InboundParse(message, (), context=EVENT)
+                commands = approval_commands(
+                    self.config, event_detail(info), start=False, claim_id=claim_id
+                )
+                return InboundParse(message, tuple(commands), context=EVENT)
         detail = await self._fetch(sp_no)
         commands = approval_commands(self.config, detail, start=submitted, result=not submitted)
         return InboundParse(message, tuple(commands), context=EVENT)
@@ -237,8 +254,7 @@ class WeComInbound:
         from finoa.connectors.wecom.client import WeComApi
 
         if self._api is None:
-            self._http = httpx.AsyncClient(timeout=self.config.timeout_seconds)
-            self._api = WeComApi(self.config, self._http)
+            self._api = WeComApi(self.config, self.vendor_http(self.config.timeout_seconds))
         detail: dict[str, Any] = await fetch_for_callback(
             lambda: self._api.detail(sp_no), vendor="WeCom", field="SpNo"
         )

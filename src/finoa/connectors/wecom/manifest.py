@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from finoa.connectors.base import ConnectorKind, ConnectorManifest, Direction
+from finoa.connectors.pacing import rate_limit_schema
 
 API_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -52,6 +53,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "api_base_url": {"type": "string", "pattern": "^https?://", "default": API_BASE_URL},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        "rate_limit_per_second": rate_limit_schema(RATE_LIMIT_PER_SECOND, "WeCom"),
         "callback_tolerance_seconds": {
             "type": "integer",
             "minimum": 1,
@@ -71,7 +73,10 @@ MANIFEST = ConnectorManifest(
     config_schema=CONFIG_SCHEMA,
     auth="wecom-access-token",
     rate_limit_per_second=RATE_LIMIT_PER_SECOND,
-    max_batch=1,  # no batch calls: each answer (an approval.create's instance id) is kept at once
+    # WeCom has no batch calls: a chunk's messages are sent four at a time (`each_call`,
+    # paced at the app's quota) and settled together; an approval's id is known to the
+    # callbacks as soon as WeCom answers (`created_here`), not once the chunk is settled
+    max_batch=20,
     description="WeCom 审批: the claim's approval (OA-led) or one per task (hub-led); "
     "encrypted sys_approval_change callbacks in.",
 )

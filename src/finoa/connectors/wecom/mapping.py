@@ -31,6 +31,7 @@ from finoa.connectors.base import (
     TodoPayload,
 )
 from finoa.connectors.instances import MAPPINGS_KEY
+from finoa.connectors.pacing import rate_limit_setting
 from finoa.mapping import MappingCatalog, apply_mapping, code_tables
 from finoa.schemas import ClaimSubmission
 
@@ -70,6 +71,7 @@ class WeComConfig:
     agent_id: int | None
     api_base_url: str
     timeout_seconds: float
+    rate_limit_per_second: float
     tolerance_seconds: int
     catalog: MappingCatalog
 
@@ -83,6 +85,7 @@ class WeComConfig:
             API_BASE_URL,
             CONFIG_SCHEMA,
             DEFAULT_TOLERANCE_SECONDS,
+            RATE_LIMIT_PER_SECOND,
         )
 
         unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
@@ -108,6 +111,7 @@ class WeComConfig:
         timeout = config.get("timeout_seconds", 5)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError("timeout_seconds: must be a positive number")
+        rate = rate_limit_setting(config, RATE_LIMIT_PER_SECOND)
         tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
             raise ValueError("callback_tolerance_seconds: must be a positive whole number")
@@ -128,6 +132,7 @@ class WeComConfig:
             agent_id=agent,
             api_base_url=url.rstrip("/"),
             timeout_seconds=float(timeout),
+            rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
         )
@@ -349,14 +354,22 @@ def _loc(path: str) -> tuple[str | int, ...]:
 
 
 def approval_commands(
-    config: WeComConfig, detail: Mapping[str, Any], *, start: bool = True, result: bool = True
+    config: WeComConfig,
+    detail: Mapping[str, Any],
+    *,
+    start: bool = True,
+    result: bool = True,
+    task_id: str | None = None,
+    claim_id: str | None = None,
 ) -> list[InboundCommand]:
     """What an approval's detail means for finoa, in order: a claim an employee submitted
     (`start`), and its final result or a task's decision (`result`). The message ids are
-    the approval's, so a callback and a sweep of the same change are one message."""
+    the approval's, so a callback and a sweep of the same change are one message. `task_id`
+    and `claim_id` are the task or claim of an approval finoa applied, when it knows them
+    (an event carries no form)."""
     sp_no = str(detail.get("sp_no") or "")
     form = detail_form(detail)
-    task_id, claim_id = form.get(TASK_ID_TITLE), form.get(CLAIM_ID_TITLE)
+    task_id, claim_id = task_id or form.get(TASK_ID_TITLE), claim_id or form.get(CLAIM_ID_TITLE)
     status = detail.get("sp_status")
     decided = [
         d
@@ -391,3 +404,14 @@ def approval_commands(
             )
         )
     return commands
+
+
+def task_key(config: WeComConfig) -> tuple[str, ...]:
+    """Where the task approvals this process applied for the instance are remembered
+    (`created_here`): the sp_no `oa/applyevent` answered -> finoa's task id."""
+    return ("wecom-task", config.api_base_url, config.corp_id, config.task_template_id)
+
+
+def claim_key(config: WeComConfig) -> tuple[str, ...]:
+    """The same for the claims' approvals (OA-led): sp_no -> finoa's claim id."""
+    return ("wecom-claim", config.api_base_url, config.corp_id, config.template_id)

@@ -193,7 +193,8 @@ class Credentials:
         console: dict[str, Any], api_base_url: str, *, task_creator_userid: str = TASK_CREATOR
     ) -> dict[str, Any]:
         """The `config:` of a `wecom` instance in finoa.yaml pointed at a simulator, from
-        what `--show-credentials` (or `/_sim/credentials`) prints."""
+        what `--show-credentials` (or `/_sim/credentials`) prints; its calls paced at the
+        simulator's default quota."""
         return {
             "corp_id": console["corpid"],
             "corp_secret": console["corpsecret"],
@@ -204,6 +205,7 @@ class Credentials:
             "task_template_id": console["task_template_id"],
             "task_creator_userid": task_creator_userid,
             "api_base_url": api_base_url,
+            "rate_limit_per_second": DEFAULT_QPS,
         }
 
     @classmethod

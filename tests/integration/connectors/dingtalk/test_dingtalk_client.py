@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from support.dingtalk import CLAIM, TODO, DingTalkSim, message
+from support.pacing import check_paced_at_quota
 
 from finoa.connectors.dingtalk.client import DingTalkConnector
 from finoa.messaging.retry import ErrorClass
@@ -119,11 +120,45 @@ async def test_todos_are_created_for_the_approver_and_closed(
     assert found is not None and found.response["todo_id"] == todo["id"]
     (closed,) = await connector.deliver([message("todo.push", {**TODO, "op": "close"}, 2)])
     assert closed.ok and sim.get("/_sim/todos")[0]["done"] is True
+    assert closed.response == {"todo_id": todo["id"], "status": "closed"}
+    # the connector made the todo: it closed it by its id, without looking it up by sourceId
+    lookups = [p for p in sim.get("/_sim/stats")["api_calls"] if "/tasks/sources/" in p]
+    assert lookups == ["/v1.0/todo/users/union-E0010/tasks/sources/T-1"]  # the lookup above
     # closing again, or a todo that never existed, changes nothing and succeeds
     (again,) = await connector.deliver(
         [message("todo.push", {**TODO, "op": "close", "task_id": "T-404"}, 3)]
     )
     assert again.ok
+
+
+async def test_a_todo_made_by_another_process_or_deleted_in_dingtalk_is_closed_all_the_same(
+    sim: DingTalkSim, http: httpx.AsyncClient
+) -> None:
+    config = sim.config(callback_url="http://127.0.0.1:9/hook")
+    maker = DingTalkConnector(config, http)
+    for n, task in enumerate(("T-1", "T-2"), 1):
+        (created,) = await maker.deliver([message("todo.push", {**TODO, "task_id": task}, n)])
+        assert created.ok, created.error
+    # another process (a restarted hub) knows neither todo's id: it looks T-1 up by sourceId
+    other = DingTalkConnector(config, http)
+    (closed,) = await other.deliver([message("todo.push", {**TODO, "op": "close"}, 3)])
+    assert closed.ok and closed.response["status"] == "closed"
+    assert "/v1.0/todo/users/union-E0010/tasks/sources/T-1" in sim.get("/_sim/stats")["api_calls"]
+    # T-2 was deleted in DingTalk: closing it by the id kept succeeds, with nothing to close
+    t2 = next(t for t in sim.get("/_sim/todos") if t["sourceId"] == "T-2")
+    assert maker.api is not None
+    await maker.api.delete_todo("union-E0010", t2["id"])
+    (gone,) = await maker.deliver(
+        [message("todo.push", {**TODO, "op": "close", "task_id": "T-2"}, 4)]
+    )
+    assert gone.ok and gone.response == {"todo_id": None, "status": "closed"}
+    done = {t["sourceId"]: t["done"] for t in sim.get("/_sim/todos")}
+    assert done["T-1"] is True
+
+
+async def test_calls_are_paced_at_the_apps_quota(start_sim: Any, http: httpx.AsyncClient) -> None:
+    claims = [message("approval.create", {**CLAIM, "id": f"CL{n}"}, n) for n in range(5)]
+    await check_paced_at_quota(start_sim, DingTalkConnector, claims, http)
 
 
 async def test_contacts_are_read_as_master_data(sim: DingTalkSim, http: httpx.AsyncClient) -> None:

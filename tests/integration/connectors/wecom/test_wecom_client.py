@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.pacing import check_paced_at_quota
 from support.processes import wait_for
 from support.wecom import CLAIM, TODO, WeComSim, employee_approval, message
 
@@ -232,6 +233,11 @@ async def test_rate_limits_are_errcode_45009_classed_rate_limited(
     assert limited and all(e.error_class is ErrorClass.RATE_LIMITED for e in limited)
     assert "45009" in limited[0].reason and limited[0].retry_after is not None
     wait_for(lambda: sim.get("/_sim/stats")["rate_limited"] >= 1, 5, "a refusal counted")
+
+
+async def test_calls_are_paced_at_the_apps_quota(start_sim: Any, http: httpx.AsyncClient) -> None:
+    claims = [message("approval.create", {**CLAIM, "id": f"CL{n}"}, n) for n in range(4)]
+    await check_paced_at_quota(start_sim, WeComConnector, claims, http)
 
 
 async def test_task_reports_tell_the_sweeper_what_wecom_holds_on_each_task(

@@ -120,3 +120,35 @@ def test_the_connector_sees_the_mapping_overrides(tmp_path: Path) -> None:
     }
     with pytest.raises(ConnectorConfigError, match="connectors.hq.config.mappings"):
         load(tmp_path, {"hq": dingtalk(), "erp-main": generic_erp()}, mappings=bad)
+
+
+def test_the_inbound_handlers_http_clients_are_closed_on_shutdown(tmp_path: Path) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from finoa.connectors.instances import close_inbound_handlers
+
+    instances = load(tmp_path, {"hq": dingtalk(default=True), "erp-main": generic_erp()})
+    handler = instances.inbound("hq")
+    client = handler.vendor_http(5)  # made when a callback first asks DingTalk
+    assert handler.vendor_http(5) is client and not client.is_closed
+
+    class Broken:
+        async def aclose(self) -> None:
+            raise RuntimeError("cannot close")
+
+    # one handler failing to close does not keep the others open
+    broken = replace(instances.instances["erp-main"], inbound=Broken())
+    ordered = replace(instances, instances={"erp-main": broken, "hq": instances.instances["hq"]})
+    asyncio.run(close_inbound_handlers(ordered))
+    assert client.is_closed
+    assert handler.vendor_http(5) is not client  # a later call would make a fresh one
+    asyncio.run(handler.aclose())
+
+
+@pytest.mark.parametrize("rate", [0, -1, "fast", True])
+def test_a_rate_limit_is_a_positive_number(tmp_path: Path, rate: Any) -> None:
+    spec = dingtalk()
+    spec["config"]["rate_limit_per_second"] = rate
+    with pytest.raises(ConnectorConfigError, match=r"hq\.config\.rate_limit_per_second"):
+        load(tmp_path, {"hq": spec, "erp-main": generic_erp()})

@@ -1,0 +1,90 @@
+"""Sparing an OA app's quota: reads shared by the callers that ask at once, one pacer per
+app in a process, and callbacks that wait for a creation's answer instead of asking the OA."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from finoa.connectors.created_here import Created
+from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
+
+
+def test_callers_that_ask_at_once_share_one_read_and_a_failed_read_is_not_kept() -> None:
+    reads: list[str] = []
+    gate = asyncio.Event()
+
+    async def read(key: str) -> str:
+        reads.append(key)
+        await gate.wait()
+        if key == "bad":
+            raise RuntimeError("vendor said no")
+        return key.upper()
+
+    async def scenario() -> list[str]:
+        once = ReadOnce(read)
+        waiting = [asyncio.ensure_future(once.get("u1")) for _ in range(5)]
+        await asyncio.sleep(0)
+        gate.set()
+        values = await asyncio.gather(*waiting)
+        assert await once.get("u1") == "U1"  # kept: no second read
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="vendor said no"):
+                await once.get("bad")
+        return values
+
+    assert asyncio.run(scenario()) == ["U1"] * 5
+    assert reads == ["u1", "bad", "bad"]
+
+
+def test_an_apps_calls_share_one_pacer_in_a_process() -> None:
+    assert app_pacer(50, "dingtalk", "http://a", "app") is app_pacer(
+        50, "dingtalk", "http://a", "app"
+    )
+    assert app_pacer(50, "dingtalk", "http://a", "app") is not app_pacer(
+        50, "dingtalk", "http://a", "other"
+    )
+
+
+def test_a_callback_waits_for_a_creation_in_flight_and_not_otherwise() -> None:
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        created = Created()
+        assert await created.lookup("SP-1", wait=30) is None  # nothing in flight: at once
+        answered = asyncio.Event()
+
+        async def create() -> None:
+            with created.creating():
+                await answered.wait()  # the OA has not answered yet
+                created.remember("SP-1", "CL-1")
+
+        creation = asyncio.ensure_future(create())
+        await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(created.lookup("SP-1", wait=30))
+        other = asyncio.ensure_future(created.lookup("SP-9", wait=30))
+        await asyncio.sleep(0)
+        assert not waiting.done() and not other.done()
+        answered.set()
+        await creation
+        # SP-1 is known now; SP-9 is not, and nothing is in flight: neither waits on
+        return await waiting, await other, created.get("SP-1")
+
+    assert asyncio.run(scenario()) == ("CL-1", None, "CL-1")
+
+
+def test_a_chunks_calls_go_a_few_at_a_time_and_answer_in_order() -> None:
+    running: list[int] = []
+    most = 0
+
+    async def call(item: int) -> str:
+        nonlocal most
+        running.append(item)
+        most = max(most, len(running))
+        await asyncio.sleep(0)  # the vendor answers later, in another order
+        await asyncio.sleep(0.001 * (10 - item))
+        running.remove(item)
+        return f"answer {item}"
+
+    answers = asyncio.run(each_call(list(range(10)), call, at_once=3))
+    assert answers == [f"answer {n}" for n in range(10)]
+    assert most == 3
