@@ -76,6 +76,8 @@ VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
         "42001": ErrorClass.AUTH,  # access_token 已过期
         "60003": ErrorClass.PERMANENT,  # 部门不存在
         "60121": ErrorClass.PERMANENT,  # 找不到该用户
+        "400002": ErrorClass.PERMANENT,  # 参数错误 (a work notification's fields)
+        "400014": ErrorClass.CONFIG,  # the work notification's agent_id is not the app's
     },
     "wecom": {
         # `{"errcode": n, "errmsg": "…"}` with HTTP 200
@@ -98,6 +100,10 @@ VENDOR_CODE_CLASSES: dict[str, dict[str, ErrorClass]] = {
         "301035": ErrorClass.CONFIG,  # a control's id, type or value does not fit the template
         "301036": ErrorClass.CONFIG,  # a required control is empty
         "301055": ErrorClass.PERMANENT,  # the applicant is not in the chosen department
+        "40056": ErrorClass.CONFIG,  # message: invalid agentid
+        "41016": ErrorClass.PERMANENT,  # message: missing content
+        "45002": ErrorClass.PERMANENT,  # message: content too long
+        "81013": ErrorClass.PERMANENT,  # message: user & party & tag all invalid
     },
     "feishu": {
         # `{"code": n, "msg": "…", "data": …}` on every answer

@@ -52,6 +52,7 @@ from finoa.connectors.dingtalk.mapping import (
     form_value,
     instance_key,
     start_instance_body,
+    work_notice_body,
 )
 from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
 from finoa.messaging.retry import (
@@ -195,9 +196,10 @@ class DingTalkApi:
                 ErrorClass.PERMANENT, f"DingTalk answered non-JSON to {path}: {exc}"
             ) from exc
 
-    async def topapi(self, path: str, body: Mapping[str, Any]) -> Any:
-        """A topapi call (`?access_token=`; errors as `errcode` with HTTP 200); the `result`.
-        A refused token is dropped and the call sent once more with a fresh one."""
+    async def topapi(self, path: str, body: Mapping[str, Any], *, whole: bool = False) -> Any:
+        """A topapi call (`?access_token=`; errors as `errcode` with HTTP 200); the `result`
+        (`whole`: the whole answer). A refused token is dropped and the call sent once more
+        with a fresh one."""
         url = self.config.oapi_base_url + path
         for attempt in (1, 2):
             headers = await self.auth.headers()
@@ -222,7 +224,7 @@ class DingTalkApi:
                     ErrorClass.PERMANENT, f"malformed topapi answer: {exc}"
                 ) from exc
             if errcode == 0:
-                return answer.get("result")
+                return answer if whole else answer.get("result")
             if errcode in TOKEN_ERRCODES and attempt == 1:
                 await self.auth.rejected(headers)
                 continue
@@ -320,6 +322,16 @@ class DingTalkApi:
 
     # -- contacts (通讯录) ---------------------------------------------------------------------
 
+    async def send_work_notice(self, body: Mapping[str, Any]) -> str:
+        """`topapi/message/corpconversation/asyncsend_v2`: a work notification; its task id."""
+        answer = await self.topapi(
+            "/topapi/message/corpconversation/asyncsend_v2", body, whole=True
+        )
+        task_id = answer.get("task_id") if isinstance(answer, dict) else None
+        if task_id is None:
+            raise DeliveryError(ErrorClass.PERMANENT, "DingTalk's answer has no task_id")
+        return str(task_id)
+
     async def user(self, user_id: str) -> dict[str, Any]:
         """`topapi/v2/user/get`: one user (userid, unionid, name, dept_id_list, active)."""
         return cast(dict[str, Any], await self.topapi("/topapi/v2/user/get", {"userid": user_id}))
@@ -383,6 +395,7 @@ class DingTalkConnector:
             "approval.create": self._create_approval,
             "todo.push": self._push_todo,
             "status.writeback": self._status,
+            "notice.send": self._notice,
         }
         handler = handlers.get(message.action)
         if handler is None:
@@ -437,6 +450,10 @@ class DingTalkConnector:
             return {"todo_id": existing.get("id") if existing else None, "status": "closed"}
         await api.update_todo(union_id, str(existing["id"]), {"done": True})
         return {"todo_id": existing["id"], "status": "closed"}
+
+    async def _notice(self, api: DingTalkApi, notice: Mapping[str, Any]) -> dict[str, Any]:
+        task_id = await api.send_work_notice(work_notice_body(api.config, notice))
+        return {"task_id": task_id, "status": "sent"}
 
     async def _status(self, api: DingTalkApi, status: Mapping[str, Any]) -> dict[str, Any]:
         return {"status": "acknowledged"}

@@ -279,3 +279,20 @@ def create_todo_body(config: DingTalkConfig, todo: TodoPayload, union_id: str) -
         "bizCategoryId": "finoa.expense_claim",
         "actionList": actions,
     }
+
+
+NOTICE_LIMIT = 2000  # characters of a work notification's text finoa sends
+
+
+def work_notice_body(config: DingTalkConfig, notice: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of `topapi/message/corpconversation/asyncsend_v2` for one notice (工作通知):
+    a text message from the app (`agent_id`) to the recipient, its title on the first line.
+    DingTalk sends the same content to the same user once a day, so a re-send is dropped."""
+    if config.agent_id is None:
+        raise WireMappingError("agent_id: required for notices (the app's AgentId)")
+    content = f"{notice['title']}\n{notice['body']}"[:NOTICE_LIMIT]
+    return {
+        "agent_id": config.agent_id,
+        "userid_list": str(notice["recipient_id"]),
+        "msg": {"msgtype": "text", "text": {"content": content}},
+    }

@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS callbacks (
 CREATE TABLE IF NOT EXISTS presses (
     todo_id TEXT PRIMARY KEY, decision TEXT NOT NULL, status INTEGER, answer TEXT
 );
+CREATE TABLE IF NOT EXISTS notices (
+    task_id INTEGER PRIMARY KEY AUTOINCREMENT, userid TEXT NOT NULL, content TEXT NOT NULL,
+    day TEXT NOT NULL, delivered INTEGER NOT NULL, sent_ms INTEGER NOT NULL
+);
 """
 
 
@@ -276,7 +280,7 @@ class DingTalkSimulator(CallbackPlumbing):
         self.rng = random.Random(seed)
         self.faults = FaultState()
         CallbackPlumbing.__init__(self)
-        self.counts = {"token_refusals": 0, "tokens_issued": 0}
+        self.counts = {"token_refusals": 0, "tokens_issued": 0, "notices_deduplicated": 0}
         self.api_calls: dict[str, int] = {}  # calls to the vendor's API, per path
 
     # -- tokens --------------------------------------------------------------------------
@@ -823,6 +827,57 @@ class DingTalkSimulator(CallbackPlumbing):
 
     # -- plumbing ------------------------------------------------------------------------
 
+    # -- work notifications (工作通知) ---------------------------------------------------
+
+    def send_work_notice(self, body: Any) -> int:
+        """`topapi/message/corpconversation/asyncsend_v2`: a text work notification from the
+        app to its users; the task id. As DingTalk does, the same content reaches the same user
+        once a day (a repeat is accepted and dropped), and users who are unknown or have left
+        are accepted and not reached (`getsendresult` lists them)."""
+        if not isinstance(body, dict):
+            raise TopApiError(400002, "参数错误: body")
+        if body.get("agent_id") != AGENT_ID:
+            raise TopApiError(400014, f"agent_id: 应用不存在 {body.get('agent_id')}")
+        users = [u for u in str(body.get("userid_list") or "").split(",") if u]
+        if not users or len(users) > 100:
+            raise TopApiError(400002, "参数错误: userid_list 须为 1-100 个 userid")
+        msg = body.get("msg")
+        text = msg.get("text") if isinstance(msg, dict) else None
+        content = text.get("content") if isinstance(text, dict) else None
+        if not isinstance(msg, dict) or msg.get("msgtype") != "text":
+            raise TopApiError(400002, "参数错误: msg.msgtype (this simulator takes text)")
+        if not isinstance(content, str) or not content.strip():
+            raise TopApiError(400002, "参数错误: msg.text.content")
+        now_ms = int(time.time() * 1000)
+        day = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000 + 8 * 3600))
+        task_id = 0
+        with transaction(self.conn):
+            for userid in users:
+                user = self.directory.users.get(userid)
+                seen = self.conn.execute(
+                    "SELECT 1 FROM notices WHERE userid = ? AND content = ? AND day = ? AND "
+                    "delivered = 1",
+                    (userid, content, day),
+                ).fetchone()
+                delivered = user is not None and user.active and seen is None
+                if seen is not None:
+                    self.counts["notices_deduplicated"] += 1
+                cursor = self.conn.execute(
+                    "INSERT INTO notices (userid, content, day, delivered, sent_ms) VALUES "
+                    "(?, ?, ?, ?, ?)",
+                    (userid, content, day, int(delivered), now_ms),
+                )
+                task_id = task_id or int(cursor.lastrowid or 0)
+        return task_id
+
+    def notices(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM notices ORDER BY task_id").fetchall()
+        return [
+            {"task_id": r["task_id"], "userid": r["userid"], "content": r["content"],
+             "delivered": bool(r["delivered"])}
+            for r in rows
+        ]  # fmt: skip
+
     def stats(self) -> dict[str, Any]:
         def rows(sql: str) -> dict[str, int]:
             return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
@@ -962,6 +1017,17 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
                 },
             }
         )
+
+    @app.post("/topapi/message/corpconversation/asyncsend_v2")
+    async def work_notice(request: Request) -> Response:
+        topapi_guard(request)
+        task_id = sim.send_work_notice(await body_of(request))
+        return json_response({"errcode": 0, "errmsg": "ok", "task_id": task_id,
+                              "request_id": uuid.uuid4().hex[:12]})  # fmt: skip
+
+    @app.get("/_sim/notices")
+    async def notices() -> Response:
+        return json_response(sim.notices())
 
     @app.post("/topapi/v2/department/listsub")
     async def department_listsub(request: Request) -> Response:

@@ -54,6 +54,7 @@ from finoa.connectors.wecom.mapping import (
     approval_commands,
     claim_key,
     detail_form,
+    notice_message_body,
     task_applyevent_body,
     task_key,
 )
@@ -329,6 +330,7 @@ class WeComConnector:
             "approval.create": self._create_approval,
             "todo.push": self._push_todo,
             "status.writeback": self._status,
+            "notice.send": self._notice,
         }
         handler = handlers.get(message.action)
         if handler is None:
@@ -370,6 +372,12 @@ class WeComConnector:
 
     async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:
         return {"status": "acknowledged"}
+
+    async def _notice(self, api: WeComApi, notice: Mapping[str, Any]) -> dict[str, Any]:
+        answer = await api.call(
+            "POST", "/cgi-bin/message/send", body=notice_message_body(api.config, notice)
+        )
+        return {"msgid": str(answer.get("msgid") or ""), "status": "sent"}
 
     async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
         """Did it already happen? An approval of the template whose finoa单号 (or finoa任务)

@@ -415,3 +415,24 @@ def task_key(config: WeComConfig) -> tuple[str, ...]:
 def claim_key(config: WeComConfig) -> tuple[str, ...]:
     """The same for the claims' approvals (OA-led): sp_no -> finoa's claim id."""
     return ("wecom-claim", config.api_base_url, config.corp_id, config.template_id)
+
+
+NOTICE_LIMIT = 2000  # characters of an application message's text finoa sends
+DUPLICATE_CHECK_SECONDS = 14_400  # WeCom's longest duplicate-check window: 4 hours
+
+
+def notice_message_body(config: WeComConfig, notice: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of `message/send` for one notice (应用消息): a text message from the app
+    (`agentid`) to the recipient, its title on the first line, with WeCom's duplicate check
+    on, so the same message sent again within the window is not delivered twice."""
+    if config.agent_id is None:
+        raise WireMappingError("agent_id: required for notices (the app's AgentId)")
+    return {
+        "touser": str(notice["recipient_id"]),
+        "msgtype": "text",
+        "agentid": config.agent_id,
+        "text": {"content": f"{notice['title']}\n{notice['body']}"[:NOTICE_LIMIT]},
+        "safe": 0,
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": DUPLICATE_CHECK_SECONDS,
+    }

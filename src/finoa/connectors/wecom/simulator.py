@@ -90,7 +90,13 @@ CREATE TABLE IF NOT EXISTS callbacks (
     change INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     last_status INTEGER, last_error TEXT, url TEXT
 );
+CREATE TABLE IF NOT EXISTS messages (
+    msgid TEXT PRIMARY KEY, touser TEXT NOT NULL, content TEXT NOT NULL,
+    sent_at REAL NOT NULL, duplicate_until REAL NOT NULL
+);
 """
+MAX_CONTENT_BYTES = 2048  # a text message's content
+MAX_DUPLICATE_CHECK = 14_400  # seconds: the longest duplicate-check window WeCom takes
 
 
 def _lang(text: str) -> list[dict[str, str]]:
@@ -356,7 +362,7 @@ class WeComSimulator(CallbackPlumbing):
         self.faults = FaultState()
         CallbackPlumbing.__init__(self)
         self.reply_timeout = REPLY_TIMEOUT_SECONDS
-        self.counts = {"token_refusals": 0, "tokens_issued": 0}
+        self.counts = {"token_refusals": 0, "tokens_issued": 0, "messages_deduplicated": 0}
         self.api_calls: dict[str, int] = {}  # calls to the vendor's API, per path
 
     # -- tokens --------------------------------------------------------------------------
@@ -775,6 +781,59 @@ class WeComSimulator(CallbackPlumbing):
 
     # -- plumbing ------------------------------------------------------------------------
 
+    # -- application messages (应用消息) --------------------------------------------------
+
+    def send_message(self, body: Any) -> dict[str, Any]:
+        """`message/send`: a text message from the app to users (`touser`, `|`-separated).
+        Unknown or departed users come back in `invaliduser` (errcode 81013 when none is
+        left); with `enable_duplicate_check` the same content to the same users within
+        `duplicate_check_interval` seconds is not sent again (the first msgid answers)."""
+        if not isinstance(body, dict):
+            raise WeComError(40058, "the body must be a JSON object")
+        if body.get("agentid") != AGENT_ID:
+            raise WeComError(40056, f"agentid: invalid agentid {body.get('agentid')}")
+        if body.get("msgtype") != "text":
+            raise WeComError(40008, "msgtype: this simulator takes text messages")
+        text = body.get("text")
+        content = text.get("content") if isinstance(text, dict) else None
+        if not isinstance(content, str) or not content.strip():
+            raise WeComError(41016, "text.content: missing content")
+        if len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
+            raise WeComError(45002, f"text.content: longer than {MAX_CONTENT_BYTES} bytes")
+        users = [u for u in str(body.get("touser") or "").split("|") if u]
+        valid = [u for u in users if (m := self.directory.members.get(u)) and m.active]
+        invalid = "|".join(u for u in users if u not in valid)
+        if not valid:
+            raise WeComError(81013, f"touser: user & party & tag all invalid: {invalid}")
+        touser = "|".join(sorted(valid))
+        now = time.time()
+        if body.get("enable_duplicate_check") == 1:
+            window = body.get("duplicate_check_interval", 1800)
+            if not isinstance(window, int) or not 0 < window <= MAX_DUPLICATE_CHECK:
+                raise WeComError(40058, "duplicate_check_interval: 1-14400 seconds")
+            seen = self.conn.execute(
+                "SELECT msgid FROM messages WHERE touser = ? AND content = ? AND "
+                "duplicate_until > ?",
+                (touser, content, now),
+            ).fetchone()
+            if seen is not None:
+                self.counts["messages_deduplicated"] += 1
+                return _ok(invaliduser=invalid, msgid=seen["msgid"])
+        else:
+            window = 0
+        msgid = secrets.token_urlsafe(24)
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+                (msgid, touser, content, now, now + window),
+            )
+        return _ok(invaliduser=invalid, invalidparty="", invalidtag="", msgid=msgid)
+
+    def messages(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM messages ORDER BY sent_at, msgid").fetchall()
+        return [{"msgid": r["msgid"], "touser": r["touser"], "content": r["content"]}
+                for r in rows]  # fmt: skip
+
     def stats(self) -> dict[str, Any]:
         def rows(sql: str) -> dict[str, int]:
             return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
@@ -910,6 +969,15 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
     async def user_list(request: Request) -> Response:
         guard(request)
         return json_response(_ok(userlist=[member_body(m) for m in members(request)]))
+
+    @app.post("/cgi-bin/message/send")
+    async def message_send(request: Request) -> Response:
+        guard(request)
+        return json_response(sim.send_message(await body_of(request)))
+
+    @app.get("/_sim/messages")
+    async def messages() -> Response:
+        return json_response(sim.messages())
 
     @app.get("/cgi-bin/user/get")
     async def user_get(request: Request) -> Response:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from support.dingtalk import CLAIM, TODO, DingTalkSim, message
+from support.notices import NOTICE
 from support.pacing import check_paced_at_quota
 
 from finoa.connectors.dingtalk.client import DingTalkConnector
@@ -188,3 +189,31 @@ async def test_rate_limits_are_classed_rate_limited(
     assert ErrorClass.RATE_LIMITED in classes and classes[0] is None
     limited = next(r for r in results if r.error)
     assert limited.error is not None and limited.error.retry_after is not None
+
+
+async def test_a_notice_is_a_work_notification_from_the_app_reaching_the_user_once(
+    sim: DingTalkSim, http: httpx.AsyncClient
+) -> None:
+    connector = DingTalkConnector(sim.config(), http)
+    (sent,) = await connector.deliver([message("notice.send", NOTICE)])
+    assert sent.ok, sent.error
+    assert sent.response["status"] == "sent" and sent.response["task_id"]
+    (again,) = await connector.deliver([message("notice.send", NOTICE, 2)])  # a re-send
+    assert again.ok, again.error
+    first, repeat = sim.get("/_sim/notices")
+    assert first["userid"] == "E0011" and first["delivered"] is True
+    assert first["content"].splitlines() == [NOTICE["title"], NOTICE["body"]]
+    assert repeat["delivered"] is False  # DingTalk's once-a-day rule for the same content
+    assert sim.get("/_sim/stats")["notices_deduplicated"] == 1
+
+
+async def test_a_notice_needs_the_apps_agent_id(sim: DingTalkSim, http: httpx.AsyncClient) -> None:
+    config = {k: v for k, v in sim.config().items() if k != "agent_id"}
+    (refused,) = await DingTalkConnector(config, http).deliver([message("notice.send", NOTICE)])
+    assert refused.error is not None and refused.error.error_class is ErrorClass.CONFIG
+    assert "agent_id" in refused.error.reason
+    wrong = await DingTalkConnector(sim.config(agent_id=42), http).deliver(
+        [message("notice.send", NOTICE)]
+    )
+    assert wrong[0].error is not None and wrong[0].error.error_class is ErrorClass.CONFIG
+    assert "400014" in wrong[0].error.reason and sim.get("/_sim/notices") == []

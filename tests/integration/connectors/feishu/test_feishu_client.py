@@ -12,6 +12,7 @@ import httpx
 import pytest
 from support.dingtalk import CLAIM, TODO
 from support.feishu import FeishuSim, form_values, message
+from support.notices import NOTICE
 
 from finoa.connectors.feishu.client import FeishuConnector
 from finoa.connectors.feishu.mapping import create_uuid
@@ -203,17 +204,6 @@ async def test_a_persistent_rate_limit_is_classed_rate_limited(
     assert errors and all(e.error_class is ErrorClass.RATE_LIMITED for e in errors)
     assert all(e.retry_after == 1.0 for e in errors) and len(errors) < 6
     assert api.backoffs >= len(errors)
-
-
-NOTICE = {
-    "notice_id": "archived:PK-1",
-    "recipient_id": "E0011",
-    "title": "凭证 记-0001 已归档 F001-2026-KJ·11-D30-记-0001",
-    "body": "报销单 CL0001 的会计凭证已归档",
-    "subject_type": "archive_package",
-    "subject_id": "PK-1",
-    "at": "2026-11-30T08:00:00Z",
-}
 
 
 async def test_a_notice_is_a_text_message_from_the_bot_sent_once_per_notice(

@@ -126,3 +126,29 @@ def test_callbacks_and_the_url_check_open_with_wechatpy_and_a_wrong_reply_is_ret
     assert event.findtext("ApprovalInfo/Applyer/UserId") == "E0031"
     envelope = etree.fromstring(got[0]["envelope"].encode())
     assert [child.tag for child in envelope] == ["ToUserName", "Encrypt", "AgentID"]
+
+
+def test_wechatpy_sends_the_application_message_finoa_sends_for_a_notice(sim: WeComSim) -> None:
+    from finoa.connectors.wecom.mapping import WeComConfig, notice_message_body
+
+    config = WeComConfig.parse(sim.config())
+    ours = notice_message_body(
+        config, {"notice_id": "n-1", "recipient_id": "E0011", "title": "凭证已归档",
+                 "body": "档号 F001-2026-KJ·11-D30-记-0001"}
+    )  # fmt: skip
+    client = sdk_client(sim)
+    sent = client.message.send_text(ours["agentid"], ["E0011", "E0099"], ours["text"]["content"])
+    assert sent["errcode"] == 0 and sent["invaliduser"] == "E0099" and sent["msgid"]
+    (kept,) = sim.get("/_sim/messages")
+    assert (
+        kept["touser"] == "E0011"
+        and kept["content"] == "凭证已归档\n档号 F001-2026-KJ·11-D30-记-0001"
+    )
+    with pytest.raises(WeChatClientException) as nobody:
+        client.message.send_text(ours["agentid"], ["E0099"], "x")
+    assert nobody.value.errcode == 81013  # every receiver unknown or departed
+    # finoa's own body carries the same fields wechatpy sends, plus WeCom's duplicate check
+    extra = ("enable_duplicate_check", "duplicate_check_interval", "safe")
+    body = {k: v for k, v in ours.items() if k not in extra}
+    assert body == {"touser": "E0011", "msgtype": "text", "agentid": ours["agentid"],
+                    "text": {"content": kept["content"]}}  # fmt: skip

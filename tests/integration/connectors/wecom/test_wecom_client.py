@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.notices import NOTICE
 from support.pacing import check_paced_at_quota
 from support.processes import wait_for
 from support.wecom import CLAIM, TODO, WeComSim, employee_approval, message
@@ -270,3 +271,21 @@ async def test_task_reports_tell_the_sweeper_what_wecom_holds_on_each_task(
         "超标",
     )
     assert by_task["T-404"] == TaskReport("T-404", "unknown")
+
+
+async def test_a_notice_is_an_application_message_sent_once_within_the_duplicate_check(
+    sim: WeComSim, http: httpx.AsyncClient
+) -> None:
+    connector = WeComConnector(sim.config(), http)
+    (sent,) = await connector.deliver([message("notice.send", NOTICE)])
+    assert sent.ok, sent.error
+    (again,) = await connector.deliver([message("notice.send", NOTICE, 2)])  # a re-send
+    assert again.ok and again.response["msgid"] == sent.response["msgid"]
+    (kept,) = sim.get("/_sim/messages")
+    assert kept["touser"] == "E0011"
+    assert kept["content"].splitlines() == [NOTICE["title"], NOTICE["body"]]
+    assert sim.get("/_sim/stats")["messages_deduplicated"] == 1
+    departed = {**NOTICE, "notice_id": "n-2", "recipient_id": "E0099"}
+    (refused,) = await connector.deliver([message("notice.send", departed, 3)])
+    assert refused.error is not None and refused.error.error_class is ErrorClass.PERMANENT
+    assert "81013" in refused.error.reason
