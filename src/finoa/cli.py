@@ -748,7 +748,7 @@ def sync_oa(
     if end <= start:
         _fail("--until: must be after --since")
     report = sync_instance(settings, instance, start, end, overlap_minutes)
-    console.print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))  # never wrapped
 
 
 from finoa.connectors.generic_archive.command import EXAMPLE as ARCHIVE_SIM_EXAMPLE  # noqa: E402
