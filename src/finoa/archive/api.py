@@ -34,14 +34,27 @@ PeriodText = Annotated[str, Path(max_length=7, description="the period, YYYY-MM"
 
 
 def _search(hub: Hub, query: PackageQuery) -> dict[str, Any]:
+    """The catalog rows with their latest 四性检测; with an external archive instance, each
+    row's status there too (`external`), and which archive is the record (`record`)."""
+    from finoa.archive.external import external_view
+    from finoa.connectors.instances import INSTEAD
+
+    external_archive = hub.instances.archive
     with hub.db.engine.connect() as conn:
         found = find_packages(conn, query)
-        checks = latest_reports(conn, [r.package_id for r in found])
-    return {
-        "packages": [{**record_view(r), "latest_check": checks.get(r.package_id)} for r in found],
-        "limit": query.limit,
-        "offset": query.offset,
-    }
+        ids = [r.package_id for r in found]
+        checks = latest_reports(conn, ids)
+        external = external_view(conn, ids) if external_archive is not None else {}
+    packages = []
+    for r in found:
+        row = {**record_view(r), "latest_check": checks.get(r.package_id)}
+        if external_archive is not None:
+            row["external"] = external.get(r.package_id)  # None: never queued for it
+        packages.append(row)
+    answer: dict[str, Any] = {"packages": packages, "limit": query.limit, "offset": query.offset}
+    if external_archive is not None:
+        answer["record"] = "external" if external_archive.mode == INSTEAD else "built-in"
+    return answer
 
 
 @router.get("/packages", summary="Search the archive catalog")

@@ -59,7 +59,8 @@ def stack(db_url: str, tmp_path: Path) -> Iterator[tuple[Server, Server, dict[st
         },
     }
     env = {"FINOA_DATA_DIR": str(tmp_path / "data"), "FINOA_COMPANY_TAX_ID": build.COMPANY_TAX_ID,
-           "FINOA_RETRY_BASE_SECONDS": "0.05", "FINOA_RETRY_CAP_SECONDS": "0.2"}  # fmt: skip
+           "FINOA_RETRY_BASE_SECONDS": "0.05", "FINOA_RETRY_CAP_SECONDS": "0.2",
+           "FINOA_CLIENTS": "reader:reader-secret:archive:read"}  # fmt: skip
     try:
         hub = start_configured_hub(env, connectors, db_url, hub_port, tmp_path)
     except BaseException:
@@ -151,6 +152,20 @@ def test_the_archives_status_callback_is_recorded_and_a_forged_one_refused(
     assert [r.detail["status"] for r in log_rows(hub, "external_status")] == [
         "archived", "rejected",
     ]  # fmt: skip
+    # The catalog over the API shows what the external archive says last, beside the record.
+    token = httpx.post(
+        f"{server.url}/api/v1/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": "reader",
+              "client_secret": "reader-secret"},
+    ).json()["access_token"]  # fmt: skip
+    catalog = httpx.get(
+        f"{server.url}/api/v1/archive/packages", params={"archive_no": archive_no},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()  # fmt: skip
+    assert catalog["record"] == "built-in"  # mode beside: the built-in archive is the record
+    (listed,) = catalog["packages"]
+    said = listed["external"]
+    assert said["status"] == "rejected" and said["check_passed"] is False
 
     unknown = json.dumps({**event, "data": {**event["data"], "archive_no": "F001-NONE"}}).encode()
     missing = httpx.post(url, content=unknown, headers=signed_headers(secret, "msg_x", unknown))
