@@ -57,6 +57,11 @@ APPLICANTS = [
 ]
 
 
+# The loop alone: the hub's archive keeper, a background job, is measured apart
+# (--archive-ratio turns it on for a run of its own).
+LOOP_ALONE = {"FINOA_ARCHIVE_EVERY_SECONDS": "0"}
+
+
 def claim(i: int, tag: str, rng: random.Random) -> dict[str, Any]:
     applicant, department = rng.choice(APPLICANTS)
     amount = rng.choice(
@@ -391,11 +396,6 @@ def budgets_ratio(
         "consumed_fen": sum(b["consumed_fen"] for b in budgets),
         "dead_letters": figures["dead_letters"],
     }
-
-
-# The loop alone: the hub's archive keeper, a background job, is measured apart
-# (--archive-ratio turns it on for a run of its own).
-LOOP_ALONE = {"FINOA_ARCHIVE_EVERY_SECONDS": "0"}
 
 
 def fresh_sqlite_throughput(

@@ -23,16 +23,16 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from finoa.archive.service import (
-    BATCH,
     Archive,
     BuildSummary,
     BuiltBatch,
     Write,
+    batches,
     build_packages,
     make_batch,
     pending_vouchers,
@@ -70,11 +70,6 @@ def _ready(_: int) -> int:
     return os.getpid()
 
 
-def batches(voucher_ids: list[str], size: int = BATCH) -> Iterator[list[str]]:
-    for at in range(0, len(voucher_ids), size):
-        yield voucher_ids[at : at + size]
-
-
 class PackageBuilders:
     """A pool of `workers` processes building archive packages; close it when done."""
 
@@ -97,35 +92,39 @@ class PackageBuilders:
         return self._pool
 
     def warm(self) -> set[int]:
-        """Start the workers now (rather than at the first build); their process ids."""
-        return set(self._executor().map(_ready, range(self.workers * 4)))
+        """Start every worker now (rather than at the first build); their process ids."""
+        pool = self._executor()
+        list(pool.map(_ready, range(self.workers * 4)))
+        return set(pool._processes)  # the pool starts one per task until all are up
 
     def build(
         self,
         db: Database,
         period: str | None = None,
         *,
+        pending: list[str] | None = None,
         progress: Progress | None = None,
         write: Write | None = None,
     ) -> BuildSummary:
-        """Build every missing package (of `period`, or all), batches side by side in the
-        workers; each batch recorded here as it comes back, through `write` (the hub's
-        group commit; by default a transaction of its own on `db`)."""
+        """Build every missing package (of `period`, or of `pending`, the vouchers already
+        found), batches side by side in the workers; each batch recorded here as it comes
+        back, through `write` (the hub's group commit; by default a transaction of its own
+        on `db`)."""
         write = write or writer(db)
-        with db.engine.connect() as conn:
-            pending = pending_vouchers(conn, period)
+        if pending is None:
+            with db.engine.connect() as conn:
+                pending = pending_vouchers(conn, period)
         summary = BuildSummary()
         if not pending:
             return summary
+        parts = batches(pending)
         done = 0
         try:
-            for batch, size in zip(
-                self._executor().map(_build_in_worker, batches(pending)),
-                (len(b) for b in batches(pending)),
-                strict=True,
+            for part, batch in zip(
+                parts, self._executor().map(_build_in_worker, parts), strict=True
             ):
                 record_batch(batch, write, summary)
-                done += size
+                done += len(part)
                 if progress is not None:
                     progress(done, len(pending))
         except BrokenProcessPool:
@@ -150,12 +149,12 @@ def build_archive(
     """Build every missing package once, from a command (`finoa archive build`, the demo):
     a few batches are built right here, more by `archive_builders` processes side by side."""
     with db.engine.connect() as conn:
-        pending = len(pending_vouchers(conn, period))
-    workers = min(settings.archive_builders, -(-pending // BATCH))
+        pending = pending_vouchers(conn, period)
+    workers = min(settings.archive_builders, len(batches(pending)))
     if workers <= 1:
-        return build_packages(db, archive, period, progress=progress)
+        return build_packages(db, archive, pending=pending, progress=progress)
     builders = PackageBuilders(settings, workers=workers)
     try:
-        return builders.build(db, period, progress=progress)
+        return builders.build(db, pending=pending, progress=progress)
     finally:
         builders.close()

@@ -131,23 +131,33 @@ def pending_vouchers(conn: Connection, period: str | None = None) -> list[str]:
 BATCH = 50  # packages whose files are flushed together and recorded in one transaction
 
 
+def batches(voucher_ids: list[str], size: int = BATCH) -> list[list[str]]:
+    """`voucher_ids` in batches of `size`, in order."""
+    return [voucher_ids[at : at + size] for at in range(0, len(voucher_ids), size)]
+
+
 def build_packages(
     db: Database,
     archive: Archive,
     period: str | None = None,
     *,
+    pending: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BuildSummary:
-    """Build every missing package in this process (idempotent: a voucher with its package
-    is left alone); `progress(done, all)` after each batch. `builders.build_archive` spreads
-    the batches over processes."""
+    """Build every missing package (of `period`; or of `pending`, the vouchers already
+    found) in this process, idempotent: a voucher with its package is left alone;
+    `progress(done, all)` after each batch. `builders.build_archive` spreads the batches
+    over processes."""
     summary = BuildSummary()
-    with db.engine.connect() as conn:
-        pending = pending_vouchers(conn, period)
-    for at in range(0, len(pending), BATCH):
-        build_batch(db, archive, pending[at : at + BATCH], summary)
+    if pending is None:
+        with db.engine.connect() as conn:
+            pending = pending_vouchers(conn, period)
+    done = 0
+    for batch in batches(pending):
+        build_batch(db, archive, batch, summary)
+        done += len(batch)
         if progress is not None:
-            progress(min(at + BATCH, len(pending)), len(pending))
+            progress(done, len(pending))
     return summary
 
 

@@ -112,3 +112,18 @@ def test_the_keeper_records_its_workers_batches_through_the_hubs_group_commit(
     assert len(done.built) == 3 and done.checks_failed == 0
     assert hub.commands.figures()["commands"] == before + 1  # one batch, one group-commit command
     assert count(hub, archive_packages) == 3 and count(hub, archive_queue) == 0
+
+
+def test_the_hubs_builders_run_at_the_lowest_priority(hub: Hub) -> None:
+    from finoa.archive.builders import HUB_NICENESS
+
+    builders = PackageBuilders(hub.settings, workers=2, niceness=HUB_NICENESS)
+    try:
+        workers = builders.warm()
+        assert len(workers) == 2 and os.getpid() not in workers  # processes of their own
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers} == {
+            min(ours + HUB_NICENESS, 19)
+        }
+    finally:
+        builders.close()

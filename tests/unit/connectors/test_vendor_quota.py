@@ -74,17 +74,28 @@ def test_a_callback_waits_for_a_creation_in_flight_and_not_otherwise() -> None:
 
 def test_a_chunks_calls_go_a_few_at_a_time_and_answer_in_order() -> None:
     running: list[int] = []
+    answered: list[int] = []
+    gates = {n: asyncio.Event() for n in range(10)}
     most = 0
 
     async def call(item: int) -> str:
         nonlocal most
         running.append(item)
         most = max(most, len(running))
-        await asyncio.sleep(0)  # the vendor answers later, in another order
-        await asyncio.sleep(0.001 * (10 - item))
+        await gates[item].wait()  # the vendor answers when the test says so
         running.remove(item)
+        answered.append(item)
         return f"answer {item}"
 
-    answers = asyncio.run(each_call(list(range(10)), call, at_once=3))
-    assert answers == [f"answer {n}" for n in range(10)]
+    async def scenario() -> list[str]:
+        chunk = asyncio.ensure_future(each_call(list(range(10)), call, at_once=3))
+        while not chunk.done():
+            await asyncio.sleep(0)  # let the calls that can start, start
+            if running and len(running) == min(3, 10 - len(answered)):
+                gates[max(running)].set()  # the newest call is answered first
+        return await chunk
+
+    answers = asyncio.run(scenario())
+    assert answers == [f"answer {n}" for n in range(10)]  # in the chunk's order
+    assert answered != sorted(answered)  # although the vendor answered in another
     assert most == 3
