@@ -45,7 +45,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.claims import one_line_claim  # noqa: E402
-from support.processes import Secrets, free_port, simulators, start_configured_hub  # noqa: E402
+from support.processes import (  # noqa: E402
+    Secrets,
+    free_port,
+    simulators,
+    start_configured_hub,
+    start_worker,
+)
 from support.tryton import TrytonAdmin  # noqa: E402
 
 from finoa.connectors.tryton.manifest import MANIFEST  # noqa: E402
@@ -320,8 +326,15 @@ def finoa_drain(
             print(f"burst: submitting and approving {args.claims} claims …", flush=True)
             approve_s = burst_claims(settings, args.claims)
             env = {**secrets.env(), "FINOA_DATA_DIR": str(data_dir)}
-            hub = start_configured_hub(env, connectors, database_url, hub_port, data_dir)
+            apart = args.worker_nice is not None
+            hub = start_configured_hub(
+                env, connectors, database_url, hub_port, data_dir, dispatch=not apart
+            )
+            worker = None
             try:
+                if apart:  # the API alone; the drain in `finoa worker`, at its own priority
+                    assert hub.env is not None
+                    worker = start_worker(hub.env, data_dir, nice=args.worker_nice)
                 token = httpx.post(
                     f"{hub.url}/api/v1/oauth/token",
                     data={
@@ -334,6 +347,8 @@ def finoa_drain(
                     drain_with_load(hub.url, token, database_url, args.webhook_rate, 3600)
                 )
             finally:
+                if worker is not None:
+                    worker.stop()
                 hub.stop()
             rows = voucher_rows(database_url)
             admin = TrytonAdmin(site)
@@ -401,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--webhook-rate", type=float, default=20.0, help="claims/s offered")
     parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to create databases on")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        help="serve the API with --no-dispatch and drain in a `finoa worker` at this nice",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     batches = args.batch or [MANIFEST.max_batch // 2, MANIFEST.max_batch, MANIFEST.max_batch * 2]

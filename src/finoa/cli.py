@@ -296,25 +296,34 @@ def serve(
 
 @app.command(epilog="Example: finoa worker")
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Deliver the outbox (for deployments that run the API and delivery apart)."""
-    from finoa.runtime import build_dispatcher, new_http_client, prepare_database
+    """Deliver the outbox, sweep for lost decisions, fire reminders and run the archive keeper
+    (for deployments that run the API with `finoa serve --no-dispatch` and delivery apart).
+    Stops on SIGTERM or Ctrl-C after settling what it holds."""
+    import signal
+
+    from finoa.runtime import delivery_duties, new_http_client, prepare_database
     from finoa.services.context import Hub
 
     settings = _settings(config, data_dir, connectors=True)
     prepare_database(settings)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         hub = Hub.create(settings)
         http = new_http_client(settings)
         try:
-            await build_dispatcher(hub, http, role="worker").run()
+            async with delivery_duties(hub, http, role="worker"):
+                console.print("finoa worker delivering the outbox (Ctrl-C to stop)")
+                await stop.wait()
         finally:
             await http.aclose()
+            await hub.commands.close()
             hub.close()
 
-    console.print("finoa worker delivering the outbox (Ctrl-C to stop)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())
 
 
 @db_app.command("upgrade", epilog="Example: finoa db upgrade")

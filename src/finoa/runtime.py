@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -132,3 +134,30 @@ def start_archive_keeper(hub: Hub, stop: asyncio.Event) -> asyncio.Task[None] | 
     from finoa.archive.keeper import run_keeper
 
     return asyncio.create_task(run_keeper(hub, every=hub.settings.archive_every_seconds, stop=stop))
+
+
+@contextlib.asynccontextmanager
+async def delivery_duties(
+    hub: Hub, http: httpx.AsyncClient, *, role: str = "hub"
+) -> AsyncIterator[Dispatcher]:
+    """Everything that runs where the outbox is delivered: the dispatcher, the sweeper of lost
+    decisions, reminders and escalations, and the archive keeper. `finoa serve` runs them
+    beside the API; `finoa serve --no-dispatch` leaves them to `finoa worker`. All are stopped
+    (each given 10 s to finish what it holds) when the block ends."""
+    dispatcher = build_dispatcher(hub, http, role=role)
+    runner = asyncio.create_task(dispatcher.run())
+    stop = asyncio.Event()
+    sweeper = start_sweeper(hub, dispatcher, stop)
+    timers = start_timers(hub, stop)
+    keeper = start_archive_keeper(hub, stop)
+    try:
+        yield dispatcher
+    finally:
+        stop.set()
+        dispatcher.stop()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(runner, 10)
+        for task in (sweeper, timers, keeper):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, 10)

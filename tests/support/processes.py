@@ -29,6 +29,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str] | None = None  # what it was started with beside os.environ
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -93,7 +94,7 @@ def start(
         cwd=log_dir,
     )
     url = f"http://127.0.0.1:{port}"
-    server = Server(name, url, process, log_path)
+    server = Server(name, url, process, log_path, env)
     deadline = time.monotonic() + deadline_s
     while True:
         if process.poll() is not None:
@@ -257,10 +258,11 @@ def sim_credentials(args: list[str]) -> dict[str, Any]:
     return demo_stack.sim_credentials(args)
 
 
-def start_configured_hub(
-    env: dict[str, str], connectors: dict[str, Any], database_url: str, port: int, directory: Path
-) -> Server:
-    """The hub with `connectors` as its finoa.yaml, the sample master data loaded first."""
+def configured_env(
+    env: dict[str, str], connectors: dict[str, Any], database_url: str, directory: Path
+) -> dict[str, str]:
+    """The environment of a hub with `connectors` as its finoa.yaml, the sample master data
+    loaded first."""
     config = directory / "finoa.yaml"
     config.write_text(yaml.safe_dump({"connectors": connectors}, allow_unicode=True))
     hub_env = {**env, "FINOA_CONFIG": str(config), "FINOA_DATABASE_URL": database_url,
@@ -269,4 +271,45 @@ def start_configured_hub(
         [sys.executable, "-m", "finoa", "masterdata", "load"],
         env={**os.environ, **hub_env}, check=True, capture_output=True,
     )  # fmt: skip
-    return start("hub", ["serve", "--port", str(port)], hub_env, "/ready", port, directory)
+    return hub_env
+
+
+def start_configured_hub(
+    env: dict[str, str],
+    connectors: dict[str, Any],
+    database_url: str,
+    port: int,
+    directory: Path,
+    *,
+    dispatch: bool = True,
+) -> Server:
+    """The hub with `connectors` as its finoa.yaml, the sample master data loaded first;
+    `dispatch=False` serves the API only (`--no-dispatch`), for a `start_worker` beside it."""
+    hub_env = configured_env(env, connectors, database_url, directory)
+    args = ["serve", "--port", str(port)] + ([] if dispatch else ["--no-dispatch"])
+    return start("hub", args, hub_env, "/ready", port, directory)
+
+
+def start_worker(
+    env: dict[str, str], directory: Path, *, nice: int = 0, deadline_s: float = 60.0
+) -> Server:
+    """`finoa worker` with a hub's environment (see `configured_env`), at `nice`; returns once
+    it says it is delivering."""
+    log_path = directory / "worker.log"
+    process = subprocess.Popen(
+        ["nice", "-n", str(nice), sys.executable, "-m", "finoa", "worker"],
+        env={**os.environ, **env},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=directory,
+    )
+    server = Server("worker", "", process, log_path, env)
+    deadline = time.monotonic() + deadline_s
+    while "delivering the outbox" not in server.log():
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{server.log()}")
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"worker not ready in {deadline_s}s:\n{server.log()}")
+        time.sleep(0.05)  # readiness polling with a deadline
+    return server

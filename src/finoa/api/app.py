@@ -31,15 +31,7 @@ from finoa.archive import api_use as archive_use_api
 from finoa.config import Settings
 from finoa.connectors.instances import close_inbound_handlers, load_instances
 from finoa.invoices import api as invoices_api
-from finoa.runtime import (
-    build_dispatcher,
-    ensure_chart,
-    new_http_client,
-    prepare_database,
-    start_archive_keeper,
-    start_sweeper,
-    start_timers,
-)
+from finoa.runtime import delivery_duties, ensure_chart, new_http_client, prepare_database
 from finoa.services.context import Hub
 
 
@@ -67,33 +59,16 @@ def create_app(
         await asyncio.to_thread(ensure_chart, hub)
         app.state.hub = hub
         http = new_http_client(settings)
-        dispatcher = build_dispatcher(hub, http) if dispatch else None
-        app.state.dispatcher = dispatcher
-        runner = asyncio.create_task(dispatcher.run()) if dispatcher else None
-        stop_sweeping = asyncio.Event()
-        sweeper = start_sweeper(hub, dispatcher, stop_sweeping) if dispatcher else None
-        # Reminders and escalations run where the outbox is delivered (the sweeper's rule).
-        timers = start_timers(hub, stop_sweeping) if dispatch else None
-        keeper = start_archive_keeper(hub, stop_sweeping) if dispatch else None
-        try:
+        async with contextlib.AsyncExitStack() as duties:
+            app.state.dispatcher = None
+            if dispatch:
+                # the outbox, the sweeper, timers and the archive keeper; stopped first
+                app.state.dispatcher = await duties.enter_async_context(delivery_duties(hub, http))
             yield
-        finally:
-            stop_sweeping.set()
-            if dispatcher and runner:
-                dispatcher.stop()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(runner, 10)
-            if sweeper is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(sweeper, 10)
-            for task in (timers, keeper):
-                if task is not None:
-                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                        await asyncio.wait_for(task, 10)
-            await http.aclose()
-            await close_inbound_handlers(instances)
-            await hub.commands.close()
-            hub.close()
+        await http.aclose()
+        await close_inbound_handlers(instances)
+        await hub.commands.close()
+        hub.close()
 
     app = FastAPI(
         title="finoa",

@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
 from finoa.messaging.circuit import CircuitBreaker, CircuitState
 from finoa.messaging.retry import RETRYABLE, DeliveryError, ErrorClass, RetryPolicy
+from finoa.messaging.together import CallTogether
 from finoa.store.prepared import Prepared
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, UnitOfWork
@@ -159,39 +160,22 @@ class Outcome:
     found_by_lookup: bool = False  # the peer already had it: nothing was sent again
 
 
-class SettleTogether:
+class SettleTogether(CallTogether[Outcome, None]):
     """Settles the outcomes of chunks that come back while a settlement is being written
     together in the next one: one transaction (one commit) for all of them instead of one
     each. A peer that takes one message per call (DingTalk, WeCom) returns many small
     chunks at once; settling each on its own made the commits, not the peer, the limit."""
 
     def __init__(self, settle: Callable[[Sequence[Outcome]], Awaitable[None]]) -> None:
-        self._settle = settle
-        self._waiting: list[tuple[Sequence[Outcome], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        async def settled(outcomes: list[Outcome]) -> list[None]:
+            await settle(outcomes)
+            return [None] * len(outcomes)
+
+        super().__init__(settled)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> None:
         """Return once `outcomes` are settled; raises what their settlement raised."""
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((outcomes, future))
-        if self._writer is None or self._writer.done():
-            # its own task: a caller that stops waiting does not stop the others' settlement
-            self._writer = asyncio.ensure_future(self._write())
-        await future
-
-    async def _write(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                await self._settle([o for outcomes, _ in group for o in outcomes])
-            except Exception as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+        await self.run(outcomes)
 
 
 class Dispatcher:

@@ -273,3 +273,29 @@ def test_account_codes_map_finoas_chart_onto_trytons(
     (move,) = tryton_admin.moves([f"finoa:{row.payload['voucher_id']}"])
     codes = sorted(line["account."]["code"] for line in tryton_admin.lines(move["id"]))
     assert codes == ["2241", "6602.04"]
+
+
+def test_chunks_waiting_for_tryton_go_together_in_one_batch(
+    hub: Hub, tryton_admin: TrytonAdmin, trytond: TrytonProcess
+) -> None:
+    for _ in range(6):
+        approve_claim(hub)
+    messages = [
+        OutboundMessage(r.id, r.action, r.aggregate_id, r.idempotency_key, r.payload)
+        for r in voucher_outbox(hub)
+    ]
+
+    async def three_chunks_at_once() -> tuple[list[Any], int]:
+        async with httpx.AsyncClient() as http:
+            connector = TrytonConnector(trytond.site.connector_config(), http)
+            chunks = [messages[i : i + 2] for i in range(0, 6, 2)]
+            answers = await asyncio.gather(*(connector.deliver(c) for c in chunks))
+            return [r for answer in answers for r in answer], connector._batches.calls
+
+    results, calls = asyncio.run(three_chunks_at_once())
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert calls < 3  # the chunks that waited for the first batch joined the next one
+    moves = tryton_admin.moves([f"finoa:{m.payload['voucher_id']}" for m in messages])
+    assert len(moves) == 6 and all(m["state"] == "posted" for m in moves)
+    numbers = {r.response["erp_voucher_no"] for r in results}
+    assert numbers == {m["number"] for m in moves}  # each chunk got its own moves' numbers

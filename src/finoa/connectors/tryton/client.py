@@ -13,7 +13,10 @@
   (`create`, `post`) and a read of the numbers; any failure once the moves exist is an
   unknown outcome, so that the next attempt starts with the lookup. Batches go to Tryton one
   at a time: concurrent creates of moves wait on Tryton's lock of its journal-periods and
-  fail with "could not obtain lock" (HTTP 503), where batches in a row do not.
+  fail with "could not obtain lock" (HTTP 503), where batches in a row do not. The chunks
+  that arrive while a batch is in Tryton go together in the next one, up to
+  `moves_per_call` moves: Tryton's cost per call is high, so a few big batches beat the
+  ragged chunks the dispatcher's claimed batches leave (`messaging/together.py`).
 - **Reversal.** A red-ink reversal (`reversal_of`) runs Tryton's own cancel wizard
   (`account.move.cancel`) on the original move, without swapping sides, so the cancel move
   carries negated amounts on the original sides, as 红字冲销 does, and is posted by Tryton.
@@ -29,7 +32,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
@@ -57,8 +59,10 @@ from finoa.connectors.tryton.mapping import TrytonIds, move_values, reference
 from finoa.connectors.tryton.rpc import TrytonError, TrytonRPC
 from finoa.connectors.voucher_codes import VoucherCodes, connector_codes, without_mappings
 from finoa.messaging.retry import DeliveryError, ErrorClass
+from finoa.messaging.together import CallTogether
 
 ACTION = "voucher.post"
+MOVES_PER_CALL = 200  # chunks waiting for Tryton are joined up to this (bench/tryton_burst.py)
 PERIOD_NAME_LENGTH = 7  # YYYY-MM, as `account.fiscalyear.create_period` names them
 
 
@@ -73,6 +77,7 @@ class TrytonConfig(BaseModel):
     account_codes: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=30.0, gt=0)
     base_data_ttl_seconds: float = Field(default=60.0, ge=0)
+    moves_per_call: int = Field(default=MOVES_PER_CALL, ge=1, le=1000)
 
     @classmethod
     def parse(cls, config: Mapping[str, Any]) -> TrytonConfig:
@@ -124,7 +129,11 @@ class TrytonConnector:
         self._base: TrytonBase | None = None
         # One batch in Tryton at a time: concurrent creates of moves contend for the lock
         # on the journal-periods and fail ("could not obtain lock"); in a row they do not.
-        self._one_batch = asyncio.Lock()
+        # The chunks that wait meanwhile go together in the next batch.
+        self._batches: CallTogether[tuple[OutboundMessage, dict[str, Any] | None], DeliveryResult]
+        self._batches = CallTogether(
+            self._post_batch, max_items=parsed.moves_per_call if parsed else MOVES_PER_CALL
+        )
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
@@ -266,14 +275,33 @@ class TrytonConnector:
         if checked:
             # the moves' values are made before waiting for Tryton: while one batch is in
             # Tryton, the next one is ready to go
-            new = [m for m in checked if not m.payload.get("reversal_of")]
-            values = [move_values(m.payload, base.ids, base.party_accounts) for m in new]
-            try:
-                async with self._one_batch:
-                    results.update(await self._post_all(checked, new, values, base))
-            except DeliveryError as exc:
-                results.update((m.id, DeliveryResult(error=exc)) for m in checked)
+            items = [
+                (
+                    m,
+                    None
+                    if m.payload.get("reversal_of")
+                    else move_values(m.payload, base.ids, base.party_accounts),
+                )
+                for m in checked
+            ]
+            answered = await self._batches.run(items)
+            results.update((m.id, result) for m, result in zip(checked, answered, strict=True))
         return [results[message.id] for message in messages]
+
+    async def _post_batch(
+        self, items: list[tuple[OutboundMessage, dict[str, Any] | None]]
+    ) -> list[DeliveryResult]:
+        """One batch in Tryton: the reversals, then the new moves (`values`) created and
+        posted together; one result per item, in order."""
+        base = self._base
+        assert base is not None  # read by deliver_checked before any batch
+        messages = [m for m, _ in items]
+        new = [(m, v) for m, v in items if v is not None]
+        try:
+            results = await self._post_all(messages, [m for m, _ in new], [v for _, v in new], base)
+        except DeliveryError as exc:
+            return [DeliveryResult(error=exc) for _ in items]
+        return [results[m.id] for m in messages]
 
     async def _post_all(
         self,

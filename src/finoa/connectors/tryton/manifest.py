@@ -37,6 +37,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "finoa account code -> the Tryton account code it posts to, where "
             "they differ (e.g. {'6602.01': '660201'})",
         },
+        "moves_per_call": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "default": 200,
+            "description": "The most moves created and posted in one call: the chunks that "
+            "wait while a batch is in Tryton are joined up to this",
+        },
         "timeout_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -61,7 +69,7 @@ MANIFEST = ConnectorManifest(
     actions=("voucher.post",),
     config_schema=CONFIG_SCHEMA,
     auth="tryton-session",
-    max_batch=100,  # create+post of 100 moves: the best of 25/50/100/200 (bench/tryton_burst.py)
+    max_batch=100,  # a chunk; the chunks waiting for Tryton are joined (`moves_per_call`)
     description="Tryton (trytond JSON-RPC): account moves created, posted and found again by "
     "their finoa reference; reversals through Tryton's own cancel.",
 )
