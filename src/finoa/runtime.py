@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import httpx
 
-from finoa.archive.external import record_package_pushed
+from finoa.archive.external import record_package_pushed, record_push_refused
 from finoa.archive.storage import FilesystemArchiveStore
 from finoa.config import Settings
 from finoa.connectors.base import KEEPALIVE_EXPIRY_SECONDS, ConnectorKind
 from finoa.connectors.registry import build_connectors, destinations
-from finoa.messaging.dispatcher import Dispatcher, SuccessHandler
+from finoa.messaging.dispatcher import DeadHandler, Dispatcher, SuccessHandler
 from finoa.messaging.outbox import ARCHIVE_PUSH
 from finoa.messaging.retry import RetryPolicy
 from finoa.services.context import Hub
@@ -52,7 +52,7 @@ def default_worker_id(role: str) -> str:
 def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") -> Dispatcher:
     """The outbox dispatcher with a connector per instance: a voucher posted through any ERP
     instance (or the legacy `erp` destination) runs `record_voucher_posted`, a package pushed
-    to an archive instance `record_package_pushed`."""
+    to an archive instance `record_package_pushed` (refused for good: `record_push_refused`)."""
     settings = hub.settings
     instances = hub.instances.instances
     posted: dict[tuple[str, str], SuccessHandler] = {
@@ -76,6 +76,12 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") ->
             if instances[name].kind is ConnectorKind.ARCHIVE
         }
     )
+    # A push the archive refused for good is logged against the package too.
+    refused: dict[tuple[str, str], DeadHandler] = {
+        key: record_push_refused
+        for key, handler in posted.items()
+        if handler is record_package_pushed
+    }
     # What connectors may ask for beside their config: an archive connector reads the files
     # of the packages it pushes from the archive store.
     resources = {"archive_store": FilesystemArchiveStore(settings.archive_path)}
@@ -89,6 +95,7 @@ def build_dispatcher(hub: Hub, http: httpx.AsyncClient, *, role: str = "hub") ->
             retry_for_seconds=settings.retry_for_seconds,
         ),
         handlers=posted,
+        dead_handlers=refused,
         batch_size=settings.dispatcher_batch,
         concurrency=settings.dispatcher_concurrency,
         pipeline=settings.dispatcher_pipeline,

@@ -5,8 +5,11 @@ With one configured, every package the builder records queues an outbox message
 dispatcher delivers it like any other message (retries, posted-lookup by 档号, dead letters,
 `finoa replay`). The archive's answer (status, 四性检测 result) is recorded by the message's
 settlement follow-up, `record_package_pushed`: `archive_access_log` action `pushed` and the
-audit trail. An archive that checks later reports a status change by a signed callback
-(`ReportArchiveStatus`), recorded the same way as action `external_status`.
+audit trail. A push the archive refuses for good (a file missing or not matching its hash,
+named in the reason) becomes a dead letter, and its dead-letter follow-up,
+`record_push_refused`, logs action `push_refused` with the reason, and audits it. An archive
+that checks later reports a status change by a signed callback (`ReportArchiveStatus`),
+recorded the same way as action `external_status`.
 
 `finoa archive push` queues the packages built before the instance existed. In mode
 `instead` the external archive is the record: `external_view` is what `finoa archive check`
@@ -15,6 +18,7 @@ and `search` report and count.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +31,13 @@ from finoa.connectors.base import ReportArchiveStatus
 from finoa.domain.errors import Conflict, NotFound
 from finoa.messaging import inbox
 from finoa.messaging.outbox import push_key, push_package
+from finoa.messaging.retry import DeliveryError
 from finoa.store.tables import archive_access_log, archive_packages, outbox
 from finoa.store.uow import Database, UnitOfWork
 
 ACTOR = "archive:external"
-PUSHED, STATUS_CHANGED = "pushed", "external_status"
+PUSHED, REFUSED, STATUS_CHANGED = "pushed", "push_refused", "external_status"
+FILE_NAMED = re.compile(r"\(file ([^)]+)\)")  # how the connector names the file at fault
 STATUS_KIND = "archive.status"  # the inbox kind of a status callback
 ARCHIVED = "archived"
 
@@ -39,6 +45,14 @@ ARCHIVED = "archived"
 def record_package_pushed(uow: UnitOfWork, package_id: str, response: dict[str, Any]) -> None:
     """The settlement follow-up of `archive.push`: the archive's answer, kept."""
     _note(uow, package_id, ACTOR, PUSHED, _answer_detail(response))
+
+
+def record_push_refused(uow: UnitOfWork, package_id: str, error: DeliveryError) -> None:
+    """The dead-letter follow-up of `archive.push`: the refusal and its reason, kept."""
+    named = FILE_NAMED.search(error.reason)
+    _note(uow, package_id, ACTOR, REFUSED,
+          {"reason": error.reason[:2000], "error_class": error.error_class.value,
+           "file": named.group(1) if named else None})  # fmt: skip
 
 
 def _answer_detail(answer: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@ granted or expired. Each is an outbox message `notice.send` to the OA instance, 
 use case's transaction under a stable key, so a fact is told once.
 
 The generic OA connector delivers them (`POST /api/notices:batch`), Feishu as a message from
-the app's bot (`im/v1/messages`), DingTalk as a work notification (工作通知) and WeCom as an
-application message (应用消息). An OA whose connector
-does not list `notice.send` has no channel for them: the dispatcher settles such a notice as
-not sent, with the reason (`messaging/dispatcher.py` COURTESY_ACTIONS), never a dead letter.
+the app's bot (`im/v1/messages`), DingTalk as a work notification (工作通知), WeCom as an
+application message (应用消息) and Weaver as a message of the hub's message source in
+e-cology's message centre (消息中心). An OA whose connector does not list `notice.send` has
+no channel for them: the dispatcher settles such a notice as not sent, with the reason
+(`messaging/dispatcher.py` COURTESY_ACTIONS), never a dead letter.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ while the delivery runs (a heartbeat), hands the rows to connectors grouped by a
 settles the results in one transaction — but only rows whose lease it still holds, so a late
 settler changes nothing. A row is done (and the follow-up use case runs, e.g. "voucher
 posted"), retried later with capped exponential backoff + jitter for as long as real outages
-last, or dead-lettered with its reason when the failure is permanent.
+last, or dead-lettered with its reason when the failure is permanent (and its dead-letter
+follow-up runs, e.g. "push refused").
 
 Before a row is sent again after an attempt whose outcome is unknown (a timeout, a connection
 dropped after sending, a 5xx, a lease that ran out while a worker crashed), the connector's
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 # What to do inside the settling transaction when a message of (destination, action) succeeds.
 SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
+DeadHandler = Callable[[UnitOfWork, str, DeliveryError], None]
+"""A dead letter's follow-up: (unit of work, aggregate id, the error that settled it)."""
 
 SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
@@ -186,6 +189,7 @@ class Dispatcher:
         *,
         policy: RetryPolicy | None = None,
         handlers: dict[tuple[str, str], SuccessHandler] | None = None,
+        dead_handlers: dict[tuple[str, str], DeadHandler] | None = None,
         batch_size: int = 500,
         concurrency: int = 16,
         pipeline: int = 2,
@@ -197,6 +201,7 @@ class Dispatcher:
         self.connectors = connectors
         self.policy = policy or RetryPolicy()
         self.handlers = handlers or {}
+        self.dead_handlers = dead_handlers or {}
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.pipeline = max(1, pipeline)  # claimed batches being delivered at once
@@ -665,6 +670,13 @@ class Dispatcher:
             },
         )
         log.warning("dead letter %s (%s %s): %s", row.id, row.destination, row.action, error.reason)
+        follow_up = self.dead_handlers.get((row.destination, row.action))
+        if follow_up is not None:
+            try:
+                with uow.step(uow.actor):
+                    follow_up(uow, row.aggregate_id, error)
+            except Exception:  # the dead letter stands; its follow-up's writes are undone
+                log.exception("dead-letter follow-up of outbox row %s failed", row.id)
 
 
 def _endpoint_failed(result: DeliveryResult | None) -> bool:

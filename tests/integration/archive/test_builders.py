@@ -1,5 +1,6 @@
 """Archive packages built by worker processes: many batches side by side, each voucher once
-even beside another builder, and a worker that dies costs a round, never a package."""
+even beside another builder, and a worker that dies costs a round, never a package; while a
+batch renders, the builder holds no SQLite snapshot (the WAL checkpoints fully)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import asyncio
 import dataclasses
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
+from finoa.archive import package as package_module
 from finoa.archive.builders import PackageBuilders, build_archive
 from finoa.archive.keeper import KeeperRound, keep_archive
 from finoa.archive.service import BATCH, Archive, BuildSummary, build_packages
@@ -127,3 +132,65 @@ def test_the_hubs_builders_run_at_the_lowest_priority(hub: Hub) -> None:
         }
     finally:
         builders.close()
+
+
+def wal_probe(path: str) -> tuple[tuple[int, int, int], tuple[int, int, int], int]:
+    """From a connection of its own that never waits: a write (frames in the WAL), then
+    PRAGMA wal_checkpoint PASSIVE (busy, log frames, frames checkpointed) and TRUNCATE, and
+    the WAL file's size after."""
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        probe.execute("CREATE TABLE IF NOT EXISTS wal_probe (n INTEGER)")
+        probe.execute("INSERT INTO wal_probe VALUES (1)")
+        passive = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        truncate = probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        probe.close()
+    return tuple(passive), tuple(truncate), os.path.getsize(f"{path}-wal")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_rendering_a_batch_holds_no_snapshot_so_the_wal_checkpoints_fully(
+    hub: Hub, archive: Archive, posted: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the builder renders the second voucher of a batch, another connection's
+    checkpoint moves every WAL frame and truncates the file: the builder holds no read
+    transaction then. The control: the same probe while a reader holds one fails."""
+    post_many(posted, "WAL", 2)
+    path = hub.db.engine.url.database
+    assert path is not None
+    rendering, go_on = threading.Event(), threading.Event()
+    renders: list[int] = []
+    real = package_module.voucher_pdf
+
+    def render(*args: object, **kwargs: object) -> bytes:
+        renders.append(1)
+        if len(renders) == 2:  # between the vouchers: the first is built, the second read
+            rendering.set()
+            assert go_on.wait(60), "the test never let the render go on"
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(package_module, "voucher_pdf", render)
+    with ThreadPoolExecutor(1) as pool:
+        built = pool.submit(build_packages, hub.db, archive)
+        try:
+            assert rendering.wait(60), "the builder never reached the second voucher"
+            during = wal_probe(path)
+        finally:
+            go_on.set()
+        summary = built.result(timeout=120)
+    assert len(summary.built) == 2 and len(renders) == 2
+    (busy, frames, moved), truncated, wal_size = during
+    assert busy == 0 and frames > 0 and moved == frames  # every frame checkpointed
+    assert truncated[0] == 0 and wal_size == 0
+
+    # The control: a reader holding a snapshot from before the write keeps the checkpoint
+    # from moving the new frames, and TRUNCATE is busy.
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM archive_packages").fetchone()
+        (busy, frames, moved), truncated, _ = wal_probe(path)
+    finally:
+        reader.close()
+    assert busy == 0 and moved < frames and truncated[0] == 1

@@ -1,10 +1,10 @@
 """The external archive as a connector instance (`generic-archive`, configured through
 archive_external_url) against its simulator (a real process), on both databases: each built
 package queues `archive.push` in the same transaction, the dispatcher delivers it and the
-archive's answer is recorded; an incomplete package dead-letters naming the file and is sent
-again by a replay; a lost answer is looked up by 档号 instead of being pushed twice; with the
-external archive as the record (mode instead) its status is what `finoa archive check` and
-`search` count."""
+archive's answer is recorded; an incomplete package dead-letters naming the file, its refusal
+logged (`push_refused`) and audited, and is sent again by a replay; a lost answer is looked
+up by 档号 instead of being pushed twice; with the external archive as the record (mode
+instead) its status is what `finoa archive check` and `search` count."""
 
 from __future__ import annotations
 
@@ -162,6 +162,12 @@ def test_an_incomplete_package_dead_letters_naming_the_file_and_a_replay_sends_i
     (letter,) = audited(hub, "outbox.dead_lettered")
     assert letter.data["action"] == "archive.push" and lost["name"] in letter.data["reason"]
     assert access(hub, "pushed") == [] and sim_stats(archive_sim)["packages"] == 0
+    (refusal,) = access(hub, "push_refused")  # the refusal is logged against the package
+    assert refusal.package_id == row.aggregate_id and refusal.actor == "archive:external"
+    assert refusal.detail["file"] == lost["name"] and refusal.detail["error_class"] == "permanent"
+    assert f"{lost['name']}: the file's content is missing" in refusal.detail["reason"]
+    (noted,) = audited(hub, "archive.package_push_refused")
+    assert noted.object_id == row.aggregate_id and noted.data["file"] == lost["name"]
 
     archive.store.put_many([content])  # the file restored, the dead letter sent again
     assert replay_dead_letters(hub.db, [row.id], actor="t") == [row.id]

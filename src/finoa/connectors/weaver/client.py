@@ -13,6 +13,9 @@
   (`doCreateRequest`); its result comes back by the signed callback (`inbound`), and
   `approval_changes` (sweeps) pages through `getMyWorkflowRequestList`, the requests the
   hub's user made, keeping those whose `lastOperateTime` falls in the window.
+- **Notices**: `notice.send` (the archive's 消息通知) goes to the message centre (消息中心)
+  `POST /api/ec/dev/message/sendCustomMessageSingle` with the token headers, from the message
+  source (消息来源) whose code is `message_code`, to the recipient's login id.
 - **Workflow requests**: `create_request` (`doCreateRequest`), `request_status`
   (`getRequestStatus`) and `create_request_soap` (SOAP `WorkflowService.
   doCreateWorkflowRequest`, through zeep).
@@ -67,6 +70,7 @@ from finoa.connectors.weaver.mapping import (
     approval_request_form,
     claim_from_request,
     create_request_form,
+    notice_message_form,
     todo_record,
     workflow_request_info,
 )
@@ -75,7 +79,8 @@ from finoa.messaging.retry import DeliveryError, ErrorClass
 from finoa.schemas import ClaimSubmission
 
 TOKEN_ERRORS = ("token不存在或者超时", "token不存在", "token已过期")
-# e-cology's codes of the workflow services (paService) and SOAP request ids, by class.
+# e-cology's codes of the workflow services (paService), the message centre and SOAP request
+# ids, by class.
 WEAVER_CODES: dict[str, ErrorClass] = {
     "PARAM_ERROR": ErrorClass.PERMANENT,
     "USER_EXCEPTION": ErrorClass.PERMANENT,
@@ -91,6 +96,7 @@ WEAVER_CODES: dict[str, ErrorClass] = {
     "-8": ErrorClass.TRANSIENT,  # the node's extra actions failed
 }
 TODO_PATH = "/rest/ofs/ReceiveRequestInfoByJson"
+MESSAGE_PATH = "/api/ec/dev/message/sendCustomMessageSingle"
 CONCURRENT_TODOS = 8
 HRM_PAGE = 100
 REQUEST_PAGE = 100
@@ -114,6 +120,7 @@ class WeaverConfig:
     syscode: str
     callback_secret: str = field(repr=False)
     hub_url: str = "http://127.0.0.1:8700"
+    message_code: str | None = None
     workflow_id: str = "6"
     detail_table: str = "formtable_main_214_dt1"
     token_seconds: int = DEFAULT_TOKEN_SECONDS
@@ -157,6 +164,9 @@ class WeaverConfig:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"{name}: must be a positive number")
                 values[name] = kind(value)
+        code = values.get("message_code")
+        if code is not None and (not isinstance(code, str) or not code.isdigit()):
+            raise ValueError('message_code: the message source\'s code, a number (e.g. "526")')
         if not isinstance(values.get("sweep_employees", True), bool):
             raise ValueError("sweep_employees: true or false")
         values["base_url"] = str(values["base_url"]).rstrip("/")
@@ -308,7 +318,8 @@ class WeaverConnector:
     # -- outbound: the outbox ----------------------------------------------------------------
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """`todo.push` to the unified todo, one record per message; `approval.create` a new
-        expense request (OA-led); `status.writeback` has no e-cology counterpart (the todos
+        expense request (OA-led); `notice.send` a message from the message centre;
+        `status.writeback` has no e-cology counterpart (the todos
         or the request carry the approval's state) and is acknowledged without a call."""
         try:
             config, _ = self._checked()
@@ -323,6 +334,8 @@ class WeaverConnector:
                 )
             if message.action == "approval.create":
                 return await self._create_approval(config, message)
+            if message.action == "notice.send":
+                return await self._send_notice(config, message)
             if message.action != "todo.push":
                 reason = f"weaver has no action {message.action!r}"
                 return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
@@ -341,6 +354,26 @@ class WeaverConnector:
         except Exception as exc:
             return DeliveryResult(error=delivery_error(exc))
         return DeliveryResult(response={"oa_approval_id": str(request_id)})
+
+    async def _send_notice(self, config: WeaverConfig, message: OutboundMessage) -> DeliveryResult:
+        """A notice as a message of the hub's message source. e-cology answers `status`
+        true once the message is queued for its receivers; a refusal (an unknown or departed
+        receiver, an unknown message source) is one of its codes, classed by WEAVER_CODES."""
+        if config.message_code is None:
+            reason = (
+                "weaver config: message_code: required for notices (the code of the message "
+                "source (消息来源) set up for the hub in e-cology's message centre)"
+            )
+            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
+        form = notice_message_form(message.payload, config.message_code)
+        try:
+            body = await self._call("POST", MESSAGE_PATH, data=form)
+        except Exception as exc:
+            return DeliveryResult(error=delivery_error(exc))
+        if body.get("status") is not True:
+            reason = f"e-cology answered no status for notice {form['targetId']}: {body}"
+            return DeliveryResult(error=DeliveryError(ErrorClass.PERMANENT, reason[:500]))
+        return DeliveryResult(response={"status": "sent", "target_id": form["targetId"]})
 
     async def _push_todo(self, config: WeaverConfig, message: OutboundMessage) -> DeliveryResult:
         payload: TodoPayload = message.payload  # type: ignore[assignment]
@@ -443,7 +476,11 @@ class WeaverConnector:
         except Exception as exc:
             raise delivery_error(exc) from exc
         body = _json(response, path)
-        if body.get("status") is False:  # the auth layer refused: appid, userid
+        if body.get("status") is False:
+            code = body.get("code")
+            if isinstance(code, str) and code in WEAVER_CODES:  # the service refused the call
+                raise weaver_code_error(code, str(body.get("msg")))
+            # the auth layer refused (its codes are numbers): appid, userid
             raise DeliveryError(ErrorClass.AUTH, f"e-cology refused {path}: {body.get('msg')}")
         return body
 

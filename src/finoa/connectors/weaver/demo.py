@@ -41,9 +41,10 @@ class WeaverDemo(DemoProfile):
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """A `weaver` instance config for the simulator at `url` that accepts `credentials`."""
     c = credentials
+    notices = {"message_code": c["message_code"]} if c.get("message_code") else {}
     return {"base_url": url, "appid": c["appid"], "secret": c["secret"], "spk": c["spk"],
             "user_id": HUB_USER_ID, "syscode": c["syscode"],
-            "callback_secret": c["callback_secret"], **overrides}  # fmt: skip
+            "callback_secret": c["callback_secret"], **notices, **overrides}  # fmt: skip
 
 
 def demo_profile(connector: str) -> DemoProfile:

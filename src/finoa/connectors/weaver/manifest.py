@@ -27,6 +27,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "syscode": _text("The unified-todo system code (异构系统标识)"),
         "callback_secret": _text("Signs the decisions e-cology posts to the hub", writeOnly=True),
         "hub_url": _text("The hub's address, for the todos' links"),
+        "message_code": _text(
+            "The code (a number) of the message source (消息来源) set up for the hub in "
+            "e-cology's message centre (消息中心); notices (`notice.send`) need it",
+            pattern="^[0-9]+$",
+        ),
         "workflow_id": _text("The expense workflow's id", default="6"),
         "detail_table": _text("Its detail table", default="formtable_main_214_dt1"),
         "token_seconds": {
@@ -55,10 +60,11 @@ MANIFEST = ConnectorManifest(
     name="weaver",
     kind=ConnectorKind.OA,
     direction=Direction.BOTH,
-    actions=("approval.create", "todo.push", "status.writeback"),
+    actions=("approval.create", "todo.push", "status.writeback", "notice.send"),
     config_schema=CONFIG_SCHEMA,
     auth="weaver-e9-token",
     max_batch=100,
     description="Weaver e-cology E9: unified todos for hub-led approvals, workflow requests "
-    "for OA-led ones (REST and SOAP), HRM master data; signed callbacks in.",
+    "for OA-led ones (REST and SOAP), notices through the message centre, HRM master data; "
+    "signed callbacks in.",
 )

@@ -1,10 +1,11 @@
 """Canonical payloads ⇄ Weaver e-cology wire formats, as plain functions.
 
 Outbound: a canonical todo (`TodoPayload`) becomes a unified-todo record for
-`/rest/ofs/ReceiveRequestInfoByJson`; a claim becomes the `doCreateRequest` form fields and
-the SOAP `WorkflowRequestInfo` of `doCreateWorkflowRequest`. Inbound: an approver's decision
-sent back by e-cology becomes a canonical `DecideTask`; an expense request an employee started
-in e-cology (its `getWorkflowRequest` data) becomes a claim submission through the mapping
+`/rest/ofs/ReceiveRequestInfoByJson`; an OA notice the message centre's form; a claim becomes
+the `doCreateRequest` form fields and the SOAP `WorkflowRequestInfo` of
+`doCreateWorkflowRequest`. Inbound: an approver's decision sent back by e-cology becomes a
+canonical `DecideTask`; an expense request an employee started in e-cology (its
+`getWorkflowRequest` data) becomes a claim submission through the mapping
 `weaver/expense_claim`. Free of I/O.
 """
 
@@ -93,6 +94,19 @@ def todo_record(
         "receiver": payload["assignee_id"],
         "receivedatetime": weaver_time(at, timezone),
         "receivets": str(sequence),
+    }
+
+
+def notice_message_form(notice: Mapping[str, Any], code: str) -> dict[str, str]:
+    """The message centre's (消息中心) form for an OA notice (`notice.send`): from the hub's
+    message source `code` to the recipient, whose hub id is their e-cology login id
+    (`loginIdList`); `targetId` is `code|notice id`, the message's business key."""
+    return {
+        "code": code,
+        "loginIdList": str(notice["recipient_id"]),
+        "title": str(notice["title"]),
+        "context": str(notice["body"]),
+        "targetId": f"{code}|{notice['notice_id']}",
     }
 
 

@@ -28,6 +28,13 @@ It enforces what e-cology enforces:
   (`requestid`, `workflowid`, `creator`) to `--callback-url`, signed as below, and a
   request's later result is posted only once that one was answered.
   `getWorkflowRequest` answers the main table and the detail tables.
+- **Message centre (消息中心).** `sendCustomMessageSingle` (form fields, the E9 token
+  headers) sends a message of a message source (消息来源) whose `code` e-cology knows (the
+  console's `message_code`; another is `NO_PERMISSION`) to the receivers of exactly one of
+  `userIdList` (HRM ids), `loginIdList` or `workCodeList` (comma-separated), each known and
+  employed (else `USER_EXCEPTION`, naming them); `title` or `context` must be given
+  (`PARAM_ERROR`). Refusals are `{"code": …, "msg": …, "status": false}`; a message sent is
+  `status` true and kept, listed at `/_sim/messages`.
 - **Approvers.** When a todo opens, the simulated approver acts on it (批准, or 退回 at
   `reject_rate`) and e-cology's flow action posts the decision to `--callback-url`, signed
   (`timestamp`, `sign` = hex HMAC-SHA256 of `timestamp + "\\n" + body` with the callback
@@ -35,8 +42,8 @@ It enforces what e-cology enforces:
 
 The credentials are made at first start and kept in the data directory
 (`credentials.json`); `finoa sim weaver --show-credentials` prints them with e-cology's
-names: `appid`, `secret`, `spk`, plus `syscode` (the unified-todo system code) and
-`callback_secret`.
+names: `appid`, `secret`, `spk`, plus `syscode` (the unified-todo system code),
+`message_code` (the hub's message source) and `callback_secret`.
 """
 
 from __future__ import annotations
@@ -110,6 +117,7 @@ class WeaverCredentials:
     private_key: str  # base64 DER PKCS#8; never shown
     syscode: str
     callback_secret: str
+    message_code: str = "526"  # the message source (消息来源) made for the hub
 
     @property
     def spk(self) -> str:
@@ -122,6 +130,7 @@ class WeaverCredentials:
             "secret": self.secret,
             "spk": self.spk,
             "syscode": self.syscode,
+            "message_code": self.message_code,
             "callback_secret": self.callback_secret,
         }
 
@@ -217,7 +226,9 @@ class WeaverSimulator:
         self.todos: dict[tuple[str, str], Todo] = {}
         self.callbacks: dict[str, Callback] = {}
         self.queue: asyncio.Queue[str] = asyncio.Queue()
-        self.counts = {"tokens_issued": 0, "tokens_refused": 0, "requests": 0, "todo_records": 0}
+        self.messages: list[dict[str, Any]] = []
+        self.counts = {"tokens_issued": 0, "tokens_refused": 0, "requests": 0, "todo_records": 0,
+                       "messages_refused": 0}  # fmt: skip
         self.http: httpx.AsyncClient | None = None
 
     # -- auth -------------------------------------------------------------------------------
@@ -427,6 +438,60 @@ class WeaverSimulator:
             for r in mine[(page - 1) * size : page * size]
         ]
 
+    # -- message centre ----------------------------------------------------------------------
+    def send_message(self, caller: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
+        """`sendCustomMessageSingle`: the message kept for its receivers, or the refusal."""
+        answer = self._message_refusal(form)
+        if answer is not None:
+            self.counts["messages_refused"] += 1
+            return answer
+        kind, listed = next((k, str(form[k])) for k in RECEIVER_LISTS if form.get(k))
+        receivers = [self._receiver(kind, name) for name in _names(listed)]
+        self.messages.append(
+            {
+                "code": str(form["code"]),
+                "receivers": [r["loginid"] for r in receivers if r is not None],
+                "userids": [r["id"] for r in receivers if r is not None],
+                "creater": str(form.get("creater") or caller["id"]),
+                "title": str(form.get("title") or ""),
+                "context": str(form.get("context") or ""),
+                "linkUrl": str(form.get("linkUrl") or ""),
+                "targetId": str(form.get("targetId") or ""),
+                "bizState": str(form.get("bizState") or ""),
+                "at": self.now_text(),
+            }
+        )
+        return {"code": "SUCCESS", "msg": "消息已加入发送队列", "status": True}
+
+    def _receiver(self, kind: str, name: str) -> dict[str, Any] | None:
+        if kind == "userIdList":
+            return self.employed(self.user_ids.get(name, ""))
+        return self.employed(name)  # login ids and work codes are the same in this company
+
+    def _message_refusal(self, form: Mapping[str, Any]) -> dict[str, Any] | None:
+        code = str(form.get("code") or "").strip()
+        if not code:
+            return _message_error("PARAM_ERROR", "code(消息来源) 不能为空")
+        if code != self.credentials.message_code:
+            return _message_error("NO_PERMISSION", f"消息来源[{code}]不存在或未启用")
+        given = [k for k in RECEIVER_LISTS if str(form.get(k) or "").strip()]
+        if len(given) != 1:
+            return _message_error(
+                "PARAM_ERROR", f"接收人须且只能用 {'/'.join(RECEIVER_LISTS)} 之一"
+            )
+        names = _names(str(form[given[0]]))
+        if not names:
+            return _message_error("PARAM_ERROR", f"{given[0]} 不能为空")
+        unknown = [n for n in names if self._receiver(given[0], n) is None]
+        if unknown:
+            return _message_error("USER_EXCEPTION", f"接收人[{','.join(unknown)}]不存在或已离职")
+        if not str(form.get("title") or "").strip() and not str(form.get("context") or "").strip():
+            return _message_error("PARAM_ERROR", "title 和 context 不能同时为空")
+        target = str(form.get("targetId") or "")
+        if target and not target.startswith(f"{code}|"):
+            return _message_error("PARAM_ERROR", "targetId 须为 消息来源code|业务ID")
+        return None
+
     # -- unified todo ----------------------------------------------------------------------
     def receive_todo(self, record: Mapping[str, Any]) -> dict[str, str]:
         """`ReceiveRequestInfoByJson`: create, update or finish a todo."""
@@ -540,8 +605,21 @@ class WeaverSimulator:
             **self.counts,
             "todos_open": sum(1 for t in self.todos.values() if t.isremark == "0"),
             "todos_done": sum(1 for t in self.todos.values() if t.isremark != "0"),
+            "messages": len(self.messages),
             "callbacks": outcomes,
         }
+
+
+RECEIVER_LISTS = ("userIdList", "loginIdList", "workCodeList")
+
+
+def _names(listed: str) -> list[str]:
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
+def _message_error(code: str, message: str) -> dict[str, Any]:
+    """The message centre's refusal."""
+    return {"code": code, "msg": message, "status": False}
 
 
 def _form_json(form: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -711,6 +789,19 @@ def create_weaver_app(sim: WeaverSimulator) -> FastAPI:
         except orjson.JSONDecodeError:
             return json_response({"operResult": "0", "message": "请求不是JSON"})
         return json_response(sim.delete_todo(record if isinstance(record, dict) else {}))
+
+    @app.post("/api/ec/dev/message/sendCustomMessageSingle")
+    async def send_custom_message(request: Request) -> Response:
+        caller = sim.caller(request.headers)
+        if isinstance(caller, str):
+            return json_response(weaver_error(caller))
+        return json_response(sim.send_message(caller, await _body(request)))
+
+    @app.get("/_sim/messages")
+    async def messages(receiver: str | None = None) -> Response:
+        return json_response(
+            [m for m in sim.messages if receiver is None or receiver in m["receivers"]]
+        )
 
     @app.get("/services/WorkflowService")
     async def wsdl(request: Request) -> Response:

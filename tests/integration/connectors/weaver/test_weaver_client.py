@@ -14,6 +14,7 @@ import httpx
 import pytest
 import zeep
 from support.claims import one_line_claim
+from support.notices import NOTICE
 from support.processes import Server
 from support.weaver import weaver_config, weaver_simulator
 
@@ -242,6 +243,97 @@ def test_status_writebacks_are_acknowledged_without_a_call(sim: Any) -> None:
     (result,) = run(with_connector(sim, work))
     assert result.ok and result.response["status"] == "not_sent"
     assert get(server, "/_sim/stats")["todo_records"] == before
+
+
+def notice(number: int, recipient: str = "E0011") -> OutboundMessage:
+    payload = {**NOTICE, "notice_id": f"archived:PK-{number}", "recipient_id": recipient}
+    return OutboundMessage(number, "notice.send", "PK-1", f"notice:archived:PK-{number}", payload)
+
+
+def test_a_notice_is_a_message_of_the_hubs_message_source_to_the_recipient(sim: Any) -> None:
+    server, credentials = sim
+
+    async def work(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver([notice(50)])
+
+    (sent,) = run(with_connector(sim, work))
+    assert sent.ok, sent.error
+    code = credentials["message_code"]
+    assert sent.response == {"status": "sent", "target_id": f"{code}|archived:PK-50"}
+    (kept,) = get(server, "/_sim/messages?receiver=E0011")
+    assert kept["code"] == code and kept["receivers"] == ["E0011"] and kept["userids"] == ["6"]
+    assert (kept["title"], kept["context"]) == (NOTICE["title"], NOTICE["body"])
+    assert kept["targetId"] == f"{code}|archived:PK-50" and kept["creater"] == "1"
+
+
+def test_a_notice_to_a_departed_or_unknown_employee_is_refused_naming_them(sim: Any) -> None:
+    server, _ = sim
+    before = get(server, "/_sim/stats")["messages"]
+
+    async def work(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver([notice(51, "E0099"), notice(52, "E7777")])
+
+    departed, unknown = run(with_connector(sim, work))
+    for result, who in ((departed, "E0099"), (unknown, "E7777")):
+        assert result.error is not None and result.error.error_class is ErrorClass.PERMANENT
+        assert f"USER_EXCEPTION: 接收人[{who}]不存在或已离职" in result.error.reason
+    assert get(server, "/_sim/stats")["messages"] == before
+
+
+def test_a_notice_needs_the_message_source_e_cology_knows(sim: Any) -> None:
+    server, credentials = sim
+    before = get(server, "/_sim/stats")["messages"]
+    config = weaver_config(server.url, credentials)
+    del config["message_code"]
+
+    async def without() -> list[Any]:
+        async with httpx.AsyncClient() as http:
+            return await WeaverConnector(config, http).deliver([notice(53)])
+
+    (missing,) = run(without())
+    assert missing.error is not None and missing.error.error_class is ErrorClass.CONFIG
+    assert missing.error.reason.startswith("weaver config: message_code: required for notices")
+
+    async def work(connector: WeaverConnector) -> list[Any]:
+        return await connector.deliver([notice(54)])
+
+    (wrong,) = run(with_connector(sim, work, message_code="999"))
+    assert wrong.error is not None and wrong.error.error_class is ErrorClass.CONFIG
+    assert "NO_PERMISSION: 消息来源[999]不存在或未启用" in wrong.error.reason
+    assert get(server, "/_sim/stats")["messages"] == before
+    with pytest.raises(ValueError, match="^message_code: the message source's code, a number"):
+        WeaverConnector.check_config(weaver_config(server.url, credentials, message_code="abc"))
+
+
+def test_the_message_centre_enforces_its_token_headers_and_fields(sim: Any) -> None:
+    server, credentials = sim
+    url = server.url + "/api/ec/dev/message/sendCustomMessageSingle"
+    form = {"code": credentials["message_code"], "loginIdList": "E0011", "title": "t"}
+    assert httpx.post(url, data=form).json()["msg"] == "appid不存在或未授权"
+    no_token = httpx.post(url, data=form, headers={"appid": credentials["appid"]}).json()
+    assert no_token == {"code": -1, "msg": "token不存在或者超时！", "msgShowType": "none",
+                        "status": False}  # fmt: skip
+
+    async def work(connector: WeaverConnector) -> list[dict[str, Any]]:
+        assert connector.auth is not None
+        headers = await connector.auth.headers()
+        bad = [
+            {**form, "code": ""},
+            {**form, "userIdList": "6"},  # two receiver lists
+            {k: v for k, v in form.items() if k != "title"},  # neither title nor context
+            {**form, "targetId": "1|x"},  # not this source's code
+        ]
+        async with httpx.AsyncClient() as http:
+            answers = [(await http.post(url, data=f, headers=headers)).json() for f in bad]
+            by_hrm_id = {"code": form["code"], "userIdList": "6,7", "context": "c"}
+            answers.append((await http.post(url, data=by_hrm_id, headers=headers)).json())
+        return answers
+
+    *refused, sent = run(with_connector(sim, work))
+    assert [(a["code"], a["status"]) for a in refused] == [("PARAM_ERROR", False)] * 4
+    assert "code(消息来源) 不能为空" in refused[0]["msg"]
+    assert sent["status"] is True
+    assert get(server, "/_sim/messages")[-1]["receivers"] == ["E0011", "E0012"]
 
 
 def test_a_bad_config_names_the_field(tmp_path: Path) -> None:
