@@ -65,8 +65,19 @@ def _blocked() -> Any:
     )
 
 
-def _due_query(batch_size: int) -> Select[Any]:
-    """Rows due now (`:now`) whose earlier messages for the same document are all done."""
+def _lane_filter(destination: str, known: Sequence[str], *, strays: bool) -> Any:
+    """The rows of one lane: its destination's, and with `strays` also those of destinations
+    no connector serves (they are dead-lettered naming the destination)."""
+    mine = outbox.c.destination == destination
+    if not strays:
+        return mine
+    # plain comparisons rather than NOT IN: prepared statements take no expanding lists
+    return or_(mine, and_(*(outbox.c.destination != name for name in known)))
+
+
+def _due_query(batch_size: int, lane: Any = None) -> Select[Any]:
+    """Rows due now (`:now`) whose earlier messages for the same document are all done; of
+    one lane when `lane` (a `_lane_filter`) is given."""
     blocked = _blocked()
     now = bindparam("now", type_=Float)
     due = or_(
@@ -87,7 +98,7 @@ def _due_query(batch_size: int) -> Select[Any]:
             outbox.c.needs_lookup,
             outbox.c.failing_since,
         )
-        .where(due, ~blocked)
+        .where(due, ~blocked, *([] if lane is None else [lane]))
         .order_by(outbox.c.id)
         .limit(batch_size)
     )
@@ -209,18 +220,31 @@ class Dispatcher:
         self.worker_id = worker_id
         self.owner = f"{worker_id}/{uuid.uuid4().hex[:12]}"  # this run of this worker
         self.breakers = {destination: breaker() for destination in connectors}
-        due = _due_query(batch_size)
-        self._due = Prepared(due)
-        self._due_locking = Prepared(due.with_for_update(skip_locked=True, of=outbox))
+        # One lane per destination (`run`): its own claimed batches and its own chunks with
+        # the peer, so that one peer's backlog never holds back another's rows. The first lane
+        # also takes the rows of destinations no connector serves. `None` is every
+        # destination at once (`run_once`, `run_until_idle`).
+        known = sorted(connectors)
+        self._lanes: dict[str | None, Any] = {None: None}
+        self._lanes.update(
+            (d, _lane_filter(d, known, strays=index == 0)) for index, d in enumerate(known)
+        )
+        self._due: dict[str | None, tuple[Prepared, Prepared]] = {}
+        for name, lane in self._lanes.items():
+            due = _due_query(batch_size, lane)
+            locking = due.with_for_update(skip_locked=True, of=outbox)
+            self._due[name] = (Prepared(due), Prepared(locking))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
-        # chunks with the peers at once, across the batches in flight, and their settlements
-        # (one of each per event loop)
+        self._events: list[asyncio.Event] = []
+        # per event loop: the chunks with each destination at once (`concurrency`, across
+        # the batches in flight) and the settlements
         self._sending: (
-            tuple[asyncio.AbstractEventLoop, asyncio.Semaphore, SettleTogether] | None
+            tuple[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore], SettleTogether]
+            | None
         ) = None
         self._stopping = False
         self._reclaimed = False
+        self._reclaiming: asyncio.Lock | None = None
         self.delivered = 0
         self.dead_lettered = 0
         self.found_by_lookup = 0
@@ -230,17 +254,18 @@ class Dispatcher:
     # -- waking -------------------------------------------------------------------------------
     def wake(self) -> None:
         """Safe from any thread: there is work in the outbox."""
-        loop, event = self._loop, self._event
-        if loop is None or event is None or loop.is_closed():
+        loop, events = self._loop, tuple(self._events)
+        if loop is None or not events or loop.is_closed():
             return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            event.set()
-        else:
-            loop.call_soon_threadsafe(event.set)
+        for event in events:
+            if running is loop:
+                event.set()
+            else:
+                loop.call_soon_threadsafe(event.set)
 
     def stop(self) -> None:
         self._stopping = True
@@ -261,15 +286,26 @@ class Dispatcher:
     async def run(self) -> None:
         """Deliver until stopped.
 
-        Up to `pipeline` claimed batches are delivered at once: the next batch is claimed
-        while the last one's chunks are still with the peers, so a peer that takes one batch
-        at a time (Tryton) always has the next one waiting, instead of idling while the
-        other destinations' chunks of the same batch finish and settle. A row is never in two
-        batches (it is leased), and a row whose earlier message for the same document is not
-        done is not claimed, so the order per document holds."""
+        Each destination is a lane of its own, claiming its own batches: a peer that takes
+        one batch at a time (Tryton) is fed from its own rows, however many rows the OA has
+        waiting before them. In each lane up to `pipeline` claimed batches are delivered at
+        once: the next batch is claimed while the last one's chunks are still with the peer,
+        so the peer always has the next one waiting. A row is never in two batches (it is
+        leased), and a row whose earlier message for the same document is not done is not
+        claimed, so the order per document holds (a document's messages to one destination
+        are all in that destination's lane)."""
         self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
+        lanes = [name for name in self._lanes if name is not None] or [None]
+        self._events = [asyncio.Event() for _ in lanes]
         self.db.after_outbox_commit.append(self.wake)
+        try:
+            runs = zip(lanes, self._events, strict=True)
+            await asyncio.gather(*(self._run_lane(lane, event) for lane, event in runs))
+        finally:
+            if self.wake in self.db.after_outbox_commit:
+                self.db.after_outbox_commit.remove(self.wake)
+
+    async def _run_lane(self, lane: str | None, event: asyncio.Event) -> None:
         failures = 0
         in_flight: set[asyncio.Task[int]] = set()
 
@@ -281,19 +317,19 @@ class Dispatcher:
 
         try:
             while not self._stopping:
-                self._event.clear()
+                event.clear()
                 if len(in_flight) >= self.pipeline:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
-                    rows = await self._claim()
+                    rows = await self._claim(lane)
                     if rows:
                         failures = 0
                         task = asyncio.ensure_future(self._deliver_leased(rows))
                         in_flight.add(task)
                         task.add_done_callback(finished)
                         continue
-                    timeout = await self.db.run(self._seconds_until_due)
+                    timeout = await self.db.run(self._seconds_until_due, lane)
                     failures = 0
                 except Exception:
                     # The database went away or a bug surfaced: rows stay leased or pending,
@@ -302,10 +338,8 @@ class Dispatcher:
                     timeout = min(SAFETY_POLL_SECONDS * failures, 30.0)
                     log.exception("dispatcher cycle failed; retrying in %.0f s", timeout)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._event.wait(), timeout)
+                    await asyncio.wait_for(event.wait(), timeout)
         finally:
-            if self.wake in self.db.after_outbox_commit:
-                self.db.after_outbox_commit.remove(self.wake)
             if in_flight:  # stopping: the batches being delivered are settled first
                 await asyncio.wait(set(in_flight))
 
@@ -327,11 +361,20 @@ class Dispatcher:
             return 0
         return await self._deliver_leased(rows)
 
-    async def _claim(self) -> list[ClaimedRow]:
-        if not self._reclaimed:
-            self.reclaimed = await self.db.run(self._reclaim_own_rows)
-            self._reclaimed = True
-        return await self.db.run(self._claim_batch)
+    async def _reclaim(self) -> None:
+        """Once per dispatcher, before its first claim (in whichever lane comes first)."""
+        if self._reclaimed:
+            return
+        if self._reclaiming is None:
+            self._reclaiming = asyncio.Lock()
+        async with self._reclaiming:
+            if not self._reclaimed:
+                self.reclaimed = await self.db.run(self._reclaim_own_rows)
+                self._reclaimed = True
+
+    async def _claim(self, lane: str | None = None) -> list[ClaimedRow]:
+        await self._reclaim()
+        return await self.db.run(self._claim_batch, lane)
 
     async def _deliver_leased(self, rows: list[ClaimedRow]) -> int:
         """Deliver claimed rows, renewing their leases until all are settled."""
@@ -371,10 +414,12 @@ class Dispatcher:
             log.warning("took back %d rows left in flight by an earlier run", taken)
         return int(taken or 0)
 
-    def _claim_batch(self) -> list[ClaimedRow]:
+    def _claim_batch(self, lane: str | None = None) -> list[ClaimedRow]:
+        """Lease the next batch of due rows of `lane` (a destination; None: of any)."""
         now = time.time()
         with self.db.uow("dispatcher") as uow:
-            due = self._due_locking if uow.conn.dialect.name == "postgresql" else self._due
+            plain, locking = self._due[lane]
+            due = locking if uow.conn.dialect.name == "postgresql" else plain
             rows = []
             for r in due.all(uow.conn, {"now": now}):
                 fields = dict(r._mapping)
@@ -426,7 +471,7 @@ class Dispatcher:
             )
             uow.commit()
 
-    def _seconds_until_due(self) -> float:
+    def _seconds_until_due(self, lane: str | None = None) -> float:
         """Until the next pending row that is not held behind an earlier one falls due. A
         held row waits for a settlement (which wakes the dispatcher), not for its own time:
         counting it would make the dispatcher spin while a slow peer holds the rows before
@@ -434,7 +479,9 @@ class Dispatcher:
         with self.db.engine.connect() as conn:
             next_due = conn.execute(
                 select(func.min(outbox.c.next_attempt_at)).where(
-                    outbox.c.status == "pending", ~_blocked()
+                    outbox.c.status == "pending",
+                    ~_blocked(),
+                    *([] if self._lanes[lane] is None else [self._lanes[lane]]),
                 )
             ).scalar()
         if next_due is None:
@@ -453,11 +500,12 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         if self._sending is None or self._sending[0] is not loop:
             together = SettleTogether(lambda outcomes: self.db.run(self._settle, outcomes))
-            self._sending = (loop, asyncio.Semaphore(self.concurrency), together)
-        _, semaphore, together = self._sending
+            self._sending = (loop, {}, together)
+        _, semaphores, together = self._sending
         outcomes: list[Outcome] = []
 
         async def send(destination: str, connector: Connector, chunk: list[ClaimedRow]) -> None:
+            semaphore = semaphores.setdefault(destination, asyncio.Semaphore(self.concurrency))
             async with semaphore:
                 settled = await self._send(destination, connector, chunk)
             await together.settle(settled)

@@ -333,11 +333,11 @@ def test_dispatcher_survives_a_failed_cycle(loop_hub: Hub, sims: tuple[Server, S
         real_claim_batch = dispatcher._claim_batch
         failures = {"left": 1}
 
-        def flaky_claim_batch() -> Any:
+        def flaky_claim_batch(*lane: Any) -> Any:
             if failures["left"]:
                 failures["left"] -= 1
                 raise OperationalError("SELECT … FROM outbox", {}, Exception("database is locked"))
-            return real_claim_batch()
+            return real_claim_batch(*lane)
 
         dispatcher._claim_batch = flaky_claim_batch  # type: ignore[method-assign]
         runner = asyncio.create_task(dispatcher.run())
