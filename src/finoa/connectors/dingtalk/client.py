@@ -138,7 +138,7 @@ class DingTalkApi:
         except Exception as exc:
             raise DeliveryError.from_exception(exc) from exc
         if not response.is_success:
-            error = _vendor_error(response)
+            error = self.pacer.heard(_vendor_error(response))
             if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
                 raise DeliveryError(
                     ErrorClass.AUTH, f"DingTalk refused the app key: {error.reason}"
@@ -188,7 +188,8 @@ class DingTalkApi:
         if response.status_code == 404 and missing_ok:
             return None
         if not response.is_success:
-            raise _vendor_error(response)
+            raise self.pacer.heard(_vendor_error(response))
+        self.pacer.answered()
         try:
             return orjson.loads(response.content) if response.content else {}
         except orjson.JSONDecodeError as exc:
@@ -215,7 +216,7 @@ class DingTalkApi:
             except Exception as exc:
                 raise DeliveryError.from_exception(exc) from exc
             if not response.is_success:
-                raise _vendor_error(response)
+                raise self.pacer.heard(_vendor_error(response))
             try:
                 answer = orjson.loads(response.content)
                 errcode = int(answer.get("errcode", 0))
@@ -224,15 +225,18 @@ class DingTalkApi:
                     ErrorClass.PERMANENT, f"malformed topapi answer: {exc}"
                 ) from exc
             if errcode == 0:
+                self.pacer.answered()
                 return answer if whole else answer.get("result")
             if errcode in TOKEN_ERRCODES and attempt == 1:
                 await self.auth.rejected(headers)
                 continue
             error_class = classify_vendor_code("dingtalk", str(errcode))
-            raise DeliveryError(
-                error_class,
-                f"DingTalk errcode {errcode} from {path}: {answer.get('errmsg', '')}",
-                retry_after=1.0 if error_class is ErrorClass.RATE_LIMITED else None,
+            raise self.pacer.heard(
+                DeliveryError(
+                    error_class,
+                    f"DingTalk errcode {errcode} from {path}: {answer.get('errmsg', '')}",
+                    retry_after=1.0 if error_class is ErrorClass.RATE_LIMITED else None,
+                )
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -20,7 +20,6 @@ is acknowledged without a call).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -153,7 +152,7 @@ class FeishuApi:
             raise DeliveryError.from_exception(exc) from exc
         code, msg, body = _answer(response)
         if code != 0:
-            error = _error(response, code, msg)
+            error = self.pacer.heard(_error(response, code, msg))
             if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
                 raise DeliveryError(ErrorClass.AUTH, f"Feishu refused the app: {error.reason}")
             raise error
@@ -198,6 +197,7 @@ class FeishuApi:
                 raise delivery_error(exc) from exc
             code, msg, answer = _answer(response)
             if code == 0 and response.is_success:
+                self.pacer.answered()
                 return answer.get("data") or {}
             if code in TOKEN_CODES and not refreshed:
                 refreshed = True
@@ -205,11 +205,12 @@ class FeishuApi:
                 continue
             error = _error(response, code, msg)
             if error.error_class is ErrorClass.RATE_LIMITED and not waited:
+                # waited out once: the pacer holds the next call back until the reset
                 waited = True
                 self.backoffs += 1
-                await asyncio.sleep(min(error.retry_after or 1.0, MAX_BACKOFF_SECONDS))
+                self.pacer.refused(min(error.retry_after or 1.0, MAX_BACKOFF_SECONDS))
                 continue
-            raise error
+            raise self.pacer.heard(error)
 
     # -- approval (审批) ----------------------------------------------------------------------
 

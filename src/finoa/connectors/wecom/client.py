@@ -170,7 +170,7 @@ class WeComApi:
         answer = _answer(response, path)
         errcode = int(answer.get("errcode", 0))
         if errcode:
-            error = _errcode_error(errcode, str(answer.get("errmsg", "")), path)
+            error = self.pacer.heard(_errcode_error(errcode, str(answer.get("errmsg", "")), path))
             if error.error_class is ErrorClass.RATE_LIMITED or errcode == -1:
                 raise error
             raise DeliveryError(
@@ -206,14 +206,18 @@ class WeComApi:
                 )
             except Exception as exc:
                 raise delivery_error(exc) from exc
-            answer = _answer(response, path)
+            try:
+                answer = _answer(response, path)
+            except DeliveryError as exc:
+                raise self.pacer.heard(exc) from None
             errcode = int(answer.get("errcode", 0))
             if errcode == 0:
+                self.pacer.answered()
                 return answer
             if errcode in TOKEN_ERRCODES and attempt == 1:
                 await self.auth.rejected(token)
                 continue
-            raise _errcode_error(errcode, str(answer.get("errmsg", "")), path)
+            raise self.pacer.heard(_errcode_error(errcode, str(answer.get("errmsg", "")), path))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- approvals (审批) ----------------------------------------------------------------------
