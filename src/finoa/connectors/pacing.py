@@ -5,6 +5,11 @@ Feishu's 99991400). A client that sends as fast as the dispatcher hands it messa
 the quota in bursts and has every refused call retried later; a client that spaces its calls
 at the quota (`rate_limit_per_second` of the instance) is never refused and sends the same
 number of calls a second.
+
+A `rate_limit_per_second` set above the app's real quota is learnt from: each refusal holds the
+app's next call back until the vendor's Retry-After and widens the slots, and the calls that go
+through narrow them back towards the configured rate, so the client settles near the quota
+instead of being refused at every burst.
 """
 
 from __future__ import annotations
@@ -14,21 +19,59 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from finoa.messaging.retry import DeliveryError, ErrorClass
+
 R = TypeVar("R")
 T = TypeVar("T")
 V = TypeVar("V")
 PACING_MARGIN = 1.05  # slots a little wider than 1/rate: network jitter bunches calls up
+SLOWDOWN = 1.5  # a refusal widens the slots by this much
+RECOVERY = 0.97  # a call that goes through narrows them by this much, down to 1/rate
+MAX_INTERVAL = 10.0  # the widest slot a refusal leads to, in seconds
+REFUSAL_PAUSE = 1.0  # how long a refusal without a Retry-After holds the calls back
 
 
 class Pacer:
     """At most `rate` calls a second from this client: each call waits for its slot. (Its
     slot is taken before anything is awaited, so callers on one event loop never take the
-    same one, and the pacer may serve any loop.)"""
+    same one, and the pacer may serve any loop.) A vendor's refusal for frequency slows it
+    down (`refused`); the calls that go through bring it back up (`answered`)."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = PACING_MARGIN / rate
+        self.configured_interval = PACING_MARGIN / rate
+        self.interval = self.configured_interval
         self._clock = clock
         self._next = 0.0
+        self._paused_until = 0.0
+        self.refusals = 0  # refusals for frequency seen (diagnostics)
+
+    @property
+    def rate(self) -> float:
+        """Calls a second the pacer lets through now."""
+        return PACING_MARGIN / self.interval
+
+    def refused(self, retry_after: float | None = None) -> None:
+        """The vendor refused a call for frequency: no call goes before its Retry-After, and
+        the slots widen, once per refusal pause (the calls already in flight when the quota
+        ran out are refused too, and say nothing more)."""
+        now = self._clock()
+        self.refusals += 1
+        if now >= self._paused_until:
+            self.interval = min(MAX_INTERVAL, self.interval * SLOWDOWN)
+        pause = REFUSAL_PAUSE if retry_after is None else max(0.0, retry_after)
+        self._paused_until = max(self._paused_until, now + pause)
+        self._next = max(self._next, self._paused_until)
+
+    def heard(self, error: DeliveryError) -> DeliveryError:
+        """`error`, after slowing down when it is a refusal for frequency."""
+        if error.error_class is ErrorClass.RATE_LIMITED:
+            self.refused(error.retry_after)
+        return error
+
+    def answered(self) -> None:
+        """A call went through: the slots narrow a little, back to the configured rate."""
+        if self.interval > self.configured_interval:
+            self.interval = max(self.configured_interval, self.interval * RECOVERY)
 
     async def slot(self) -> None:
         now = self._clock()

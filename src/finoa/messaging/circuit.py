@@ -9,7 +9,8 @@ behind it go out as soon as the endpoint answers.
 
 A send counts as failed when every message in it failed with a retryable class (the endpoint
 is unreachable, overloaded or erroring); a peer that refuses one item for a business reason is
-working fine.
+working fine, and so is one that refuses for frequency (rate limited: it answered, and asked
+for fewer calls) or refuses an access token (refreshed and sent again).
 """
 
 from __future__ import annotations

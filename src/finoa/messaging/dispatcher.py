@@ -14,7 +14,9 @@ Before a row is sent again after an attempt whose outcome is unknown (a timeout,
 dropped after sending, a 5xx, a lease that ran out while a worker crashed), the connector's
 posted-lookup is asked whether it already happened; exactly-once never rests on the peer
 keeping idempotency keys. A circuit breaker per destination stops sending to a peer that is
-down, so an outage costs a few probes instead of a storm.
+down, so an outage costs a few probes instead of a storm; a peer that answers "too many
+requests" is up, and its refusals never open the breaker (the messages wait out its
+Retry-After instead).
 
 A restarted process takes back its own rows still in flight at once (its worker id is
 stable); a crashed worker's rows come back when their short lease runs out. It is woken right
@@ -727,14 +729,20 @@ class Dispatcher:
                 log.exception("dead-letter follow-up of outbox row %s failed", row.id)
 
 
+# Failures that say nothing against the peer's health: a refused token (refreshed, then
+# retried) and a refusal for frequency (the peer answered and asked us to slow down; the
+# message is retried after its Retry-After and the connector's pacer slows down).
+HEALTHY_REFUSALS = frozenset({ErrorClass.AUTH, ErrorClass.RATE_LIMITED})
+
+
 def _endpoint_failed(result: DeliveryResult | None) -> bool:
     """The peer did not do its job (unreachable, overloaded, erroring), as opposed to refusing
-    one message for a reason of its own."""
+    one message for a reason of its own or asking us to slow down."""
     return (
         result is not None
         and result.error is not None
         and result.error.error_class in RETRYABLE
-        and result.error.error_class is not ErrorClass.AUTH
+        and result.error.error_class not in HEALTHY_REFUSALS
     )
 
 

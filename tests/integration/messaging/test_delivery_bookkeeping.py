@@ -429,3 +429,42 @@ def test_a_notice_the_oa_has_no_channel_for_is_settled_not_sent_and_other_action
         rows = {r.idempotency_key: r for r in conn.execute(select(outbox))}
     assert "takes no 'notice.send'" in str(rows["n-1"].response)
     assert "probe cannot 'todo.unknown'" in str(rows["t-1"].last_error)
+
+
+class Throttled(Probe):
+    """A peer that answers its first `refusals` sends "too many requests" (or, for
+    comparison, a server error), and takes them after that."""
+
+    def __init__(self, refusals: int, error_class: ErrorClass = ErrorClass.RATE_LIMITED) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.error_class = error_class
+        self.calls = 0
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            error = DeliveryError(self.error_class, "slow down", retry_after=0.01)
+            return [DeliveryResult(error=error) for _ in messages]
+        return await super().deliver(messages)
+
+
+def test_a_peer_that_asks_to_slow_down_never_opens_the_breaker(db: Database) -> None:
+    enqueue(db, ["a", "b", "c"])
+    breaker = CircuitBreaker(threshold=3, base_cooldown_seconds=30)
+    peer = Throttled(refusals=8)  # refused far more often in a row than the threshold
+    hub = dispatcher(db, peer, breaker=lambda: breaker)
+    asyncio.run(hub.run_until_idle(max_seconds=DEADLINE))
+    assert statuses(db) == {"a": "done", "b": "done", "c": "done"}
+    assert peer.sent == ["a", "b", "c"] and peer.calls == 8 + 3  # one document: in turn
+    assert breaker.snapshot()["state"] == "closed" and breaker.opened == 0
+
+
+def test_a_peer_that_fails_as_often_opens_the_breaker(db: Database) -> None:
+    enqueue(db, ["a"])
+    breaker = CircuitBreaker(threshold=3, base_cooldown_seconds=30)
+    peer = Throttled(refusals=8, error_class=ErrorClass.TRANSIENT)
+    hub = dispatcher(db, peer, breaker=lambda: breaker)
+    asyncio.run(hub.run_until_idle(max_seconds=1.0))
+    assert peer.calls == 3 and breaker.snapshot()["state"] == "open"
+    assert statuses(db) == {"a": "pending"}

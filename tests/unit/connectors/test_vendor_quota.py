@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from finoa.connectors.created_here import Created
-from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
+from finoa.connectors.pacing import SLOWDOWN, Pacer, ReadOnce, app_pacer, each_call
+from finoa.messaging.retry import DeliveryError, ErrorClass
 
 
 def test_callers_that_ask_at_once_share_one_read_and_a_failed_read_is_not_kept() -> None:
@@ -99,3 +100,42 @@ def test_a_chunks_calls_go_a_few_at_a_time_and_answer_in_order() -> None:
     assert answers == [f"answer {n}" for n in range(10)]  # in the chunk's order
     assert answered != sorted(answered)  # although the vendor answered in another
     assert most == 3
+
+
+def test_a_refusal_for_frequency_slows_the_pacer_and_calls_that_go_through_bring_it_back() -> None:
+    now = [100.0]
+    pacer = Pacer(10, clock=lambda: now[0])
+    assert pacer.rate == pytest.approx(10)
+    limited = DeliveryError(ErrorClass.RATE_LIMITED, "QpsLimit", retry_after=2.0)
+    assert pacer.heard(limited) is limited
+    assert pacer.rate == pytest.approx(10 / SLOWDOWN)
+    # the calls in flight when the quota ran out are refused too: one slowdown, not four
+    for _ in range(3):
+        pacer.heard(DeliveryError(ErrorClass.RATE_LIMITED, "QpsLimit"))
+    assert pacer.rate == pytest.approx(10 / SLOWDOWN) and pacer.refusals == 4
+    pacer.heard(DeliveryError(ErrorClass.TRANSIENT, "busy"))  # not about frequency
+    assert pacer.refusals == 4
+
+    slept: list[float] = []
+
+    async def next_slot() -> None:
+        original = asyncio.sleep
+
+        async def record(seconds: float) -> None:
+            slept.append(seconds)
+            await original(0)
+
+        asyncio.sleep = record  # type: ignore[assignment]
+        try:
+            await pacer.slot()
+        finally:
+            asyncio.sleep = original
+
+    asyncio.run(next_slot())
+    assert slept == [pytest.approx(2.0)]  # nothing goes before the Retry-After
+    now[0] = 103.0  # after the pause, a refusal slows it down again
+    pacer.refused()
+    assert pacer.rate == pytest.approx(10 / SLOWDOWN**2)
+    for _ in range(200):
+        pacer.answered()
+    assert pacer.rate == pytest.approx(10)  # back at the configured rate, never above

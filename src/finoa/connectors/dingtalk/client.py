@@ -15,24 +15,20 @@ result is visible in DingTalk itself, so this is acknowledged without a call).
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
 import httpx
 import orjson
 
-from finoa.connectors.auth import CachedToken, delivery_error, send_authorized
 from finoa.connectors.base import (
-    AccessToken,
     ApprovalRequestPayload,
     ApprovalResult,
     ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
-    HealthReport,
     InboundCommand,
     InboundInvalid,
     OAChanges,
@@ -46,7 +42,6 @@ from finoa.connectors.dingtalk.manifest import MANIFEST
 from finoa.connectors.dingtalk.mapping import (
     CLAIM_ID_FIELD,
     DingTalkConfig,
-    WireMappingError,
     claim_from_instance,
     create_todo_body,
     form_value,
@@ -54,17 +49,22 @@ from finoa.connectors.dingtalk.mapping import (
     start_instance_body,
     work_notice_body,
 )
-from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
+from finoa.connectors.pacing import ReadOnce
+from finoa.connectors.vendor_oa import (
+    Refusal,
+    VendorApi,
+    VendorOAConnector,
+    mapping_problem,
+    vendor_refusal,
+)
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
     ErrorClass,
-    classify_vendor_code,
     retry_after_seconds,
 )
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
-REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_ERRCODES = frozenset({40014, 42001})
 MAX_REMEMBERED_TODOS = 100_000  # open todos whose ids are kept for closing, per process
 LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an instance
@@ -88,72 +88,41 @@ def _vendor_error(response: httpx.Response) -> DeliveryError:
             message = str(body.get("message") or body.get("errmsg") or message)
     except orjson.JSONDecodeError:
         pass
-    retry_after = retry_after_seconds(response)
-    error_class = classify_vendor_code("dingtalk", code, response.status_code)
-    return DeliveryError(
-        error_class,
+    return vendor_refusal(
+        "dingtalk",
+        code,
         f"DingTalk {response.status_code} {code or '-'} from {response.request.url.path}: "
         + message,
-        retry_after=retry_after
-        if retry_after is not None
-        else (1.0 if error_class is ErrorClass.RATE_LIMITED else None),
+        status=response.status_code,
+        retry_after=retry_after_seconds(response),
         outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
     )
 
 
-class DingTalkApi:
+class DingTalkApi(VendorApi):
     """DingTalk's open API as finoa uses it: one instance per connector instance."""
 
-    def __init__(
-        self,
-        config: DingTalkConfig,
-        http: httpx.AsyncClient,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self._http = http
-        self.auth = CachedToken(
-            self._fetch_token,
-            clock=clock,
-            refresh_margin_seconds=REFRESH_MARGIN_SECONDS,
-            header=TOKEN_HEADER,
-            scheme="",
-        )
-        self._clock = clock
-        self.pacer = app_pacer(
-            config.rate_limit_per_second, "dingtalk", config.api_base_url, config.app_key
+    title = "DingTalk"
+    token_header = TOKEN_HEADER
+    token_scheme = ""
+
+    config: DingTalkConfig
+
+    @classmethod
+    def app_of(cls, config: DingTalkConfig) -> tuple[str, ...]:
+        return ("dingtalk", config.api_base_url, config.app_key)
+
+    async def request_token(self) -> httpx.Response:
+        return await self.send(
+            "POST",
+            self.config.api_base_url + "/v1.0/oauth2/accessToken",
+            json={"appKey": self.config.app_key, "appSecret": self.config.app_secret},
         )
 
-    async def _fetch_token(self) -> AccessToken:
-        started = self._clock()
-        url = self.config.api_base_url + "/v1.0/oauth2/accessToken"
-        await self.pacer.slot()
-        try:
-            response = await self._http.post(
-                url,
-                json={"appKey": self.config.app_key, "appSecret": self.config.app_secret},
-                timeout=self.config.timeout_seconds,
-            )
-        except Exception as exc:
-            raise DeliveryError.from_exception(exc) from exc
+    def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if not response.is_success:
-            error = _vendor_error(response)
-            if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
-                raise DeliveryError(
-                    ErrorClass.AUTH, f"DingTalk refused the app key: {error.reason}"
-                )
-            raise error
-        try:
-            body = orjson.loads(response.content)
-            value, lifetime = body["accessToken"], float(body["expireIn"])
-            if not isinstance(value, str) or not value:
-                raise TypeError("accessToken is not a non-empty string")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise DeliveryError(
-                ErrorClass.PERMANENT, f"malformed answer from DingTalk's token endpoint: {exc}"
-            ) from exc
-        return AccessToken(value, started + lifetime)
+            raise self.refused_credentials(_vendor_error(response), "the app key")
+        return self.token_fields(response.content, "accessToken", "expireIn")
 
     async def call(
         self,
@@ -166,56 +135,37 @@ class DingTalkApi:
     ) -> Any:
         """A v1.0 call with the access token (refreshed once on 401); the answer's JSON, or
         None for a 404 when `missing_ok`. Raises DeliveryError."""
-        url = self.config.api_base_url + path
         content = orjson.dumps(body) if body is not None else None
-        extra = {"content-type": "application/json"} if content is not None else {}
 
-        async def send(headers: dict[str, str]) -> httpx.Response:
-            await self.pacer.slot()
-            return await self._http.request(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers={**extra, **headers},
-                timeout=self.config.timeout_seconds,
-            )
+        def read(response: httpx.Response) -> Any:
+            if response.status_code == 404 and missing_ok:
+                return None
+            if not response.is_success:
+                return Refusal(_vendor_error(response), token_refused=response.status_code == 401)
+            try:
+                return orjson.loads(response.content) if response.content else {}
+            except orjson.JSONDecodeError as exc:
+                raise DeliveryError(
+                    ErrorClass.PERMANENT, f"DingTalk answered non-JSON to {path}: {exc}"
+                ) from exc
 
-        try:
-            response = await send_authorized(self.auth, send)
-        except Exception as exc:
-            raise delivery_error(exc) from exc
-        if response.status_code == 404 and missing_ok:
-            return None
-        if not response.is_success:
-            raise _vendor_error(response)
-        try:
-            return orjson.loads(response.content) if response.content else {}
-        except orjson.JSONDecodeError as exc:
-            raise DeliveryError(
-                ErrorClass.PERMANENT, f"DingTalk answered non-JSON to {path}: {exc}"
-            ) from exc
+        return await self.authorized(
+            method,
+            self.config.api_base_url + path,
+            read,
+            params=params,
+            content=content,
+            headers={"content-type": "application/json"} if content is not None else None,
+        )
 
     async def topapi(self, path: str, body: Mapping[str, Any], *, whole: bool = False) -> Any:
         """A topapi call (`?access_token=`; errors as `errcode` with HTTP 200); the `result`
         (`whole`: the whole answer). A refused token is dropped and the call sent once more
         with a fresh one."""
-        url = self.config.oapi_base_url + path
-        for attempt in (1, 2):
-            headers = await self.auth.headers()
-            token = headers[TOKEN_HEADER]
-            await self.pacer.slot()
-            try:
-                response = await self._http.post(
-                    url,
-                    params={"access_token": token},
-                    json=dict(body),
-                    timeout=self.config.timeout_seconds,
-                )
-            except Exception as exc:
-                raise DeliveryError.from_exception(exc) from exc
+
+        def read(response: httpx.Response) -> Any:
             if not response.is_success:
-                raise _vendor_error(response)
+                return Refusal(_vendor_error(response))
             try:
                 answer = orjson.loads(response.content)
                 errcode = int(answer.get("errcode", 0))
@@ -225,16 +175,18 @@ class DingTalkApi:
                 ) from exc
             if errcode == 0:
                 return answer if whole else answer.get("result")
-            if errcode in TOKEN_ERRCODES and attempt == 1:
-                await self.auth.rejected(headers)
-                continue
-            error_class = classify_vendor_code("dingtalk", str(errcode))
-            raise DeliveryError(
-                error_class,
-                f"DingTalk errcode {errcode} from {path}: {answer.get('errmsg', '')}",
-                retry_after=1.0 if error_class is ErrorClass.RATE_LIMITED else None,
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
+            reason = f"DingTalk errcode {errcode} from {path}: {answer.get('errmsg', '')}"
+            error = vendor_refusal("dingtalk", errcode, reason)
+            return Refusal(error, token_refused=errcode in TOKEN_ERRCODES)
+
+        return await self.authorized(
+            "POST",
+            self.config.oapi_base_url + path,
+            read,
+            content=orjson.dumps(dict(body)),
+            headers={"content-type": "application/json"},
+            token_param="access_token",
+        )
 
     # -- workflow (审批) ----------------------------------------------------------------------
 
@@ -354,59 +306,21 @@ class DingTalkApi:
             cursor = int(page["next_cursor"])
 
 
-class DingTalkConnector:
+class DingTalkConnector(VendorOAConnector):
     """The `dingtalk` connector of one instance."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
     inbound: ClassVar[type[DingTalkInbound]] = DingTalkInbound
-    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
+    config_type = DingTalkConfig
+    api_type = DingTalkApi
+    api: DingTalkApi | None
 
     def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self._config_error = ""
-        self.api: DingTalkApi | None = None
-        try:
-            self.api = DingTalkApi(DingTalkConfig.parse(config), http)
-        except ValueError as exc:
-            self._config_error = f"dingtalk config: {exc}"
+        super().__init__(config, http)
         self._union_ids = ReadOnce(self._read_union_id)
         # task id -> the todo DingTalk made for it (this process's creations): closed with
         # one call instead of a look-up by sourceId first
         self._todos: OrderedDict[str, str] = OrderedDict()
-
-    @classmethod
-    def check_config(cls, config: Mapping[str, Any]) -> None:
-        DingTalkConfig.parse(config)
-
-    @property
-    def auth(self) -> CachedToken | None:
-        return self.api.auth if self.api is not None else None
-
-    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own call (DingTalk has no batch calls), four at a time (paced at
-        the app's quota; a chunk holds no two messages of one document); one result each."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        api = self.api
-        return await each_call(messages, lambda message: self._one(api, message))
-
-    async def _one(self, api: DingTalkApi, message: OutboundMessage) -> DeliveryResult:
-        handlers: dict[str, Callable[[DingTalkApi, Any], Awaitable[dict[str, Any]]]] = {
-            "approval.create": self._create_approval,
-            "todo.push": self._push_todo,
-            "status.writeback": self._status,
-            "notice.send": self._notice,
-        }
-        handler = handlers.get(message.action)
-        if handler is None:
-            reason = f"dingtalk has no action {message.action!r}; it knows {list(handlers)}"
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
-        try:
-            return DeliveryResult(response=await handler(api, message.payload))
-        except WireMappingError as exc:
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, f"mapping: {exc}"))
-        except Exception as exc:
-            return DeliveryResult(error=delivery_error(exc))
 
     async def _create_approval(
         self, api: DingTalkApi, claim: ApprovalRequestPayload
@@ -455,26 +369,9 @@ class DingTalkConnector:
         task_id = await api.send_work_notice(work_notice_body(api.config, notice))
         return {"task_id": task_id, "status": "sent"}
 
-    async def _status(self, api: DingTalkApi, status: Mapping[str, Any]) -> dict[str, Any]:
-        return {"status": "acknowledged"}
-
-    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+    async def lookup_one(self, api: DingTalkApi, message: OutboundMessage) -> DeliveryResult | None:
         """Did it already happen? An instance of this claim (its 单号 in the form) started
         by the claim's applicant in the last week; a todo with the task's id as sourceId."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        results: list[DeliveryResult | None] = []
-        for message in messages:
-            try:
-                results.append(await self._lookup_one(self.api, message))
-            except Exception as exc:
-                results.append(DeliveryResult(error=delivery_error(exc)))
-        return results
-
-    async def _lookup_one(
-        self, api: DingTalkApi, message: OutboundMessage
-    ) -> DeliveryResult | None:
         payload = message.payload
         if message.action == "approval.create":
             now = datetime.now(UTC)
@@ -499,9 +396,7 @@ class DingTalkConnector:
         """The form's instances started between `since` and `until` (DingTalk lists by start
         time), as the commands their callbacks carry: an instance an employee started is a
         claim, a finished, revoked or deleted one concludes its claim."""
-        if self.api is None:
-            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
-        api = self.api
+        api: DingTalkApi = self.configured()
         ids = await api.list_instance_ids(
             int(since.timestamp() * 1000), int(until.timestamp() * 1000)
         )
@@ -514,9 +409,7 @@ class DingTalkConnector:
                 try:
                     claim = claim_from_instance(api.config, instance_id, instance)
                 except InboundInvalid as exc:
-                    first = exc.errors[0]
-                    path = ".".join(str(p) for p in first["loc"])
-                    problems.append(f"instance {instance_id}: {path}: {first['msg']}")
+                    problems.append(mapping_problem(f"instance {instance_id}", exc))
                     continue
                 commands.append(
                     SubmitClaim(f"dingtalk-start:{instance_id}", claim, oa_approval_id=instance_id)
@@ -533,18 +426,3 @@ class DingTalkConnector:
                     )
                 )
         return OAChanges(tuple(commands), tuple(problems))
-
-    async def health(self) -> HealthReport:
-        """An access token for the app key and secret, fetched now."""
-        if self.api is None:
-            return HealthReport(False, self._config_error)
-        started = time.perf_counter()
-        try:
-            await self.api._fetch_token()
-        except DeliveryError as exc:
-            return HealthReport(False, exc.reason)
-        latency = round((time.perf_counter() - started) * 1000, 1)
-        return HealthReport(True, f"DingTalk issued a token in {latency} ms", latency)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""

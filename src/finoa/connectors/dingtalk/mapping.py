@@ -17,17 +17,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from finoa.connectors.base import ApprovalRequestPayload, InboundInvalid, TodoPayload
-from finoa.connectors.instances import MAPPINGS_KEY
-from finoa.connectors.pacing import rate_limit_setting
-from finoa.mapping import MappingCatalog, apply_mapping, code_tables
+from finoa.connectors import vendor_oa
+from finoa.connectors.base import ApprovalRequestPayload, TodoPayload
+from finoa.connectors.vendor_oa import ConfigCheck, claim_by_mapping, mapped_create
+from finoa.mapping import MappingCatalog
 from finoa.schemas import ClaimSubmission
 
-CLAIM_MAPPING = "expense_claim"
-CREATE_MAPPING = "expense_claim_create"
 CLAIM_ID_FIELD = "finoa单号"  # the form field carrying finoa's claim id on instances it created
 TODO_SIGNATURE_HEADER = "x-finoa-todo-signature"
 APPROVE, REJECT = "approve", "reject"
@@ -35,7 +32,7 @@ REJECT_COMMENT = "在钉钉待办中拒绝 / refused in the DingTalk todo"
 APPROVE_COMMENT = "在钉钉待办中同意 / approved in the DingTalk todo"
 
 
-class WireMappingError(ValueError):
+class WireMappingError(vendor_oa.WireMappingError):
     """A canonical payload the DingTalk mapping cannot express; names every field."""
 
 
@@ -72,42 +69,17 @@ class DingTalkConfig:
             RATE_LIMIT_PER_SECOND,
         )
 
-        unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
-        if unknown:
-            raise ValueError(f"{unknown[0]}: is not a dingtalk config field")
-        for name in CONFIG_SCHEMA["required"]:
-            value = config.get(name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name}: required, a non-empty string")
+        check = ConfigCheck("dingtalk", config, CONFIG_SCHEMA)
         aes_key_bytes(str(config["aes_key"]))
-        urls = {}
-        for name, default in (("api_base_url", API_BASE_URL), ("oapi_base_url", OAPI_BASE_URL)):
-            url = config.get(name, default)
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name}: an http(s) URL")
-            urls[name] = url.rstrip("/")
-        callback = config.get("callback_url")
-        if callback is not None and (
-            not isinstance(callback, str) or not callback.startswith(("http://", "https://"))
-        ):
-            raise ValueError("callback_url: an http(s) URL")
-        agent = config.get("agent_id")
-        if agent is not None and (isinstance(agent, bool) or not isinstance(agent, int)):
-            raise ValueError("agent_id: a whole number")
-        timeout = config.get("timeout_seconds", 5)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError("timeout_seconds: must be a positive number")
-        rate = rate_limit_setting(config, RATE_LIMIT_PER_SECOND)
-        tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
-            raise ValueError("callback_tolerance_seconds: must be a positive whole number")
+        api_base_url = check.url("api_base_url", API_BASE_URL)
+        oapi_base_url = check.url("oapi_base_url", OAPI_BASE_URL)
+        callback = check.optional_url("callback_url")
+        agent = check.whole_number_or_none("agent_id")
+        timeout = check.timeout()
+        rate = check.rate(RATE_LIMIT_PER_SECOND)
+        tolerance = check.tolerance(DEFAULT_TOLERANCE_SECONDS)
         owner = config.get("owner_key") or config["app_key"]
-        try:
-            catalog = MappingCatalog(config.get(MAPPINGS_KEY), Path.cwd())
-            for name in (CLAIM_MAPPING, CREATE_MAPPING):
-                catalog.get("dingtalk", name)
-        except ValueError as exc:
-            raise ValueError(f"mappings: {exc}") from None
+        catalog = check.catalog()
         return cls(
             app_key=str(config["app_key"]),
             app_secret=str(config["app_secret"]),
@@ -117,9 +89,9 @@ class DingTalkConfig:
             owner_key=str(owner),
             agent_id=agent,
             callback_url=callback,
-            api_base_url=urls["api_base_url"],
-            oapi_base_url=urls["oapi_base_url"],
-            timeout_seconds=float(timeout),
+            api_base_url=api_base_url,
+            oapi_base_url=oapi_base_url,
+            timeout_seconds=timeout,
             rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
@@ -153,11 +125,7 @@ def form_component_values(form: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def start_instance_body(config: DingTalkConfig, claim: ApprovalRequestPayload) -> dict[str, Any]:
     """The body of `POST /v1.0/workflow/processInstances` for a claim."""
-    loaded = config.catalog.get("dingtalk", CREATE_MAPPING)
-    result = apply_mapping(loaded.spec, claim, code_tables=code_tables(loaded, unchecked=True))
-    if not result.ok:
-        raise WireMappingError("; ".join(str(error) for error in result.errors))
-    value = result.value
+    value = mapped_create(config.catalog, "dingtalk", claim)
     try:
         dept_id = int(value["deptId"])
     except (TypeError, ValueError):
@@ -189,37 +157,8 @@ def claim_from_instance(
 ) -> ClaimSubmission:
     """A claim submission from an instance an employee started in DingTalk; InboundInvalid
     naming every field the mapping or the claim's rules refuse (paths of the claim)."""
-    loaded = config.catalog.get("dingtalk", CLAIM_MAPPING)
     document = {**instance, "processInstanceId": instance_id}
-    result = apply_mapping(
-        loaded.spec,
-        document,
-        code_tables=code_tables(loaded, unchecked=True),
-        target=ClaimSubmission,
-    )
-    if not result.ok:
-        raise InboundInvalid(
-            [
-                {
-                    "type": "mapping",
-                    "loc": ("instance", *_loc(e.path)),
-                    "msg": e.message,
-                    "input": e.source,
-                }
-                for e in result.errors
-            ]
-        )
-    return ClaimSubmission.model_validate(result.value)
-
-
-def _loc(path: str) -> tuple[str | int, ...]:
-    parts: list[str | int] = []
-    for piece in path.replace("]", "").split("."):
-        name, *indexes = piece.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return tuple(parts)
+    return claim_by_mapping(config.catalog, "dingtalk", document, "instance")
 
 
 def todo_signing_key(config: DingTalkConfig) -> bytes:

@@ -20,24 +20,19 @@ is acknowledged without a call).
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 import orjson
 
-from finoa.connectors.auth import CachedToken, delivery_error
 from finoa.connectors.base import (
-    AccessToken,
     ApprovalRequestPayload,
     ApprovalResult,
     ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
-    HealthReport,
     InboundCommand,
     InboundInvalid,
     OAChanges,
@@ -50,7 +45,6 @@ from finoa.connectors.feishu.manifest import MANIFEST
 from finoa.connectors.feishu.mapping import (
     CLAIM_ID_WIDGET,
     FeishuConfig,
-    WireMappingError,
     claim_from_instance,
     create_instance_body,
     create_uuid,
@@ -58,18 +52,21 @@ from finoa.connectors.feishu.mapping import (
     notice_message_body,
     widget_value,
 )
-from finoa.connectors.pacing import Pacer
+from finoa.connectors.vendor_oa import (
+    Refusal,
+    VendorApi,
+    VendorOAConnector,
+    mapping_problem,
+    vendor_refusal,
+)
 from finoa.messaging.retry import (
     UNKNOWN_OUTCOME_STATUSES,
     DeliveryError,
     ErrorClass,
-    classify_vendor_code,
     retry_after_seconds,
 )
 
-REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_CODES = frozenset({99991661, 99991663, 99991668, 99991677})
-RATE_LIMIT_CODE = 99991400
 UUID_CONFLICT_CODE = 60012
 MAX_BACKOFF_SECONDS = 2.0
 LOOKUP_WINDOW = timedelta(days=7)  # how far back an instance of a claim is looked for
@@ -104,68 +101,42 @@ def _error(response: httpx.Response, code: int, msg: str) -> FeishuError:
     reset = response.headers.get("x-ogw-ratelimit-reset")
     if retry_after is None and reset and reset.isdigit():
         retry_after = float(reset)
-    error_class = classify_vendor_code(
-        "feishu", str(code), response.status_code if response.status_code >= 400 else None
-    )
-    if code == -1 and response.status_code < 400:
-        error_class = ErrorClass.PERMANENT
-    return FeishuError(
+    error = vendor_refusal(
+        "feishu",
         code,
-        error_class,
         f"Feishu {response.status_code} code {code} from {response.request.url.path}: {msg}",
-        retry_after=retry_after
-        if retry_after is not None
-        else (1.0 if error_class is ErrorClass.RATE_LIMITED else None),
+        status=response.status_code if response.status_code >= 400 else None,
+        retry_after=retry_after,
         outcome_unknown=response.status_code in UNKNOWN_OUTCOME_STATUSES,
     )
+    return FeishuError(
+        code,
+        error.error_class,
+        error.reason,
+        retry_after=error.retry_after,
+        outcome_unknown=error.outcome_unknown,
+    )
 
 
-class FeishuApi:
+class FeishuApi(VendorApi):
     """Feishu's open API as finoa uses it: one instance per connector instance."""
 
-    def __init__(
-        self,
-        config: FeishuConfig,
-        http: httpx.AsyncClient,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self._http = http
-        self.auth = CachedToken(
-            self._fetch_token, clock=clock, refresh_margin_seconds=REFRESH_MARGIN_SECONDS
-        )
-        self._clock = clock
-        self.pacer = Pacer(config.rate_limit_per_second)
-        self.backoffs = 0  # how often a frequency refusal was waited out (diagnostics)
+    title = "Feishu"
+    wait_out_once = MAX_BACKOFF_SECONDS
+    config: FeishuConfig
 
-    async def _fetch_token(self) -> AccessToken:
-        started = self._clock()
-        url = self.config.base_url + "/open-apis/auth/v3/tenant_access_token/internal"
-        await self.pacer.slot()
-        try:
-            response = await self._http.post(
-                url,
-                json={"app_id": self.config.app_id, "app_secret": self.config.app_secret},
-                timeout=self.config.timeout_seconds,
-            )
-        except Exception as exc:
-            raise DeliveryError.from_exception(exc) from exc
+    async def request_token(self) -> httpx.Response:
+        return await self.send(
+            "POST",
+            self.config.base_url + "/open-apis/auth/v3/tenant_access_token/internal",
+            json={"app_id": self.config.app_id, "app_secret": self.config.app_secret},
+        )
+
+    def read_token(self, response: httpx.Response) -> tuple[str, float]:
         code, msg, body = _answer(response)
         if code != 0:
-            error = _error(response, code, msg)
-            if response.status_code < 500 and error.error_class is not ErrorClass.RATE_LIMITED:
-                raise DeliveryError(ErrorClass.AUTH, f"Feishu refused the app: {error.reason}")
-            raise error
-        try:
-            value, lifetime = body["tenant_access_token"], float(body["expire"])
-            if not isinstance(value, str) or not value:
-                raise TypeError("tenant_access_token is not a non-empty string")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeliveryError(
-                ErrorClass.PERMANENT, f"malformed answer from Feishu's token endpoint: {exc}"
-            ) from exc
-        return AccessToken(value, started + lifetime)
+            raise self.refused_credentials(_error(response, code, msg), "the app")
+        return self.token_fields(body, "tenant_access_token", "expire")
 
     async def call(
         self,
@@ -178,38 +149,22 @@ class FeishuApi:
         """One call with the tenant access token; the answer's `data`. A refused token is
         dropped and the call sent once more with a fresh one; a frequency refusal is waited
         out once. Raises FeishuError (a DeliveryError)."""
-        url = self.config.base_url + path
         content = orjson.dumps(body) if body is not None else None
-        extra = {"content-type": "application/json; charset=utf-8"} if content is not None else {}
-        refreshed = waited = False
-        while True:
-            headers = await self.auth.headers()
-            await self.pacer.slot()
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    content=content,
-                    params=params,
-                    headers={**extra, **headers},
-                    timeout=self.config.timeout_seconds,
-                )
-            except Exception as exc:
-                raise delivery_error(exc) from exc
+
+        def read(response: httpx.Response) -> Any:
             code, msg, answer = _answer(response)
             if code == 0 and response.is_success:
                 return answer.get("data") or {}
-            if code in TOKEN_CODES and not refreshed:
-                refreshed = True
-                await self.auth.rejected(headers)
-                continue
-            error = _error(response, code, msg)
-            if error.error_class is ErrorClass.RATE_LIMITED and not waited:
-                waited = True
-                self.backoffs += 1
-                await asyncio.sleep(min(error.retry_after or 1.0, MAX_BACKOFF_SECONDS))
-                continue
-            raise error
+            return Refusal(_error(response, code, msg), token_refused=code in TOKEN_CODES)
+
+        return await self.authorized(
+            method,
+            self.config.base_url + path,
+            read,
+            params=params,
+            content=content,
+            headers={"content-type": "application/json; charset=utf-8"} if content else None,
+        )
 
     # -- approval (审批) ----------------------------------------------------------------------
 
@@ -331,53 +286,16 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-class FeishuConnector:
+class FeishuConnector(VendorOAConnector):
     """The `feishu` connector of one instance."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
     inbound: ClassVar[type[FeishuInbound]] = FeishuInbound
-    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
-
-    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self._config_error = ""
-        self.api: FeishuApi | None = None
-        try:
-            self.api = FeishuApi(FeishuConfig.parse(config), http)
-        except ValueError as exc:
-            self._config_error = f"feishu config: {exc}"
-
-    @classmethod
-    def check_config(cls, config: Mapping[str, Any]) -> None:
-        FeishuConfig.parse(config)
-
-    @property
-    def auth(self) -> CachedToken | None:
-        return self.api.auth if self.api is not None else None
-
-    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own (Feishu has no batch calls here); one result each."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        return [await self._one(self.api, message) for message in messages]
-
-    async def _one(self, api: FeishuApi, message: OutboundMessage) -> DeliveryResult:
-        handlers: dict[str, Callable[[FeishuApi, Any], Awaitable[dict[str, Any]]]] = {
-            "approval.create": self._create_approval,
-            "todo.push": self._push_todo,
-            "status.writeback": self._status,
-            "notice.send": self._notice,
-        }
-        handler = handlers.get(message.action)
-        if handler is None:
-            reason = f"feishu has no action {message.action!r}; it knows {list(handlers)}"
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
-        try:
-            return DeliveryResult(response=await handler(api, message.payload))
-        except WireMappingError as exc:
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, f"mapping: {exc}"))
-        except Exception as exc:
-            return DeliveryResult(error=delivery_error(exc))
+    config_type = FeishuConfig
+    api_type = FeishuApi
+    calls_at_once = 1  # in turn, as Feishu's approval API takes them
+    token_name = "tenant access token"
+    api: FeishuApi | None
 
     async def _create_approval(
         self, api: FeishuApi, claim: ApprovalRequestPayload
@@ -421,40 +339,23 @@ class FeishuConnector:
             "status": "created" if status == "PENDING" else "closed",
         }
 
-    async def _status(self, api: FeishuApi, status: Mapping[str, Any]) -> dict[str, Any]:
-        return {"status": "acknowledged"}
-
     async def _notice(self, api: FeishuApi, notice: Mapping[str, Any]) -> dict[str, Any]:
         message_id = await api.send_message(notice_message_body(notice))
         return {"message_id": message_id, "status": "sent"}
 
-    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+    async def lookup_one(self, api: FeishuApi, message: OutboundMessage) -> DeliveryResult | None:
         """Did it already happen? An instance under the claim's create uuid; an external
         instance is an upsert by its id, so sending it again is harmless (None)."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        results: list[DeliveryResult | None] = []
-        for message in messages:
-            try:
-                if message.action == "approval.create":
-                    found = await self.instance_of_claim(self.api, str(message.payload["id"]))
-                    results.append(
-                        DeliveryResult(response={"oa_approval_id": found}) if found else None
-                    )
-                else:
-                    results.append(None)
-            except Exception as exc:
-                results.append(DeliveryResult(error=delivery_error(exc)))
-        return results
+        if message.action != "approval.create":
+            return None
+        found = await self.instance_of_claim(api, str(message.payload["id"]))
+        return DeliveryResult(response={"oa_approval_id": found}) if found else None
 
     async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
         """The form's instances started between `since` and `until` (Feishu lists by start
         time), as the commands their events carry: an instance an employee started is a
         claim; an approved, rejected, canceled or deleted one concludes its claim."""
-        if self.api is None:
-            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
-        api = self.api
+        api: FeishuApi = self.configured()
         commands: list[InboundCommand] = []
         problems: list[str] = []
         for code in await api.list_instance_codes(_ms(since), _ms(until)):
@@ -464,9 +365,7 @@ class FeishuConnector:
                 try:
                     claim = claim_from_instance(api.config, code, instance)
                 except InboundInvalid as exc:
-                    first = exc.errors[0]
-                    path = ".".join(str(p) for p in first["loc"])
-                    problems.append(f"instance {code}: {path}: {first['msg']}")
+                    problems.append(mapping_problem(f"instance {code}", exc))
                     continue
                 commands.append(SubmitClaim(f"feishu-start:{code}", claim, oa_approval_id=code))
             concluded = instance_result(instance)
@@ -483,21 +382,6 @@ class FeishuConnector:
                     )
                 )
         return OAChanges(tuple(commands), tuple(problems))
-
-    async def health(self) -> HealthReport:
-        """A tenant access token for the app, fetched now."""
-        if self.api is None:
-            return HealthReport(False, self._config_error)
-        started = time.perf_counter()
-        try:
-            await self.api._fetch_token()
-        except DeliveryError as exc:
-            return HealthReport(False, exc.reason)
-        latency = round((time.perf_counter() - started) * 1000, 1)
-        return HealthReport(True, f"Feishu issued a tenant access token in {latency} ms", latency)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""
 
 
 __all__ = ["ApprovalResult", "FeishuApi", "FeishuConnector", "FeishuError"]

@@ -18,16 +18,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from finoa.connectors.base import ApprovalRequestPayload, InboundInvalid, TodoPayload
-from finoa.connectors.instances import MAPPINGS_KEY
-from finoa.mapping import MappingCatalog, apply_mapping, code_tables
+from finoa.connectors import vendor_oa
+from finoa.connectors.base import ApprovalRequestPayload, TodoPayload
+from finoa.connectors.vendor_oa import ConfigCheck, claim_by_mapping, mapped_create
+from finoa.mapping import MappingCatalog
 from finoa.schemas import ClaimSubmission
 
-CLAIM_MAPPING = "expense_claim"
-CREATE_MAPPING = "expense_claim_create"
 CLAIM_ID_WIDGET = "claim_no"  # the widget carrying finoa's claim id on instances it created
 APPROVE, REJECT = "APPROVE", "REJECT"
 EXTERNAL_APPROVAL_CODE = "finoa-expense-claim"
@@ -52,7 +50,7 @@ REQUIRED_WIDGETS = ("reason", "total", "details")
 UUID_NAMESPACE = uuid.UUID("0f6b8a52-5d3e-4c1e-9a57-6c2f1f0e9b11")
 
 
-class WireMappingError(ValueError):
+class WireMappingError(vendor_oa.WireMappingError):
     """A canonical payload the Feishu mapping cannot express; names every field."""
 
 
@@ -85,39 +83,16 @@ class FeishuConfig:
             RATE_LIMIT_PER_SECOND,
         )
 
-        unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
-        if unknown:
-            raise ValueError(f"{unknown[0]}: is not a feishu config field")
-        for name in CONFIG_SCHEMA["required"]:
-            value = config.get(name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name}: required, a non-empty string")
+        check = ConfigCheck("feishu", config, CONFIG_SCHEMA)
         external = config.get("external_approval_code", EXTERNAL_APPROVAL_CODE)
         if not isinstance(external, str) or not external:
             raise ValueError("external_approval_code: a non-empty string")
-        base = config.get("base_url", BASE_URL)
-        if not isinstance(base, str) or not base.startswith(("http://", "https://")):
-            raise ValueError("base_url: an http(s) URL")
-        callback = config.get("callback_url")
-        if callback is not None and (
-            not isinstance(callback, str) or not callback.startswith(("http://", "https://"))
-        ):
-            raise ValueError("callback_url: an http(s) URL")
-        numbers: dict[str, float] = {}
-        for name, default in (("timeout_seconds", 5), ("rate_limit_per_second", 0)):
-            value = config.get(name, default or RATE_LIMIT_PER_SECOND)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name}: must be a positive number")
-            numbers[name] = float(value)
-        tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
-            raise ValueError("callback_tolerance_seconds: must be a positive whole number")
-        try:
-            catalog = MappingCatalog(config.get(MAPPINGS_KEY), Path.cwd())
-            for name in (CLAIM_MAPPING, CREATE_MAPPING):
-                catalog.get("feishu", name)
-        except ValueError as exc:
-            raise ValueError(f"mappings: {exc}") from None
+        base = check.url("base_url", BASE_URL)
+        callback = check.optional_url("callback_url")
+        timeout = check.timeout()
+        rate = check.rate(RATE_LIMIT_PER_SECOND)
+        tolerance = check.tolerance(DEFAULT_TOLERANCE_SECONDS)
+        catalog = check.catalog()
         return cls(
             app_id=str(config["app_id"]),
             app_secret=str(config["app_secret"]),
@@ -126,9 +101,9 @@ class FeishuConfig:
             approval_code=str(config["approval_code"]),
             external_approval_code=external,
             callback_url=callback,
-            base_url=base.rstrip("/"),
-            timeout_seconds=numbers["timeout_seconds"],
-            rate_limit_per_second=numbers["rate_limit_per_second"],
+            base_url=base,
+            timeout_seconds=timeout,
+            rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
         )
@@ -172,11 +147,7 @@ def form_widgets(form: Mapping[str, Any], currency: str) -> list[dict[str, Any]]
 
 def create_instance_body(config: FeishuConfig, claim: ApprovalRequestPayload) -> dict[str, Any]:
     """The body of `POST /open-apis/approval/v4/instances` for a claim."""
-    loaded = config.catalog.get("feishu", CREATE_MAPPING)
-    result = apply_mapping(loaded.spec, claim, code_tables=code_tables(loaded, unchecked=True))
-    if not result.ok:
-        raise WireMappingError("; ".join(str(error) for error in result.errors))
-    value = result.value
+    value = mapped_create(config.catalog, "feishu", claim)
     widgets = form_widgets(value.get("form", {}), claim["currency"])
     return {
         "approval_code": config.approval_code,
@@ -216,37 +187,8 @@ def claim_from_instance(
 ) -> ClaimSubmission:
     """A claim submission from an instance an employee started in Feishu; InboundInvalid
     naming every field the mapping or the claim's rules refuse (paths of the claim)."""
-    loaded = config.catalog.get("feishu", CLAIM_MAPPING)
     document = {**instance, "instance_code": instance_code, "form": read_form(instance)}
-    result = apply_mapping(
-        loaded.spec,
-        document,
-        code_tables=code_tables(loaded, unchecked=True),
-        target=ClaimSubmission,
-    )
-    if not result.ok:
-        raise InboundInvalid(
-            [
-                {
-                    "type": "mapping",
-                    "loc": ("instance", *_loc(e.path)),
-                    "msg": e.message,
-                    "input": e.source,
-                }
-                for e in result.errors
-            ]
-        )
-    return ClaimSubmission.model_validate(result.value)
-
-
-def _loc(path: str) -> tuple[str | int, ...]:
-    parts: list[str | int] = []
-    for piece in path.replace("]", "").split("."):
-        name, *indexes = piece.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return tuple(parts)
+    return claim_by_mapping(config.catalog, "feishu", document, "instance")
 
 
 def action_context(todo: TodoPayload) -> str:

@@ -17,20 +17,17 @@ as WeCom has no call to withdraw an approval on its applicant's behalf) and
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 import orjson
 
-from finoa.connectors.auth import CachedToken, delivery_error
 from finoa.connectors.base import (
-    AccessToken,
     ApprovalRequestPayload,
     ConnectorManifest,
     DeliveryResult,
-    HealthReport,
     InboundCommand,
     InboundInvalid,
     OAChanges,
@@ -39,7 +36,14 @@ from finoa.connectors.base import (
     TodoPayload,
 )
 from finoa.connectors.created_here import created_here
-from finoa.connectors.pacing import ReadOnce, app_pacer, each_call
+from finoa.connectors.pacing import ReadOnce
+from finoa.connectors.vendor_oa import (
+    Refusal,
+    VendorApi,
+    VendorOAConnector,
+    mapping_problem,
+    vendor_refusal,
+)
 from finoa.connectors.wecom.inbound import WeComInbound
 from finoa.connectors.wecom.manifest import MANIFEST
 from finoa.connectors.wecom.mapping import (
@@ -49,7 +53,6 @@ from finoa.connectors.wecom.mapping import (
     REJECTED,
     TASK_ID_TITLE,
     WeComConfig,
-    WireMappingError,
     applyevent_body,
     approval_commands,
     claim_key,
@@ -63,12 +66,10 @@ from finoa.messaging.retry import (
     DeliveryError,
     ErrorClass,
     classify_status,
-    classify_vendor_code,
     retry_after_seconds,
 )
 
 TOKEN_PARAM = "access_token"
-REFRESH_MARGIN_SECONDS = 300.0
 TOKEN_ERRCODES = frozenset({40014, 41001, 42001})
 LOOKUP_WINDOW = timedelta(days=7)  # how far back the posted-lookup looks for an approval
 MAX_WINDOW = timedelta(days=31)  # oa/getapprovalinfo takes at most 31 days per call
@@ -76,12 +77,7 @@ PAGE_SIZE = 100
 
 
 def _errcode_error(errcode: int, errmsg: str, path: str) -> DeliveryError:
-    error_class = classify_vendor_code("wecom", str(errcode))
-    return DeliveryError(
-        error_class,
-        f"WeCom errcode {errcode} from {path}: {errmsg}",
-        retry_after=1.0 if error_class is ErrorClass.RATE_LIMITED else None,
-    )
+    return vendor_refusal("wecom", errcode, f"WeCom errcode {errcode} from {path}: {errmsg}")
 
 
 def _answer(response: httpx.Response, path: str) -> dict[str, Any]:
@@ -130,8 +126,13 @@ def task_report(task_id: str, detail: Mapping[str, Any]) -> TaskReport:
     )
 
 
-class WeComApi:
+class WeComApi(VendorApi):
     """WeCom's server API as finoa uses it: one instance per connector instance."""
+
+    title = "WeCom"
+    token_header = TOKEN_PARAM
+    token_scheme = ""
+    config: WeComConfig
 
     def __init__(
         self,
@@ -140,81 +141,57 @@ class WeComApi:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
-        self._http = http
-        self.auth = CachedToken(
-            self._fetch_token,
-            clock=clock,
-            refresh_margin_seconds=REFRESH_MARGIN_SECONDS,
-            header=TOKEN_PARAM,
-            scheme="",
-        )
-        self._clock = clock
-        self.pacer = app_pacer(
-            config.rate_limit_per_second, "wecom", config.api_base_url, config.corp_id
-        )
+        super().__init__(config, http, clock=clock)
         self._templates = ReadOnce(self._read_template)
 
-    async def _fetch_token(self) -> AccessToken:
-        started = self._clock()
+    @classmethod
+    def app_of(cls, config: WeComConfig) -> tuple[str, ...]:
+        return ("wecom", config.api_base_url, config.corp_id)
+
+    async def request_token(self) -> httpx.Response:
+        return await self.send(
+            "GET",
+            self.config.api_base_url + "/cgi-bin/gettoken",
+            params={"corpid": self.config.corp_id, "corpsecret": self.config.corp_secret},
+        )
+
+    def read_token(self, response: httpx.Response) -> tuple[str, float]:
         path = "/cgi-bin/gettoken"
-        await self.pacer.slot()
-        try:
-            response = await self._http.get(
-                self.config.api_base_url + path,
-                params={"corpid": self.config.corp_id, "corpsecret": self.config.corp_secret},
-                timeout=self.config.timeout_seconds,
-            )
-        except Exception as exc:
-            raise DeliveryError.from_exception(exc) from exc
         answer = _answer(response, path)
         errcode = int(answer.get("errcode", 0))
         if errcode:
             error = _errcode_error(errcode, str(answer.get("errmsg", "")), path)
-            if error.error_class is ErrorClass.RATE_LIMITED or errcode == -1:
-                raise error
-            raise DeliveryError(
-                ErrorClass.CONFIG if errcode == 40013 else ErrorClass.AUTH,
-                f"WeCom refused the corpid/corpsecret: {error.reason}",
-            )
-        value, lifetime = answer.get("access_token"), answer.get("expires_in")
-        if not isinstance(value, str) or not value or not isinstance(lifetime, int):
-            raise DeliveryError(
-                ErrorClass.PERMANENT, "malformed answer from WeCom's gettoken: no access_token"
-            )
-        return AccessToken(value, started + lifetime)
+            refused = ErrorClass.CONFIG if errcode == 40013 else ErrorClass.AUTH
+            raise self.refused_credentials(error, "the corpid/corpsecret", refused)
+        return self.token_fields(answer, "access_token", "expires_in")
 
     async def call(
         self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """A call with the access token; a refused token is dropped and the call sent once
         more with a fresh one. The answer (errcode 0), else DeliveryError."""
-        url = self.config.api_base_url + path
         content = orjson.dumps(body) if body is not None else None
-        headers = {"content-type": "application/json"} if content is not None else {}
-        for attempt in (1, 2):
-            token = await self.auth.headers()
-            await self.pacer.slot()
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    params={**(params or {}), TOKEN_PARAM: token[TOKEN_PARAM]},
-                    content=content,
-                    headers=headers,
-                    timeout=self.config.timeout_seconds,
-                )
-            except Exception as exc:
-                raise delivery_error(exc) from exc
+
+        def read(response: httpx.Response) -> Any:
             answer = _answer(response, path)
             errcode = int(answer.get("errcode", 0))
             if errcode == 0:
                 return answer
-            if errcode in TOKEN_ERRCODES and attempt == 1:
-                await self.auth.rejected(token)
-                continue
-            raise _errcode_error(errcode, str(answer.get("errmsg", "")), path)
-        raise AssertionError("unreachable")  # pragma: no cover
+            error = _errcode_error(errcode, str(answer.get("errmsg", "")), path)
+            return Refusal(error, token_refused=errcode in TOKEN_ERRCODES)
+
+        return cast(
+            dict[str, Any],
+            await self.authorized(
+                method,
+                self.config.api_base_url + path,
+                read,
+                params=params,
+                content=content,
+                headers={"content-type": "application/json"} if content is not None else None,
+                token_param=TOKEN_PARAM,
+            ),
+        )
 
     # -- approvals (审批) ----------------------------------------------------------------------
 
@@ -293,55 +270,14 @@ class WeComApi:
         return await self.call("GET", "/cgi-bin/user/get", params={"userid": userid})
 
 
-class WeComConnector:
+class WeComConnector(VendorOAConnector):
     """The `wecom` connector of one instance."""
 
     manifest: ClassVar[ConnectorManifest] = MANIFEST
     inbound: ClassVar[type[WeComInbound]] = WeComInbound
-    uses_mappings: ClassVar[bool] = True  # it receives the `mappings:` overrides
-
-    def __init__(self, config: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self._config_error = ""
-        self.api: WeComApi | None = None
-        try:
-            self.api = WeComApi(WeComConfig.parse(config), http)
-        except ValueError as exc:
-            self._config_error = f"wecom config: {exc}"
-
-    @classmethod
-    def check_config(cls, config: Mapping[str, Any]) -> None:
-        WeComConfig.parse(config)
-
-    @property
-    def auth(self) -> CachedToken | None:
-        return self.api.auth if self.api is not None else None
-
-    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Each message on its own call (WeCom has no batch calls), four at a time (paced at
-        the app's quota; a chunk holds no two messages of one document); one result each."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        api = self.api
-        return await each_call(messages, lambda message: self._one(api, message))
-
-    async def _one(self, api: WeComApi, message: OutboundMessage) -> DeliveryResult:
-        handlers: dict[str, Callable[[WeComApi, Any], Awaitable[dict[str, Any]]]] = {
-            "approval.create": self._create_approval,
-            "todo.push": self._push_todo,
-            "status.writeback": self._status,
-            "notice.send": self._notice,
-        }
-        handler = handlers.get(message.action)
-        if handler is None:
-            reason = f"wecom has no action {message.action!r}; it knows {list(handlers)}"
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, reason))
-        try:
-            return DeliveryResult(response=await handler(api, message.payload))
-        except WireMappingError as exc:
-            return DeliveryResult(error=DeliveryError(ErrorClass.CONFIG, f"mapping: {exc}"))
-        except Exception as exc:
-            return DeliveryResult(error=delivery_error(exc))
+    config_type = WeComConfig
+    api_type = WeComApi
+    api: WeComApi | None
 
     async def _create_approval(
         self, api: WeComApi, claim: ApprovalRequestPayload
@@ -370,30 +306,15 @@ class WeComConnector:
             created.remember(sp_no, todo["task_id"])
         return {"todo_id": sp_no, "status": "created"}
 
-    async def _status(self, api: WeComApi, status: Mapping[str, Any]) -> dict[str, Any]:
-        return {"status": "acknowledged"}
-
     async def _notice(self, api: WeComApi, notice: Mapping[str, Any]) -> dict[str, Any]:
         answer = await api.call(
             "POST", "/cgi-bin/message/send", body=notice_message_body(api.config, notice)
         )
         return {"msgid": str(answer.get("msgid") or ""), "status": "sent"}
 
-    async def lookup(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult | None]:
+    async def lookup_one(self, api: WeComApi, message: OutboundMessage) -> DeliveryResult | None:
         """Did it already happen? An approval of the template whose finoa单号 (or finoa任务)
         control is this claim's (task's), applied by the same person in the last week."""
-        if self.api is None:
-            error = DeliveryError(ErrorClass.CONFIG, self._config_error)
-            return [DeliveryResult(error=error) for _ in messages]
-        results: list[DeliveryResult | None] = []
-        for message in messages:
-            try:
-                results.append(await self._lookup_one(self.api, message))
-            except Exception as exc:
-                results.append(DeliveryResult(error=delivery_error(exc)))
-        return results
-
-    async def _lookup_one(self, api: WeComApi, message: OutboundMessage) -> DeliveryResult | None:
         payload = message.payload
         now = datetime.now(UTC)
         if message.action == "approval.create":
@@ -419,9 +340,7 @@ class WeComConnector:
         `task_creator_userid` applied in the last 31 days, read until every task asked about
         is found. A decision carries the message id its callback has, so a late callback is
         a duplicate; a task with no approval is `unknown`."""
-        if self.api is None:
-            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
-        api = self.api
+        api: WeComApi = self.configured()
         wanted = set(task_ids)
         found: dict[str, TaskReport] = {}
         creator = api.config.task_creator_userid
@@ -440,9 +359,7 @@ class WeComConnector:
     async def approval_changes(self, since: datetime, until: datetime) -> OAChanges:
         """Approvals of the expense and task templates applied between `since` and `until`
         (WeCom lists by apply time), as the commands their callbacks carry."""
-        if self.api is None:
-            raise DeliveryError(ErrorClass.CONFIG, self._config_error)
-        api = self.api
+        api: WeComApi = self.configured()
         commands: list[InboundCommand] = []
         problems: list[str] = []
         templates = dict.fromkeys((api.config.template_id, api.config.task_template_id))
@@ -451,22 +368,5 @@ class WeComConnector:
                 try:
                     commands.extend(approval_commands(api.config, await api.detail(sp_no)))
                 except InboundInvalid as exc:
-                    first = exc.errors[0]
-                    path = ".".join(str(p) for p in first["loc"])
-                    problems.append(f"approval {sp_no}: {path}: {first['msg']}")
+                    problems.append(mapping_problem(f"approval {sp_no}", exc))
         return OAChanges(tuple(commands), tuple(problems))
-
-    async def health(self) -> HealthReport:
-        """An access token for the corpid and secret, fetched now."""
-        if self.api is None:
-            return HealthReport(False, self._config_error)
-        started = time.perf_counter()
-        try:
-            await self.api._fetch_token()
-        except DeliveryError as exc:
-            return HealthReport(False, exc.reason)
-        latency = round((time.perf_counter() - started) * 1000, 1)
-        return HealthReport(True, f"WeCom issued a token in {latency} ms", latency)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""

@@ -16,27 +16,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from finoa.connectors import vendor_oa
 from finoa.connectors.base import (
     ApprovalRequestPayload,
     ApprovalResult,
     ConcludeApproval,
     DecideTask,
     InboundCommand,
-    InboundInvalid,
     SubmitClaim,
     TodoPayload,
 )
-from finoa.connectors.instances import MAPPINGS_KEY
-from finoa.connectors.pacing import rate_limit_setting
-from finoa.mapping import MappingCatalog, apply_mapping, code_tables
+from finoa.connectors.vendor_oa import ConfigCheck, claim_by_mapping, mapped_create
+from finoa.mapping import MappingCatalog
 from finoa.schemas import ClaimSubmission
 
-CLAIM_MAPPING = "expense_claim"
-CREATE_MAPPING = "expense_claim_create"
 CLAIM_ID_TITLE = "finoa单号"  # the control carrying finoa's claim id on approvals it created
 TASK_ID_TITLE = "finoa任务"  # the control carrying finoa's task id (hub-led approvals)
 WECOM_ZONE = ZoneInfo("Asia/Shanghai")  # WeCom's Date controls are days in China time
@@ -53,7 +49,7 @@ STATUS_RESULTS = {
 }
 
 
-class WireMappingError(ValueError):
+class WireMappingError(vendor_oa.WireMappingError):
     """A canonical payload the WeCom template cannot express; names every field."""
 
 
@@ -88,13 +84,7 @@ class WeComConfig:
             RATE_LIMIT_PER_SECOND,
         )
 
-        unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]) - {MAPPINGS_KEY})
-        if unknown:
-            raise ValueError(f"{unknown[0]}: is not a wecom config field")
-        for name in CONFIG_SCHEMA["required"]:
-            value = config.get(name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name}: required, a non-empty string")
+        check = ConfigCheck("wecom", config, CONFIG_SCHEMA)
         aes_key_bytes(str(config["aes_key"]))
         task_template = config.get("task_template_id", config["template_id"])
         if not isinstance(task_template, str) or not task_template:
@@ -102,25 +92,12 @@ class WeComConfig:
         creator = config.get("task_creator_userid")
         if creator is not None and (not isinstance(creator, str) or not creator):
             raise ValueError("task_creator_userid: a WeCom userid")
-        url = config.get("api_base_url", API_BASE_URL)
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError("api_base_url: an http(s) URL")
-        agent = config.get("agent_id")
-        if agent is not None and (isinstance(agent, bool) or not isinstance(agent, int)):
-            raise ValueError("agent_id: a whole number")
-        timeout = config.get("timeout_seconds", 5)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError("timeout_seconds: must be a positive number")
-        rate = rate_limit_setting(config, RATE_LIMIT_PER_SECOND)
-        tolerance = config.get("callback_tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
-            raise ValueError("callback_tolerance_seconds: must be a positive whole number")
-        try:
-            catalog = MappingCatalog(config.get(MAPPINGS_KEY), Path.cwd())
-            for name in (CLAIM_MAPPING, CREATE_MAPPING):
-                catalog.get("wecom", name)
-        except ValueError as exc:
-            raise ValueError(f"mappings: {exc}") from None
+        url = check.url("api_base_url", API_BASE_URL)
+        agent = check.whole_number_or_none("agent_id")
+        timeout = check.timeout()
+        rate = check.rate(RATE_LIMIT_PER_SECOND)
+        tolerance = check.tolerance(DEFAULT_TOLERANCE_SECONDS)
+        catalog = check.catalog()
         return cls(
             corp_id=str(config["corp_id"]),
             corp_secret=str(config["corp_secret"]),
@@ -130,8 +107,8 @@ class WeComConfig:
             task_template_id=task_template,
             task_creator_userid=creator,
             agent_id=agent,
-            api_base_url=url.rstrip("/"),
-            timeout_seconds=float(timeout),
+            api_base_url=url,
+            timeout_seconds=timeout,
             rate_limit_per_second=rate,
             tolerance_seconds=tolerance,
             catalog=catalog,
@@ -266,11 +243,7 @@ def applyevent_body(
     config: WeComConfig, claim: ApprovalRequestPayload, controls: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The body of `oa/applyevent` for a claim (OA-led: the template's approvers decide)."""
-    loaded = config.catalog.get("wecom", CREATE_MAPPING)
-    result = apply_mapping(loaded.spec, claim, code_tables=code_tables(loaded, unchecked=True))
-    if not result.ok:
-        raise WireMappingError("; ".join(str(error) for error in result.errors))
-    value = result.value
+    value = mapped_create(config.catalog, "wecom", claim)
     form = dict(value.get("form") or {})
     return {
         "creator_userid": value["creator_userid"],
@@ -321,36 +294,7 @@ def task_applyevent_body(
 def claim_from_detail(config: WeComConfig, detail: Mapping[str, Any]) -> ClaimSubmission:
     """A claim submission from an approval an employee started in WeCom; InboundInvalid
     naming every field the mapping or the claim's rules refuse (paths of the claim)."""
-    loaded = config.catalog.get("wecom", CLAIM_MAPPING)
-    result = apply_mapping(
-        loaded.spec,
-        detail,
-        code_tables=code_tables(loaded, unchecked=True),
-        target=ClaimSubmission,
-    )
-    if not result.ok:
-        raise InboundInvalid(
-            [
-                {
-                    "type": "mapping",
-                    "loc": ("approval", *_loc(e.path)),
-                    "msg": e.message,
-                    "input": e.source,
-                }
-                for e in result.errors
-            ]
-        )
-    return ClaimSubmission.model_validate(result.value)
-
-
-def _loc(path: str) -> tuple[str | int, ...]:
-    parts: list[str | int] = []
-    for piece in path.replace("]", "").split("."):
-        name, *indexes = piece.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return tuple(parts)
+    return claim_by_mapping(config.catalog, "wecom", detail, "approval")
 
 
 def approval_commands(

@@ -9,12 +9,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from support.dingtalk import CLAIM, TODO, DingTalkSim, message
 from support.notices import NOTICE
 from support.pacing import check_paced_at_quota
 
 from finoa.connectors.dingtalk.client import DingTalkConnector
+from finoa.messaging.circuit import CircuitBreaker
+from finoa.messaging.dispatcher import Dispatcher
 from finoa.messaging.retry import ErrorClass
+from finoa.store.tables import outbox
+from finoa.store.uow import Database, OutboxMessage
 
 pytestmark = pytest.mark.anyio
 
@@ -217,3 +222,38 @@ async def test_a_notice_needs_the_apps_agent_id(sim: DingTalkSim, http: httpx.As
     )
     assert wrong[0].error is not None and wrong[0].error.error_class is ErrorClass.CONFIG
     assert "400014" in wrong[0].error.reason and sim.get("/_sim/notices") == []
+
+
+async def test_a_rate_above_the_quota_is_learnt_from_and_never_opens_the_breaker(
+    start_sim: Any, http: httpx.AsyncClient, db_url: str
+) -> None:
+    sim = start_sim("--qps", "2", "--no-auto-decide")
+    connector = DingTalkConnector(sim.config(rate_limit_per_second=20), http)
+    db = Database.connect(db_url)
+    try:
+        db.perform(
+            lambda uow: [
+                uow.enqueue(
+                    OutboxMessage(
+                        "dingtalk",
+                        "approval.create",
+                        "claim",
+                        f"CL{n}",
+                        {**CLAIM, "id": f"CL{n}"},
+                        f"create:CL{n}",
+                    )
+                )
+                for n in range(8)
+            ],
+            actor="t",
+        )
+        hub = Dispatcher(db, {"dingtalk": connector}, breaker=lambda: CircuitBreaker(threshold=2))
+        await hub.run_until_idle(max_seconds=30)
+        with db.engine.connect() as conn:
+            done = conn.execute(select(outbox.c.status)).scalars().all()
+    finally:
+        db.dispose()
+    assert done == ["done"] * 8
+    assert sim.get("/_sim/stats")["rate_limited"] >= 2  # refused more often than the threshold
+    assert hub.breakers["dingtalk"].opened == 0
+    assert connector.api is not None and connector.api.pacer.rate < 20  # it slowed down
