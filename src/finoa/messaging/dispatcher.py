@@ -241,8 +241,7 @@ class Dispatcher:
         # per event loop: the chunks with each destination at once (`concurrency`, across
         # the batches in flight) and the settlements
         self._sending: (
-            tuple[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore], SettleTogether]
-            | None
+            tuple[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore], SettleTogether] | None
         ) = None
         self._stopping = False
         self._reclaimed = False
@@ -297,7 +296,7 @@ class Dispatcher:
         claimed, so the order per document holds (a document's messages to one destination
         are all in that destination's lane)."""
         self._loop = asyncio.get_running_loop()
-        lanes = [name for name in self._lanes if name is not None] or [None]
+        lanes: list[str | None] = [name for name in self._lanes if name is not None] or [None]
         self._events = [asyncio.Event() for _ in lanes]
         self.db.after_outbox_commit.append(self.wake)
         try:
