@@ -57,6 +57,7 @@ from support.tryton import TrytonAdmin  # noqa: E402
 from finoa.connectors.tryton.manifest import MANIFEST  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WORKER_NICE = 5  # the drain yields the CPU to the API answering the OA
 APPLICANTS = [("E0011", "D02"), ("E0021", "D03"), ("E0031", "D04"), ("E0041", "D05")]
 CATEGORIES = ["travel", "lodging", "transport", "office", "communication", "meeting"]
 
@@ -107,8 +108,11 @@ def make_template(work: Path, admin_url: str, name: str) -> Any:
 
 
 @contextmanager
-def trytond_on_copy(template: Any, admin_url: str, copy: str, log_dir: Path) -> Iterator[Any]:
-    """A fresh copy of the template database and a trytond serving it; both gone after."""
+def trytond_on_copy(
+    template: Any, admin_url: str, copy: str, log_dir: Path
+) -> Iterator[tuple[Any, int]]:
+    """A fresh copy of the template database and a trytond serving it (the site and the
+    server's pid); both gone after."""
     from finoa.connectors.tryton.setup import serve_args
 
     pg(admin_url, f'CREATE DATABASE "{copy}" TEMPLATE "{template.database}"')
@@ -128,7 +132,7 @@ def trytond_on_copy(template: Any, admin_url: str, copy: str, log_dir: Path) -> 
             if time.monotonic() > deadline:
                 raise RuntimeError("trytond not ready in 60 s")
             time.sleep(0.05)  # readiness polling with a deadline
-        yield site
+        yield site, process.pid
     finally:
         process.terminate()
         try:
@@ -138,6 +142,55 @@ def trytond_on_copy(template: Any, admin_url: str, copy: str, log_dir: Path) -> 
             process.wait(timeout=5)
         log.close()
         pg(admin_url, f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+class CpuShares:
+    """The cores each role used from now until `cores()`: CPU seconds over wall seconds, read
+    from /proc for the given pids and their children (the worker's archive builders, trytond's
+    threads), and for PostgreSQL's processes, and the whole machine."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self.roles = roles
+        self.started = time.monotonic()
+        self.before = self._sample()
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, str, float]]:
+        """pid -> (parent pid, command name, CPU seconds)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    head, _, rest = f.read().rpartition(")")
+            except OSError:
+                continue
+            fields = rest.split()
+            name = head.partition("(")[2]
+            found[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+        return found
+
+    def _sample(self) -> dict[str, float]:
+        processes = self._processes()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in processes.items():
+            children.setdefault(parent, []).append(pid)
+
+        def tree(pid: int) -> float:
+            return processes.get(pid, (0, "", 0.0))[2] + sum(tree(c) for c in children.get(pid, []))
+
+        sample = {role: sum(tree(pid) for pid in pids) for role, pids in self.roles.items()}
+        sample["postgresql"] = sum(t for _, name, t in processes.values() if name == "postgres")
+        with open("/proc/stat") as f:
+            busy = [int(v) for v in f.readline().split()[1:]]
+        sample["machine"] = (sum(busy) - busy[3] - busy[4]) / os.sysconf("SC_CLK_TCK")
+        return sample
+
+    def cores(self) -> dict[str, float]:
+        after, seconds = self._sample(), time.monotonic() - self.started
+        return {role: round((after[role] - self.before[role]) / seconds, 2) for role in after}
 
 
 def burst_claims(settings: Any, count: int) -> float:
@@ -302,7 +355,10 @@ def finoa_drain(
     try:
         with (
             simulators(work / "sims", secrets, hub_port, auto_decide=False) as (oa, _erp),
-            trytond_on_copy(template, args.admin_url, f"{template.database}_finoa", work) as site,
+            trytond_on_copy(template, args.admin_url, f"{template.database}_finoa", work) as (
+                site,
+                trytond_pid,
+            ),
         ):
             connectors = {
                 "hq-oa": {
@@ -326,7 +382,7 @@ def finoa_drain(
             print(f"burst: submitting and approving {args.claims} claims …", flush=True)
             approve_s = burst_claims(settings, args.claims)
             env = {**secrets.env(), "FINOA_DATA_DIR": str(data_dir)}
-            apart = args.worker_nice is not None
+            apart = not args.one_process
             hub = start_configured_hub(
                 env, connectors, database_url, hub_port, data_dir, dispatch=not apart
             )
@@ -343,9 +399,18 @@ def finoa_drain(
                         "client_secret": secrets.client_secret,
                     },
                 ).json()["access_token"]
+                roles = {
+                    "trytond": [trytond_pid],
+                    "api": [hub.process.pid],
+                    "oa simulator": [oa.process.pid],
+                }
+                if worker is not None:
+                    roles["worker"] = [worker.process.pid]
+                shares = CpuShares(roles)
                 answers = asyncio.run(
                     drain_with_load(hub.url, token, database_url, args.webhook_rate, 3600)
                 )
+                cpu = shares.cores()
             finally:
                 if worker is not None:
                     worker.stop()
@@ -380,6 +445,7 @@ def finoa_drain(
         "webhook_p50_ms": round(pct(latencies, 50) * 1000, 1) if latencies else None,
         "webhook_p99_ms": round(pct(latencies, 99) * 1000, 1) if latencies else None,
         "webhook_max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+        "cores": cpu,
     }
     return figures, [dict(row.payload) for row in rows]
 
@@ -419,7 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-nice",
         type=int,
-        help="serve the API with --no-dispatch and drain in a `finoa worker` at this nice",
+        default=WORKER_NICE,
+        help="the drain runs in a `finoa worker` at this nice, the API apart with "
+        f"--no-dispatch, as docs/operations.md advises for month end (default {WORKER_NICE})",
+    )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="the API and the drain in one `finoa serve` instead",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -447,8 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         ceilings = []
         for batch in batches:
             copy = f"{template_name}_b{batch}"
-            with trytond_on_copy(template, args.admin_url, copy, work) as site:
+            with trytond_on_copy(template, args.admin_url, copy, work) as (site, pid):
+                shares = CpuShares({"trytond": [pid]})
                 ceilings.append(asyncio.run(direct_posting(site, payloads, batch)))
+                ceilings[-1]["cores"] = shares.cores()
             print(f"direct: {ceilings[-1]}", flush=True)
         results["direct"] = ceilings
         best = max(ceilings, key=lambda c: c["moves_per_s"])
@@ -480,6 +555,17 @@ def print_table(results: dict[str, Any]) -> None:
             "claims answered during the drain",
             f"{finoa['webhook_requests_during_drain']} (errors {finoa['webhook_errors']}): "
             f"p50 {finoa['webhook_p50_ms']} ms, p99 {finoa['webhook_p99_ms']} ms",
+        ),
+        (
+            "cores used while finoa drained",
+            ", ".join(f"{role} {n}" for role, n in finoa["cores"].items()),
+        ),
+        *(
+            (
+                f"cores used by direct batch {c['batch']}",
+                ", ".join(f"{role} {n}" for role, n in c["cores"].items()),
+            )
+            for c in results["direct"]
         ),
         (
             "moves in Tryton (by reference)",
