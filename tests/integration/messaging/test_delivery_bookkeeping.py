@@ -409,6 +409,46 @@ def test_the_next_batch_is_delivered_while_a_slow_one_is_still_with_its_peer(
     assert worker.delivered == 4
 
 
+def test_a_backlog_at_one_destination_does_not_hold_back_anothers_rows(db: Database) -> None:
+    """Each destination is a lane of its own: while the OA's batches are stuck with a slow
+    OA, the ERP's row, queued after all of them, is claimed and delivered."""
+
+    def command(uow: UnitOfWork) -> None:
+        for n in range(30):  # thirty documents' messages to the OA, before the ERP's
+            uow.enqueue(OutboxMessage("oa", ACTION, "probe", f"DOC-{n}", {"n": n}, f"oa-{n}"))
+        uow.enqueue(OutboxMessage("erp", ACTION, "probe", "DOC-E", {"key": "e"}, "erp-1"))
+
+    db.perform(command, actor="t")
+    oa, erp = Probe(), Probe()
+    oa.gate = asyncio.Event()
+    worker = Dispatcher(
+        db,
+        {"oa": oa, "erp": erp},  # type: ignore[dict-item]
+        policy=RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
+        batch_size=10,  # the OA's rows fill the first batches
+        pipeline=1,  # one claimed batch at a time: without lanes the ERP's row would wait
+        worker_id="w1",
+    )
+
+    async def scenario() -> None:
+        runner = asyncio.create_task(worker.run())
+        try:
+            await until(oa.entered.is_set, "the OA's first batch to be with the OA")
+            await until(lambda: statuses(db)["erp-1"] == "done", "the ERP's row delivered")
+            assert not oa.sent and statuses(db)["oa-29"] == "pending"  # the OA is still stuck
+            oa.gate.set()  # type: ignore[union-attr]
+            await until(lambda: statuses(db)["oa-29"] == "done", "the OA's backlog delivered")
+        finally:
+            oa.gate.set()  # type: ignore[union-attr]  # a failed wait must not leave it stuck
+            worker.stop()
+            await asyncio.wait_for(runner, DEADLINE)
+
+    asyncio.run(scenario())
+    assert erp.sent == ["erp-1"]
+    assert sorted(oa.sent) == sorted(f"oa-{n}" for n in range(30))
+    assert worker.delivered == 31
+
+
 def test_a_notice_the_oa_has_no_channel_for_is_settled_not_sent_and_other_actions_dead(
     db: Database,
 ) -> None:
