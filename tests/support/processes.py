@@ -258,13 +258,22 @@ def sim_credentials(args: list[str]) -> dict[str, Any]:
 
 
 def start_configured_hub(
-    env: dict[str, str], connectors: dict[str, Any], database_url: str, port: int, directory: Path
+    env: dict[str, str],
+    connectors: dict[str, Any],
+    database_url: str,
+    port: int,
+    directory: Path,
+    *,
+    connector_timeout: str = "2",
 ) -> Server:
-    """The hub with `connectors` as its finoa.yaml, the sample master data loaded first."""
+    """The hub with `connectors` as its finoa.yaml, the sample master data loaded first;
+    its calls to the connectors time out after `connector_timeout` seconds."""
     config = directory / "finoa.yaml"
-    config.write_text(yaml.safe_dump({"connectors": connectors}, allow_unicode=True))
+    config.write_text(
+        yaml.safe_dump({"connectors": connectors}, allow_unicode=True), encoding="utf-8"
+    )
     hub_env = {**env, "FINOA_CONFIG": str(config), "FINOA_DATABASE_URL": database_url,
-               "FINOA_CONNECTOR_TIMEOUT_SECONDS": "2"}  # fmt: skip
+               "FINOA_CONNECTOR_TIMEOUT_SECONDS": connector_timeout}  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "finoa", "masterdata", "load"],
         env={**os.environ, **hub_env}, check=True, capture_output=True,
