@@ -4,7 +4,7 @@ ERP simulator, and the claim and todo the connector tests send."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,24 @@ def start_sim(kind: type[S], data_dir: Path, *args: str) -> S:
     )
     credentials = httpx.get(server.url + "/_sim/credentials", timeout=5).json()
     return kind(server, credentials)
+
+
+@contextmanager
+def sim_starter(kind: type[S], directory: Path) -> Iterator[Callable[..., S]]:
+    """`start(*args)` runs one more simulator of `kind` (its data below `directory`); all
+    of them are stopped on leaving."""
+    started: list[S] = []
+
+    def start_one(*args: str) -> S:
+        sim = start_sim(kind, directory / f"sim{len(started)}", *args)
+        started.append(sim)
+        return sim
+
+    try:
+        yield start_one
+    finally:
+        for sim in started:
+            sim.server.stop()
 
 
 # A claim as `approval.create` carries it, and an approval todo, for the connector tests.
