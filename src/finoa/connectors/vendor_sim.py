@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS callbacks (
 PRESS_ATTEMPTS = 3  # a simulated approver presses a button up to three times on 5xx
 
 
+class ErrcodeError(Exception):
+    """An error the vendor answers HTTP 200 `{"errcode", "errmsg"}` (DingTalk's topapi,
+    WeCom); each vendor's app adds what else its answers carry."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errmsg)
+        self.errcode, self.errmsg = errcode, errmsg
+
+
 class ConsoleCredentials:
     """What the vendor's console shows an app's developer, kept in `credentials.json` of the
     simulator's data dir under the console's names.

@@ -47,6 +47,7 @@ from finoa.connectors.simulation import json_response, serve, transaction
 from finoa.connectors.vendor_sim import (
     EVENT_CALLBACKS_TABLE,
     ConsoleCredentials,
+    ErrcodeError,
     SimDirectory,
     SimOptions,
     VendorSimulator,
@@ -105,12 +106,8 @@ class DingTalkError(Exception):
         return json_response(body, self.status)
 
 
-class TopApiError(Exception):
+class TopApiError(ErrcodeError):
     """An error answered in the topapi's shape: HTTP 200 `{"errcode", "errmsg"}`."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(errmsg)
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 @dataclass(frozen=True)

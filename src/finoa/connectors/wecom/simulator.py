@@ -48,6 +48,7 @@ from finoa.connectors.simulation import json_response, serve, transaction
 from finoa.connectors.vendor_sim import (
     DEFAULT_QPS,
     ConsoleCredentials,
+    ErrcodeError,
     SimDirectory,
     SimOptions,
     VendorSimulator,
@@ -163,12 +164,8 @@ def task_template() -> dict[str, Any]:
     }
 
 
-class WeComError(Exception):
+class WeComError(ErrcodeError):
     """An error answered in WeCom's shape: HTTP 200 `{"errcode", "errmsg"}`."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(errmsg)
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 @dataclass(frozen=True)
