@@ -48,7 +48,7 @@ from support.wecom import wecom_stack  # noqa: E402
 
 from finoa.api.json_body import parse_json  # noqa: E402
 from finoa.connectors.base import InboundRequest  # noqa: E402
-from finoa.connectors.dingtalk.simulator import DEFAULT_QPS  # noqa: E402
+from finoa.connectors.vendor_sim import DEFAULT_QPS  # noqa: E402
 
 NOW = time.time()
 # The vendors' own retry schedule for callbacks the hub did not take (the test stacks shorten

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from support.processes import Stack, wait_for
 
 from finoa.security.signatures import signed_headers
@@ -326,3 +327,28 @@ def assert_still_pending(hub: HubClient, task: dict[str, Any]) -> None:
     )
     assert [t["state"] for t in hub.oa_todos(task["claim_id"])] == ["open"]
     assert hub.erp_vouchers(task["claim_id"]) == []
+
+
+def mode_fixtures(
+    vendor: str, stack_of: Callable[..., AbstractContextManager[Any]]
+) -> tuple[Any, Any]:
+    """The module-scoped `oa_led` and `hub_led` fixtures of a vendor's e2e tests: the
+    stack with the vendor running the approvals (decided by each test, its approvers not
+    deciding), and with finoa running them (the simulated approvers deciding its tasks)."""
+    from e2e.conftest import _database
+
+    def one(mode: str, sim_args: tuple[str, ...]) -> Any:
+        def fixture(
+            backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[Any]:
+            directory = tmp_path_factory.mktemp(f"{vendor}-{mode}-{backend}")
+            with (
+                _database(backend, directory, request) as url,
+                stack_of(directory / "data", url, approvals=mode, sim_args=sim_args) as stack,
+            ):
+                yield stack
+
+        fixture.__name__ = mode.replace("-", "_")
+        return pytest.fixture(scope="module", name=fixture.__name__)(fixture)
+
+    return one("oa-led", ("--no-auto-decide",)), one("hub-led", ())

@@ -7,42 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from e2e.conftest import _database
-from e2e.helpers import claim_body
+from e2e.helpers import claim_body, mode_fixtures
 from support.dingtalk import DingTalkStack, dingtalk_stack, employee_form
 from support.processes import wait_for
 
-
-@pytest.fixture(scope="module")
-def oa_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DingTalkStack]:
-    """OA-led; the approvals in DingTalk are decided by each test."""
-    directory = tmp_path_factory.mktemp(f"dingtalk-oa-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        dingtalk_stack(
-            directory / "data", url, approvals="oa-led", sim_args=("--no-auto-decide",)
-        ) as stack,
-    ):
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def hub_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DingTalkStack]:
-    """Hub-led; the simulated approvers press the todos' 同意 buttons."""
-    directory = tmp_path_factory.mktemp(f"dingtalk-hub-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        dingtalk_stack(directory / "data", url, approvals="hub-led") as stack,
-    ):
-        yield stack
+# oa_led: the approvals in the vendor decided by each test; hub_led: finoa runs them
+oa_led, hub_led = mode_fixtures("dingtalk", dingtalk_stack)
 
 
 def instance_of_claim(stack: DingTalkStack, claim_id: str) -> str:
@@ -84,11 +56,7 @@ def finish(stack: DingTalkStack, instance_id: str, result: str) -> None:
 
 
 def all_callbacks_delivered(stack: DingTalkStack) -> None:
-    wait_for(
-        lambda: set(stack.dingtalk.get("/_sim/stats")["callbacks"]) == {"delivered"},
-        30,
-        "every callback answered with the encrypted success",
-    )
+    stack.sim.wait_callbacks_delivered("the encrypted success")
 
 
 def test_oa_led_a_claim_started_in_finoa_is_approved_in_dingtalk_and_posted(

@@ -8,45 +8,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from e2e.conftest import _database
-from e2e.helpers import claim_body
+from e2e.helpers import claim_body, mode_fixtures
 from support.feishu import FeishuStack, employee_form, feishu_stack
 from support.processes import wait_for
 
 from finoa.connectors.feishu.crypto import encrypt, new_secret, signed_headers
 
-
-@pytest.fixture(scope="module")
-def oa_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FeishuStack]:
-    """OA-led; the approvals in Feishu are decided by each test."""
-    directory = tmp_path_factory.mktemp(f"feishu-oa-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        feishu_stack(
-            directory / "data", url, approvals="oa-led", sim_args=("--no-auto-decide",)
-        ) as stack,
-    ):
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def hub_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FeishuStack]:
-    """Hub-led; the simulated approvers press the external instances' 同意 quick action."""
-    directory = tmp_path_factory.mktemp(f"feishu-hub-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        feishu_stack(directory / "data", url, approvals="hub-led") as stack,
-    ):
-        yield stack
+# oa_led: the approvals in the vendor decided by each test; hub_led: finoa runs them
+oa_led, hub_led = mode_fixtures("feishu", feishu_stack)
 
 
 def instance_of_claim(stack: FeishuStack, claim_id: str) -> str:
@@ -91,11 +63,7 @@ def finish(stack: FeishuStack, code: str, status: str, comment: str | None = Non
 
 
 def all_callbacks_delivered(stack: FeishuStack) -> None:
-    wait_for(
-        lambda: set(stack.feishu.get("/_sim/stats")["callbacks"]) == {"delivered"},
-        30,
-        "every event answered with HTTP 200",
-    )
+    stack.sim.wait_callbacks_delivered("HTTP 200")
 
 
 def test_oa_led_a_claim_started_in_finoa_is_approved_in_feishu_and_posted(

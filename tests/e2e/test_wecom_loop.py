@@ -6,45 +6,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from e2e.conftest import _database
-from e2e.helpers import claim_body
+from e2e.helpers import claim_body, mode_fixtures
 from support.processes import wait_for
 from support.wecom import WeComStack, employee_approval, wecom_stack
 
 from finoa.connectors.wecom.crypto import WeComCrypto, new_encoding_aes_key
 
-
-@pytest.fixture(scope="module")
-def oa_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WeComStack]:
-    """OA-led; the approvals in WeCom are decided by each test."""
-    directory = tmp_path_factory.mktemp(f"wecom-oa-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        wecom_stack(
-            directory / "data", url, approvals="oa-led", sim_args=("--no-auto-decide",)
-        ) as stack,
-    ):
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def hub_led(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WeComStack]:
-    """Hub-led; the simulated approvers pass the per-task approvals in WeCom."""
-    directory = tmp_path_factory.mktemp(f"wecom-hub-led-{backend}")
-    with (
-        _database(backend, directory, request) as url,
-        wecom_stack(directory / "data", url, approvals="hub-led") as stack,
-    ):
-        yield stack
+# oa_led: the approvals in the vendor decided by each test; hub_led: finoa runs them
+oa_led, hub_led = mode_fixtures("wecom", wecom_stack)
 
 
 def form(approval: dict[str, Any]) -> dict[str, Any]:
@@ -88,11 +60,7 @@ def decide(stack: WeComStack, sp_no: str, result: str, speech: str | None = None
 
 
 def all_callbacks_delivered(stack: WeComStack) -> None:
-    wait_for(
-        lambda: set(stack.wecom.get("/_sim/stats")["callbacks"]) == {"delivered"},
-        30,
-        "every callback answered with HTTP 200",
-    )
+    stack.sim.wait_callbacks_delivered("HTTP 200")
 
 
 def test_the_url_check_is_answered_by_the_hub(oa_led: WeComStack) -> None:

@@ -259,14 +259,21 @@ def sim_credentials(args: list[str]) -> dict[str, Any]:
 
 
 def configured_env(
-    env: dict[str, str], connectors: dict[str, Any], database_url: str, directory: Path
+    env: dict[str, str],
+    connectors: dict[str, Any],
+    database_url: str,
+    directory: Path,
+    *,
+    connector_timeout: str = "2",
 ) -> dict[str, str]:
     """The environment of a hub with `connectors` as its finoa.yaml, the sample master data
-    loaded first."""
+    loaded first; its calls to the connectors time out after `connector_timeout` seconds."""
     config = directory / "finoa.yaml"
-    config.write_text(yaml.safe_dump({"connectors": connectors}, allow_unicode=True))
+    config.write_text(
+        yaml.safe_dump({"connectors": connectors}, allow_unicode=True), encoding="utf-8"
+    )
     hub_env = {**env, "FINOA_CONFIG": str(config), "FINOA_DATABASE_URL": database_url,
-               "FINOA_CONNECTOR_TIMEOUT_SECONDS": "2"}  # fmt: skip
+               "FINOA_CONNECTOR_TIMEOUT_SECONDS": connector_timeout}  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "finoa", "masterdata", "load"],
         env={**os.environ, **hub_env}, check=True, capture_output=True,
@@ -282,10 +289,13 @@ def start_configured_hub(
     directory: Path,
     *,
     dispatch: bool = True,
+    connector_timeout: str = "2",
 ) -> Server:
     """The hub with `connectors` as its finoa.yaml, the sample master data loaded first;
     `dispatch=False` serves the API only (`--no-dispatch`), for a `start_worker` beside it."""
-    hub_env = configured_env(env, connectors, database_url, directory)
+    hub_env = configured_env(
+        env, connectors, database_url, directory, connector_timeout=connector_timeout
+    )
     args = ["serve", "--port", str(port)] + ([] if dispatch else ["--no-dispatch"])
     return start("hub", args, hub_env, "/ready", port, directory)
 

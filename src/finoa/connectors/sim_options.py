@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
 
 from finoa.cli_errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from finoa.connectors.vendor_sim import VendorSimulator
+
+console = Console(highlight=False, soft_wrap=True)
+
+# The options every vendor OA simulator's command takes with the same meaning.
+Host = Annotated[str, typer.Option(help="Listen address")]
+ShowCredentials = Annotated[
+    bool, typer.Option(help="Print the credentials it accepts (console names) and exit")
+]
+AutoDecide = Annotated[bool, typer.Option(help="Simulated approvers decide")]
+DataDir = Annotated[Path | None, typer.Option(help="Where embedded data lives")]
 
 
 def check_approver_options(
@@ -35,3 +52,32 @@ def sim_data_dir(data_dir: Path | None, name: str) -> Path:
 def print_credentials(console_names: dict[str, Any]) -> None:
     """The credentials a simulator accepts, as JSON under the vendor console's names."""
     print(json.dumps(console_names, indent=2))
+
+
+def run_vendor_simulator(
+    vendor: str,
+    label: str,
+    make: Callable[..., VendorSimulator],
+    serve: Callable[[str, int, Any], None],
+    *,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    show_credentials: bool,
+    **options: Any,
+) -> None:
+    """`finoa sim <vendor>`: check the options, make the simulator (`make(data dir,
+    **options)`, its data under `<data dir>/sim-<vendor>`), then print the credentials it
+    accepts, or serve it (`serve(host, port, sim)`) until interrupted."""
+    check_approver_options(
+        reject_rate=options["reject_rate"],
+        callback_url=options["callback_url"],
+        retry_scale=options["retry_scale"],
+    )
+    sim = make(sim_data_dir(data_dir, vendor), **options)
+    if show_credentials:
+        sim.conn.close()
+        print_credentials(sim.credentials.console())
+        return
+    console.print(f"{label} simulator on http://{host}:{port}")
+    serve(host, port, sim)

@@ -2,49 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from finoa.connectors.sim_options import (
-    check_approver_options,
-    print_credentials,
-    sim_data_dir,
+    AutoDecide,
+    DataDir,
+    Host,
+    ShowCredentials,
+    run_vendor_simulator,
 )
 
-console = Console(highlight=False, soft_wrap=True)
 DEFAULT_PORT = 8711
 
 
 def sim_dingtalk(
     port: Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")] = DEFAULT_PORT,
-    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    host: Host = "127.0.0.1",
     callback_url: Annotated[
         str | None,
         typer.Option(help="Where events go, e.g. http://127.0.0.1:8700/api/v1/webhooks/dingtalk"),
     ] = None,
-    show_credentials: Annotated[
-        bool, typer.Option(help="Print the credentials it accepts (console names) and exit")
-    ] = False,
+    show_credentials: ShowCredentials = False,
     token_ttl: Annotated[int, typer.Option(min=1, help="Seconds an access token lives")] = 7200,
     qps: Annotated[int, typer.Option(min=1, help="Calls per second before 403 QpsLimit")] = 50,
     reject_rate: Annotated[float, typer.Option(help="Share the approvers refuse")] = 0.0,
-    auto_decide: Annotated[bool, typer.Option(help="Simulated approvers decide")] = True,
+    auto_decide: AutoDecide = True,
     retry_scale: Annotated[
         float, typer.Option(help="Scale of the 10/30/60/120 s callback retries")
     ] = 1.0,
-    data_dir: Annotated[Path | None, typer.Option(help="Where embedded data lives")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Run a DingTalk simulator (tokens, 审批, 待办, contacts, encrypted callbacks)."""
     from finoa.connectors.dingtalk.simulator import DingTalkSimulator, run_dingtalk_simulator
 
-    check_approver_options(
-        reject_rate=reject_rate, callback_url=callback_url, retry_scale=retry_scale
-    )
-    sim = DingTalkSimulator(
-        sim_data_dir(data_dir, "dingtalk"),
+    run_vendor_simulator(
+        "dingtalk",
+        "DingTalk",
+        DingTalkSimulator,
+        run_dingtalk_simulator,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        show_credentials=show_credentials,
         callback_url=callback_url,
         token_ttl=token_ttl,
         qps=qps,
@@ -52,9 +53,3 @@ def sim_dingtalk(
         auto_decide=auto_decide,
         retry_scale=retry_scale,
     )
-    if show_credentials:
-        sim.conn.close()
-        print_credentials(sim.credentials.console())
-        return
-    console.print(f"DingTalk simulator on http://{host}:{port}")
-    run_dingtalk_simulator(host, port, sim)

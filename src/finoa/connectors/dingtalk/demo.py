@@ -40,7 +40,7 @@ class DingTalkDemo(DemoProfile):
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """A `dingtalk` instance config for the simulator at `url`, from the credentials it
     shows (console names); its calls paced at the simulator's default quota."""
-    from finoa.connectors.dingtalk.simulator import DEFAULT_QPS
+    from finoa.connectors.vendor_sim import DEFAULT_QPS
 
     c = credentials
     return {"app_key": c["appKey"], "app_secret": c["appSecret"], "token": c["token"],

@@ -30,39 +30,35 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Unpack
 
 import httpx
 import orjson
-import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, new_encoding_aes_key
-from finoa.connectors.simulation import (
-    CallbackPlumbing,
-    FaultMiddleware,
-    FaultState,
-    add_sim_routes,
-    json_response,
-    open_database,
-    serve,
-    transaction,
+from finoa.connectors.simulation import json_response, serve, transaction
+from finoa.connectors.vendor_sim import (
+    EVENT_CALLBACKS_TABLE,
+    ConsoleCredentials,
+    ErrcodeError,
+    SimDirectory,
+    SimOptions,
+    VendorSimulator,
+    add_press_route,
+    json_body,
+    now_ms,
+    vendor_app,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN_TTL = 7200
-DEFAULT_QPS = 50
 RETRY_DELAYS = (10.0, 30.0, 60.0, 120.0)  # DingTalk's callback retry schedule
 PROCESS_CODE = "PROC-FINOA-EXPENSE"
 AGENT_ID = 3000001
@@ -73,8 +69,9 @@ REQUIRED_FIELDS = ("报销事由", "费用明细")
 APPROVE_REMARK = "同意"
 REFUSE_REMARK = "预算不足 / over budget"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+SCHEMA = (
+    EVENT_CALLBACKS_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, process_code TEXT NOT NULL, originator TEXT NOT NULL,
     dept_id INTEGER NOT NULL, form TEXT NOT NULL, status TEXT NOT NULL, result TEXT NOT NULL,
@@ -86,11 +83,6 @@ CREATE TABLE IF NOT EXISTS todos (
     done INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS todos_source ON todos (union_id, source_id);
-CREATE TABLE IF NOT EXISTS callbacks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, event TEXT NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER,
-    last_error TEXT, url TEXT
-);
 CREATE TABLE IF NOT EXISTS presses (
     todo_id TEXT PRIMARY KEY, decision TEXT NOT NULL, status INTEGER, answer TEXT
 );
@@ -99,6 +91,7 @@ CREATE TABLE IF NOT EXISTS notices (
     day TEXT NOT NULL, delivered INTEGER NOT NULL, sent_ms INTEGER NOT NULL
 );
 """
+)
 
 
 class DingTalkError(Exception):
@@ -113,17 +106,21 @@ class DingTalkError(Exception):
         return json_response(body, self.status)
 
 
-class TopApiError(Exception):
+class TopApiError(ErrcodeError):
     """An error answered in the topapi's shape: HTTP 200 `{"errcode", "errmsg"}`."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(errmsg)
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 @dataclass(frozen=True)
-class Credentials:
+class Credentials(ConsoleCredentials):
     """What the app's developer console shows, under the console's names."""
+
+    CONSOLE_NAMES: ClassVar[dict[str, str]] = {
+        "app_key": "appKey",
+        "app_secret": "appSecret",
+        "token": "token",
+        "aes_key": "aesKey",
+        "corp_id": "corpId",
+    }
 
     app_key: str
     app_secret: str
@@ -131,34 +128,18 @@ class Credentials:
     aes_key: str
     corp_id: str
 
-    def console(self) -> dict[str, Any]:
-        return {
-            "appKey": self.app_key,
-            "appSecret": self.app_secret,
-            "token": self.token,
-            "aesKey": self.aes_key,
-            "corpId": self.corp_id,
-            "agentId": AGENT_ID,
-            "processCode": PROCESS_CODE,
-        }
+    def constants(self) -> dict[str, Any]:
+        return {"agentId": AGENT_ID, "processCode": PROCESS_CODE}
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> Credentials:
-        path = data_dir / "credentials.json"
-        if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(raw["appKey"], raw["appSecret"], raw["token"], raw["aesKey"], raw["corpId"])
-        made = cls(
+    def fresh(cls) -> Credentials:
+        return cls(
             app_key="ding" + secrets.token_hex(8),
             app_secret=secrets.token_urlsafe(48),
             token=secrets.token_urlsafe(16),
             aes_key=new_encoding_aes_key(),
             corp_id="ding" + secrets.token_hex(9),
         )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(made.console(), indent=2), encoding="utf-8")
-        path.chmod(0o600)
-        return made
 
 
 @dataclass(frozen=True)
@@ -171,117 +152,54 @@ class User:
     active: bool
 
 
-class Directory:
-    """DingTalk's contacts, built from finoa master data and the department code table."""
+class Directory(SimDirectory[User]):
+    """DingTalk's contacts: unionid = `union-<userid>`, departments under the root (1)."""
+
+    vendor = "dingtalk"
 
     def __init__(self, masterdata: dict[str, Any]) -> None:
-        table = resources.files("finoa.mapping").joinpath(
-            "defaults/dingtalk/tables/departments.yaml"
-        )
-        numbers = {str(v): int(k) for k, v in yaml.safe_load(table.read_text("utf-8")).items()}
-        self.departments: dict[int, dict[str, Any]] = {}
-        for unit in masterdata.get("org_units") or []:
-            number = numbers.get(unit["id"])
-            if number is None:
-                continue
-            parent = numbers.get(unit.get("parent_id") or "")
-            self.departments[number] = {
-                "dept_id": number,
-                "name": unit["name"],
-                "parent_id": parent or 1,
-            }
-        self.users: dict[str, User] = {}
-        for person in masterdata.get("employees") or []:
-            number = numbers.get(person["department_id"])
-            if number is None:
-                continue
-            self.users[person["id"]] = User(
-                person["id"],
-                f"union-{person['id']}",
-                person["name"],
-                number,
-                person.get("manager_id"),
-                bool(person.get("active", True)),
-            )
+        super().__init__(masterdata)
         self.by_union = {u.unionid: u for u in self.users.values()}
 
-    def active_user(self, userid: Any, field: str) -> User:
-        user = self.users.get(userid) if isinstance(userid, str) else None
-        if user is None:
-            raise DingTalkError(
-                400, "processInstanceInvalidParameter", f"{field}: 用户不存在 ({userid})"
-            )
-        if not user.active:
-            raise DingTalkError(
-                400, "processInstanceInvalidParameter", f"{field}: 用户已离职 ({userid})"
-            )
-        return user
+    def department_entry(self, unit: dict[str, Any], key: Any, parent: Any) -> dict[str, Any]:
+        return {"dept_id": key, "name": unit["name"], "parent_id": parent or 1}
 
+    def user_entry(self, person: dict[str, Any], department: Any) -> User:
+        userid = person["id"]
+        return User(userid, f"union-{userid}", person["name"], department,
+                    person.get("manager_id"), bool(person.get("active", True)))  # fmt: skip
 
-class RateLimit:
-    """At most `qps` calls in any one-second window."""
-
-    def __init__(self, qps: int) -> None:
-        self.qps = qps
-        self.calls: list[float] = []
-        self.refused = 0
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.calls = [t for t in self.calls if now - t < 1.0]
-        if len(self.calls) >= self.qps:
-            self.refused += 1
-            return False
-        self.calls.append(now)
-        return True
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
+    def refusal(self, field: str, userid: Any, user: User | None) -> Exception:
+        why = "用户不存在" if user is None else "用户已离职"
+        return DingTalkError(400, "processInstanceInvalidParameter", f"{field}: {why} ({userid})")
 
 
 def _iso_minutes(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ms / 1000))
 
 
-class DingTalkSimulator(CallbackPlumbing):
+class DingTalkSimulator(VendorSimulator):
     """State and behaviour behind the DingTalk simulator app."""
 
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        callback_url: str | None = None,
-        masterdata: dict[str, Any] | None = None,
-        token_ttl: int = DEFAULT_TOKEN_TTL,
-        qps: int = DEFAULT_QPS,
-        reject_rate: float = 0.0,
-        auto_decide: bool = True,
-        retry_scale: float = 1.0,
-        seed: int | None = None,
-    ) -> None:
-        self.data_dir = Path(data_dir)
-        self.credentials = Credentials.load_or_create(self.data_dir)
+    credentials_type = Credentials
+    directory_type = Directory
+    database = "dingtalk.sqlite3"
+    schema = SCHEMA
+    retry_delays = RETRY_DELAYS
+    counters = ("notices_deduplicated",)
+    stat_queries = {
+        "instances": "SELECT status, COUNT(*) FROM instances GROUP BY status",
+        "todos": "SELECT CASE WHEN deleted = 1 THEN 'deleted' WHEN done = 1 THEN 'done' ELSE "
+        "'open' END, COUNT(*) FROM todos GROUP BY 1",
+    }
+    credentials: Credentials
+    directory: Directory
+
+    def __init__(self, data_dir: Path, **options: Unpack[SimOptions]) -> None:
+        super().__init__(data_dir, **options)
         self.crypto = CallbackCrypto(
             self.credentials.token, self.credentials.aes_key, self.credentials.app_key
         )
-        self.conn = open_database(self.data_dir / "dingtalk.sqlite3", SCHEMA)
-        if masterdata is None:
-            from finoa.services.masterdata import sample_masterdata
-
-            masterdata = sample_masterdata()
-        self.directory = Directory(masterdata)
-        self.callback_url = callback_url
-        self.token_ttl = token_ttl
-        self.limit = RateLimit(qps)
-        self.reject_rate = reject_rate
-        self.auto_decide = auto_decide
-        self.retry_scale = retry_scale
-        self.rng = random.Random(seed)
-        self.faults = FaultState()
-        CallbackPlumbing.__init__(self)
-        self.counts = {"token_refusals": 0, "tokens_issued": 0, "notices_deduplicated": 0}
-        self.api_calls: dict[str, int] = {}  # calls to the vendor's API, per path
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -293,27 +211,8 @@ class DingTalkSimulator(CallbackPlumbing):
         ):
             raise DingTalkError(400, "invalidClientIdOrSecret", "无效的appKey或appSecret")
         token = secrets.token_hex(16)
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO tokens VALUES (?, ?)", (token, time.time() + self.token_ttl)
-            )
-        self.counts["tokens_issued"] += 1
+        self.store_token(token)
         return {"accessToken": token, "expireIn": self.token_ttl}
-
-    def token_state(self, token: str | None) -> str:
-        """`ok`, `expired` or `unknown`."""
-        if not token:
-            return "unknown"
-        row = self.conn.execute(
-            "SELECT expires_at FROM tokens WHERE token = ?", (token,)
-        ).fetchone()
-        if row is None:
-            return "unknown"
-        return "ok" if time.time() < row["expires_at"] else "expired"
-
-    def expire_tokens(self) -> int:
-        with transaction(self.conn):
-            return self.conn.execute("UPDATE tokens SET expires_at = 0").rowcount
 
     # -- workflow ------------------------------------------------------------------------
 
@@ -341,9 +240,9 @@ class DingTalkSimulator(CallbackPlumbing):
                 400, "processInstanceInvalidParameter", f"deptId: {user.userid} 不在部门 {dept}"
             )
         form = self._form(body.get("formComponentValues"))
-        approver = self._approver(user)
+        approver = self.directory.approver_of(user).userid
         instance_id = secrets.token_urlsafe(18).replace("_", "x").replace("-", "y")
-        now = _ms()
+        now = now_ms()
         task_id = self.rng.randint(10**10, 10**11)
         with transaction(self.conn):
             self.conn.execute(
@@ -362,7 +261,8 @@ class DingTalkSimulator(CallbackPlumbing):
         self.emit(self._instance_event(instance_id, "start", staff=user.userid))
         self.emit(self._task_event(instance_id, task_id, "start", staff=approver))
         if self.auto_decide:
-            self.later(self.decide_instance(instance_id))
+            self.later(self.decide_soon(lambda agree: self.finish_instance(
+                instance_id, "agree" if agree else "refuse")))  # fmt: skip
         return instance_id
 
     def _form(self, values: Any) -> dict[str, Any]:
@@ -416,15 +316,6 @@ class DingTalkSimulator(CallbackPlumbing):
                         f"{TABLE_FIELD}[{r}]: unknown or non-string cell {cell!r}",
                     )
         return rows
-
-    def _approver(self, user: User) -> str:
-        manager = user.manager
-        while manager is not None:
-            found = self.directory.users.get(manager)
-            if found is not None and found.active:
-                return found.userid
-            manager = found.manager if found else None
-        return user.userid
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
@@ -511,7 +402,7 @@ class DingTalkSimulator(CallbackPlumbing):
         rows = self.conn.execute(
             "SELECT id, originator FROM instances WHERE create_ms >= ? AND create_ms <= ? "
             "ORDER BY create_ms, id",
-            (start, end if end is not None else _ms()),
+            (start, end if end is not None else now_ms()),
         ).fetchall()
         ids = [r["id"] for r in rows if users is None or r["originator"] in users]
         page = ids[offset : offset + size]
@@ -521,11 +412,6 @@ class DingTalkSimulator(CallbackPlumbing):
             "success": True,
         }
 
-    async def decide_instance(self, instance_id: str) -> None:
-        await asyncio.sleep(0.05)
-        agree = self.rng.random() >= self.reject_rate
-        self.finish_instance(instance_id, "agree" if agree else "refuse")
-
     def finish_instance(self, instance_id: str, result: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
         if row is None or row["status"] != "RUNNING":
@@ -533,7 +419,7 @@ class DingTalkSimulator(CallbackPlumbing):
                 400, "processInstanceInvalidParameter", f"{instance_id} is not running"
             )
         remark = APPROVE_REMARK if result == "agree" else REFUSE_REMARK
-        now = _ms()
+        now = now_ms()
         if result in ("agree", "refuse"):
             status, change = "COMPLETED", "finish"
         else:  # terminate: the originator revoked it
@@ -575,7 +461,7 @@ class DingTalkSimulator(CallbackPlumbing):
         result: str | None = None,
         remark: str | None = None,
     ) -> dict[str, Any]:
-        now = _ms()
+        now = now_ms()
         event: dict[str, Any] = {
             "EventType": "bpms_instance_change",
             "EventTime": now,
@@ -629,7 +515,7 @@ class DingTalkSimulator(CallbackPlumbing):
         ):
             raise DingTalkError(400, "todoUserNotFound", f"executorIds: 用户不存在 {executors}")
         todo_id = uuid.uuid4().hex[:24]
-        now = _ms()
+        now = now_ms()
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO todos (id, union_id, source_id, body, created_ms) VALUES (?, ?, "
@@ -720,52 +606,29 @@ class DingTalkSimulator(CallbackPlumbing):
             self.conn.execute("SELECT body FROM todos WHERE id = ?", (todo_id,)).fetchone()[0]
         )
         if decision is None:
-            decision = "approve" if self.rng.random() >= self.reject_rate else "reject"
+            decision = "approve" if self.approves() else "reject"
         action = next(
             (a for a in body.get("actionList") or [] if a.get("actionKey") == decision), None
         )
         if action is None or action.get("actionType") != 2 or not action.get("url"):
             return {"pressed": False, "reason": f"the todo has no {decision} button"}
         param = action.get("param") or {}
-        status: int | None = None
-        answer = ""
-        for attempt in range(3):
-            try:
-                response = await self.client().post(
-                    action["url"],
-                    content=str(param.get("body", "")).encode("utf-8"),
-                    headers=dict(param.get("header") or {}),
-                )
-                status, answer = response.status_code, response.text[:500]
-                if response.status_code < 500:
-                    break
-            except httpx.HTTPError as exc:
-                answer = f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(0.2 * (attempt + 1))
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR REPLACE INTO presses VALUES (?, ?, ?, ?)",
-                (todo_id, decision, status, answer),
-            )
+        sent = str(param.get("body", "")).encode("utf-8")
+        headers = dict(param.get("header") or {})
+        status, answer = await self.press_button(todo_id, decision, action["url"], sent, headers)
         return {"pressed": True, "decision": decision, "status": status, "answer": answer}
 
     # -- callbacks -----------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any]) -> None:
         """Queue an event for the callback URL (nothing is sent without one)."""
-        if self.callback_url is None:
-            return
-        with transaction(self.conn):
-            seq = self.conn.execute(
-                "INSERT INTO callbacks (event_id, event, state, url) VALUES (?, ?, 'pending', ?)",
-                (event["eventId"], json.dumps(event, ensure_ascii=False), self.callback_url),
-            ).lastrowid
-        assert seq is not None
-        self.queue.put_nowait(seq)
+        self.queue_callback(
+            {"event_id": event["eventId"], "event": json.dumps(event, ensure_ascii=False)}
+        )
 
     def envelope(self, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         """The query and body of one push, as DingTalk builds them."""
-        timestamp = str(_ms())
+        timestamp = str(now_ms())
         sealed = self.crypto.envelope(json.dumps(event, ensure_ascii=False), timestamp=timestamp)
         query = {
             "msg_signature": sealed["msg_signature"],
@@ -774,10 +637,17 @@ class DingTalkSimulator(CallbackPlumbing):
         }
         return query, orjson.dumps({"encrypt": sealed["encrypt"]})
 
-    def reply_is_success(self, response: httpx.Response) -> str | None:
+    async def post_callback(self, row: Any) -> httpx.Response:
+        query, body = self.envelope(json.loads(row["event"]))
+        return await self.client().post(
+            row["url"], params=query, content=body, headers={"content-type": "application/json"}
+        )
+
+    def reply_problem(self, response: httpx.Response) -> str | None:
         """None when the reply is the encrypted `success`; else why not."""
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}: {response.text[:200]}"
+        problem = super().reply_problem(response)
+        if problem is not None:
+            return problem
         try:
             reply = orjson.loads(response.content)
             text = self.crypto.open(
@@ -786,46 +656,6 @@ class DingTalkSimulator(CallbackPlumbing):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return f"the reply is not the encrypted success: {exc}"
         return None if text == SUCCESS else f"the reply decrypts to {text!r}, not success"
-
-    async def _send_callbacks(self) -> None:
-        while True:
-            seq = await self.queue.get()
-            self.later(self._deliver(seq))
-
-    async def _deliver(self, seq: int) -> None:
-        row = self.conn.execute("SELECT * FROM callbacks WHERE seq = ?", (seq,)).fetchone()
-        event = json.loads(row["event"])
-        for attempt in range(len(RETRY_DELAYS) + 1):
-            query, body = self.envelope(event)
-            problem: str | None
-            status: int | None = None
-            try:
-                response = await self.client().post(
-                    row["url"],
-                    params=query,
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                status = response.status_code
-                problem = self.reply_is_success(response)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            state = (
-                "delivered"
-                if problem is None
-                else ("failed" if attempt == len(RETRY_DELAYS) else "retrying")
-            )
-            with transaction(self.conn):
-                self.conn.execute(
-                    "UPDATE callbacks SET state = ?, attempts = ?, last_status = ?, last_error "
-                    "= ? WHERE seq = ?",
-                    (state, attempt + 1, status, problem, seq),
-                )
-            if problem is None or attempt == len(RETRY_DELAYS):
-                return
-            await asyncio.sleep(RETRY_DELAYS[attempt] * self.retry_scale)
-
-    # -- plumbing ------------------------------------------------------------------------
 
     # -- work notifications (工作通知) ---------------------------------------------------
 
@@ -878,44 +708,12 @@ class DingTalkSimulator(CallbackPlumbing):
             for r in rows
         ]  # fmt: skip
 
-    def stats(self) -> dict[str, Any]:
-        def rows(sql: str) -> dict[str, int]:
-            return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
-
-        return {
-            "instances": rows("SELECT status, COUNT(*) FROM instances GROUP BY status"),
-            "todos": rows(
-                "SELECT CASE WHEN deleted = 1 THEN 'deleted' WHEN done = 1 THEN 'done' ELSE "
-                "'open' END, COUNT(*) FROM todos GROUP BY 1"
-            ),
-            "callbacks": rows("SELECT state, COUNT(*) FROM callbacks GROUP BY state"),
-            "rate_limited": self.limit.refused,
-            **self.counts,
-            "api_calls": dict(self.api_calls),
-            "faults": self.faults.snapshot(),
-        }
-
 
 def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
     """The simulator's HTTP app: DingTalk's paths at the root, `/_sim/*` to steer it."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sim.resume()
-        yield
-        await sim.close()
-
-    app = FastAPI(title="finoa DingTalk simulator", lifespan=lifespan)
-    app.state.sim = sim
-
-    @app.middleware("http")
-    async def count_calls(request: Request, call_next: Any) -> Response:
-        """Every call to the vendor's API counts, per path (`/_sim/stats` `api_calls`)."""
-        path = request.url.path
-        if not path.startswith("/_sim/"):
-            sim.api_calls[path] = sim.api_calls.get(path, 0) + 1
-        response: Response = await call_next(request)
-        return response
+    app = vendor_app(sim, "finoa DingTalk simulator")
+    add_press_route(app, sim)
 
     @app.exception_handler(DingTalkError)
     async def dingtalk_error(request: Request, exc: Exception) -> Response:
@@ -929,23 +727,16 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
             {"errcode": exc.errcode, "errmsg": exc.errmsg, "request_id": uuid.uuid4().hex}
         )
 
-    app.add_middleware(FaultMiddleware, state=sim.faults)
-
     async def body_of(request: Request) -> Any:
-        raw = await request.body()
-        if not raw:
-            return None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise DingTalkError(400, "invalidParameter", "the body is not JSON") from None
+        return await json_body(
+            request, lambda: DingTalkError(400, "invalidParameter", "the body is not JSON")
+        )
 
     def guard(request: Request) -> None:
         if not sim.limit.allow():
             raise DingTalkError(403, "Forbidden.AccessDenied.QpsLimitForApi", "调用频率超过限制")
         state = sim.token_state(request.headers.get("x-acs-dingtalk-access-token"))
         if state != "ok":
-            sim.counts["token_refusals"] += 1
             message = "access_token已过期" if state == "expired" else "不合法的access_token"
             raise DingTalkError(401, "InvalidAuthentication", message)
 
@@ -954,7 +745,6 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
             raise TopApiError(90018, "当前企业调用该接口的频率超过限制")
         state = sim.token_state(request.query_params.get("access_token"))
         if state != "ok":
-            sim.counts["token_refusals"] += 1
             raise TopApiError(42001 if state == "expired" else 40014, "不合法的access_token")
 
     @app.post("/v1.0/oauth2/accessToken")
@@ -1074,16 +864,6 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
             }
         )
 
-    add_sim_routes(app, sim.faults)
-
-    @app.get("/_sim/stats")
-    async def stats() -> Response:
-        return json_response(sim.stats())
-
-    @app.get("/_sim/credentials")
-    async def credentials() -> Response:
-        return json_response(sim.credentials.console())
-
     @app.post("/_sim/instances")
     async def employee_starts(request: Request) -> Response:
         """An employee starts an expense approval in DingTalk's own app."""
@@ -1113,24 +893,6 @@ def create_dingtalk_app(sim: DingTalkSimulator) -> FastAPI:
             with contextlib.suppress(DingTalkError):
                 out.append(sim.todo(row["id"]))
         return json_response(out)
-
-    @app.get("/_sim/callbacks")
-    async def callbacks() -> Response:
-        rows = sim.conn.execute(
-            "SELECT seq, event_id, event, state, attempts, last_status, last_error FROM "
-            "callbacks ORDER BY seq"
-        ).fetchall()
-        return json_response([{**dict(r), "event": json.loads(r["event"])} for r in rows])
-
-    @app.get("/_sim/presses")
-    async def presses() -> Response:
-        return json_response(
-            [dict(r) for r in sim.conn.execute("SELECT * FROM presses").fetchall()]
-        )
-
-    @app.post("/_sim/tokens:expire")
-    async def expire() -> Response:
-        return json_response({"expired": sim.expire_tokens()})
 
     return app
 

@@ -35,41 +35,36 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Unpack
 
 import httpx
 import orjson
-import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from finoa.connectors.feishu.crypto import encrypt, new_secret, signed_headers
-from finoa.connectors.simulation import (
-    CallbackPlumbing,
-    FaultMiddleware,
-    FaultState,
-    add_sim_routes,
-    json_response,
-    open_database,
-    serve,
-    transaction,
+from finoa.connectors.simulation import json_response, serve, transaction
+from finoa.connectors.vendor_sim import (
+    EVENT_CALLBACKS_TABLE,
+    ConsoleCredentials,
+    SimDirectory,
+    SimOptions,
+    VendorSimulator,
+    add_press_route,
+    json_body,
+    now_ms,
+    vendor_app,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN_TTL = 7200
 TOKEN_REUSE_SECONDS = 1800  # Feishu hands out the same token while more than 30 min remain
-DEFAULT_QPS = 50
 RETRY_DELAYS = (15.0, 300.0, 3600.0, 21600.0)  # Feishu's event push retry schedule
 APPROVAL_CODE = "7C468A54-8745-2245-9675-08B7C63E7A85"
 EXTERNAL_APPROVAL_CODE = "finoa-expense-claim"
@@ -118,8 +113,9 @@ TASK_STATUSES = ("PENDING", "APPROVED", "REJECTED", "TRANSFERRED", "DONE")
 APPROVE_COMMENT = "同意"
 REJECT_COMMENT = "预算不足 / over budget"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+SCHEMA = (
+    EVENT_CALLBACKS_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS instances (
     code TEXT PRIMARY KEY, uuid TEXT UNIQUE, user_id TEXT NOT NULL, department_id TEXT NOT NULL,
     form TEXT NOT NULL, status TEXT NOT NULL, approver TEXT NOT NULL, task_id TEXT NOT NULL,
@@ -134,15 +130,11 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY, uuid TEXT, receive_id TEXT NOT NULL, msg_type TEXT NOT NULL,
     content TEXT NOT NULL, create_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS callbacks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, event TEXT NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER,
-    last_error TEXT, url TEXT
-);
 CREATE TABLE IF NOT EXISTS presses (
     task_id TEXT PRIMARY KEY, action_type TEXT NOT NULL, status INTEGER, answer TEXT
 );
 """
+)
 
 
 class FeishuError(Exception):
@@ -178,8 +170,13 @@ def ok(data: Any) -> Response:
 
 
 @dataclass(frozen=True)
-class Credentials:
+class Credentials(ConsoleCredentials):
     """What the app's developer console shows."""
+
+    CONSOLE_NAMES: ClassVar[dict[str, str]] = {
+        name: name
+        for name in ("app_id", "app_secret", "encrypt_key", "verification_token", "tenant_key")
+    }
 
     app_id: str
     app_secret: str
@@ -187,40 +184,18 @@ class Credentials:
     verification_token: str
     tenant_key: str
 
-    def console(self) -> dict[str, Any]:
-        return {
-            "app_id": self.app_id,
-            "app_secret": self.app_secret,
-            "encrypt_key": self.encrypt_key,
-            "verification_token": self.verification_token,
-            "tenant_key": self.tenant_key,
-            "approval_code": APPROVAL_CODE,
-            "external_approval_code": EXTERNAL_APPROVAL_CODE,
-        }
+    def constants(self) -> dict[str, Any]:
+        return {"approval_code": APPROVAL_CODE, "external_approval_code": EXTERNAL_APPROVAL_CODE}
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> Credentials:
-        path = data_dir / "credentials.json"
-        if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                raw["app_id"],
-                raw["app_secret"],
-                raw["encrypt_key"],
-                raw["verification_token"],
-                raw["tenant_key"],
-            )
-        made = cls(
+    def fresh(cls) -> Credentials:
+        return cls(
             app_id="cli_" + secrets.token_hex(8),
             app_secret=new_secret(32),
             encrypt_key=new_secret(32),
             verification_token=new_secret(32),
             tenant_key=secrets.token_hex(8),
         )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(made.console(), indent=2), encoding="utf-8")
-        path.chmod(0o600)
-        return made
 
 
 @dataclass(frozen=True)
@@ -248,115 +223,68 @@ def _open_id(prefix: str, key: str) -> str:
     return prefix + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-class Directory:
-    """Feishu's contacts, built from finoa master data and the department code table."""
+class Directory(SimDirectory[User]):
+    """Feishu's contacts: open ids derived from the user and department ids, departments
+    under the root ("0")."""
 
-    def __init__(self, masterdata: dict[str, Any]) -> None:
-        table = resources.files("finoa.mapping").joinpath("defaults/feishu/tables/departments.yaml")
-        ids = {str(v): str(k) for k, v in yaml.safe_load(table.read_text("utf-8")).items()}
-        self.departments: dict[str, dict[str, Any]] = {}
-        for unit in masterdata.get("org_units") or []:
-            dept = ids.get(unit["id"])
-            if dept is None:
-                continue
-            self.departments[dept] = {
-                "department_id": dept,
-                "open_department_id": _open_id("od-", dept),
-                "name": unit["name"],
-                "parent_department_id": ids.get(unit.get("parent_id") or "", "0"),
-                "leader_user_id": unit.get("manager_id") or "",
-                "status": {"is_deleted": False},
-            }
-        self.users: dict[str, User] = {}
-        for person in masterdata.get("employees") or []:
-            dept = ids.get(person["department_id"])
-            if dept is None:
-                continue
-            self.users[person["id"]] = User(
-                person["id"],
-                _open_id("ou_", person["id"]),
-                person["name"],
-                dept,
-                person.get("manager_id"),
-                bool(person.get("active", True)),
-            )
+    vendor = "feishu"
 
-    def active_user(self, user_id: Any, field: str) -> User:
-        user = self.users.get(user_id) if isinstance(user_id, str) else None
-        if user is None:
-            raise _invalid(f"{field}: user not found ({user_id})")
-        if not user.active:
-            raise _invalid(f"{field}: user has resigned ({user_id})")
-        return user
+    @staticmethod
+    def department_key(code: Any) -> Any:
+        return str(code)
+
+    def department_entry(self, unit: dict[str, Any], key: Any, parent: Any) -> dict[str, Any]:
+        return {
+            "department_id": key,
+            "open_department_id": _open_id("od-", key),
+            "name": unit["name"],
+            "parent_department_id": parent if parent is not None else "0",
+            "leader_user_id": unit.get("manager_id") or "",
+            "status": {"is_deleted": False},
+        }
+
+    def user_entry(self, person: dict[str, Any], department: Any) -> User:
+        user_id = person["id"]
+        return User(user_id, _open_id("ou_", user_id), person["name"], department,
+                    person.get("manager_id"), bool(person.get("active", True)))  # fmt: skip
+
+    def refusal(self, field: str, userid: Any, user: User | None) -> Exception:
+        why = "user not found" if user is None else "user has resigned"
+        return _invalid(f"{field}: {why} ({userid})")
 
 
-class RateLimit:
-    """At most `qps` calls in any one-second window."""
-
-    def __init__(self, qps: int) -> None:
-        self.qps = qps
-        self.calls: list[float] = []
-        self.refused = 0
-
-    def check(self) -> None:
-        now = time.monotonic()
-        self.calls = [t for t in self.calls if now - t < 1.0]
-        if len(self.calls) >= self.qps:
-            self.refused += 1
-            raise FeishuError(
-                429,
-                99991400,
-                "request trigger frequency limit",
-                headers={"x-ogw-ratelimit-limit": str(self.qps), "x-ogw-ratelimit-reset": "1"},
-            )
-        self.calls.append(now)
+def check_rate(sim: FeishuSimulator) -> None:
+    """HTTP 429 (code 99991400) past the app's calls per second, with Feishu's headers."""
+    if not sim.limit.allow():
+        raise FeishuError(
+            429,
+            99991400,
+            "request trigger frequency limit",
+            headers={"x-ogw-ratelimit-limit": str(sim.limit.qps), "x-ogw-ratelimit-reset": "1"},
+        )
 
 
-def _ms() -> int:
-    return int(time.time() * 1000)
-
-
-class FeishuSimulator(CallbackPlumbing):
+class FeishuSimulator(VendorSimulator):
     """State and behaviour behind the Feishu simulator app."""
 
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        callback_url: str | None = None,
-        masterdata: dict[str, Any] | None = None,
-        token_ttl: int = DEFAULT_TOKEN_TTL,
-        qps: int = DEFAULT_QPS,
-        reject_rate: float = 0.0,
-        auto_decide: bool = True,
-        retry_scale: float = 1.0,
-        event_schema: str = "1.0",
-        seed: int | None = None,
-    ) -> None:
-        self.data_dir = Path(data_dir)
-        self.credentials = Credentials.load_or_create(self.data_dir)
-        self.conn = open_database(self.data_dir / "feishu.sqlite3", SCHEMA)
-        if masterdata is None:
-            from finoa.services.masterdata import sample_masterdata
+    credentials_type = Credentials
+    directory_type = Directory
+    database = "feishu.sqlite3"
+    schema = SCHEMA
+    retry_delays = RETRY_DELAYS
+    counters = ("uuid_conflicts", "messages_deduplicated")
+    stat_queries = {
+        "instances": "SELECT status, COUNT(*) FROM instances GROUP BY status",
+        "external_instances": "SELECT status, COUNT(*) FROM external_instances GROUP BY status",
+    }
+    credentials: Credentials
+    directory: Directory
 
-            masterdata = sample_masterdata()
-        self.directory = Directory(masterdata)
-        self.callback_url = callback_url
-        self.token_ttl = token_ttl
-        self.limit = RateLimit(qps)
-        self.reject_rate = reject_rate
-        self.auto_decide = auto_decide
-        self.retry_scale = retry_scale
+    def __init__(
+        self, data_dir: Path, *, event_schema: str = "1.0", **options: Unpack[SimOptions]
+    ) -> None:
+        super().__init__(data_dir, **options)
         self.event_schema = event_schema
-        self.rng = random.Random(seed)
-        self.faults = FaultState()
-        CallbackPlumbing.__init__(self)
-        self.counts = {
-            "token_refusals": 0,
-            "tokens_issued": 0,
-            "uuid_conflicts": 0,
-            "messages_deduplicated": 0,
-        }
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -377,36 +305,20 @@ class FeishuSimulator(CallbackPlumbing):
                 "expire": int(row["expires_at"] - now),
             }
         token = "t-" + secrets.token_hex(20)
-        with transaction(self.conn):
-            self.conn.execute("INSERT INTO tokens VALUES (?, ?)", (token, now + self.token_ttl))
-        self.counts["tokens_issued"] += 1
+        self.store_token(token)
         return {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_ttl}
 
     def check_token(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            self.counts["token_refusals"] += 1
-            raise FeishuError(
-                400,
-                99991661,
-                "Missing access token for authorization. Please make a request with token "
-                "attached.",
-            )
-        row = self.conn.execute(
-            "SELECT expires_at FROM tokens WHERE token = ?", (token.strip(),)
-        ).fetchone()
-        if row is None or time.time() >= row["expires_at"]:
-            self.counts["token_refusals"] += 1
-            raise FeishuError(
-                400,
-                99991663,
-                "Invalid access token for authorization. Please make a request with token "
-                "attached.",
-            )
-
-    def expire_tokens(self) -> int:
-        with transaction(self.conn):
-            return self.conn.execute("UPDATE tokens SET expires_at = 0").rowcount
+        bearer = scheme.lower() == "bearer" and bool(token)
+        if self.token_state(token.strip() if bearer else None) == "ok":
+            return
+        what = "Invalid" if bearer else "Missing"
+        raise FeishuError(
+            400,
+            99991663 if bearer else 99991661,
+            f"{what} access token for authorization. Please make a request with token attached.",
+        )
 
     # -- approval instances --------------------------------------------------------------
 
@@ -433,10 +345,10 @@ class FeishuSimulator(CallbackPlumbing):
             if taken is not None:
                 self.counts["uuid_conflicts"] += 1
                 raise FeishuError(400, 60012, "uuid conflict")
-        approver = self._approver(user)
+        approver = self.directory.approver_of(user).user_id
         code = str(uuid.uuid4()).upper()
         task_id = str(self.rng.randint(10**15, 10**16))
-        now = _ms()
+        now = now_ms()
         with transaction(self.conn):
             serial = self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0] + 1
             self.conn.execute(
@@ -456,7 +368,8 @@ class FeishuSimulator(CallbackPlumbing):
         self.emit(self._instance_event(code, "PENDING"))
         self.emit(self._task_event(code, task_id, approver, "PENDING"))
         if self.auto_decide:
-            self.later(self.decide_instance(code))
+            self.later(self.decide_soon(lambda approve: self.finish_instance(
+                code, "APPROVED" if approve else "REJECTED")))  # fmt: skip
         return {"instance_code": code}
 
     def _form(self, raw: Any) -> list[dict[str, Any]]:
@@ -524,15 +437,6 @@ class FeishuSimulator(CallbackPlumbing):
                 raise _invalid(f"{where}: required {widget_id} is empty")
             out["value"] = value
         return out
-
-    def _approver(self, user: User) -> str:
-        manager = user.manager
-        while manager is not None:
-            found = self.directory.users.get(manager)
-            if found is not None and found.active:
-                return found.user_id
-            manager = found.manager if found else None
-        return user.user_id
 
     def _row(self, code: str) -> Any:
         row = self.conn.execute("SELECT * FROM instances WHERE code = ?", (code,)).fetchone()
@@ -625,11 +529,6 @@ class FeishuSimulator(CallbackPlumbing):
             "has_more": more,
         }
 
-    async def decide_instance(self, code: str) -> None:
-        await asyncio.sleep(0.05)
-        approve = self.rng.random() >= self.reject_rate
-        self.finish_instance(code, "APPROVED" if approve else "REJECTED")
-
     def finish_instance(self, code: str, status: str, comment: str | None = None) -> dict[str, Any]:
         row = self._row(code)
         if row["status"] != "PENDING":
@@ -639,7 +538,7 @@ class FeishuSimulator(CallbackPlumbing):
         with transaction(self.conn):
             self.conn.execute(
                 "UPDATE instances SET status = ?, end_ms = ?, comment = ? WHERE code = ?",
-                (status, _ms(), comment, code),
+                (status, now_ms(), comment, code),
             )
         if status in ("APPROVED", "REJECTED"):
             self.emit(self._task_event(code, row["task_id"], row["approver"], status))
@@ -649,7 +548,7 @@ class FeishuSimulator(CallbackPlumbing):
     def _event(self, body: dict[str, Any]) -> dict[str, Any]:
         event_id = uuid.uuid4().hex
         creds = self.credentials
-        now = _ms()
+        now = now_ms()
         body = {"app_id": creds.app_id, "tenant_key": creds.tenant_key, **body}
         if self.event_schema == "2.0":
             return {
@@ -674,7 +573,7 @@ class FeishuSimulator(CallbackPlumbing):
 
     def _instance_event(self, code: str, status: str) -> dict[str, Any]:
         row = self._row(code)
-        now = str(_ms())
+        now = str(now_ms())
         return self._event(
             {
                 "type": "approval_instance",
@@ -698,7 +597,7 @@ class FeishuSimulator(CallbackPlumbing):
                 "user_id": user.user_id,
                 "open_id": user.open_id,
                 "status": status,
-                "operate_time": str(_ms()),
+                "operate_time": str(now_ms()),
                 "def_key": "manager",
                 "custom_key": "manager",
             }
@@ -836,7 +735,7 @@ class FeishuSimulator(CallbackPlumbing):
         if task is None or self.callback_url is None:
             return {"pressed": False, "reason": "no such task or no action callback URL"}
         if action_type is None:
-            action_type = "APPROVE" if self.rng.random() >= self.reject_rate else "REJECT"
+            action_type = "APPROVE" if self.approves() else "REJECT"
         offered = {c.get("action_type") for c in task.get("action_configs") or []}
         if action_type not in offered:
             return {"pressed": False, "reason": f"the task offers no {action_type}"}
@@ -855,40 +754,18 @@ class FeishuSimulator(CallbackPlumbing):
         sealed = orjson.dumps(
             {"encrypt": encrypt(self.credentials.encrypt_key, json.dumps(action))}
         )
-        status: int | None = None
-        answer = ""
-        for attempt in range(3):
-            try:
-                response = await self.client().post(
-                    self.callback_url, content=sealed, headers={"content-type": "application/json"}
-                )
-                status, answer = response.status_code, response.text[:500]
-                if response.status_code < 500:
-                    break
-            except httpx.HTTPError as exc:
-                answer = f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(0.2 * (attempt + 1))
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR REPLACE INTO presses VALUES (?, ?, ?, ?)",
-                (task_id, action_type, status, answer),
-            )
+        headers = {"content-type": "application/json"}
+        status, answer = await self.press_button(
+            task_id, action_type, self.callback_url, sealed, headers
+        )
         return {"pressed": True, "action_type": action_type, "status": status, "answer": answer}
 
     # -- events --------------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any]) -> None:
         """Queue an event for the callback URL (nothing is sent without one)."""
-        if self.callback_url is None:
-            return
         event_id = event["header"]["event_id"] if "header" in event else event["uuid"]
-        with transaction(self.conn):
-            seq = self.conn.execute(
-                "INSERT INTO callbacks (event_id, event, state, url) VALUES (?, ?, 'pending', ?)",
-                (event_id, json.dumps(event, ensure_ascii=False), self.callback_url),
-            ).lastrowid
-        assert seq is not None
-        self.queue.put_nowait(seq)
+        self.queue_callback({"event_id": event_id, "event": json.dumps(event, ensure_ascii=False)})
 
     def sealed(self, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         """The headers and body of one push, as Feishu builds them."""
@@ -897,84 +774,27 @@ class FeishuSimulator(CallbackPlumbing):
         headers = signed_headers(key, body, str(int(time.time())))
         return {**headers, "content-type": "application/json; charset=utf-8"}, body
 
-    async def _send_callbacks(self) -> None:
-        while True:
-            seq = await self.queue.get()
-            self.later(self._deliver(seq))
-
-    async def _deliver(self, seq: int) -> None:
-        row = self.conn.execute("SELECT * FROM callbacks WHERE seq = ?", (seq,)).fetchone()
-        event = json.loads(row["event"])
-        for attempt in range(len(RETRY_DELAYS) + 1):
-            headers, body = self.sealed(event)
-            problem: str | None
-            status: int | None = None
-            try:
-                response = await self.client().post(row["url"], content=body, headers=headers)
-                status = response.status_code
-                problem = None if status == 200 else f"HTTP {status}: {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            last = attempt == len(RETRY_DELAYS)
-            state = "delivered" if problem is None else ("failed" if last else "retrying")
-            with transaction(self.conn):
-                self.conn.execute(
-                    "UPDATE callbacks SET state = ?, attempts = ?, last_status = ?, last_error "
-                    "= ? WHERE seq = ?",
-                    (state, attempt + 1, status, problem, seq),
-                )
-            if problem is None or last:
-                return
-            await asyncio.sleep(RETRY_DELAYS[attempt] * self.retry_scale)
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        def rows(sql: str) -> dict[str, int]:
-            return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
-
-        return {
-            "instances": rows("SELECT status, COUNT(*) FROM instances GROUP BY status"),
-            "external_instances": rows(
-                "SELECT status, COUNT(*) FROM external_instances GROUP BY status"
-            ),
-            "callbacks": rows("SELECT state, COUNT(*) FROM callbacks GROUP BY state"),
-            "rate_limited": self.limit.refused,
-            **self.counts,
-            "faults": self.faults.snapshot(),
-        }
+    async def post_callback(self, row: Any) -> httpx.Response:
+        headers, body = self.sealed(json.loads(row["event"]))
+        return await self.client().post(row["url"], content=body, headers=headers)
 
 
 def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
     """The simulator's HTTP app: Feishu's paths under /open-apis, `/_sim/*` to steer it."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sim.resume()
-        yield
-        await sim.close()
-
-    app = FastAPI(title="finoa Feishu simulator", lifespan=lifespan)
-    app.state.sim = sim
+    app = vendor_app(sim, "finoa Feishu simulator")
+    add_press_route(app, sim)
 
     @app.exception_handler(FeishuError)
     async def feishu_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FeishuError)
         return exc.response()
 
-    app.add_middleware(FaultMiddleware, state=sim.faults)
-
     async def body_of(request: Request) -> Any:
-        raw = await request.body()
-        if not raw:
-            return None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise _invalid("the body is not JSON") from None
+        return await json_body(request, lambda: _invalid("the body is not JSON"))
 
     def guard(request: Request) -> None:
-        sim.limit.check()
+        check_rate(sim)
         sim.check_token(request.headers.get("authorization"))
 
     def user_id_type(request: Request) -> None:
@@ -984,7 +804,7 @@ def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
 
     @app.post("/open-apis/auth/v3/tenant_access_token/internal")
     async def tenant_access_token(request: Request) -> Response:
-        sim.limit.check()
+        check_rate(sim)
         return json_response(sim.issue_token(await body_of(request)))
 
     @app.post("/open-apis/approval/v4/instances")
@@ -1066,16 +886,6 @@ def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
             wanted = {d["department_id"] for d in level}
         return ok({"items": found, "has_more": False, "page_token": ""})
 
-    add_sim_routes(app, sim.faults)
-
-    @app.get("/_sim/stats")
-    async def stats() -> Response:
-        return json_response(sim.stats())
-
-    @app.get("/_sim/credentials")
-    async def credentials() -> Response:
-        return json_response(sim.credentials.console())
-
     @app.post("/_sim/instances")
     async def employee_starts(request: Request) -> Response:
         """An employee starts an expense approval in Feishu's own app (no uuid)."""
@@ -1119,24 +929,6 @@ def create_feishu_app(sim: FeishuSimulator) -> FastAPI:
                 for r in rows
             ]
         )
-
-    @app.get("/_sim/callbacks")
-    async def callbacks() -> Response:
-        rows = sim.conn.execute(
-            "SELECT seq, event_id, event, state, attempts, last_status, last_error FROM "
-            "callbacks ORDER BY seq"
-        ).fetchall()
-        return json_response([{**dict(r), "event": json.loads(r["event"])} for r in rows])
-
-    @app.get("/_sim/presses")
-    async def presses() -> Response:
-        return json_response(
-            [dict(r) for r in sim.conn.execute("SELECT * FROM presses").fetchall()]
-        )
-
-    @app.post("/_sim/tokens:expire")
-    async def expire() -> Response:
-        return json_response({"expired": sim.expire_tokens()})
 
     return app
 

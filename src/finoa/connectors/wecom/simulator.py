@@ -26,45 +26,39 @@ manager for the template's own flow, else the approver named) passes it, or reje
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Unpack
 from urllib.parse import quote
 
 import httpx
-import orjson
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from lxml import etree
 
-from finoa.connectors.simulation import (
-    CallbackPlumbing,
-    FaultMiddleware,
-    FaultState,
-    add_sim_routes,
-    json_response,
-    open_database,
-    serve,
-    transaction,
+from finoa.connectors.simulation import json_response, serve, transaction
+from finoa.connectors.vendor_sim import (
+    DEFAULT_QPS,
+    ConsoleCredentials,
+    ErrcodeError,
+    SimDirectory,
+    SimOptions,
+    VendorSimulator,
+    json_body,
+    vendor_app,
 )
 from finoa.connectors.wecom.crypto import WeComCrypto, new_encoding_aes_key, new_nonce
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOKEN_TTL = 7200
-DEFAULT_QPS = 50
 RETRY_DELAYS = (5.0, 5.0, 5.0)  # WeCom retries three times when no good answer comes in 5 s
 REPLY_TIMEOUT_SECONDS = 5.0
 AGENT_ID = 3010040
@@ -76,9 +70,13 @@ REJECT_SPEECH = "预算不足 / over budget"
 # sp_status and StatuChangeEvent
 IN_APPROVAL, PASSED, REJECTED, REVOKED = 1, 2, 3, 4
 EVENT_SUBMIT, EVENT_AGREE, EVENT_REJECT, EVENT_REVOKE = 1, 2, 3, 6
+TOKEN_REFUSALS = {
+    "missing": (41001, "access_token missing"),
+    "unknown": (40014, "invalid access_token"),
+    "expired": (42001, "access_token expired"),
+}
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (
     sp_no TEXT PRIMARY KEY, template_id TEXT NOT NULL, creator TEXT NOT NULL,
     party INTEGER NOT NULL, apply_time INTEGER NOT NULL, status INTEGER NOT NULL,
@@ -166,29 +164,28 @@ def task_template() -> dict[str, Any]:
     }
 
 
-class WeComError(Exception):
+class WeComError(ErrcodeError):
     """An error answered in WeCom's shape: HTTP 200 `{"errcode", "errmsg"}`."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(errmsg)
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 @dataclass(frozen=True)
-class Credentials:
+class Credentials(ConsoleCredentials):
     """What the admin console shows, under the console's names."""
+
+    CONSOLE_NAMES: ClassVar[dict[str, str]] = {
+        "corpid": "corpid",
+        "corpsecret": "corpsecret",
+        "token": "token",
+        "encoding_aes_key": "EncodingAESKey",
+    }
 
     corpid: str
     corpsecret: str
     token: str
     encoding_aes_key: str
 
-    def console(self) -> dict[str, Any]:
+    def constants(self) -> dict[str, Any]:
         return {
-            "corpid": self.corpid,
-            "corpsecret": self.corpsecret,
-            "token": self.token,
-            "EncodingAESKey": self.encoding_aes_key,
             "agentid": AGENT_ID,
             "template_id": EXPENSE_TEMPLATE_ID,
             "task_template_id": TASK_TEMPLATE_ID,
@@ -215,21 +212,13 @@ class Credentials:
         }
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> Credentials:
-        path = data_dir / "credentials.json"
-        if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(raw["corpid"], raw["corpsecret"], raw["token"], raw["EncodingAESKey"])
-        made = cls(
+    def fresh(cls) -> Credentials:
+        return cls(
             corpid="ww" + secrets.token_hex(8),
             corpsecret=secrets.token_urlsafe(32),
             token=new_nonce(16),
             encoding_aes_key=new_encoding_aes_key(),
         )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(made.console(), indent=2), encoding="utf-8")
-        path.chmod(0o600)
-        return made
 
 
 @dataclass(frozen=True)
@@ -241,45 +230,28 @@ class Member:
     active: bool
 
 
-class Directory:
-    """WeCom's contacts, built from finoa master data and the department code table."""
+class Directory(SimDirectory[Member]):
+    """WeCom's contacts: departments under the root (1), their leaders, and members."""
 
-    def __init__(self, masterdata: dict[str, Any]) -> None:
-        table = resources.files("finoa.mapping").joinpath("defaults/wecom/tables/departments.yaml")
-        numbers = {str(v): int(k) for k, v in yaml.safe_load(table.read_text("utf-8")).items()}
-        self.departments: dict[int, dict[str, Any]] = {}
-        for unit in masterdata.get("org_units") or []:
-            number = numbers.get(unit["id"])
-            if number is None:
-                continue
-            parent = numbers.get(unit.get("parent_id") or "")
-            self.departments[number] = {
-                "id": number,
-                "name": unit["name"],
-                "name_en": "",
-                "department_leader": [unit["manager_id"]] if unit.get("manager_id") else [],
-                "parentid": parent or (0 if number == 1 else 1),
-                "order": 100000000 - number,
-            }
-        self.members: dict[str, Member] = {}
-        for person in masterdata.get("employees") or []:
-            number = numbers.get(person["department_id"])
-            if number is None:
-                continue
-            self.members[person["id"]] = Member(
-                person["id"],
-                person["name"],
-                number,
-                person.get("manager_id"),
-                bool(person.get("active", True)),
-            )
+    vendor = "wecom"
 
-    def active(self, userid: Any, field: str) -> Member:
-        member = self.members.get(userid) if isinstance(userid, str) else None
-        if member is None or not member.active:
-            why = "userid not found" if member is None else "user is inactive (已离职)"
-            raise WeComError(60111, f"{field}: {why}: {userid}")
-        return member
+    def department_entry(self, unit: dict[str, Any], key: Any, parent: Any) -> dict[str, Any]:
+        return {
+            "id": key,
+            "name": unit["name"],
+            "name_en": "",
+            "department_leader": [unit["manager_id"]] if unit.get("manager_id") else [],
+            "parentid": parent or (0 if key == 1 else 1),
+            "order": 100000000 - key,
+        }
+
+    def user_entry(self, person: dict[str, Any], department: Any) -> Member:
+        return Member(person["id"], person["name"], department, person.get("manager_id"),
+                      bool(person.get("active", True)))  # fmt: skip
+
+    def refusal(self, field: str, userid: Any, user: Member | None) -> Exception:
+        why = "userid not found" if user is None else "user is inactive (已离职)"
+        return WeComError(60111, f"{field}: {why}: {userid}")
 
     def department(self, value: Any) -> int:
         try:
@@ -299,71 +271,33 @@ class Directory:
         return found
 
 
-class RateLimit:
-    """At most `qps` calls in any one-second window."""
-
-    def __init__(self, qps: int) -> None:
-        self.qps = qps
-        self.calls: list[float] = []
-        self.refused = 0
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.calls = [t for t in self.calls if now - t < 1.0]
-        if len(self.calls) >= self.qps:
-            self.refused += 1
-            return False
-        self.calls.append(now)
-        return True
-
-
 def _ok(**body: Any) -> dict[str, Any]:
     return {"errcode": 0, "errmsg": "ok", **body}
 
 
-class WeComSimulator(CallbackPlumbing):
+class WeComSimulator(VendorSimulator):
     """State and behaviour behind the WeCom simulator app."""
 
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        callback_url: str | None = None,
-        masterdata: dict[str, Any] | None = None,
-        token_ttl: int = DEFAULT_TOKEN_TTL,
-        qps: int = DEFAULT_QPS,
-        reject_rate: float = 0.0,
-        auto_decide: bool = True,
-        retry_scale: float = 1.0,
-        seed: int | None = None,
-    ) -> None:
-        self.data_dir = Path(data_dir)
-        self.credentials = Credentials.load_or_create(self.data_dir)
+    credentials_type = Credentials
+    directory_type = Directory
+    database = "wecom.sqlite3"
+    schema = SCHEMA
+    retry_delays = RETRY_DELAYS
+    counters = ("messages_deduplicated",)
+    stat_queries = {"approvals": "SELECT status, COUNT(*) FROM approvals GROUP BY status"}
+    credentials: Credentials
+    directory: Directory
+
+    def __init__(self, data_dir: Path, **options: Unpack[SimOptions]) -> None:
+        super().__init__(data_dir, **options)
         self.crypto = WeComCrypto(
             self.credentials.token, self.credentials.encoding_aes_key, self.credentials.corpid
         )
-        self.conn = open_database(self.data_dir / "wecom.sqlite3", SCHEMA)
-        if masterdata is None:
-            from finoa.services.masterdata import sample_masterdata
-
-            masterdata = sample_masterdata()
-        self.directory = Directory(masterdata)
         self.templates = {
             EXPENSE_TEMPLATE_ID: expense_template(),
             TASK_TEMPLATE_ID: task_template(),
         }
-        self.callback_url = callback_url
-        self.token_ttl = token_ttl
-        self.limit = RateLimit(qps)
-        self.reject_rate = reject_rate
-        self.auto_decide = auto_decide
-        self.retry_scale = retry_scale
-        self.rng = random.Random(seed)
-        self.faults = FaultState()
-        CallbackPlumbing.__init__(self)
         self.reply_timeout = REPLY_TIMEOUT_SECONDS
-        self.counts = {"token_refusals": 0, "tokens_issued": 0, "messages_deduplicated": 0}
-        self.api_calls: dict[str, int] = {}  # calls to the vendor's API, per path
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -373,30 +307,13 @@ class WeComSimulator(CallbackPlumbing):
         if corpsecret != self.credentials.corpsecret:
             raise WeComError(40001, "invalid credential: corpsecret")
         token = secrets.token_urlsafe(48)
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO tokens VALUES (?, ?)", (token, time.time() + self.token_ttl)
-            )
-        self.counts["tokens_issued"] += 1
+        self.store_token(token)
         return _ok(access_token=token, expires_in=self.token_ttl)
 
     def check_token(self, token: str | None) -> None:
-        if not token:
-            self.counts["token_refusals"] += 1
-            raise WeComError(41001, "access_token missing")
-        row = self.conn.execute(
-            "SELECT expires_at FROM tokens WHERE token = ?", (token,)
-        ).fetchone()
-        if row is None:
-            self.counts["token_refusals"] += 1
-            raise WeComError(40014, "invalid access_token")
-        if time.time() >= row["expires_at"]:
-            self.counts["token_refusals"] += 1
-            raise WeComError(42001, "access_token expired")
-
-    def expire_tokens(self) -> int:
-        with transaction(self.conn):
-            return self.conn.execute("UPDATE tokens SET expires_at = 0").rowcount
+        state = self.token_state(token)
+        if state != "ok":
+            raise WeComError(*TOKEN_REFUSALS[state])
 
     # -- approvals -----------------------------------------------------------------------
 
@@ -407,7 +324,7 @@ class WeComSimulator(CallbackPlumbing):
         template = self.templates.get(str(body.get("template_id")))
         if template is None:
             raise WeComError(301025, f"template_id: template not found: {body.get('template_id')}")
-        creator = self.directory.active(body.get("creator_userid"), "creator_userid")
+        creator = self.directory.active_user(body.get("creator_userid"), "creator_userid")
         party = creator.department
         if body.get("choose_department") not in (None, ""):
             party = self.directory.department(body["choose_department"])
@@ -421,7 +338,7 @@ class WeComSimulator(CallbackPlumbing):
             raise WeComError(301035, "apply_data.contents: a list of controls")
         self._check_contents(controls, contents, "apply_data.contents")
         if body.get("use_template_approver") == 1:
-            approver = self._manager_of(creator)
+            approver = self.directory.approver_of(creator).userid
         else:
             approvers = body.get("approver")
             if not isinstance(approvers, list) or not approvers:
@@ -429,7 +346,7 @@ class WeComSimulator(CallbackPlumbing):
             ids = [u for node in approvers for u in (node.get("userid") or [])]
             if len(ids) != 1:
                 raise WeComError(301031, "approver: this simulator takes exactly one approver")
-            approver = self.directory.active(ids[0], "approver.userid").userid
+            approver = self.directory.active_user(ids[0], "approver.userid").userid
         now = int(time.time())
         day = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
         with transaction(self.conn):
@@ -452,7 +369,8 @@ class WeComSimulator(CallbackPlumbing):
             )
         self.emit(sp_no, EVENT_SUBMIT)
         if self.auto_decide:
-            self.later(self.decide_later(sp_no))
+            self.later(self.decide_soon(
+                lambda agree: self.decide(sp_no, "agree" if agree else "reject")))  # fmt: skip
         return sp_no
 
     def _check_contents(
@@ -514,15 +432,6 @@ class WeComSimulator(CallbackPlumbing):
                 self._check_contents(
                     control["config"]["table"]["children"], cells, f"{where}.children[{r}].list"
                 )
-
-    def _manager_of(self, member: Member) -> str:
-        manager = member.manager
-        while manager is not None:
-            found = self.directory.members.get(manager)
-            if found is not None and found.active:
-                return found.userid
-            manager = found.manager if found else None
-        return member.userid
 
     def _row(self, sp_no: Any) -> Any:
         row = self.conn.execute("SELECT * FROM approvals WHERE sp_no = ?", (sp_no,)).fetchone()
@@ -626,11 +535,6 @@ class WeComSimulator(CallbackPlumbing):
         more = offset + size < len(found)
         return _ok(sp_no_list=page, new_next_cursor=str(offset + size) if more else "")
 
-    async def decide_later(self, sp_no: str) -> None:
-        await asyncio.sleep(0.05)
-        agree = self.rng.random() >= self.reject_rate
-        self.decide(sp_no, "agree" if agree else "reject")
-
     def decide(self, sp_no: str, result: str, speech: str | None = None) -> dict[str, Any]:
         """The approver passes or rejects it, or the applicant revokes it."""
         row = self._row(sp_no)
@@ -695,17 +599,9 @@ class WeComSimulator(CallbackPlumbing):
 
     def emit(self, sp_no: str, change: int) -> None:
         """Queue the event for the callback URL (nothing is sent without one)."""
-        if self.callback_url is None:
-            return
-        event = self.event_xml(sp_no, change)
-        with transaction(self.conn):
-            seq = self.conn.execute(
-                "INSERT INTO callbacks (sp_no, event, change, state, url) VALUES (?, ?, ?, "
-                "'pending', ?)",
-                (sp_no, event, change, self.callback_url),
-            ).lastrowid
-        assert seq is not None
-        self.queue.put_nowait(seq)
+        if self.callback_url is not None:
+            event = self.event_xml(sp_no, change)
+            self.queue_callback({"sp_no": sp_no, "event": event, "change": change})
 
     def envelope(self, event: str) -> tuple[dict[str, str], bytes]:
         """The query and body of one push, as WeCom builds them."""
@@ -719,41 +615,23 @@ class WeComSimulator(CallbackPlumbing):
         }
         return query, body.encode("utf-8")
 
-    async def _send_callbacks(self) -> None:
-        while True:
-            seq = await self.queue.get()
-            self.later(self._deliver(seq))
+    async def post_callback(self, row: Any) -> httpx.Response:
+        query, body = self.envelope(row["event"])
+        return await self.client().post(
+            row["url"],
+            params=query,
+            content=body,
+            headers={"content-type": "text/xml"},
+            timeout=REPLY_TIMEOUT_SECONDS,
+        )
 
-    async def _deliver(self, seq: int) -> None:
-        row = self.conn.execute("SELECT * FROM callbacks WHERE seq = ?", (seq,)).fetchone()
-        for attempt in range(len(RETRY_DELAYS) + 1):
-            query, body = self.envelope(row["event"])
-            problem: str | None = None
-            status: int | None = None
-            try:
-                response = await self.client().post(
-                    row["url"],
-                    params=query,
-                    content=body,
-                    headers={"content-type": "text/xml"},
-                    timeout=REPLY_TIMEOUT_SECONDS,
-                )
-                status = response.status_code
-                if status != 200:
-                    problem = f"HTTP {status}: {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            last = attempt == len(RETRY_DELAYS)
-            state = "delivered" if problem is None else ("failed" if last else "retrying")
-            with transaction(self.conn):
-                self.conn.execute(
-                    "UPDATE callbacks SET state = ?, attempts = ?, last_status = ?, last_error "
-                    "= ? WHERE seq = ?",
-                    (state, attempt + 1, status, problem, seq),
-                )
-            if problem is None or last:
-                return
-            await asyncio.sleep(RETRY_DELAYS[attempt] * self.retry_scale)
+    def callback_log(self) -> list[dict[str, Any]]:
+        """`/_sim/callbacks`: every stored callback, its event the plaintext XML."""
+        rows = self.conn.execute(
+            "SELECT seq, sp_no, change, event, state, attempts, last_status, last_error FROM "
+            "callbacks ORDER BY seq"
+        ).fetchall()
+        return [dict(r) for r in rows]
 
     async def verify_url(self, url: str | None = None) -> dict[str, Any]:
         """The URL check the admin console makes when the callback URL is saved: a GET with
@@ -779,8 +657,6 @@ class WeComSimulator(CallbackPlumbing):
             "reason": "" if verified else f"answered {response.text[:200]!r}, not the echostr",
         }
 
-    # -- plumbing ------------------------------------------------------------------------
-
     # -- application messages (应用消息) --------------------------------------------------
 
     def send_message(self, body: Any) -> dict[str, Any]:
@@ -801,7 +677,7 @@ class WeComSimulator(CallbackPlumbing):
         if len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
             raise WeComError(45002, f"text.content: longer than {MAX_CONTENT_BYTES} bytes")
         users = [u for u in str(body.get("touser") or "").split("|") if u]
-        valid = [u for u in users if (m := self.directory.members.get(u)) and m.active]
+        valid = [u for u in users if (m := self.directory.users.get(u)) and m.active]
         invalid = "|".join(u for u in users if u not in valid)
         if not valid:
             raise WeComError(81013, f"touser: user & party & tag all invalid: {invalid}")
@@ -834,40 +710,11 @@ class WeComSimulator(CallbackPlumbing):
         return [{"msgid": r["msgid"], "touser": r["touser"], "content": r["content"]}
                 for r in rows]  # fmt: skip
 
-    def stats(self) -> dict[str, Any]:
-        def rows(sql: str) -> dict[str, int]:
-            return {str(k): int(v) for k, v in self.conn.execute(sql).fetchall()}
-
-        return {
-            "approvals": rows("SELECT status, COUNT(*) FROM approvals GROUP BY status"),
-            "callbacks": rows("SELECT state, COUNT(*) FROM callbacks GROUP BY state"),
-            "rate_limited": self.limit.refused,
-            **self.counts,
-            "api_calls": dict(self.api_calls),
-            "faults": self.faults.snapshot(),
-        }
-
 
 def create_wecom_app(sim: WeComSimulator) -> FastAPI:
     """The simulator's HTTP app: WeCom's paths under `/cgi-bin/`, `/_sim/*` to steer it."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sim.resume()
-        yield
-        await sim.close()
-
-    app = FastAPI(title="finoa WeCom simulator", lifespan=lifespan)
-    app.state.sim = sim
-
-    @app.middleware("http")
-    async def count_calls(request: Request, call_next: Any) -> Response:
-        """Every call to the vendor's API counts, per path (`/_sim/stats` `api_calls`)."""
-        path = request.url.path
-        if not path.startswith("/_sim/"):
-            sim.api_calls[path] = sim.api_calls.get(path, 0) + 1
-        response: Response = await call_next(request)
-        return response
+    app = vendor_app(sim, "finoa WeCom simulator", fault_prefixes=("/cgi-bin/",))
 
     @app.exception_handler(WeComError)
     async def wecom_error(request: Request, exc: Exception) -> Response:
@@ -875,16 +722,10 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
         hint = f", hint: [{secrets.token_hex(5)}], from ip: 127.0.0.1"
         return json_response({"errcode": exc.errcode, "errmsg": exc.errmsg + hint})
 
-    app.add_middleware(FaultMiddleware, state=sim.faults, prefixes=("/cgi-bin/",))
-
     async def body_of(request: Request) -> Any:
-        raw = await request.body()
-        if not raw:
-            return None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise WeComError(47001, "data format error: the body is not JSON") from None
+        return await json_body(
+            request, lambda: WeComError(47001, "data format error: the body is not JSON")
+        )
 
     def guard(request: Request) -> None:
         if not sim.limit.allow():
@@ -940,7 +781,7 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
         q = request.query_params
         number = sim.directory.department(q.get("department_id"))
         scope = sim.directory.under(number) if q.get("fetch_child") == "1" else [number]
-        return [m for m in sim.directory.members.values() if m.department in scope and m.active]
+        return [m for m in sim.directory.users.values() if m.department in scope and m.active]
 
     @app.get("/cgi-bin/user/simplelist")
     async def user_simplelist(request: Request) -> Response:
@@ -982,18 +823,8 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
     @app.get("/cgi-bin/user/get")
     async def user_get(request: Request) -> Response:
         guard(request)
-        member = sim.directory.active(request.query_params.get("userid"), "userid")
+        member = sim.directory.active_user(request.query_params.get("userid"), "userid")
         return json_response(_ok(**member_body(member)))
-
-    add_sim_routes(app, sim.faults)
-
-    @app.get("/_sim/stats")
-    async def stats() -> Response:
-        return json_response(sim.stats())
-
-    @app.get("/_sim/credentials")
-    async def credentials() -> Response:
-        return json_response(sim.credentials.console())
 
     @app.post("/_sim/approvals")
     async def employee_applies(request: Request) -> Response:
@@ -1026,21 +857,9 @@ def create_wecom_app(sim: WeComSimulator) -> FastAPI:
         except WeComError as exc:
             return json_response({"errcode": exc.errcode, "errmsg": exc.errmsg}, 400)
 
-    @app.get("/_sim/callbacks")
-    async def callbacks() -> Response:
-        rows = sim.conn.execute(
-            "SELECT seq, sp_no, change, event, state, attempts, last_status, last_error FROM "
-            "callbacks ORDER BY seq"
-        ).fetchall()
-        return json_response([dict(r) for r in rows])
-
     @app.post("/_sim/callback:verify")
     async def verify_callback_url() -> Response:
         return json_response(await sim.verify_url())
-
-    @app.post("/_sim/tokens:expire")
-    async def expire() -> Response:
-        return json_response({"expired": sim.expire_tokens()})
 
     return app
 

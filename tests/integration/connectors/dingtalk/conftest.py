@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.dingtalk import DingTalkSim, start_dingtalk
+from support.dingtalk import DingTalkSim
+from support.vendor_oa import sim_starter
 
 
 @pytest.fixture
@@ -16,16 +17,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def start_sim(tmp_path: Path) -> Iterator[Callable[..., DingTalkSim]]:
-    started: list[DingTalkSim] = []
-
-    def run(*args: str) -> DingTalkSim:
-        sim = start_dingtalk(tmp_path / f"sim{len(started)}", *args)
-        started.append(sim)
-        return sim
-
-    yield run
-    for sim in started:
-        sim.server.stop()
+    with sim_starter(DingTalkSim, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.feishu import FeishuSim, start_feishu
+from support.feishu import FeishuSim
+from support.vendor_oa import sim_starter
 
 
 @pytest.fixture
@@ -16,16 +17,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def start_sim(tmp_path: Path) -> Iterator[Callable[..., FeishuSim]]:
-    started: list[FeishuSim] = []
-
-    def run(*args: str) -> FeishuSim:
-        sim = start_feishu(tmp_path / f"sim{len(started)}", *args)
-        started.append(sim)
-        return sim
-
-    yield run
-    for sim in started:
-        sim.server.stop()
+    with sim_starter(FeishuSim, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

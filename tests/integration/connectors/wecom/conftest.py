@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.wecom import WeComSim, start_wecom
+from support.vendor_oa import sim_starter
+from support.wecom import WeComSim
 
 
 @pytest.fixture
@@ -16,16 +17,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def start_sim(tmp_path: Path) -> Iterator[Callable[..., WeComSim]]:
-    started: list[WeComSim] = []
-
-    def run(*args: str) -> WeComSim:
-        sim = start_wecom(tmp_path / f"sim{len(started)}", *args)
-        started.append(sim)
-        return sim
-
-    yield run
-    for sim in started:
-        sim.server.stop()
+    with sim_starter(WeComSim, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture
