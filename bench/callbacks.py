@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from cpu import CpuShares  # noqa: E402  (bench/, the script's folder, is on the path)
 from loop import final_times, pct, submit_closed_loop, wait_final  # noqa: E402
 from support.dingtalk import dingtalk_stack  # noqa: E402
 from support.processes import stack  # noqa: E402
@@ -198,8 +199,10 @@ def loop_figures(
 ) -> dict[str, Any]:
     hub, token = running.hub.url, running.token()
     tag = f"CB-{name}"
+    shares = CpuShares({"hub": [running.hub.process.pid]})
     asyncio.run(submit_closed_loop(hub, token, args.claims, tag, args.concurrency))
     stats = asyncio.run(wait_final(hub, token, 600))
+    used, _ = shares.cpu_seconds()
     times = [t for t in final_times(work, database_url) if t[0].startswith(tag)]
     decided = decided_epochs(database_url)
     waits = [done - decided[e] for e, _, done in times if e in decided]
@@ -210,6 +213,8 @@ def loop_figures(
         "decision_to_written_back_p50_ms": round(pct(waits, 50) * 1000, 1) if waits else None,
         "decision_to_written_back_p99_ms": round(pct(waits, 99) * 1000, 1) if waits else None,
         "dead_letters": stats["outbox"].get("dead", 0),
+        # the hub's own work per claim, apart from the simulated vendor's on the same cores
+        "hub_cpu_ms_per_claim": round(used["hub"] / len(times) * 1000, 2),
     }
     vendor = getattr(running, "dingtalk", None) or getattr(running, "wecom", None)
     if vendor is not None:  # what the loop cost at the vendor's API, whose quota bounds it
@@ -277,6 +282,9 @@ def main() -> int:
                 loop[f"{name}_over_generic"] = {
                     "end_to_end_claims_per_s": round(
                         loop[name]["end_to_end_claims_per_s"] / base["end_to_end_claims_per_s"], 2
+                    ),
+                    "hub_claims_per_cpu_second": round(
+                        base["hub_cpu_ms_per_claim"] / loop[name]["hub_cpu_ms_per_claim"], 2
                     ),
                     "decision_to_written_back_p99": round(
                         loop[name]["decision_to_written_back_p99_ms"]

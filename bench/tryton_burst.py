@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from cpu import CpuShares  # noqa: E402  (bench/, the script's folder, is on the path)
 from support.claims import one_line_claim  # noqa: E402
 from support.processes import (  # noqa: E402
     Secrets,
@@ -142,55 +143,6 @@ def trytond_on_copy(
             process.wait(timeout=5)
         log.close()
         pg(admin_url, f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-
-
-class CpuShares:
-    """The cores each role used from now until `cores()`: CPU seconds over wall seconds, read
-    from /proc for the given pids and their children (the worker's archive builders, trytond's
-    threads), and for PostgreSQL's processes, and the whole machine."""
-
-    def __init__(self, roles: dict[str, list[int]]) -> None:
-        self.roles = roles
-        self.started = time.monotonic()
-        self.before = self._sample()
-
-    @staticmethod
-    def _processes() -> dict[int, tuple[int, str, float]]:
-        """pid -> (parent pid, command name, CPU seconds)."""
-        tick = os.sysconf("SC_CLK_TCK")
-        found = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    head, _, rest = f.read().rpartition(")")
-            except OSError:
-                continue
-            fields = rest.split()
-            name = head.partition("(")[2]
-            found[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
-        return found
-
-    def _sample(self) -> dict[str, float]:
-        processes = self._processes()
-        children: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in processes.items():
-            children.setdefault(parent, []).append(pid)
-
-        def tree(pid: int) -> float:
-            return processes.get(pid, (0, "", 0.0))[2] + sum(tree(c) for c in children.get(pid, []))
-
-        sample = {role: sum(tree(pid) for pid in pids) for role, pids in self.roles.items()}
-        sample["postgresql"] = sum(t for _, name, t in processes.values() if name == "postgres")
-        with open("/proc/stat") as f:
-            busy = [int(v) for v in f.readline().split()[1:]]
-        sample["machine"] = (sum(busy) - busy[3] - busy[4]) / os.sysconf("SC_CLK_TCK")
-        return sample
-
-    def cores(self) -> dict[str, float]:
-        after, seconds = self._sample(), time.monotonic() - self.started
-        return {role: round((after[role] - self.before[role]) / seconds, 2) for role in after}
 
 
 def burst_claims(settings: Any, count: int) -> float:
