@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,14 @@ def _due_query(batch_size: int, lane: Any = None) -> Select[Any]:
         .where(due, ~blocked, *([] if lane is None else [lane]))
         .order_by(outbox.c.id)
         .limit(batch_size)
+    )
+
+
+def _next_due_query(lane: Any = None) -> Select[Any]:
+    """When the next pending row (of one lane) that is not held behind an earlier one falls
+    due."""
+    return select(func.min(outbox.c.next_attempt_at)).where(
+        outbox.c.status == "pending", ~_blocked(), *([] if lane is None else [lane])
     )
 
 
@@ -231,13 +239,16 @@ class Dispatcher:
         self._lanes.update(
             (d, _lane_filter(d, known, strays=index == 0)) for index, d in enumerate(known)
         )
+        self._strays = known[0] if known else None
         self._due: dict[str | None, tuple[Prepared, Prepared]] = {}
+        self._next_due: dict[str | None, Prepared] = {}
         for name, lane in self._lanes.items():
             due = _due_query(batch_size, lane)
             locking = due.with_for_update(skip_locked=True, of=outbox)
             self._due[name] = (Prepared(due), Prepared(locking))
+            self._next_due[name] = Prepared(_next_due_query(lane))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: list[asyncio.Event] = []
+        self._events: dict[str | None, asyncio.Event] = {}
         # per event loop: the chunks with each destination at once (`concurrency`, across
         # the batches in flight) and the settlements
         self._sending: (
@@ -253,16 +264,25 @@ class Dispatcher:
         self.reclaimed = 0
 
     # -- waking -------------------------------------------------------------------------------
-    def wake(self) -> None:
-        """Safe from any thread: there is work in the outbox."""
-        loop, events = self._loop, tuple(self._events)
+    def wake(self, destinations: Collection[str] | None = None) -> None:
+        """Safe from any thread: there is work in the outbox, for `destinations` (None: for
+        any). Only the lanes of those destinations look for it."""
+        loop, events = self._loop, dict(self._events)
         if loop is None or not events or loop.is_closed():
             return
+        chosen = [
+            event
+            for lane, event in events.items()
+            if destinations is None
+            or lane is None
+            or lane in destinations
+            or (lane == self._strays and any(d not in self._lanes for d in destinations))
+        ]
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        for event in events:
+        for event in chosen:
             if running is loop:
                 event.set()
             else:
@@ -297,10 +317,10 @@ class Dispatcher:
         are all in that destination's lane)."""
         self._loop = asyncio.get_running_loop()
         lanes: list[str | None] = [name for name in self._lanes if name is not None] or [None]
-        self._events = [asyncio.Event() for _ in lanes]
+        self._events = {lane: asyncio.Event() for lane in lanes}
         self.db.after_outbox_commit.append(self.wake)
         try:
-            runs = zip(lanes, self._events, strict=True)
+            runs = self._events.items()
             await asyncio.gather(*(self._run_lane(lane, event) for lane, event in runs))
         finally:
             if self.wake in self.db.after_outbox_commit:
@@ -314,7 +334,7 @@ class Dispatcher:
             in_flight.discard(task)
             if not task.cancelled() and task.exception() is not None:
                 log.error("delivering a batch failed", exc_info=task.exception())
-            self.wake()  # rows held behind the batch's rows may be due now
+            event.set()  # rows held behind the batch's rows (all in this lane) may be due now
 
         try:
             while not self._stopping:
@@ -478,13 +498,7 @@ class Dispatcher:
         counting it would make the dispatcher spin while a slow peer holds the rows before
         it, or while a dead letter does."""
         with self.db.engine.connect() as conn:
-            next_due = conn.execute(
-                select(func.min(outbox.c.next_attempt_at)).where(
-                    outbox.c.status == "pending",
-                    ~_blocked(),
-                    *([] if self._lanes[lane] is None else [self._lanes[lane]]),
-                )
-            ).scalar()
+            next_due = self._next_due[lane].first(conn)[0]
         if next_due is None:
             return SAFETY_POLL_SECONDS
         return max(0.0, min(SAFETY_POLL_SECONDS, float(next_due) - time.time()))
@@ -656,8 +670,8 @@ class Dispatcher:
                 MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()
-        if done:
-            self.wake()  # rows held behind these may be claimed now
+        if done:  # rows held behind these (same destinations) may be claimed now
+            self.wake({outcome.row.destination for outcome in outcomes})
 
     def _leases_held(self, conn: Any, rows: list[ClaimedRow]) -> set[int]:
         """The ids among `rows` whose lease this dispatcher still holds (locked on PostgreSQL

@@ -47,7 +47,9 @@ class Database:
     """
 
     engine: Engine
-    after_outbox_commit: list[Callable[[], None]] = field(default_factory=list)
+    # called after a commit that queued outbox rows, with their destinations (None: rows of
+    # any destination may have been made due again, as a replay does)
+    after_outbox_commit: list[Callable[[frozenset[str] | None], None]] = field(default_factory=list)
     before_commit: list[Callable[[Connection], None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow  # what `uow.now` reads; tests set a fixed instant
 
@@ -146,9 +148,12 @@ class UnitOfWork:
             if self._lock is not None:
                 self._lock.release()
         if self._committed and (self._outbox or self._outbox_changed):
+            destinations = (
+                None if self._outbox_changed else frozenset(m.destination for m in self._outbox)
+            )
             for hook in self.db.after_outbox_commit:
                 try:
-                    hook()
+                    hook(destinations)
                 except Exception:  # the commit stands: a hook can never undo or redo it
                     log.exception("a hook after commit failed")
 

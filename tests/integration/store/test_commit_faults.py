@@ -117,7 +117,7 @@ KEYS = [f"k{n}" for n in range(6)]
 def test_a_hook_failing_after_commit_changes_nothing(db: Database) -> None:
     calls: list[int] = []
 
-    def broken_hook() -> None:
+    def broken_hook(destinations: frozenset[str] | None) -> None:
         calls.append(1)
         raise RuntimeError("the dispatcher could not be woken")
 

@@ -177,7 +177,7 @@ def test_nested_steps(db: Database) -> None:
 
 def test_a_failed_step_does_not_wake_the_dispatcher(db: Database) -> None:
     woken: list[int] = []
-    db.after_outbox_commit.append(lambda: woken.append(1))
+    db.after_outbox_commit.append(lambda destinations: woken.append(1))
 
     with db.uow("system") as uow:
         with pytest.raises(Conflict), uow.step("alice"):
