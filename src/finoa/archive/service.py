@@ -39,6 +39,7 @@ from finoa.config import Settings
 from finoa.connectors.base import ArchivePushPayload
 from finoa.invoices.storage import InvoiceFiles, StoredFileDamaged
 from finoa.messaging.outbox import push_package
+from finoa.store.prepared import Prepared
 from finoa.store.tables import (
     archive_checks,
     archive_package_invoices,
@@ -103,10 +104,14 @@ class BuildSummary:
 ArchiveSummary = BuildSummary
 
 
+QUEUE_FOR_ARCHIVING = Prepared(insert(archive_queue))
+
+
 def enqueue_archiving(uow: UnitOfWork, voucher_id: str) -> None:
-    """Queue a posted voucher for its package: called inside the posting transaction."""
-    uow.conn.execute(
-        insert(archive_queue).values(voucher_id=voucher_id, queued_at=uow.now, attempts=0)
+    """Queue a posted voucher for its package: called inside the posting transaction (a
+    prepared statement: it is on the settlement's hot path, once per voucher)."""
+    QUEUE_FOR_ARCHIVING.run(
+        uow.conn, {"voucher_id": voucher_id, "queued_at": uow.now, "attempts": 0}
     )
 
 
