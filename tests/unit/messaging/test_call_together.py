@@ -18,9 +18,11 @@ class Peer:
         self.release = asyncio.Event()
         self.fail_with: str | None = None
         self.short = False
+        self.entered = asyncio.Event()  # set when the first call is with the peer
 
     async def __call__(self, items: list[int]) -> list[int]:
         self.calls.append(list(items))
+        self.entered.set()
         if len(self.calls) == 1:
             await self.release.wait()
         if self.fail_with is not None:
@@ -32,8 +34,7 @@ async def _first_call_running(
     together: CallTogether[int, int], peer: Peer
 ) -> asyncio.Future[list[int]]:
     first = asyncio.ensure_future(together.run([1]))
-    while not peer.calls:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(peer.entered.wait(), 5)
     return first
 
 
