@@ -41,6 +41,7 @@ from finoa.connectors.base import Connector, DeliveryResult, OutboundMessage
 from finoa.messaging.circuit import CircuitBreaker, CircuitState
 from finoa.messaging.retry import RETRYABLE, DeliveryError, ErrorClass, RetryPolicy
 from finoa.messaging.together import CallTogether
+from finoa.store.errors import LocksOutOfOrder, is_retryable_conflict
 from finoa.store.prepared import Prepared
 from finoa.store.tables import outbox
 from finoa.store.uow import Database, UnitOfWork
@@ -52,6 +53,7 @@ SuccessHandler = Callable[[UnitOfWork, str, dict[str, Any]], None]
 DeadHandler = Callable[[UnitOfWork, str, DeliveryError], None]
 """A dead letter's follow-up: (unit of work, aggregate id, the error that settled it)."""
 
+SETTLE_CONFLICTS = 5  # settlements again of a follow-up that keeps hitting deadlocks
 SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
 
@@ -620,9 +622,13 @@ class Dispatcher:
         return answer
 
     # -- settling -----------------------------------------------------------------------------
-    def _settle(self, outcomes: Sequence[Outcome]) -> None:
+    def _settle(self, outcomes: Sequence[Outcome], conflicts: int = 0) -> None:
+        """Write what became of each row, with its follow-up, in one transaction. A follow-up
+        that would lock rows out of order (`UnitOfWork.take_in_order`), or that hit a
+        deadlock (a bounded number of times), is settled in the next transaction."""
         now = time.time()
         done: list[dict[str, Any]] = []
+        later: list[Outcome] = []
         with self.db.uow("dispatcher") as uow:
             conn = uow.conn
             held = self._leases_held(conn, [o.row for o in outcomes])
@@ -643,6 +649,11 @@ class Dispatcher:
                             with uow.step(uow.actor):
                                 handler(uow, row.aggregate_id, result.response)
                         except Exception as exc:
+                            if isinstance(exc, LocksOutOfOrder) or (
+                                is_retryable_conflict(exc) and conflicts < SETTLE_CONFLICTS
+                            ):
+                                later.append(outcome)
+                                continue
                             log.exception("follow-up of outbox row %s failed", row.id)
                             error = DeliveryError(
                                 ErrorClass.PERMANENT, f"delivered, but follow-up failed: {exc}"
@@ -670,6 +681,8 @@ class Dispatcher:
                 MARK_DONE.run_many(conn, [{**d, "done_epoch": now} for d in done])
                 self.delivered += len(done)
             uow.commit()
+        if later:
+            self._settle(later, conflicts + 1)
         if done:  # rows held behind these (same destinations) may be claimed now
             self.wake({outcome.row.destination for outcome in outcomes})
 

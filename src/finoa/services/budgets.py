@@ -150,7 +150,7 @@ def occupy_claim_budgets(
     conn = uow.conn
     status = BudgetStatus.WITHIN
     movements = []
-    for budget_id in sorted(taken):  # a fixed order: writers of the same budgets cannot deadlock
+    for budget_id in uow.take_in_order("budgets", taken):  # ascending: no deadlocks
         amount = taken[budget_id]
         row = conn.execute(
             OCCUPY, {"b_id": budget_id, "b_amount": amount, "b_now": uow.now}
@@ -207,25 +207,28 @@ def _move_holdings(uow: UnitOfWork, claim: Any, kind: Movement) -> None:
     if claim.budget_status is None:
         return  # no budget applied when it was submitted: nothing to look up
     conn = uow.conn
-    movements = []
+    changes = {}
     for held in HOLDINGS_OF_CLAIM.all(conn, {"claim_id": claim.id}):
         if kind is Movement.REVERSE:
             occupied, consumed = 0, -int(held.consumed)
         else:
             occupied = -int(held.occupied)
             consumed = int(held.occupied) if kind is Movement.CONSUME else 0
-        if occupied == 0 and consumed == 0:
-            continue
+        if occupied or consumed:
+            changes[held.budget_id] = (occupied, consumed)
+    movements = []
+    for budget_id in uow.take_in_order("budgets", changes):  # ascending: no deadlocks
+        occupied, consumed = changes[budget_id]
         conn.execute(
             MOVE.values(
                 occupied_fen=budgets.c.occupied_fen + occupied,
                 consumed_fen=budgets.c.consumed_fen + consumed,
                 updated_at=uow.now,
             ),
-            {"b_id": held.budget_id},
+            {"b_id": budget_id},
         )
         movements.append(
-            _movement(uow, held.budget_id, kind, claim.id, occupied=occupied, consumed=consumed)
+            _movement(uow, budget_id, kind, claim.id, occupied=occupied, consumed=consumed)
         )
     if movements:
         INSERT_MOVEMENTS.run_many(conn, movements)
@@ -794,7 +797,7 @@ def _apply(uow: UnitOfWork, request: Any) -> None:
         changes = {request.budget_id: -request.amount_fen, request.to_budget_id: request.amount_fen}
     kind = Movement.ADJUST if request.kind == "adjust" else Movement.TRANSFER
     movements = []
-    for budget_id in sorted(changes):
+    for budget_id in uow.take_in_order("budgets", changes):
         delta = changes[budget_id]
         stmt = MOVE.values(amount_fen=budgets.c.amount_fen + delta, updated_at=uow.now)
         if delta < 0:

@@ -28,6 +28,15 @@ class CommitOutcomeUnknown(Exception):
         super().__init__(f"the outcome of the commit is unknown{reason}".splitlines()[0][:300])
 
 
+class LocksOutOfOrder(Exception):
+    """A command in a shared transaction would lock a row below one that an earlier command
+    of that transaction holds (see `UnitOfWork.take_in_order`): it runs in the next one."""
+
+    def __init__(self, resource: str, key: int, held: int) -> None:
+        super().__init__(f"{resource} {key} comes before {held}, which this transaction holds")
+        self.resource = resource
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE of a database error, when the driver reports one."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc

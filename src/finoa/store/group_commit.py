@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
+from finoa.store.errors import CommitOutcomeUnknown, LocksOutOfOrder, is_retryable_conflict
 from finoa.store.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class GroupCommit:
         self.split_batches = 0  # batches that failed before COMMIT: each command ran alone
         self.conflict_reruns = 0  # runs again of a command after a deadlock/serialization failure
         self.unknown_outcomes = 0  # commands answered CommitOutcomeUnknown
+        self.lock_order_reruns = 0  # commands moved to the next transaction for the lock order
 
     async def run(self, command: Command[T], *, actor: str) -> T:
         loop = asyncio.get_running_loop()
@@ -91,6 +92,7 @@ class GroupCommit:
             "split_batches": self.split_batches,
             "conflict_reruns": self.conflict_reruns,
             "unknown_outcomes": self.unknown_outcomes,
+            "lock_order_reruns": self.lock_order_reruns,
         }
 
     async def close(self) -> None:
@@ -148,7 +150,9 @@ class GroupCommit:
         - when the batch failed before COMMIT was sent, nothing of it is stored, and each
           command is run again in a transaction of its own;
         - a command that hit a deadlock or serialization failure is run again on its own, a
-          bounded number of times.
+          bounded number of times;
+        - a command that would have locked rows out of order (`UnitOfWork.take_in_order`) is
+          run in the next transaction, with the others that did.
         """
         outcomes: list[_Outcome] = []
         committed = False
@@ -176,7 +180,13 @@ class GroupCommit:
                 )
                 return [self._alone(queued) for queued in batch]
         self.batches += 1
-        self.commands += len(batch)
+        self.commands += len(batch) - len(deferred := _out_of_order(batch, outcomes))
+        if deferred:
+            # they would have locked rows below ones this batch held: the next transaction
+            # takes them (its first command never defers, so every round makes progress)
+            self.lock_order_reruns += len(deferred)
+            rerun = dict(zip(deferred, self.execute(list(deferred.values())), strict=True))
+            outcomes = [rerun.get(i, outcome) for i, outcome in enumerate(outcomes)]
         return [
             self._alone(queued, first_error=outcome.error) if _conflicted(outcome) else outcome
             for queued, outcome in zip(batch, outcomes, strict=True)
@@ -222,6 +232,15 @@ class GroupCommit:
                 return _Outcome(value=queued.command(uow))
         except Exception as exc:
             return _Outcome(error=exc)
+
+
+def _out_of_order(batch: list[_Queued], outcomes: list[_Outcome]) -> dict[int, _Queued]:
+    """The commands of a batch (by position) that stepped back for the lock order."""
+    return {
+        i: queued
+        for i, (queued, outcome) in enumerate(zip(batch, outcomes, strict=True))
+        if isinstance(outcome.error, LocksOutOfOrder)
+    }
 
 
 def _conflicted(outcome: _Outcome) -> bool:

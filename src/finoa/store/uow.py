@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from finoa.security.audit import GENESIS, digest, link_hash
 from finoa.store.db import WRITE_OPTION, make_engine, write_lock
-from finoa.store.errors import CommitOutcomeUnknown, is_retryable_conflict
+from finoa.store.errors import CommitOutcomeUnknown, LocksOutOfOrder, is_retryable_conflict
 from finoa.store.locks import LockClass
 from finoa.store.prepared import Prepared, run_sql
 from finoa.store.tables import audit_events, outbox
@@ -112,6 +112,9 @@ class UnitOfWork:
         self._committed = False
         self._outbox_changed = False
         self._steps = 0
+        # rows taken by `take_in_order`: by the steps that ended well, and by the current one
+        self._held: dict[str, set[int]] = {}
+        self._held_in_step: dict[str, set[int]] | None = None
         self.now = db.clock()
 
     def __enter__(self) -> UnitOfWork:
@@ -191,6 +194,7 @@ class UnitOfWork:
         )
         self.actor, self.now = actor, self.db.clock()
         self._steps += 1
+        outer, self._held_in_step = self._held_in_step, {}
         savepoint = f"finoa_step_{self._steps}"  # plain SQL: far cheaper than begin_nested()
         run_sql(self.conn, f"SAVEPOINT {savepoint}")
         try:
@@ -202,11 +206,39 @@ class UnitOfWork:
             del self._outbox[saved[3] :]
             self._outbox_changed = saved[4]
             del self._vouchers[saved[5] :]
-            raise
+            raise  # its rows were let go with the savepoint: they are not held
         else:
             run_sql(self.conn, f"RELEASE SAVEPOINT {savepoint}")
+            # an inner step's rows belong to the step around it; the outermost one's are held
+            into = self._held if outer is None else outer
+            for resource, keys in self._held_in_step.items():
+                into.setdefault(resource, set()).update(keys)
         finally:
+            self._held_in_step = outer
             self.actor, self.now = saved[0], saved[1]
+
+    def take_in_order(self, resource: str, keys: Iterable[int]) -> list[int]:
+        """The order in which to lock rows of `resource` (by their integer keys): ascending.
+
+        Every transaction that takes such rows in ascending order cannot deadlock with another
+        one on them. Within one command sorting is enough, but a group commit runs several
+        commands in one transaction: a later command must not take a row below one an earlier
+        command already holds. When it would, it raises `LocksOutOfOrder` before taking any,
+        its step is undone and the group commit (or the dispatcher's settlement) runs it in
+        the next transaction. The first step of a transaction never raises it, nor does work
+        outside steps. SQLite has one writer: no rule applies.
+        """
+        wanted = sorted(set(keys))
+        if self.db.is_sqlite or self._held_in_step is None:
+            return wanted  # one writer, or a transaction of one command
+        held = self._held.get(resource)
+        if held:
+            highest = max(held)
+            below = [key for key in wanted if key < highest and key not in held]
+            if below:
+                raise LocksOutOfOrder(resource, below[0], highest)
+        self._held_in_step.setdefault(resource, set()).update(wanted)
+        return wanted
 
     def add_voucher(self, voucher: PendingVoucher) -> None:
         """Queue a generated voucher; it is numbered and written at commit (see

@@ -36,7 +36,7 @@ from finoa.services.context import Hub
 from finoa.services.operations import replay_dead_letters
 from finoa.services.queries import dead_letters, get_claim, held_rows
 from finoa.services.sweeps import approval_sources, sweep_stuck_tasks
-from finoa.store.tables import outbox
+from finoa.store.tables import audit_events, outbox
 from finoa.store.uow import Database, OutboxMessage, UnitOfWork
 
 ACTION = "probe.notify"
@@ -169,6 +169,35 @@ def test_a_late_settler_changes_nothing(db: Database) -> None:
     assert followed_up == ["k1"]  # the follow-up ran once, for the settlement that counted
     assert fast.looked_up == ["k1"]  # the expired lease left its outcome unknown: asked first
     assert fast.sent == ["k1"]
+
+
+def test_a_follow_up_out_of_lock_order_is_settled_in_the_next_transaction(
+    db: Database,
+) -> None:
+    """Two rows settle in one transaction; the second's follow-up would lock a row below one
+    the first's holds. On PostgreSQL it steps back and is settled right after, in a
+    transaction of its own: both rows done, each follow-up applied once, no dead letter."""
+    enqueue(db, ["a"], document="DOC-A")
+    enqueue(db, ["b"], document="DOC-B")
+    tried: list[str] = []
+
+    def handler(uow: UnitOfWork, aggregate_id: str, response: dict[str, Any]) -> None:
+        key = response["ok"]
+        tried.append(key)
+        uow.take_in_order("budgets", [5] if key == "a" else [1])
+        uow.audit("probe.followed_up", "probe", key, {})
+
+    worker = dispatcher(db, Probe(), worker_id="w", handlers={("peer", ACTION): handler})
+    asyncio.run(worker.run_until_idle(DEADLINE))
+
+    assert statuses(db) == {"a": "done", "b": "done"}
+    assert worker.dead_lettered == 0
+    assert tried == (["a", "b"] if db.is_sqlite else ["a", "b", "b"])
+    with db.engine.connect() as conn:
+        followed = conn.execute(
+            select(audit_events.c.object_id).where(audit_events.c.action == "probe.followed_up")
+        )
+        assert sorted(r.object_id for r in followed) == ["a", "b"]  # each applied once
 
 
 def test_a_restarted_worker_takes_back_its_rows_at_once(db: Database) -> None:

@@ -166,6 +166,7 @@ def test_a_failure_before_commit_reruns_each_command_alone(db: Database) -> None
         "split_batches": 1,
         "conflict_reruns": 0,
         "unknown_outcomes": 0,
+        "lock_order_reruns": 0,
     }
 
 
