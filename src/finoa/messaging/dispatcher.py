@@ -54,6 +54,8 @@ DeadHandler = Callable[[UnitOfWork, str, DeliveryError], None]
 """A dead letter's follow-up: (unit of work, aggregate id, the error that settled it)."""
 
 SETTLE_CONFLICTS = 5  # settlements again of a follow-up that keeps hitting deadlocks
+WINDOW_BATCHES = 4  # a claim looks at windows of this many batches of rows not yet done
+LAST_ID = 2**62  # the end of the last window
 SAFETY_POLL_SECONDS = 2.0  # picks up rows queued by other processes; not on the hot path
 
 
@@ -79,15 +81,30 @@ def _lane_filter(destination: str, known: Sequence[str], *, strays: bool) -> Any
     return or_(mine, and_(*(outbox.c.destination != name for name in known)))
 
 
-def _due_query(batch_size: int, lane: Any = None) -> Select[Any]:
-    """Rows due now (`:now`) whose earlier messages for the same document are all done; of
-    one lane when `lane` (a `_lane_filter`) is given."""
+def _window_query(destination: str | None, window: int) -> Select[Any]:
+    """The id of the `window`-th row not yet done after `:after` (of `destination`, else of
+    any): the end of the next window of rows `_due_query` looks at. No row: the rest fits."""
+    query = select(outbox.c.id).where(outbox.c.status != "done", outbox.c.id > bindparam("after"))
+    if destination is not None:
+        query = query.where(outbox.c.destination == destination)  # ix_outbox_lane
+    return query.order_by(outbox.c.id).limit(1).offset(window - 1)
+
+
+def _due_query(lane: Any = None) -> Select[Any]:
+    """Up to `:room` rows with ids in (`:after`, `:upto`] due now (`:now`) whose earlier
+    messages for the same document are all done; of one lane when `lane` (a `_lane_filter`)
+    is given.
+
+    The id window keeps the work bounded by the window, however long the backlog: without
+    it, the database checks the order of every due row of the table before it can return the
+    first few (a month-end backlog is tens of thousands of rows per claim)."""
     blocked = _blocked()
     now = bindparam("now", type_=Float)
     due = or_(
         and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
         and_(outbox.c.status == "inflight", outbox.c.lease_until < now),
     )
+    window = and_(outbox.c.id > bindparam("after"), outbox.c.id <= bindparam("upto"))
     return (
         select(
             outbox.c.id,
@@ -102,9 +119,9 @@ def _due_query(batch_size: int, lane: Any = None) -> Select[Any]:
             outbox.c.needs_lookup,
             outbox.c.failing_since,
         )
-        .where(due, ~blocked, *([] if lane is None else [lane]))
+        .where(window, due, ~blocked, *([] if lane is None else [lane]))
         .order_by(outbox.c.id)
-        .limit(batch_size)
+        .limit(bindparam("room"))
     )
 
 
@@ -243,11 +260,13 @@ class Dispatcher:
         )
         self._strays = known[0] if known else None
         self._due: dict[str | None, tuple[Prepared, Prepared]] = {}
+        self._windows: dict[str | None, Prepared] = {}
         self._next_due: dict[str | None, Prepared] = {}
         for name, lane in self._lanes.items():
-            due = _due_query(batch_size, lane)
+            due = _due_query(lane)
             locking = due.with_for_update(skip_locked=True, of=outbox)
             self._due[name] = (Prepared(due), Prepared(locking))
+            self._windows[name] = Prepared(_window_query(name, WINDOW_BATCHES * batch_size))
             self._next_due[name] = Prepared(_next_due_query(lane))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str | None, asyncio.Event] = {}
@@ -443,14 +462,22 @@ class Dispatcher:
         with self.db.uow("dispatcher") as uow:
             plain, locking = self._due[lane]
             due = locking if uow.conn.dialect.name == "postgresql" else plain
-            rows = []
-            for r in due.all(uow.conn, {"now": now}):
-                fields = dict(r._mapping)
-                # A row whose lease ran out was in flight in a worker that stopped: its
-                # attempt may have reached the peer.
-                fields["needs_lookup"] = bool(fields["needs_lookup"]) or r.status == "inflight"
-                fields["lease_version"] = int(r.lease_version or 0) + 1
-                rows.append(ClaimedRow(**fields))
+            rows: list[ClaimedRow] = []
+            after = 0
+            while True:  # window after window of rows not done, until the batch is full
+                end = self._windows[lane].first(uow.conn, {"after": after})
+                upto = LAST_ID if end is None else int(end[0])
+                values = {"now": now, "after": after, "upto": upto}
+                for r in due.all(uow.conn, {**values, "room": self.batch_size - len(rows)}):
+                    fields = dict(r._mapping)
+                    # A row whose lease ran out was in flight in a worker that stopped: its
+                    # attempt may have reached the peer.
+                    fields["needs_lookup"] = bool(fields["needs_lookup"]) or r.status == "inflight"
+                    fields["lease_version"] = int(r.lease_version or 0) + 1
+                    rows.append(ClaimedRow(**fields))
+                if end is None or len(rows) >= self.batch_size:
+                    break
+                after = upto
             lease_until = now + self.lease_seconds
             LEASE.run_many(
                 uow.conn,

@@ -307,6 +307,14 @@ outbox = Table(
         postgresql_where=text("status <> 'done'"),
     ),
     Index("ix_outbox_aggregate", "aggregate_id"),
+    # Rows not yet done, per destination in id order: the dispatcher's windows (one lane each).
+    Index(
+        "ix_outbox_lane",
+        "destination",
+        "id",
+        sqlite_where=text("status <> 'done'"),
+        postgresql_where=text("status <> 'done'"),
+    ),
 )
 
 audit_events = Table(

@@ -294,6 +294,26 @@ def test_rows_held_behind_a_row_in_flight_do_not_make_the_dispatcher_poll(db: Da
     assert worker._seconds_until_due() == 0.0  # a row that is not held is due at once
 
 
+def test_a_claim_looks_past_windows_of_held_rows(db: Database) -> None:
+    """A claim looks at windows of rows not yet done (four batches each). When a whole window
+    is held behind a row in flight, it goes on to the next, and finds the rows due there."""
+    enqueue(db, [f"chain-{n:02}" for n in range(12)], document="DOC-LONG")
+    enqueue(db, ["x"], document="DOC-X")
+    enqueue(db, ["y"], document="DOC-Y")
+    enqueue(db, ["z"], document="DOC-Z")
+    other = dispatcher(db, Probe(), worker_id="other", batch_size=1)
+    (leased,) = other._claim_batch()  # the chain's first row is with its peer
+    assert leased.idempotency_key == "chain-00"
+    worker = dispatcher(db, Probe(), worker_id="w", batch_size=2)  # windows of 8 rows
+
+    claimed = worker._claim_batch()
+
+    # the first window (chain-00 … chain-07) has nothing due; the second holds x and y
+    assert [r.idempotency_key for r in claimed] == ["x", "y"]
+    assert [r.idempotency_key for r in worker._claim_batch()] == ["z"]  # the last, short one
+    assert worker._claim_batch() == []
+
+
 # --- an outage of the real ERP simulator ----------------------------------------------------
 
 

@@ -21,4 +21,4 @@ def test_migrated_schema_matches_the_tables(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
-    assert {"ix_outbox_due", "ix_outbox_open", "ix_outbox_ordering"} <= indexes
+    assert {"ix_outbox_due", "ix_outbox_open", "ix_outbox_ordering", "ix_outbox_lane"} <= indexes
