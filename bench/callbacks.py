@@ -199,7 +199,12 @@ def loop_figures(
 ) -> dict[str, Any]:
     hub, token = running.hub.url, running.token()
     tag = f"CB-{name}"
-    shares = CpuShares({"hub": [running.hub.process.pid]})
+    vendor = getattr(running, "dingtalk", None) or getattr(running, "wecom", None)
+    oa = vendor.server if vendor is not None else getattr(running, "oa", None)
+    roles = {"hub": [running.hub.process.pid]}
+    if oa is not None:  # the simulated OA is the load generator of the callbacks
+        roles["oa simulator"] = [oa.process.pid]
+    shares = CpuShares(roles)
     asyncio.run(submit_closed_loop(hub, token, args.claims, tag, args.concurrency))
     stats = asyncio.run(wait_final(hub, token, 600))
     used, _ = shares.cpu_seconds()
@@ -216,7 +221,10 @@ def loop_figures(
         # the hub's own work per claim, apart from the simulated vendor's on the same cores
         "hub_cpu_ms_per_claim": round(used["hub"] / len(times) * 1000, 2),
     }
-    vendor = getattr(running, "dingtalk", None) or getattr(running, "wecom", None)
+    if "oa simulator" in used:  # it must not be what binds the loop
+        per_claim_ms = used["oa simulator"] / len(times) * 1000
+        figures["oa_simulator_cpu_ms_per_claim"] = round(per_claim_ms, 2)
+        figures["oa_simulator_cores"] = round(used["oa simulator"] / (last - first), 2)
     if vendor is not None:  # what the loop cost at the vendor's API, whose quota bounds it
         sim = vendor.get("/_sim/stats")
         per_claim = sum(sim["api_calls"].values()) / len(times)

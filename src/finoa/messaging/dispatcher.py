@@ -144,13 +144,16 @@ LEASE = Prepared(
         needs_lookup=bindparam("needs_lookup"),
     )
 )
+# One statement renews a batch: the rows in flight under this run's own lease owner (unique
+# per dispatcher run) within the batch's id range. Other rows of this run in that range are
+# renewed with them, which they would be anyway; no other worker's row is touched.
 RENEW = Prepared(
     update(outbox)
     .where(
-        outbox.c.id == bindparam("row_id"),
+        outbox.c.id >= bindparam("first_id"),
+        outbox.c.id <= bindparam("last_id"),
         outbox.c.status == "inflight",
         outbox.c.lease_owner == bindparam("owner"),
-        outbox.c.lease_version == bindparam("version"),
     )
     .values(lease_until=bindparam("lease_until"))
 )
@@ -506,18 +509,18 @@ class Dispatcher:
 
     def _renew(self, rows: Sequence[ClaimedRow]) -> None:
         lease_until = time.time() + self.lease_seconds
+        ids = [r.id for r in rows]
+        if not ids:
+            return
         with self.db.uow("dispatcher") as uow:
-            RENEW.run_many(
+            RENEW.run(
                 uow.conn,
-                [
-                    {
-                        "row_id": r.id,
-                        "owner": self.owner,
-                        "version": r.lease_version,
-                        "lease_until": lease_until,
-                    }
-                    for r in rows
-                ],
+                {
+                    "first_id": min(ids),
+                    "last_id": max(ids),
+                    "owner": self.owner,
+                    "lease_until": lease_until,
+                },
             )
             uow.commit()
 
