@@ -1,8 +1,11 @@
 """What the `finoa sim …` commands of the OA simulators check and do alike: the options
-every one of them takes, where its data lives, and printing the credentials it accepts."""
+every one of them takes, where its data lives, printing the credentials it accepts, and
+(`vendor_simulator_command`) the whole run of a DingTalk, Feishu or WeCom simulator, each
+vendor's command stating only its own options, their help, and which simulator it runs."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 console = Console(highlight=False, soft_wrap=True)
 
 # The options every vendor OA simulator's command takes with the same meaning.
+Port = Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")]
 Host = Annotated[str, typer.Option(help="Listen address")]
 ShowCredentials = Annotated[
     bool, typer.Option(help="Print the credentials it accepts (console names) and exit")
@@ -52,6 +56,30 @@ def sim_data_dir(data_dir: Path | None, name: str) -> Path:
 def print_credentials(console_names: dict[str, Any]) -> None:
     """The credentials a simulator accepts, as JSON under the vendor console's names."""
     print(json.dumps(console_names, indent=2))
+
+
+# How a vendor's command makes its simulator (`make(data dir, **options)`, a
+# `VendorSimulator`) and serves it (`serve(host, port, sim)`). Typer reads the commands'
+# annotations at run time, so this names no type that is imported only for checking.
+SimulatorParts = tuple[Callable[..., Any], Callable[[str, int, Any], None]]
+
+
+def vendor_simulator_command(
+    vendor: str, label: str
+) -> Callable[[Callable[..., SimulatorParts]], Callable[..., None]]:
+    """`finoa sim <vendor>` from the function that declares its options (its parameters,
+    with their help, as Typer reads them) and answers, given them, how its simulator is made
+    and served; the command runs it all through `run_vendor_simulator`."""
+
+    def command_of(parts: Callable[..., SimulatorParts]) -> Callable[..., None]:
+        @functools.wraps(parts)
+        def command(**options: Any) -> None:
+            make, serve = parts(**options)
+            run_vendor_simulator(vendor, label, make, serve, **options)
+
+        return command
+
+    return command_of
 
 
 def run_vendor_simulator(

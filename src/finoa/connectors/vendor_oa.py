@@ -6,10 +6,13 @@ wire (paths, answer shapes, error codes, form widgets) stays in its folder.
   authorized call: the vendor's answer is read by the vendor (`Refusal` when it is not a
   success), a refused token is dropped and the call sent once more with a fresh one, and
   every refusal is classed by the vendor's codes in the one table of `finoa.messaging.retry`
-  and told to the pacer (a refusal for frequency slows it down).
+  and told to the pacer (a refusal for frequency slows it down); `authorized_json` sends a
+  body as JSON.
 - `VendorOAConnector`: the connector around it: a config checked once, one handler per
   action, a mapping that does not fit answered CONFIG before anything is sent, the
-  posted-lookup per message, health by fetching a token.
+  posted-lookup per message, health by fetching a token; `SweepFindings`, what a sweep of
+  the vendor's approvals found (the commands their callbacks carry, a line per approval the
+  claim mapping refuses).
 - The mapping side: a claim submission from a vendor's approval (`claim_by_mapping`, every
   refused field named by its path), and the mapped body a vendor's form builder starts from
   (`mapped_create`).
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,11 +32,16 @@ import orjson
 from finoa.connectors.auth import CachedToken, delivery_error
 from finoa.connectors.base import (
     AccessToken,
+    ApprovalResult,
+    ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
     HealthReport,
+    InboundCommand,
     InboundInvalid,
+    OAChanges,
     OutboundMessage,
+    SubmitClaim,
 )
 from finoa.connectors.instances import MAPPINGS_KEY
 from finoa.connectors.pacing import (
@@ -94,6 +102,7 @@ class VendorApi:
     title: ClassVar[str]  # the vendor's name in messages: "DingTalk"
     token_header: ClassVar[str] = "authorization"  # where `CachedToken` puts the token
     token_scheme: ClassVar[str] = "Bearer"
+    json_type: ClassVar[str] = "application/json"  # the content-type of a JSON body
     wait_out_once: ClassVar[float] = 0.0  # > 0: a refusal for frequency is waited out once
 
     def __init__(
@@ -232,6 +241,28 @@ class VendorApi:
                 continue
             raise self.pacer.heard(error)
 
+    async def authorized_json(
+        self,
+        method: str,
+        url: str,
+        read: Callable[[httpx.Response], Any],
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        token_param: str | None = None,
+    ) -> Any:
+        """`authorized`, with `body` (when there is one) sent as JSON (`json_type`)."""
+        content = orjson.dumps(body) if body is not None else None
+        return await self.authorized(
+            method,
+            url,
+            read,
+            params=params,
+            content=content,
+            headers={"content-type": self.json_type} if content is not None else None,
+            token_param=token_param,
+        )
+
 
 Handler = Callable[[Any, Any], Awaitable[dict[str, Any]]]
 
@@ -359,6 +390,46 @@ def mapping_problem(what: str, exc: InboundInvalid) -> str:
     first = exc.errors[0]
     path = ".".join(str(p) for p in first["loc"])
     return f"{what}: {path}: {first['msg']}"
+
+
+@dataclass
+class SweepFindings:
+    """What a sweep of a vendor's approvals (`approval_changes`) found: the commands their
+    callbacks carry, under the message ids the callbacks' commands have (`<vendor>-start:<id>`,
+    `<vendor>-result:<id>`), and a line per approval the claim mapping refuses."""
+
+    vendor: str
+    commands: list[InboundCommand] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def started(
+        self,
+        claim_of: Callable[[Any, str, Any], ClaimSubmission],
+        config: Any,
+        approval_id: str,
+        approval: Any,
+    ) -> bool:
+        """An approval an employee started at the vendor: its claim, `claim_of(config,
+        approval_id, approval)`; False, with a problem line, when the mapping refuses it."""
+        try:
+            claim = claim_of(config, approval_id, approval)
+        except InboundInvalid as exc:
+            self.problems.append(mapping_problem(f"instance {approval_id}", exc))
+            return False
+        self.commands.append(
+            SubmitClaim(f"{self.vendor}-start:{approval_id}", claim, oa_approval_id=approval_id)
+        )
+        return True
+
+    def concluded(self, approval_id: str, result: ApprovalResult, **details: Any) -> None:
+        """An approval that ended: its claim's conclusion (`details`: actor_id, comment,
+        claim_id)."""
+        self.commands.append(
+            ConcludeApproval(f"{self.vendor}-result:{approval_id}", approval_id, result, **details)
+        )
+
+    def changes(self) -> OAChanges:
+        return OAChanges(tuple(self.commands), tuple(self.problems))
 
 
 # -- mapping ---------------------------------------------------------------------------------

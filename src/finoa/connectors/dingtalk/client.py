@@ -26,14 +26,10 @@ import orjson
 from finoa.connectors.base import (
     ApprovalRequestPayload,
     ApprovalResult,
-    ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
-    InboundCommand,
-    InboundInvalid,
     OAChanges,
     OutboundMessage,
-    SubmitClaim,
     TodoPayload,
 )
 from finoa.connectors.created_here import created_here
@@ -52,9 +48,9 @@ from finoa.connectors.dingtalk.mapping import (
 from finoa.connectors.pacing import ReadOnce
 from finoa.connectors.vendor_oa import (
     Refusal,
+    SweepFindings,
     VendorApi,
     VendorOAConnector,
-    mapping_problem,
     vendor_refusal,
 )
 from finoa.messaging.retry import (
@@ -135,7 +131,6 @@ class DingTalkApi(VendorApi):
     ) -> Any:
         """A v1.0 call with the access token (refreshed once on 401); the answer's JSON, or
         None for a 404 when `missing_ok`. Raises DeliveryError."""
-        content = orjson.dumps(body) if body is not None else None
 
         def read(response: httpx.Response) -> Any:
             if response.status_code == 404 and missing_ok:
@@ -149,13 +144,8 @@ class DingTalkApi(VendorApi):
                     ErrorClass.PERMANENT, f"DingTalk answered non-JSON to {path}: {exc}"
                 ) from exc
 
-        return await self.authorized(
-            method,
-            self.config.api_base_url + path,
-            read,
-            params=params,
-            content=content,
-            headers={"content-type": "application/json"} if content is not None else None,
+        return await self.authorized_json(
+            method, self.config.api_base_url + path, read, body=body, params=params
         )
 
     async def topapi(self, path: str, body: Mapping[str, Any], *, whole: bool = False) -> Any:
@@ -179,12 +169,11 @@ class DingTalkApi(VendorApi):
             error = vendor_refusal("dingtalk", errcode, reason)
             return Refusal(error, token_refused=errcode in TOKEN_ERRCODES)
 
-        return await self.authorized(
+        return await self.authorized_json(
             "POST",
             self.config.oapi_base_url + path,
             read,
-            content=orjson.dumps(dict(body)),
-            headers={"content-type": "application/json"},
+            body=dict(body),
             token_param="access_token",
         )
 
@@ -400,29 +389,16 @@ class DingTalkConnector(VendorOAConnector):
         ids = await api.list_instance_ids(
             int(since.timestamp() * 1000), int(until.timestamp() * 1000)
         )
-        commands: list[InboundCommand] = []
-        problems: list[str] = []
+        found = SweepFindings("dingtalk")
         for instance_id in ids:
             instance = await api.get_instance(instance_id)
             claim_id = form_value(instance, CLAIM_ID_FIELD)
-            if claim_id is None:
-                try:
-                    claim = claim_from_instance(api.config, instance_id, instance)
-                except InboundInvalid as exc:
-                    problems.append(mapping_problem(f"instance {instance_id}", exc))
-                    continue
-                commands.append(
-                    SubmitClaim(f"dingtalk-start:{instance_id}", claim, oa_approval_id=instance_id)
-                )
+            if claim_id is None and not found.started(
+                claim_from_instance, api.config, instance_id, instance
+            ):
+                continue
             state = (str(instance.get("status")), str(instance.get("result") or ""))
             result = INSTANCE_STATUS_RESULTS.get(state)
             if result is not None:
-                commands.append(
-                    ConcludeApproval(
-                        f"dingtalk-result:{instance_id}",
-                        instance_id,
-                        result,
-                        claim_id=claim_id,
-                    )
-                )
-        return OAChanges(tuple(commands), tuple(problems))
+                found.concluded(instance_id, result, claim_id=claim_id)
+        return found.changes()

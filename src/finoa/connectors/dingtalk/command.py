@@ -10,15 +10,18 @@ from finoa.connectors.sim_options import (
     AutoDecide,
     DataDir,
     Host,
+    Port,
     ShowCredentials,
-    run_vendor_simulator,
+    SimulatorParts,
+    vendor_simulator_command,
 )
 
 DEFAULT_PORT = 8711
 
 
+@vendor_simulator_command("dingtalk", "DingTalk")
 def sim_dingtalk(
-    port: Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")] = DEFAULT_PORT,
+    port: Port = DEFAULT_PORT,
     host: Host = "127.0.0.1",
     callback_url: Annotated[
         str | None,
@@ -33,23 +36,8 @@ def sim_dingtalk(
         float, typer.Option(help="Scale of the 10/30/60/120 s callback retries")
     ] = 1.0,
     data_dir: DataDir = None,
-) -> None:
+) -> SimulatorParts:
     """Run a DingTalk simulator (tokens, 审批, 待办, contacts, encrypted callbacks)."""
     from finoa.connectors.dingtalk.simulator import DingTalkSimulator, run_dingtalk_simulator
 
-    run_vendor_simulator(
-        "dingtalk",
-        "DingTalk",
-        DingTalkSimulator,
-        run_dingtalk_simulator,
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        show_credentials=show_credentials,
-        callback_url=callback_url,
-        token_ttl=token_ttl,
-        qps=qps,
-        reject_rate=reject_rate,
-        auto_decide=auto_decide,
-        retry_scale=retry_scale,
-    )
+    return DingTalkSimulator, run_dingtalk_simulator

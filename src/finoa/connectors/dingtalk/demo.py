@@ -6,35 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from finoa.demo_stack import DemoContext, DemoProfile, approval_modes_of, sim_credentials
+from finoa.connectors.vendor_demo import VendorSimulatorDemo
+from finoa.demo_stack import DemoContext, DemoProfile
 
 
-class DingTalkDemo(DemoProfile):
+class DingTalkDemo(VendorSimulatorDemo):
     connector = "dingtalk"
     title = "DingTalk simulator"
-    instance_name = "dingtalk"
-    approval_modes = approval_modes_of("dingtalk")
 
-    def _where(self, ctx: DemoContext) -> list[str]:
-        return ["--data-dir", str(ctx.data_dir / "dingtalk")]
-
-    def command(self, ctx: DemoContext) -> list[str]:
-        return ["sim", "dingtalk", "--port", str(ctx.port), *self._where(ctx),
-                "--callback-url", f"{ctx.hub_url}/api/v1/webhooks/dingtalk",
-                "--reject-rate", str(ctx.reject_rate), "--retry-scale", "0.05"]  # fmt: skip
-
-    def credentials(self, ctx: DemoContext) -> dict[str, Any]:
-        return sim_credentials(["sim", "dingtalk", *self._where(ctx)])
-
-    def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "connector": self.connector,
-            "default": True,
-            "approvals": {"expense_claim": ctx.approvals},
-            "config": simulator_config(
-                ctx.url, credentials, callback_url=f"{ctx.hub_url}/api/v1/webhooks/dingtalk"
-            ),
-        }
+    def config(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
+        return simulator_config(ctx.url, credentials, callback_url=self.webhook_url(ctx))
 
 
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -54,9 +54,7 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
-    VendorClientOwner,
 )
-from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.created_here import created_here
 from finoa.connectors.dingtalk.crypto import SUCCESS, CallbackCrypto, CallbackCryptoError
 from finoa.connectors.dingtalk.mapping import (
@@ -71,8 +69,14 @@ from finoa.connectors.dingtalk.mapping import (
     todo_action_signature,
     todo_signing_key,
 )
+from finoa.connectors.vendor_callbacks import (
+    VendorCallbacks,
+    check_query_timestamp,
+    query_value,
+    send_again_reply,
+    to_send_again,
+)
 
-RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 INSTANCE_RESULTS = {
     ("finish", "agree"): ApprovalResult.AGREE,
     ("finish", "refuse"): ApprovalResult.REFUSE,
@@ -100,21 +104,7 @@ class TodoAction(BaseModel):
     comment: str = Field(max_length=500)
 
 
-def _query(request: InboundRequest, *names: str) -> str:
-    for name in names:
-        value = request.query.get(name)
-        if value:
-            return value
-    raise InboundRefused(
-        401,
-        "Invalid signature",
-        f"{names[0]}: missing from the query",
-        kind="invalid-signature",
-        field=names[0],
-    )
-
-
-class DingTalkInbound(VendorClientOwner):
+class DingTalkInbound(VendorCallbacks):
     """Inbound handler of a `dingtalk` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = EncryptedBody
@@ -124,7 +114,6 @@ class DingTalkInbound(VendorClientOwner):
         self.crypto = CallbackCrypto(self.config.token, self.config.aes_key, self.config.owner_key)
         self._todo_key = todo_signing_key(self.config)
         self._clock = clock
-        self._api: Any = None
 
     def __repr__(self) -> str:
         return f"DingTalkInbound(app_key={self.config.app_key!r})"
@@ -132,27 +121,15 @@ class DingTalkInbound(VendorClientOwner):
     async def verify(self, request: InboundRequest) -> InboundMessage:
         if TODO_SIGNATURE_HEADER in request.headers and "msg_signature" not in request.query:
             return self._verify_todo(request)
-        signature = _query(request, "msg_signature", "signature")
-        timestamp = _query(request, "timestamp", "timeStamp")
-        nonce = _query(request, "nonce")
-        if not timestamp.isdigit() or len(timestamp) > 15:
-            raise InboundRefused(
-                401,
-                "Stale callback",
-                "timestamp: not milliseconds since the epoch",
-                kind="stale-timestamp",
-                field="timestamp",
-            )
-        drift = abs(self._clock() - int(timestamp) / 1000)
-        if drift > self.config.tolerance_seconds:
-            raise InboundRefused(
-                401,
-                "Stale callback",
-                f"timestamp: {int(drift)} s from the hub's clock "
-                f"(at most {self.config.tolerance_seconds})",
-                kind="stale-timestamp",
-                field="timestamp",
-            )
+        signature = query_value(request, "msg_signature", "signature")
+        timestamp = query_value(request, "timestamp", "timeStamp")
+        nonce = query_value(request, "nonce")
+        check_query_timestamp(
+            timestamp,
+            now=self._clock(),
+            tolerance_seconds=self.config.tolerance_seconds,
+            milliseconds=True,
+        )
         try:
             body = EncryptedBody.model_validate(request.read_json(request.body))
         except ValidationError:
@@ -285,26 +262,17 @@ class DingTalkInbound(VendorClientOwner):
     async def _fetch(self, instance_id: str) -> dict[str, Any]:
         from finoa.connectors.dingtalk.client import DingTalkApi
 
-        if self._api is None:
-            self._api = DingTalkApi(self.config, self.vendor_http(self.config.timeout_seconds))
-        instance: dict[str, Any] = await fetch_for_callback(
-            lambda: self._api.get_instance(instance_id),
-            vendor="DingTalk",
-            field="processInstanceId",
+        instance: dict[str, Any] = await self.fetch_from_vendor(
+            DingTalkApi, lambda api: api.get_instance(instance_id), field="processInstanceId"
         )
         return instance
 
     def reply(self, parsed: InboundParse, outcomes: Sequence[CommandOutcome]) -> InboundReply:
         """The encrypted `success` (or `{"success": true}` to a todo button) when every
         command is settled; 503 while any must be sent again."""
-        again = [o for o in outcomes if o.status in RETRY_STATUSES]
-        if again:
-            first = again[0]
-            detail = (first.problem or {}).get("detail", "") if first.problem else ""
-            body = json.dumps(
-                {"success": False, "status": first.status, "detail": detail}, ensure_ascii=False
-            )
-            return InboundReply(503, body.encode("utf-8"), headers={"retry-after": "10"})
+        again = to_send_again(outcomes)
+        if again is not None:
+            return send_again_reply(again, retry_after_seconds=10)
         if parsed.context == "todo":
             (outcome,) = outcomes
             answer: dict[str, Any] = {"success": outcome.ok, "status": outcome.status}

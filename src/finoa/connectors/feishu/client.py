@@ -30,14 +30,10 @@ import orjson
 from finoa.connectors.base import (
     ApprovalRequestPayload,
     ApprovalResult,
-    ConcludeApproval,
     ConnectorManifest,
     DeliveryResult,
-    InboundCommand,
-    InboundInvalid,
     OAChanges,
     OutboundMessage,
-    SubmitClaim,
     TodoPayload,
 )
 from finoa.connectors.feishu.inbound import FeishuInbound, instance_result
@@ -54,9 +50,9 @@ from finoa.connectors.feishu.mapping import (
 )
 from finoa.connectors.vendor_oa import (
     Refusal,
+    SweepFindings,
     VendorApi,
     VendorOAConnector,
-    mapping_problem,
     vendor_refusal,
 )
 from finoa.messaging.retry import (
@@ -123,6 +119,7 @@ class FeishuApi(VendorApi):
 
     title = "Feishu"
     wait_out_once = MAX_BACKOFF_SECONDS
+    json_type = "application/json; charset=utf-8"
     config: FeishuConfig
 
     async def request_token(self) -> httpx.Response:
@@ -149,7 +146,6 @@ class FeishuApi(VendorApi):
         """One call with the tenant access token; the answer's `data`. A refused token is
         dropped and the call sent once more with a fresh one; a frequency refusal is waited
         out once. Raises FeishuError (a DeliveryError)."""
-        content = orjson.dumps(body) if body is not None else None
 
         def read(response: httpx.Response) -> Any:
             code, msg, answer = _answer(response)
@@ -157,13 +153,8 @@ class FeishuApi(VendorApi):
                 return answer.get("data") or {}
             return Refusal(_error(response, code, msg), token_refused=code in TOKEN_CODES)
 
-        return await self.authorized(
-            method,
-            self.config.base_url + path,
-            read,
-            params=params,
-            content=content,
-            headers={"content-type": "application/json; charset=utf-8"} if content else None,
+        return await self.authorized_json(
+            method, self.config.base_url + path, read, body=body, params=params
         )
 
     # -- approval (审批) ----------------------------------------------------------------------
@@ -356,32 +347,19 @@ class FeishuConnector(VendorOAConnector):
         time), as the commands their events carry: an instance an employee started is a
         claim; an approved, rejected, canceled or deleted one concludes its claim."""
         api: FeishuApi = self.configured()
-        commands: list[InboundCommand] = []
-        problems: list[str] = []
+        found = SweepFindings("feishu")
         for code in await api.list_instance_codes(_ms(since), _ms(until)):
             instance = await api.get_instance(code)
             claim_id = widget_value(instance, CLAIM_ID_WIDGET)
-            if claim_id is None:
-                try:
-                    claim = claim_from_instance(api.config, code, instance)
-                except InboundInvalid as exc:
-                    problems.append(mapping_problem(f"instance {code}", exc))
-                    continue
-                commands.append(SubmitClaim(f"feishu-start:{code}", claim, oa_approval_id=code))
+            if claim_id is None and not found.started(
+                claim_from_instance, api.config, code, instance
+            ):
+                continue
             concluded = instance_result(instance)
             if concluded is not None:
                 result, actor, comment = concluded
-                commands.append(
-                    ConcludeApproval(
-                        f"feishu-result:{code}",
-                        code,
-                        result,
-                        actor_id=actor,
-                        comment=comment,
-                        claim_id=claim_id,
-                    )
-                )
-        return OAChanges(tuple(commands), tuple(problems))
+                found.concluded(code, result, actor_id=actor, comment=comment, claim_id=claim_id)
+        return found.changes()
 
 
 __all__ = ["ApprovalResult", "FeishuApi", "FeishuConnector", "FeishuError"]

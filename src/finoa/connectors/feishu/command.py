@@ -12,15 +12,18 @@ from finoa.connectors.sim_options import (
     AutoDecide,
     DataDir,
     Host,
+    Port,
     ShowCredentials,
-    run_vendor_simulator,
+    SimulatorParts,
+    vendor_simulator_command,
 )
 
 DEFAULT_PORT = 8712
 
 
+@vendor_simulator_command("feishu", "Feishu")
 def sim_feishu(
-    port: Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")] = DEFAULT_PORT,
+    port: Port = DEFAULT_PORT,
     host: Host = "127.0.0.1",
     callback_url: Annotated[
         str | None,
@@ -39,28 +42,13 @@ def sim_feishu(
     ] = 1.0,
     event_schema: Annotated[str, typer.Option(help="Event schema to send: 1.0 or 2.0")] = "1.0",
     data_dir: DataDir = None,
-) -> None:
+) -> SimulatorParts:
     """Run a Feishu simulator (tenant tokens, 审批, external instances, contacts, events)."""
     from finoa.connectors.feishu.simulator import FeishuSimulator, run_feishu_simulator
 
-    def make(directory: Path, **options: Any) -> FeishuSimulator:
+    def make(directory: Path, *, event_schema: str, **options: Any) -> FeishuSimulator:
         if event_schema not in ("1.0", "2.0"):
             raise CliError(ExitCode.BAD_INPUT, "--event-schema: 1.0 or 2.0", "give 1.0 or 2.0")
         return FeishuSimulator(directory, event_schema=event_schema, **options)
 
-    run_vendor_simulator(
-        "feishu",
-        "Feishu",
-        make,
-        run_feishu_simulator,
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        show_credentials=show_credentials,
-        callback_url=callback_url,
-        token_ttl=token_ttl,
-        qps=qps,
-        reject_rate=reject_rate,
-        auto_decide=auto_decide,
-        retry_scale=retry_scale,
-    )
+    return make, run_feishu_simulator

@@ -6,35 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from finoa.demo_stack import DemoContext, DemoProfile, approval_modes_of, sim_credentials
+from finoa.connectors.vendor_demo import VendorSimulatorDemo
+from finoa.demo_stack import DemoContext, DemoProfile
 
 
-class FeishuDemo(DemoProfile):
+class FeishuDemo(VendorSimulatorDemo):
     connector = "feishu"
     title = "Feishu simulator"
-    instance_name = "feishu"
-    approval_modes = approval_modes_of("feishu")
 
-    def _where(self, ctx: DemoContext) -> list[str]:
-        return ["--data-dir", str(ctx.data_dir / "feishu")]
-
-    def command(self, ctx: DemoContext) -> list[str]:
-        return ["sim", "feishu", "--port", str(ctx.port), *self._where(ctx),
-                "--callback-url", f"{ctx.hub_url}/api/v1/webhooks/feishu",
-                "--reject-rate", str(ctx.reject_rate), "--retry-scale", "0.05"]  # fmt: skip
-
-    def credentials(self, ctx: DemoContext) -> dict[str, Any]:
-        return sim_credentials(["sim", "feishu", *self._where(ctx)])
-
-    def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "connector": self.connector,
-            "default": True,
-            "approvals": {"expense_claim": ctx.approvals},
-            "config": simulator_config(
-                ctx.url, credentials, callback_url=f"{ctx.hub_url}/api/v1/webhooks/feishu"
-            ),
-        }
+    def config(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
+        return simulator_config(ctx.url, credentials, callback_url=self.webhook_url(ctx))
 
 
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:

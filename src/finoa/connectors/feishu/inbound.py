@@ -52,9 +52,7 @@ from finoa.connectors.base import (
     InboundReply,
     InboundRequest,
     SubmitClaim,
-    VendorClientOwner,
 )
-from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.feishu.crypto import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -71,8 +69,13 @@ from finoa.connectors.feishu.mapping import (
     claim_from_instance,
     widget_value,
 )
+from finoa.connectors.vendor_callbacks import (
+    VendorCallbacks,
+    callback_time_problem,
+    problem_detail,
+    to_send_again,
+)
 
-RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 STATUS_RESULTS = {
     "APPROVED": ApprovalResult.AGREE,
     "REJECTED": ApprovalResult.REFUSE,
@@ -142,7 +145,7 @@ def instance_result(
     return result, actor, comment
 
 
-class FeishuInbound(VendorClientOwner):
+class FeishuInbound(VendorCallbacks):
     """Inbound handler of a `feishu` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = FeishuEncryptedBody
@@ -150,7 +153,6 @@ class FeishuInbound(VendorClientOwner):
     def __init__(self, config: Mapping[str, Any], *, clock: Any = time.time) -> None:
         self.config = FeishuConfig.parse(config)
         self._clock = clock
-        self._api: Any = None
 
     def __repr__(self) -> str:
         return f"FeishuInbound(app_id={self.config.app_id!r})"
@@ -196,15 +198,11 @@ class FeishuInbound(VendorClientOwner):
         for name, value in zip(names, (timestamp, nonce, got), strict=True):
             if not value:
                 raise _refused(name, "missing from the headers")
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            raise _refused(TIMESTAMP_HEADER, "not seconds since the epoch", "stale-timestamp")
-        drift = abs(self._clock() - int(timestamp))
-        if drift > self.config.tolerance_seconds:
-            raise _refused(
-                TIMESTAMP_HEADER,
-                f"{int(drift)} s from the hub's clock (at most {self.config.tolerance_seconds})",
-                "stale-timestamp",
-            )
+        stale = callback_time_problem(
+            timestamp, now=self._clock(), tolerance_seconds=self.config.tolerance_seconds
+        )
+        if stale is not None:
+            raise _refused(TIMESTAMP_HEADER, stale, "stale-timestamp")
         try:
             verify_signature(got, timestamp, nonce, self.config.encrypt_key, request.body)
         except EventCryptoError as exc:
@@ -273,10 +271,8 @@ class FeishuInbound(VendorClientOwner):
     async def _fetch(self, instance_code: str) -> dict[str, Any]:
         from finoa.connectors.feishu.client import FeishuApi
 
-        if self._api is None:
-            self._api = FeishuApi(self.config, self.vendor_http(self.config.timeout_seconds))
-        instance: dict[str, Any] = await fetch_for_callback(
-            lambda: self._api.get_instance(instance_code), vendor="Feishu", field="instance_code"
+        instance: dict[str, Any] = await self.fetch_from_vendor(
+            FeishuApi, lambda api: api.get_instance(instance_code), field="instance_code"
         )
         return instance
 
@@ -286,12 +282,11 @@ class FeishuInbound(VendorClientOwner):
         if isinstance(parsed.context, dict):
             body = json.dumps({"challenge": parsed.context.get("challenge")})
             return InboundReply(200, body.encode("utf-8"))
-        again = [o for o in outcomes if o.status in RETRY_STATUSES]
-        if again:
-            first = again[0]
-            detail = (first.problem or {}).get("detail", "") if first.problem else ""
+        again = to_send_again(outcomes)
+        if again is not None:
             body = json.dumps(
-                {"code": first.status, "msg": detail or "try again"}, ensure_ascii=False
+                {"code": again.status, "msg": problem_detail(again) or "try again"},
+                ensure_ascii=False,
             )
             return InboundReply(503, body.encode("utf-8"), headers={"retry-after": "15"})
         if parsed.context == "action":

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from finoa.cli_errors import CliError, ExitCode
+from finoa.connectors.sim_options import Host, Port
 
 EXAMPLE = (
     "Example: finoa sim weaver --port 8705 "
@@ -17,8 +18,8 @@ EXAMPLE = (
 
 
 def sim_weaver(
-    port: Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")] = 8705,
-    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Port = 8705,
+    host: Host = "127.0.0.1",
     callback_url: Annotated[
         str | None,
         typer.Option(help="Where approvers' decisions are posted (the hub's webhook URL)"),

@@ -6,36 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from finoa.demo_stack import DemoContext, DemoProfile, approval_modes_of, sim_credentials
+from finoa.connectors.vendor_demo import VendorSimulatorDemo
+from finoa.demo_stack import DemoContext, DemoProfile
 
 HUB_USER_ID = "1"  # the user finoa acts as in the simulator's HRM (E0001)
 
 
-class WeaverDemo(DemoProfile):
+class WeaverDemo(VendorSimulatorDemo):
     connector = "weaver"
     title = "Weaver e-cology simulator"
-    instance_name = "weaver"
-    approval_modes = approval_modes_of("weaver")
+    retry_scale = None  # e-cology's simulator has no --retry-scale
 
-    def _where(self, ctx: DemoContext) -> list[str]:
-        return ["--data-dir", str(ctx.data_dir / "weaver")]
-
-    def command(self, ctx: DemoContext) -> list[str]:
-        return ["sim", "weaver", "--port", str(ctx.port), *self._where(ctx),
-                "--callback-url", f"{ctx.hub_url}/api/v1/webhooks/weaver",
-                "--reject-rate", str(ctx.reject_rate)]  # fmt: skip
-
-    def credentials(self, ctx: DemoContext) -> dict[str, Any]:
-        return sim_credentials(["sim", "weaver", *self._where(ctx)])
-
-    def instance(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
-        config = simulator_config(ctx.url, credentials, hub_url=ctx.hub_url)
-        return {
-            "connector": self.connector,
-            "default": True,
-            "approvals": {"expense_claim": ctx.approvals},
-            "config": config,
-        }
+    def config(self, ctx: DemoContext, credentials: dict[str, Any]) -> dict[str, Any]:
+        return simulator_config(ctx.url, credentials, hub_url=ctx.hub_url)
 
 
 def simulator_config(url: str, credentials: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -170,7 +170,6 @@ class WeComApi(VendorApi):
     ) -> dict[str, Any]:
         """A call with the access token; a refused token is dropped and the call sent once
         more with a fresh one. The answer (errcode 0), else DeliveryError."""
-        content = orjson.dumps(body) if body is not None else None
 
         def read(response: httpx.Response) -> Any:
             answer = _answer(response, path)
@@ -182,13 +181,12 @@ class WeComApi(VendorApi):
 
         return cast(
             dict[str, Any],
-            await self.authorized(
+            await self.authorized_json(
                 method,
                 self.config.api_base_url + path,
                 read,
+                body=body,
                 params=params,
-                content=content,
-                headers={"content-type": "application/json"} if content is not None else None,
                 token_param=TOKEN_PARAM,
             ),
         )

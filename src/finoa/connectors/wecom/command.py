@@ -10,15 +10,18 @@ from finoa.connectors.sim_options import (
     AutoDecide,
     DataDir,
     Host,
+    Port,
     ShowCredentials,
-    run_vendor_simulator,
+    SimulatorParts,
+    vendor_simulator_command,
 )
 
 DEFAULT_PORT = 8712
 
 
+@vendor_simulator_command("wecom", "WeCom")
 def sim_wecom(
-    port: Annotated[int, typer.Option(min=1, max=65_535, help="Listen port")] = DEFAULT_PORT,
+    port: Port = DEFAULT_PORT,
     host: Host = "127.0.0.1",
     callback_url: Annotated[
         str | None,
@@ -33,23 +36,8 @@ def sim_wecom(
         float, typer.Option(help="Scale of the 5 s callback retries (three of them)")
     ] = 1.0,
     data_dir: DataDir = None,
-) -> None:
+) -> SimulatorParts:
     """Run a WeCom simulator (tokens, 审批, contacts, encrypted XML callbacks)."""
     from finoa.connectors.wecom.simulator import WeComSimulator, run_wecom_simulator
 
-    run_vendor_simulator(
-        "wecom",
-        "WeCom",
-        WeComSimulator,
-        run_wecom_simulator,
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        show_credentials=show_credentials,
-        callback_url=callback_url,
-        token_ttl=token_ttl,
-        qps=qps,
-        reject_rate=reject_rate,
-        auto_decide=auto_decide,
-        retry_scale=retry_scale,
-    )
+    return WeComSimulator, run_wecom_simulator

@@ -37,7 +37,6 @@ again.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -54,14 +53,18 @@ from finoa.connectors.base import (
     InboundRefused,
     InboundReply,
     InboundRequest,
-    VendorClientOwner,
 )
-from finoa.connectors.callback_fetch import fetch_for_callback
 from finoa.connectors.created_here import created_here
+from finoa.connectors.vendor_callbacks import (
+    VendorCallbacks,
+    check_query_timestamp,
+    query_value,
+    send_again_reply,
+    to_send_again,
+)
 from finoa.connectors.wecom.crypto import CallbackCryptoError, WeComCrypto, read_xml, xml_text
 from finoa.connectors.wecom.mapping import WeComConfig, approval_commands, claim_key, task_key
 
-RETRY_STATUSES = frozenset({404, 429}) | frozenset(range(500, 600))
 MAX_REMEMBERED = 100_000  # answered callbacks remembered for replay refusal, per process
 URL_CHECK = "url-check"
 EVENT = "event"
@@ -74,19 +77,6 @@ def _refused(exc: CallbackCryptoError) -> InboundRefused:
     return InboundRefused(
         401, "Invalid signature", str(exc), kind="invalid-signature", field=exc.field
     )
-
-
-def _query(request: InboundRequest, name: str) -> str:
-    value = request.query.get(name)
-    if not value:
-        raise InboundRefused(
-            401,
-            "Invalid signature",
-            f"{name}: missing from the query",
-            kind="invalid-signature",
-            field=name,
-        )
-    return value
 
 
 def _invalid(loc: str, msg: str) -> InboundInvalid:
@@ -125,7 +115,7 @@ def event_detail(info: etree._Element) -> dict[str, Any]:
     }
 
 
-class WeComInbound(VendorClientOwner):
+class WeComInbound(VendorCallbacks):
     """Inbound handler of a `wecom` instance."""
 
     request_model: ClassVar[type[BaseModel] | None] = None  # XML, not JSON
@@ -134,7 +124,6 @@ class WeComInbound(VendorClientOwner):
         self.config = WeComConfig.parse(config)
         self.crypto = WeComCrypto(self.config.token, self.config.aes_key, self.config.corp_id)
         self._clock = clock
-        self._api: Any = None
         # msg_signature -> when its callback was answered 200; kept for the tolerance window
         self._answered: OrderedDict[str, float] = OrderedDict()
 
@@ -142,27 +131,12 @@ class WeComInbound(VendorClientOwner):
         return f"WeComInbound(corp_id={self.config.corp_id!r})"
 
     async def verify(self, request: InboundRequest) -> InboundMessage:
-        signature = _query(request, "msg_signature")
-        timestamp = _query(request, "timestamp")
-        nonce = _query(request, "nonce")
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            raise InboundRefused(
-                401,
-                "Stale callback",
-                "timestamp: not seconds since the epoch",
-                kind="stale-timestamp",
-                field="timestamp",
-            )
-        drift = abs(self._clock() - int(timestamp))
-        if drift > self.config.tolerance_seconds:
-            raise InboundRefused(
-                401,
-                "Stale callback",
-                f"timestamp: {int(drift)} s from the hub's clock "
-                f"(at most {self.config.tolerance_seconds})",
-                kind="stale-timestamp",
-                field="timestamp",
-            )
+        signature = query_value(request, "msg_signature")
+        timestamp = query_value(request, "timestamp")
+        nonce = query_value(request, "nonce")
+        check_query_timestamp(
+            timestamp, now=self._clock(), tolerance_seconds=self.config.tolerance_seconds
+        )
         self._forget_old()
         if signature in self._answered:
             raise InboundRefused(
@@ -253,10 +227,8 @@ class WeComInbound(VendorClientOwner):
     async def _fetch(self, sp_no: str) -> dict[str, Any]:
         from finoa.connectors.wecom.client import WeComApi
 
-        if self._api is None:
-            self._api = WeComApi(self.config, self.vendor_http(self.config.timeout_seconds))
-        detail: dict[str, Any] = await fetch_for_callback(
-            lambda: self._api.detail(sp_no), vendor="WeCom", field="SpNo"
+        detail: dict[str, Any] = await self.fetch_from_vendor(
+            WeComApi, lambda api: api.detail(sp_no), field="SpNo"
         )
         return detail
 
@@ -276,14 +248,8 @@ class WeComInbound(VendorClientOwner):
         settled; 503 while any must be sent again."""
         if parsed.message.message_id == URL_CHECK:
             return InboundReply(200, bytes(parsed.context), media_type="text/plain")
-        again = [o for o in outcomes if o.status in RETRY_STATUSES]
-        if not again:
-            self._remember(parsed.message.request.query.get("msg_signature", ""))
-        if again:
-            first = again[0]
-            detail = (first.problem or {}).get("detail", "") if first.problem else ""
-            body = json.dumps(
-                {"success": False, "status": first.status, "detail": detail}, ensure_ascii=False
-            )
-            return InboundReply(503, body.encode("utf-8"), headers={"retry-after": "5"})
+        again = to_send_again(outcomes)
+        if again is not None:
+            return send_again_reply(again, retry_after_seconds=5)
+        self._remember(parsed.message.request.query.get("msg_signature", ""))
         return InboundReply(200, b"", media_type="text/plain")
