@@ -71,6 +71,10 @@ def _blocked() -> Any:
     )
 
 
+def _by_id(row: ClaimedRow) -> int:
+    return row.id
+
+
 def _lane_filter(destination: str, known: Sequence[str], *, strays: bool) -> Any:
     """The rows of one lane: its destination's, and with `strays` also those of destinations
     no connector serves (they are dead-lettered naming the destination)."""
@@ -79,6 +83,21 @@ def _lane_filter(destination: str, known: Sequence[str], *, strays: bool) -> Any
         return mine
     # plain comparisons rather than NOT IN: prepared statements take no expanding lists
     return or_(mine, and_(*(outbox.c.destination != name for name in known)))
+
+
+CLAIMED_COLUMNS = (
+    outbox.c.id,
+    outbox.c.destination,
+    outbox.c.action,
+    outbox.c.aggregate_id,
+    outbox.c.idempotency_key,
+    outbox.c.payload,
+    outbox.c.attempts,
+    outbox.c.status,
+    outbox.c.lease_version,
+    outbox.c.needs_lookup,
+    outbox.c.failing_since,
+)
 
 
 def _window_query(destination: str | None, window: int) -> Select[Any]:
@@ -106,22 +125,29 @@ def _due_query(lane: Any = None) -> Select[Any]:
     )
     window = and_(outbox.c.id > bindparam("after"), outbox.c.id <= bindparam("upto"))
     return (
-        select(
-            outbox.c.id,
-            outbox.c.destination,
-            outbox.c.action,
-            outbox.c.aggregate_id,
-            outbox.c.idempotency_key,
-            outbox.c.payload,
-            outbox.c.attempts,
-            outbox.c.status,
-            outbox.c.lease_version,
-            outbox.c.needs_lookup,
-            outbox.c.failing_since,
-        )
+        select(*CLAIMED_COLUMNS)
         .where(window, due, ~blocked, *([] if lane is None else [lane]))
         .order_by(outbox.c.id)
         .limit(bindparam("room"))
+    )
+
+
+def _lease_query(lane: Any = None) -> Any:
+    """PostgreSQL: `_due_query`'s rows locked (`SKIP LOCKED`) and leased in one statement,
+    `RETURNING` them as leased. A row whose lease ran out was in flight in a worker that
+    stopped: its attempt may have reached the peer, so it needs the posted-lookup."""
+    due = _due_query(lane).with_only_columns(outbox.c.id).with_for_update(skip_locked=True)
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(due.correlate(None).scalar_subquery()))
+        .values(
+            status="inflight",
+            lease_until=bindparam("lease_until"),
+            lease_owner=bindparam("owner"),
+            lease_version=func.coalesce(outbox.c.lease_version, 0) + 1,
+            needs_lookup=or_(outbox.c.needs_lookup, outbox.c.status == "inflight"),
+        )
+        .returning(*CLAIMED_COLUMNS)
     )
 
 
@@ -262,13 +288,13 @@ class Dispatcher:
             (d, _lane_filter(d, known, strays=index == 0)) for index, d in enumerate(known)
         )
         self._strays = known[0] if known else None
-        self._due: dict[str | None, tuple[Prepared, Prepared]] = {}
+        self._due: dict[str | None, Prepared] = {}  # SQLite (one writer): select, then lease
+        self._lease: dict[str | None, Prepared] = {}  # PostgreSQL: both in one statement
         self._windows: dict[str | None, Prepared] = {}
         self._next_due: dict[str | None, Prepared] = {}
         for name, lane in self._lanes.items():
-            due = _due_query(lane)
-            locking = due.with_for_update(skip_locked=True, of=outbox)
-            self._due[name] = (Prepared(due), Prepared(locking))
+            self._due[name] = Prepared(_due_query(lane))
+            self._lease[name] = Prepared(_lease_query(lane))
             self._windows[name] = Prepared(_window_query(name, WINDOW_BATCHES * batch_size))
             self._next_due[name] = Prepared(_next_due_query(lane))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -462,41 +488,52 @@ class Dispatcher:
     def _claim_batch(self, lane: str | None = None) -> list[ClaimedRow]:
         """Lease the next batch of due rows of `lane` (a destination; None: of any)."""
         now = time.time()
+        lease_until = now + self.lease_seconds
         with self.db.uow("dispatcher") as uow:
-            plain, locking = self._due[lane]
-            due = locking if uow.conn.dialect.name == "postgresql" else plain
+            in_one = uow.conn.dialect.name == "postgresql"
             rows: list[ClaimedRow] = []
             after = 0
             while True:  # window after window of rows not done, until the batch is full
                 end = self._windows[lane].first(uow.conn, {"after": after})
                 upto = LAST_ID if end is None else int(end[0])
                 values = {"now": now, "after": after, "upto": upto}
-                for r in due.all(uow.conn, {**values, "room": self.batch_size - len(rows)}):
-                    fields = dict(r._mapping)
-                    # A row whose lease ran out was in flight in a worker that stopped: its
-                    # attempt may have reached the peer.
-                    fields["needs_lookup"] = bool(fields["needs_lookup"]) or r.status == "inflight"
-                    fields["lease_version"] = int(r.lease_version or 0) + 1
-                    rows.append(ClaimedRow(**fields))
+                values["room"] = self.batch_size - len(rows)
+                if in_one:
+                    leased = self._lease[lane].all(
+                        uow.conn, {**values, "lease_until": lease_until, "owner": self.owner}
+                    )
+                    rows.extend(sorted((ClaimedRow(**r._asdict()) for r in leased), key=_by_id))
+                else:
+                    found = [self._leased(r) for r in self._due[lane].all(uow.conn, values)]
+                    LEASE.run_many(
+                        uow.conn,
+                        [
+                            {
+                                "row_id": r.id,
+                                "lease_until": lease_until,
+                                "owner": self.owner,
+                                "version": r.lease_version,
+                                "needs_lookup": r.needs_lookup,
+                            }
+                            for r in found
+                        ],
+                    )
+                    rows.extend(found)
                 if end is None or len(rows) >= self.batch_size:
                     break
                 after = upto
-            lease_until = now + self.lease_seconds
-            LEASE.run_many(
-                uow.conn,
-                [
-                    {
-                        "row_id": r.id,
-                        "lease_until": lease_until,
-                        "owner": self.owner,
-                        "version": r.lease_version,
-                        "needs_lookup": r.needs_lookup,
-                    }
-                    for r in rows
-                ],
-            )
             uow.commit()
         return rows
+
+    @staticmethod
+    def _leased(row: Any) -> ClaimedRow:
+        """A due row as it is about to be leased (what `_lease_query` returns on PostgreSQL).
+        A row whose lease ran out was in flight in a worker that stopped: its attempt may
+        have reached the peer."""
+        fields = dict(row._mapping)
+        fields["needs_lookup"] = bool(fields["needs_lookup"]) or row.status == "inflight"
+        fields["lease_version"] = int(row.lease_version or 0) + 1
+        return ClaimedRow(**fields)
 
     async def _heartbeat(self, rows: Sequence[ClaimedRow]) -> None:
         """Renew the leases while the delivery runs, so only a stopped worker loses them."""
