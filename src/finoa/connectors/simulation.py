@@ -288,6 +288,9 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     )
 
 
+CALLBACKS_IN_FLIGHT = 16
+
+
 class CallbackPlumbing:
     """What the OA simulators that call the hub back share: a queue of stored callbacks
     (table `callbacks`, column `seq`, state `pending`/`retrying` until answered) drained by
@@ -304,6 +307,10 @@ class CallbackPlumbing:
         self.tasks: set[asyncio.Task[None]] = set()
         self.sender: asyncio.Task[None] | None = None
         self.http: httpx.AsyncClient | None = None
+        # callbacks in flight at once, as a vendor's push service bounds them: an unbounded
+        # burst made the client's pool scan hundreds of waiting requests per answer, and the
+        # simulator, not the hub, became what limited a loop
+        self.sending = asyncio.Semaphore(CALLBACKS_IN_FLIGHT)
 
     async def _send_callbacks(self) -> None:
         raise NotImplementedError

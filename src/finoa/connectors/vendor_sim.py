@@ -371,7 +371,8 @@ class VendorSimulator(CallbackPlumbing):
             problem: str | None
             status: int | None = None
             try:
-                response = await self.post_callback(row)
+                async with self.sending:
+                    response = await self.post_callback(row)
                 status = response.status_code
                 problem = self.reply_problem(response)
             except httpx.HTTPError as exc:
