@@ -144,7 +144,7 @@ def _lease_query(lane: Any = None) -> Any:
             status="inflight",
             lease_until=bindparam("lease_until"),
             lease_owner=bindparam("owner"),
-            lease_version=func.coalesce(outbox.c.lease_version, 0) + 1,
+            lease_version=outbox.c.lease_version + 1,
             needs_lookup=or_(outbox.c.needs_lookup, outbox.c.status == "inflight"),
         )
         .returning(*CLAIMED_COLUMNS)

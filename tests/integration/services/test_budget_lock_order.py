@@ -5,18 +5,18 @@ command; that command runs in the next transaction instead (`UnitOfWork.take_in_
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select
 from support.budgets import SUBMITTED_AT, budget, load_budgets, meeting_claim
 
 from finoa.services.claims import SubmitResult, claim_submission
 from finoa.services.context import Hub
 from finoa.store.errors import LocksOutOfOrder
 from finoa.store.group_commit import GroupCommit, _Queued
+from finoa.store.tables import budgets
 from finoa.store.uow import Database, UnitOfWork
 
 WAIT_SECONDS = 20  # a scenario that never reaches its next point fails instead of hanging
@@ -26,37 +26,20 @@ def queued(command: Callable[[UnitOfWork], Any]) -> _Queued:
     return _Queued(command, "oa:test", None)  # type: ignore[arg-type]  # execute() never answers
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "the scenario did not reach its next point"
-        time.sleep(0.01)
-
-
-def someone_waits_on_a_lock(db: Database) -> bool:
-    with db.engine.connect() as conn:
-        waiting = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        ).scalar_one()
-    return bool(waiting)
-
-
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_group_does_not_lock_a_budget_below_one_it_holds(hub: Hub) -> None:
     """The classic deadlock, staged: a group holds the company budget (a Sales claim), a lone
-    Marketing claim takes the Marketing budget and waits for the company's; the group's next
-    command, another Marketing claim, would now wait for the Marketing budget. It steps back
-    instead and runs after the group's commit: no deadlock, nothing refused, all applied."""
+    Marketing claim holds the Marketing budget and goes on to wait for the company's; the
+    group's next command, another Marketing claim, would now wait for the Marketing budget.
+    It steps back instead and runs after the group's commit: no deadlock, nothing refused,
+    all applied."""
     hub.db.clock = lambda: SUBMITTED_AT
     marketing, company = load_budgets(
         hub, "org_unit,D04,,2026,50000,block\norg_unit,D00,,2026,100000,warn\n"
     ).budget_ids
     assert marketing < company  # the Marketing budget comes first in the lock order
     sales_held = threading.Event()
-    lone_waits = threading.Event()
+    marketing_held = threading.Event()
     sales = claim_submission(
         hub,
         meeting_claim("ORD-S", "300.00", applicant_id="E0011", department_id="D02"),
@@ -67,14 +50,23 @@ def test_a_group_does_not_lock_a_budget_below_one_it_holds(hub: Hub) -> None:
     def sales_then_pause(uow: UnitOfWork) -> SubmitResult:
         result = sales(uow)  # holds the company budget's row until the group commits
         sales_held.set()
-        assert lone_waits.wait(WAIT_SECONDS)
+        assert marketing_held.wait(WAIT_SECONDS)
         return result
+
+    lone = claim_submission(hub, meeting_claim("ORD-M2", "100.00"), "oa", "m-2")
+
+    def marketing_first(uow: UnitOfWork) -> SubmitResult:
+        # the lone claim holds the Marketing budget before the group's next command runs;
+        # its own occupation then waits for the company budget, which the group holds
+        uow.conn.execute(select(budgets.c.id).where(budgets.c.id == marketing).with_for_update())
+        marketing_held.set()
+        return lone(uow)
 
     group_batch = [
         queued(sales_then_pause),
         queued(claim_submission(hub, meeting_claim("ORD-M1", "200.00"), "oa", "m-1")),
     ]
-    lone_batch = [queued(claim_submission(hub, meeting_claim("ORD-M2", "100.00"), "oa", "m-2"))]
+    lone_batch = [queued(marketing_first)]
     commands = GroupCommit(hub.db, writers=2)
     answers: dict[str, list[Any]] = {}
 
@@ -84,13 +76,11 @@ def test_a_group_does_not_lock_a_budget_below_one_it_holds(hub: Hub) -> None:
     group = threading.Thread(target=run, args=("group", group_batch))
     group.start()
     assert sales_held.wait(WAIT_SECONDS)
-    lone = threading.Thread(target=run, args=("lone", lone_batch))
-    lone.start()
-    wait_until(lambda: someone_waits_on_a_lock(hub.db))  # the lone claim waits for the group
-    lone_waits.set()
+    alone = threading.Thread(target=run, args=("lone", lone_batch))
+    alone.start()
     group.join(WAIT_SECONDS)
-    lone.join(WAIT_SECONDS)
-    assert not group.is_alive() and not lone.is_alive()
+    alone.join(WAIT_SECONDS)
+    assert not group.is_alive() and not alone.is_alive()
 
     outcomes = answers["group"] + answers["lone"]
     assert [o.error for o in outcomes] == [None, None, None]
